@@ -1,0 +1,30 @@
+# The targets a newcomer guesses. `make run` and `make test` are all a new machine needs.
+SHELL := /bin/bash
+export GOFLAGS := -buildvcs=false
+KUBECONFIG_LOCAL := $(CURDIR)/.local/cluster/kubeconfig
+
+.PHONY: run test cluster cluster-down services build bench clean
+
+run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the chart repository, serve
+	bash scripts/run.sh
+
+test: services cluster ## every test, against real PostgreSQL, Redis and the local cluster
+	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 30m ./...
+
+services: ## start PostgreSQL and Redis when they are not running
+	bash scripts/services.sh
+
+cluster: ## build (once, cached in ~/.cache/marketplace) and start the local Kubernetes control plane
+	bash scripts/cluster.sh up
+
+cluster-down:
+	bash scripts/cluster.sh down
+
+build:
+	go build -o .local/bin/marketplace ./cmd/marketplace
+
+bench: services cluster ## the benchmarks of bench/README.md
+	bash bench/run.sh
+
+clean: cluster-down
+	rm -rf .local

@@ -1,0 +1,215 @@
+// Command marketplace is the whole marketplace in one binary. Its roles:
+//
+//	marketplace serve      API, workers, reconciler and billing job in one process
+//	marketplace api        the HTTP API only (N replicas share one PostgreSQL and one Redis)
+//	marketplace worker     install/uninstall workers, the reconciler and the billing job
+//	marketplace migrate    apply the schema and exit
+//	marketplace chartrepo  serve ./charts as a Helm chart repository (for machines without internet)
+//
+// Configuration comes from the environment; see the README's table.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/marketplace/marketplace/internal/billing"
+	"github.com/marketplace/marketplace/internal/chartrepo"
+	"github.com/marketplace/marketplace/internal/deploy"
+	"github.com/marketplace/marketplace/internal/httpapi"
+	"github.com/marketplace/marketplace/internal/kubernetes"
+	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/postgres"
+	"github.com/marketplace/marketplace/internal/queue"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "marketplace:", err)
+		os.Exit(1)
+	}
+}
+
+// Config is the environment the marketplace reads.
+type Config struct {
+	DatabaseURL       string        `env:"DATABASE_URL" envDefault:"postgres://localhost:5432/marketplace?sslmode=disable"`
+	RedisURL          string        `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	Addr              string        `env:"MARKETPLACE_ADDR" envDefault:":3000"`
+	Kubeconfig        string        `env:"KUBECONFIG"`
+	AdminToken        string        `env:"MARKETPLACE_ADMIN_TOKEN"`
+	BillingInterval   time.Duration `env:"BILLING_INTERVAL" envDefault:"5m"`
+	CacheDir          string        `env:"MARKETPLACE_CACHE_DIR"`
+	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"8"`
+	QueuePoll         time.Duration `env:"QUEUE_POLL_INTERVAL" envDefault:"50ms"`
+	Lease             time.Duration `env:"DEPLOY_LEASE" envDefault:"30s"`
+	OperationTimeout  time.Duration `env:"DEPLOY_TIMEOUT" envDefault:"5m"`
+	MaxAttempts       int           `env:"DEPLOY_MAX_ATTEMPTS" envDefault:"5"`
+	RetryBackoff      time.Duration `env:"DEPLOY_RETRY_BACKOFF" envDefault:"5s"`
+	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"5s"`
+	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`
+	ChartRepoAddr     string        `env:"CHART_REPO_ADDR" envDefault:"127.0.0.1:8879"`
+	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// loadConfig reads Config through getenv.
+func loadConfig(getenv func(string) string) (Config, error) {
+	var cfg Config
+	params, err := env.GetFieldParams(&cfg)
+	if err != nil {
+		return cfg, err
+	}
+	environ := map[string]string{}
+	for _, p := range params {
+		if v := getenv(p.Key); v != "" {
+			environ[p.Key] = v
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.CacheDir == "" {
+		home := getenv("HOME")
+		if home == "" {
+			home = os.TempDir()
+		}
+		cfg.CacheDir = filepath.Join(home, ".cache", "marketplace")
+	}
+	return cfg, nil
+}
+
+const usage = `usage: marketplace serve|api|worker|migrate|chartrepo
+
+  serve      API, workers, reconciler and billing job in one process
+  api        the HTTP API only
+  worker     install/uninstall workers, reconciler and billing job
+  migrate    apply the database schema and exit
+  chartrepo  serve CHARTS_DIR as a Helm chart repository on CHART_REPO_ADDR`
+
+// run is the program: everything a test needs to start it in process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	flags := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	flags.SetOutput(stdout)
+	flags.Usage = func() { fmt.Fprintln(stdout, usage) }
+	if err := flags.Parse(args[1:]); err != nil {
+		return err
+	}
+	role := flags.Arg(0)
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("role", role)
+
+	switch role {
+	case "serve", "api", "worker", "migrate":
+	case "chartrepo":
+		ln, err := net.Listen("tcp", cfg.ChartRepoAddr)
+		if err != nil {
+			return fmt.Errorf("chart repository: %w", err)
+		}
+		log.Info("serving chart repository", "url", "http://"+ln.Addr().String(), "charts", cfg.ChartsDir)
+		return chartrepo.Serve(ctx, cfg.ChartsDir, filepath.Join(cfg.CacheDir, "chartrepo"), ln)
+	default:
+		return fmt.Errorf("unknown role %q\n%s", role, usage)
+	}
+
+	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	if role == "migrate" {
+		log.Info("schema is up to date")
+		return nil
+	}
+
+	queueClient, err := queue.NewClient(cfg.RedisURL, cfg.OperationTimeout+time.Minute)
+	if err != nil {
+		return err
+	}
+	defer queueClient.Close()
+
+	providers := map[string]marketplace.Provider{}
+	if cfg.Kubeconfig != "" {
+		k8s, err := kubernetes.New(kubernetes.Config{Kubeconfig: cfg.Kubeconfig,
+			CacheDir: filepath.Join(cfg.CacheDir, "kube"), Logger: log.With("provider", "kubernetes")})
+		if err != nil {
+			return err
+		}
+		providers[marketplace.TypeK8s] = k8s
+	} else {
+		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
+	}
+	deployer := deploy.New(db, queueClient, providers, deploy.Config{
+		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
+		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval,
+	}, log)
+
+	g, ctx := errgroup.WithContext(ctx)
+	if role == "serve" || role == "api" {
+		metrics := prometheus.NewRegistry()
+		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		handler := httpapi.NewHandler(httpapi.Deps{
+			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken,
+			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
+			Metrics: metrics, Logger: log,
+		})
+		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })
+	}
+	if role == "serve" || role == "worker" {
+		worker, err := queue.NewServer(queue.ServerConfig{RedisURL: cfg.RedisURL, Concurrency: cfg.WorkerConcurrency,
+			PollInterval: cfg.QueuePoll, ShutdownTimeout: 10 * time.Second, Logger: log}, deployer)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return worker.Run(ctx) })
+		g.Go(func() error { return deployer.Reconcile(ctx) })
+		g.Go(func() error { return billing.Run(ctx, db, cfg.BillingInterval, log) })
+	}
+	return g.Wait()
+}
+
+// serveHTTP serves handler on addr until ctx is done, then lets requests in flight finish.
+func serveHTTP(ctx context.Context, addr string, handler http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+strings.Replace(ln.Addr().String(), "[::]", "localhost", 1))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+// Package deploy is the install and uninstall state machine: accepting requests, running one attempt of
+// an operation under a lease, retrying with backoff, and reconciling the queue with the database.
+//
+// The database is the truth and the queue only a doorbell: a request is recorded before it is queued,
+// every transition is guarded in SQL, and the reconciler re-queues whatever is owed, so a duplicate task
+// is a no-op and a lost one is sent again.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Store is what this package needs of the database.
+type Store interface {
+	marketplace.AppService
+	marketplace.DeploymentService
+	marketplace.WorkStore
+}
+
+// Config tunes attempts and leases.
+type Config struct {
+	// Lease is how long a claim holds a deployment without a heartbeat; a crashed worker's deployment is
+	// taken over this long after its last heartbeat.
+	Lease time.Duration
+	// OperationTimeout bounds one attempt of an install or uninstall.
+	OperationTimeout time.Duration
+	// MaxAttempts is how many attempts an operation gets before the deployment ends failed.
+	MaxAttempts int
+	// RetryBackoff is the wait after the first failed attempt; it doubles each attempt, up to 5 minutes.
+	RetryBackoff time.Duration
+	// ReconcileInterval is how often the reconciler re-queues owed work.
+	ReconcileInterval time.Duration
+}
+
+// Service accepts install and uninstall requests and runs them. Its Install and Uninstall methods are
+// the queue's handlers.
+type Service struct {
+	store     Store
+	queue     marketplace.Enqueuer
+	providers map[string]marketplace.Provider
+	cfg       Config
+	log       *slog.Logger
+}
+
+// New returns a Service. providers maps an application's deployment type to the provider that installs
+// it; a type without one is refused at request time.
+func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
+	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log}
+}
+
+// InstallRequest is a consumer's request to deploy an application into a project.
+type InstallRequest struct {
+	ConsumerID    int64
+	ApplicationID int64
+	ProjectID     int64
+	Inputs        map[string]any
+}
+
+// RequestInstall validates and records an install, then rings the queue. When the queue is unreachable
+// the deployment is still recorded and the reconciler queues it later: acceptance is a promise.
+func (s *Service) RequestInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, error) {
+	app, err := s.store.FindAppByID(ctx, r.ApplicationID)
+	if err != nil {
+		return nil, err
+	}
+	if s.providers[app.Deployment.Type] == nil {
+		return nil, marketplace.Errorf(marketplace.EINVALID,
+			"application %d is of type %q, which this marketplace has no provider for", app.ID, app.Deployment.Type)
+	}
+	if _, err := app.Values(r.Inputs); err != nil {
+		return nil, err
+	}
+	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID, Inputs: r.Inputs}
+	if err := s.store.CreateDeployment(ctx, d); err != nil {
+		return nil, err
+	}
+	s.ring(ctx, marketplace.Task{Op: marketplace.OpInstall, DeploymentID: d.ID})
+	return d, nil
+}
+
+// RequestUninstall records an uninstall (which closes the usage record) and rings the queue.
+func (s *Service) RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error) {
+	d, err := s.store.RequestUninstall(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status == marketplace.StatusUninstalling {
+		s.ring(ctx, marketplace.Task{Op: marketplace.OpUninstall, DeploymentID: d.ID, Attempt: d.Attempts})
+	}
+	return d, nil
+}
+
+// ring enqueues t right away so a worker starts without waiting for the reconciler. A failure is only
+// logged: the database already says the work is owed.
+func (s *Service) ring(ctx context.Context, t marketplace.Task) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := s.queue.Enqueue(ctx, t); err != nil {
+		s.log.Warn("queue unreachable; the reconciler will queue the task", "task", t.ID(), "err", err)
+	}
+}
+
+// Install runs one attempt of a deployment's install. A task that finds nothing to claim (a duplicate, a
+// late retry, a deployment deleted meanwhile) does nothing.
+func (s *Service) Install(ctx context.Context, id int64) error {
+	return s.attempt(ctx, id, marketplace.OpInstall)
+}
+
+// Uninstall runs one attempt of a deployment's uninstall.
+func (s *Service) Uninstall(ctx context.Context, id int64) error {
+	return s.attempt(ctx, id, marketplace.OpUninstall)
+}
+
+func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operation) error {
+	ctx = marketplace.OperatorContext(ctx)
+	claim := s.store.ClaimInstall
+	if op == marketplace.OpUninstall {
+		claim = s.store.ClaimUninstall
+	}
+	c, err := claim(ctx, id, s.cfg.Lease)
+	if err != nil {
+		return err
+	} else if c == nil {
+		return nil
+	}
+	log := s.log.With("deployment", id, "op", op, "attempt", c.Attempt)
+	start := time.Now()
+
+	workCtx, cancel := context.WithTimeout(ctx, s.cfg.OperationTimeout)
+	defer cancel()
+	lost := s.heartbeat(workCtx, cancel, id, c.Attempt)
+
+	var placement marketplace.Placement
+	err = s.run(workCtx, c.Deployment, op, &placement)
+
+	// The work is over; what remains is recording it, which must happen even when ctx is cancelled.
+	cancel()
+	claimLost := <-lost
+	recordCtx, cancelRecord := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelRecord()
+	switch {
+	case claimLost:
+		log.Warn("lease lost; another attempt owns the deployment")
+		return nil
+	case err != nil && ctx.Err() != nil:
+		// The worker is stopping: hand the deployment back at once instead of counting a failure.
+		log.Info("worker stopping; handing the deployment back", "err", err)
+		_, herr := s.store.ExtendLease(recordCtx, id, c.Attempt, 0)
+		return herr
+	case err != nil:
+		final := c.Attempt >= s.cfg.MaxAttempts
+		backoff := s.backoff(c.Attempt)
+		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
+		if ferr := s.store.FailAttempt(recordCtx, id, c.Attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, c.Attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
+			return ignoreLost(ferr)
+		}
+		if !final {
+			next := marketplace.Task{Op: op, DeploymentID: id, Attempt: c.Attempt}
+			if qerr := s.queue.Enqueue(recordCtx, next); qerr != nil {
+				log.Warn("could not queue the retry; the reconciler will", "err", qerr)
+			}
+		}
+		return nil
+	}
+	if op == marketplace.OpInstall {
+		err = s.store.CompleteInstall(recordCtx, id, c.Attempt, placement)
+	} else {
+		err = s.store.CompleteUninstall(recordCtx, id, c.Attempt)
+	}
+	if err != nil {
+		return ignoreLost(err)
+	}
+	log.Info("done", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// run calls the provider for op.
+func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement) error {
+	p := s.providers[d.Type]
+	if p == nil {
+		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
+	}
+	if op == marketplace.OpUninstall {
+		return p.Uninstall(ctx, d)
+	}
+	app, err := s.store.FindAppByID(ctx, d.ApplicationID)
+	if err != nil {
+		return fmt.Errorf("load application %d: %w", d.ApplicationID, err)
+	}
+	*placement, err = p.Install(ctx, d, app)
+	return err
+}
+
+// heartbeat extends the lease every third of it until ctx is done. The returned channel yields exactly
+// one value: true (after calling cancel) if the claim was lost, false once ctx is done otherwise.
+func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, id int64, attempt int) <-chan bool {
+	lost := make(chan bool, 1)
+	go func() {
+		t := time.NewTicker(s.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				lost <- false
+				return
+			case <-t.C:
+				ok, err := s.store.ExtendLease(ctx, id, attempt, s.cfg.Lease)
+				if err == nil && !ok {
+					lost <- true
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return lost
+}
+
+func (s *Service) backoff(attempt int) time.Duration {
+	d := s.cfg.RetryBackoff << (attempt - 1)
+	if d <= 0 || d > 5*time.Minute {
+		d = 5 * time.Minute
+	}
+	return d
+}
+
+func ignoreLost(err error) error {
+	if errors.Is(err, marketplace.ErrClaimLost) {
+		return nil
+	}
+	return err
+}
+
+// Reconcile queues every task the database says is owed, every ReconcileInterval until ctx is done. It
+// is what makes an install accepted during a Redis outage run once Redis is back, and what takes over a
+// deployment whose worker died.
+func (s *Service) Reconcile(ctx context.Context) error {
+	ctx = marketplace.OperatorContext(ctx)
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if err := s.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// ReconcileOnce queues the owed tasks once.
+func (s *Service) ReconcileOnce(ctx context.Context) error {
+	tasks, err := s.store.FindOwedWork(ctx, 500)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if err := s.queue.Enqueue(ctx, t); err != nil {
+			return fmt.Errorf("re-queue %d owed task(s): %w", len(tasks), err)
+		}
+	}
+	return nil
+}

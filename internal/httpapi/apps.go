@@ -1,0 +1,119 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// appRequest is the body that creates or replaces an application.
+type appRequest struct {
+	Name        string                     `json:"name" minLength:"1" maxLength:"100"`
+	Description string                     `json:"description" required:"false" maxLength:"10000"`
+	PublisherID int64                      `json:"publisher_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
+	HourlyRate  marketplace.Money          `json:"hourly_rate" minimum:"0" doc:"price per hour, at most 6 decimal places"`
+	Deployment  marketplace.DeploymentSpec `json:"deployment"`
+	Inputs      []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set"`
+}
+
+func (r *appRequest) application(c marketplace.Caller) (*marketplace.Application, error) {
+	publisher, err := c.ResolveOwner("publisher_id", r.PublisherID)
+	if err != nil {
+		return nil, err
+	}
+	a := &marketplace.Application{Name: r.Name, Description: r.Description, PublisherID: publisher,
+		HourlyRate: r.HourlyRate, Deployment: r.Deployment, Inputs: r.Inputs}
+	return a, a.Validate()
+}
+
+type createAppInput struct {
+	Body appRequest
+}
+
+func createApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
+	return func(ctx context.Context, in *createAppInput) (*body[*marketplace.Application], error) {
+		a, err := in.Body.application(marketplace.CallerFrom(ctx))
+		if err == nil {
+			err = apps.CreateApp(ctx, a)
+		}
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.Application]{a}, nil
+	}
+}
+
+type listAppsInput struct {
+	Page           int    `query:"page" minimum:"1" maximum:"1000000" default:"1"`
+	Limit          int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
+	Publisher      int64  `query:"publisher" minimum:"0" doc:"only this publisher's applications"`
+	DeploymentType string `query:"deploymentType" enum:"k8s,vm" doc:"only applications of this type"`
+}
+
+type appPage struct {
+	Data       []*marketplace.Application `json:"data"`
+	Page       int                        `json:"page"`
+	Limit      int                        `json:"limit"`
+	TotalItems int                        `json:"total_items"`
+	TotalPages int                        `json:"total_pages"`
+}
+
+func listApps(apps marketplace.AppService, log *slog.Logger) func(context.Context, *listAppsInput) (*body[appPage], error) {
+	return func(ctx context.Context, in *listAppsInput) (*body[appPage], error) {
+		data, total, err := apps.FindApps(ctx, marketplace.AppFilter{
+			PublisherID: in.Publisher, DeploymentType: in.DeploymentType, Page: in.Page, Limit: in.Limit})
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[appPage]{appPage{Data: data, Page: in.Page, Limit: in.Limit, TotalItems: total,
+			TotalPages: (total + in.Limit - 1) / in.Limit}}, nil
+	}
+}
+
+func getApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Application], error) {
+	return func(ctx context.Context, in *idInput) (*body[*marketplace.Application], error) {
+		a, err := apps.FindAppByID(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.Application]{a}, nil
+	}
+}
+
+type updateAppInput struct {
+	ID   int64 `path:"id" minimum:"1"`
+	Body appRequest
+}
+
+// updateApp replaces an application. Open usage records keep the rate they started with.
+func updateApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
+	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
+		caller := marketplace.CallerFrom(ctx)
+		if in.Body.PublisherID == 0 && caller.Operator {
+			current, err := apps.FindAppByID(ctx, in.ID)
+			if err != nil {
+				return nil, problem(ctx, log, err)
+			}
+			in.Body.PublisherID = current.PublisherID
+		}
+		a, err := in.Body.application(caller)
+		if err == nil {
+			a.ID = in.ID
+			err = apps.UpdateApp(ctx, a)
+		}
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.Application]{a}, nil
+	}
+}
+
+func deleteApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *idInput) (*struct{}, error) {
+	return func(ctx context.Context, in *idInput) (*struct{}, error) {
+		if err := apps.DeleteApp(ctx, in.ID); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return nil, nil
+	}
+}

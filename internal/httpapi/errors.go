@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// statusOf is the one mapping from domain error codes to HTTP statuses.
+var statusOf = map[string]int{
+	marketplace.ECONFLICT:     http.StatusConflict,
+	marketplace.EINVALID:      http.StatusUnprocessableEntity,
+	marketplace.ENOTFOUND:     http.StatusNotFound,
+	marketplace.EUNAUTHORIZED: http.StatusUnauthorized,
+	marketplace.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// problem turns a domain error into a problem+json response. Internal errors are logged with their
+// detail and shown only as "internal error".
+func problem(ctx context.Context, log *slog.Logger, err error) error {
+	code := marketplace.ErrorCode(err)
+	status := statusOf[code]
+	if status == http.StatusInternalServerError {
+		log.ErrorContext(ctx, "internal error", "err", err)
+	}
+	return huma.NewError(status, marketplace.ErrorMessage(err))
+}
+
+// problemTypes gives every problem a type URI by status, so clients can tell the classes apart.
+func problemTypes(_ huma.Context, _ string, v any) (any, error) {
+	if e, ok := v.(*huma.ErrorModel); ok && (e.Type == "" || e.Type == "about:blank") {
+		slug := strings.ToLower(strings.ReplaceAll(http.StatusText(e.Status), " ", "-"))
+		if e.Status == http.StatusUnprocessableEntity {
+			slug = "validation"
+		}
+		e.Type = "/problems/" + slug
+	}
+	return v, nil
+}

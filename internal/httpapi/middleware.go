@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// HashToken is how tokens are stored: only their SHA-256, so a leaked table reveals no token. Tokens are
+// 256 random bits, so a fast hash is enough.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// authenticate puts the caller in the context of every operation that declares the bearer security
+// requirement, and answers 401 to a request without a valid token.
+func authenticate(api huma.API, users marketplace.UserService, operatorToken string, log *slog.Logger) func(huma.Context, func(huma.Context)) {
+	operatorHash := HashToken(operatorToken)
+	return func(ctx huma.Context, next func(huma.Context)) {
+		if len(ctx.Operation().Security) == 0 {
+			next(ctx)
+			return
+		}
+		token, ok := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
+		token = strings.TrimSpace(token)
+		if !ok || token == "" {
+			huma.WriteErr(api, ctx, http.StatusUnauthorized, "send Authorization: Bearer <token>, the token POST /api/users/new returned")
+			return
+		}
+		hash := HashToken(token)
+		var caller marketplace.Caller
+		if operatorToken != "" && subtle.ConstantTimeCompare(hash, operatorHash) == 1 {
+			caller.Operator = true
+		} else {
+			u, err := users.FindUserByTokenHash(ctx.Context(), hash)
+			if err != nil {
+				status := statusOf[marketplace.ErrorCode(err)]
+				if status == http.StatusInternalServerError {
+					log.ErrorContext(ctx.Context(), "authenticate", "err", err)
+				}
+				huma.WriteErr(api, ctx, status, marketplace.ErrorMessage(err))
+				return
+			}
+			caller.UserID = u.ID
+		}
+		next(huma.WithContext(ctx, marketplace.WithCaller(ctx.Context(), caller)))
+	}
+}
+
+// jsonByDefault treats a body sent without a JSON content type (curl -d sends form encoding) as JSON:
+// the API speaks nothing else, so a missing header should not be the caller's problem.
+func jsonByDefault(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Content-Type") {
+		case "", "application/x-www-form-urlencoded":
+			r.Header.Set("Content-Type", "application/json")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a panic in a handler into a logged 500 problem instead of a dropped connection.
+func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil && v != http.ErrAbortHandler {
+					log.ErrorContext(r.Context(), "panic in handler", "panic", v, "path", r.URL.Path)
+					w.Header().Set("Content-Type", "application/problem+json")
+					w.WriteHeader(http.StatusInternalServerError)
+					w.Write([]byte(`{"type":"/problems/internal-server-error","title":"Internal Server Error","status":500,"detail":"internal error"}`))
+				}
+			}()
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// instrument counts requests and their durations by route pattern and status.
+func instrument(reg *prometheus.Registry) func(http.Handler) http.Handler {
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "marketplace_http_request_duration_seconds",
+		Help:    "HTTP requests by method, route pattern and status.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"method", "route", "status"})
+	if reg != nil {
+		reg.MustRegister(duration)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			route := chi.RouteContext(r.Context()).RoutePattern()
+			if route == "" {
+				route = "unmatched"
+			}
+			duration.WithLabelValues(r.Method, route, strconv.Itoa(ww.Status())).Observe(time.Since(start).Seconds())
+		})
+	}
+}

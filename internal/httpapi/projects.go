@@ -1,0 +1,69 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+type createProjectInput struct {
+	Body struct {
+		Name   string `json:"name" minLength:"1" maxLength:"100"`
+		UserID int64  `json:"user_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
+	}
+}
+
+func createProject(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *createProjectInput) (*body[*marketplace.Project], error) {
+	return func(ctx context.Context, in *createProjectInput) (*body[*marketplace.Project], error) {
+		owner, err := marketplace.CallerFrom(ctx).ResolveOwner("user_id", in.Body.UserID)
+		if err == nil {
+			err = marketplace.ValidateName("name", in.Body.Name)
+		}
+		p := &marketplace.Project{Name: in.Body.Name, UserID: owner}
+		if err == nil {
+			err = projects.CreateProject(ctx, p)
+		}
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		p.Deployments = []*marketplace.Deployment{}
+		return &body[*marketplace.Project]{p}, nil
+	}
+}
+
+type userProjectsInput struct {
+	UserID int64 `path:"userID" minimum:"1"`
+}
+
+func listUserProjects(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *userProjectsInput) (*body[[]*marketplace.Project], error) {
+	return func(ctx context.Context, in *userProjectsInput) (*body[[]*marketplace.Project], error) {
+		ps, err := projects.FindProjectsByUser(ctx, in.UserID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[[]*marketplace.Project]{ps}, nil
+	}
+}
+
+func getProject(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Project], error) {
+	return func(ctx context.Context, in *idInput) (*body[*marketplace.Project], error) {
+		p, err := projects.FindProjectByID(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		if p.Deployments == nil {
+			p.Deployments = []*marketplace.Deployment{}
+		}
+		return &body[*marketplace.Project]{p}, nil
+	}
+}
+
+func deleteProject(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *idInput) (*struct{}, error) {
+	return func(ctx context.Context, in *idInput) (*struct{}, error) {
+		if err := projects.DeleteProject(ctx, in.ID); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return nil, nil
+	}
+}

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// addRoutes is the whole API surface, top to bottom.
+func addRoutes(router chi.Router, api huma.API, d Deps) {
+	api.UseMiddleware(authenticate(api, d.Store, d.OperatorToken, d.Logger))
+	s, log := d.Store, d.Logger
+
+	huma.Register(api, public("health", http.MethodGet, "/healthz", "Liveness", 200), healthz())
+	huma.Register(api, public("ready", http.MethodGet, "/readyz", "Readiness: PostgreSQL and Redis answer", 200), readyz(d.Ready))
+
+	huma.Register(api, public("create-user", http.MethodPost, "/api/users/new", "Create a user; its token is shown once", 201), createUser(s, log))
+	huma.Register(api, op("list-users", http.MethodGet, "/api/users", "List users (the operator sees all, a user itself)", 200), listUsers(s, log))
+	huma.Register(api, op("list-user-deployments", http.MethodGet, "/api/users/{id}/deployments", "A user's deployments, optionally by status", 200), listUserDeployments(s, log))
+
+	huma.Register(api, op("create-app", http.MethodPost, "/api/apps/new", "Publish an application", 201), createApp(s, log))
+	huma.Register(api, op("list-apps", http.MethodGet, "/api/apps", "The catalog, paginated", 200), listApps(s, log))
+	huma.Register(api, op("get-app", http.MethodGet, "/api/apps/{id}", "One application", 200), getApp(s, log))
+	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, log))
+	huma.Register(api, op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments", 204), deleteApp(s, log))
+
+	huma.Register(api, op("create-project", http.MethodPost, "/api/user/project/new", "Create a project", 201), createProject(s, log))
+	huma.Register(api, op("list-user-projects", http.MethodGet, "/api/user/project/{userID}", "A user's projects", 200), listUserProjects(s, log))
+	huma.Register(api, op("get-project-deployments", http.MethodGet, "/api/user/project/{id}/deployments", "A project with its deployments", 200), getProject(s, log))
+	huma.Register(api, op("delete-project", http.MethodDelete, "/api/user/project/{id}", "Delete a project; 409 while it has live deployments", 204), deleteProject(s, log))
+
+	huma.Register(api, op("install", http.MethodPost, "/api/deployments/install", "Deploy an application into a project (queued)", 202), install(d.Deployer, log))
+	huma.Register(api, op("list-deployments", http.MethodGet, "/api/deployments", "The caller's deployments", 200), listDeployments(s, log))
+	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status", 200), getDeployment(s, log))
+	huma.Register(api, op("uninstall", http.MethodDelete, "/api/deployments/{id}", "Delete a deployment (queued); billing stops now", 202), uninstall(d.Deployer, log))
+
+	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "All billing records of a user", 200), userBilling(s, log))
+	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
+
+	if d.Metrics != nil {
+		router.Handle("/metrics", promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: prometheus.Registerer(d.Metrics)}))
+	}
+}
+
+// op describes an operation that needs a bearer token.
+func op(id, method, path, summary string, status int) huma.Operation {
+	o := public(id, method, path, summary, status)
+	o.Security = []map[string][]string{{"bearer": {}}}
+	o.Errors = append(o.Errors, http.StatusUnauthorized, http.StatusNotFound)
+	return o
+}
+
+// public describes an operation anyone may call.
+func public(id, method, path, summary string, status int) huma.Operation {
+	return huma.Operation{
+		OperationID:   id,
+		Method:        method,
+		Path:          path,
+		Summary:       summary,
+		DefaultStatus: status,
+		MaxBodyBytes:  1 << 20,
+		Errors:        []int{http.StatusBadRequest, http.StatusUnprocessableEntity},
+	}
+}

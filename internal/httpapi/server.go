@@ -1,0 +1,81 @@
+// Package httpapi is the HTTP API of the seed (SEED_API.md) on chi and huma: routes, bearer-token
+// authentication, request validation, RFC 9457 problem+json errors and the OpenAPI 3.1 document that huma
+// generates from the very handlers it serves, so the two cannot drift.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"reflect"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marketplace/marketplace/internal/deploy"
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Store is what the API reads and writes.
+type Store interface {
+	marketplace.UserService
+	marketplace.AppService
+	marketplace.ProjectService
+	marketplace.DeploymentService
+	marketplace.BillingService
+}
+
+// Deployer accepts install and uninstall requests.
+type Deployer interface {
+	RequestInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Deployment, error)
+	RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error)
+}
+
+// Pinger is a dependency /readyz checks.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the handlers' dependencies.
+type Deps struct {
+	Store    Store
+	Deployer Deployer
+	// OperatorToken, when not empty, is a bearer token that acts as the operator.
+	OperatorToken string
+	// Ready are checked by /readyz by name (postgres, redis).
+	Ready   map[string]Pinger
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+}
+
+// NewHandler returns the whole HTTP API.
+func NewHandler(d Deps) http.Handler {
+	router := chi.NewMux()
+	router.Use(recoverer(d.Logger), instrument(d.Metrics), jsonByDefault)
+	api := humachi.New(router, humaConfig())
+	addRoutes(router, api, d)
+	return router
+}
+
+// NewAPI returns the huma API with every route registered, for tools that need only the OpenAPI document.
+func NewAPI(d Deps) huma.API {
+	router := chi.NewMux()
+	api := humachi.New(router, humaConfig())
+	addRoutes(router, api, d)
+	return api
+}
+
+func humaConfig() huma.Config {
+	cfg := huma.DefaultConfig("Marketplace API", "1.0.0")
+	cfg.Info.Description = "A self-hosted application marketplace: publishers list Helm charts and VM images, " +
+		"consumers deploy them into projects. Every request except user creation carries a bearer token."
+	cfg.CreateHooks = nil // no $schema links in bodies: clients of the seed API do not expect them
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "the token returned once by POST /api/users/new"},
+	}
+	cfg.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[marketplace.Money](), reflect.TypeFor[float64]())
+	cfg.Transformers = append(cfg.Transformers, problemTypes)
+	return cfg
+}

@@ -1,0 +1,262 @@
+// Package kubernetes is the Provider for k8s applications: the Helm v4 SDK in process, one namespace per
+// project and one release per deployment, charts from HTTP(S) chart repositories or OCI registries.
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/getter"
+	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/registry"
+	"helm.sh/helm/v4/pkg/release"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	repo "helm.sh/helm/v4/pkg/repo/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"sigs.k8s.io/yaml"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Config says which cluster to use.
+type Config struct {
+	// Kubeconfig is the path of the kubeconfig file.
+	Kubeconfig string
+	// CacheDir holds client-go's discovery cache (instead of ~/.kube/cache).
+	CacheDir string
+	Logger   *slog.Logger
+}
+
+// Provider installs Helm charts. It implements marketplace.Provider.
+type Provider struct {
+	cfg     Config
+	getters getter.Providers
+
+	mu      sync.Mutex
+	clients map[string]*genericclioptions.ConfigFlags // per namespace; each caches its discovery
+	charts  map[string]*chart.Chart                   // by chart URL or OCI reference with version
+}
+
+// New returns a Provider for the cluster of cfg.Kubeconfig.
+func New(cfg Config) (*Provider, error) {
+	rc, err := registry.NewClient(registry.ClientOptEnableCache(true))
+	if err != nil {
+		return nil, fmt.Errorf("helm registry client: %w", err)
+	}
+	return &Provider{
+		cfg:     cfg,
+		getters: getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
+		clients: map[string]*genericclioptions.ConfigFlags{},
+		charts:  map[string]*chart.Chart{},
+	}, nil
+}
+
+// actionConfig returns a Helm action configuration for namespace ns.
+func (p *Provider) actionConfig(ns string) (*action.Configuration, error) {
+	p.mu.Lock()
+	flags := p.clients[ns]
+	if flags == nil {
+		flags = genericclioptions.NewConfigFlags(true)
+		flags.KubeConfig = &p.cfg.Kubeconfig
+		flags.Namespace = &ns
+		flags.CacheDir = &p.cfg.CacheDir
+		p.clients[ns] = flags
+	}
+	p.mu.Unlock()
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(p.cfg.Logger.Handler()))
+	if err := cfg.Init(flags, ns, "secret"); err != nil {
+		return nil, fmt.Errorf("helm configuration for namespace %s: %w", ns, err)
+	}
+	return cfg, nil
+}
+
+// Install installs the application's chart as the deployment's release in its project's namespace and
+// waits until its resources are ready. Install is idempotent: a deployed release is returned as is, and a
+// release left half-done by a crashed attempt is removed and installed again, so a retry converges on
+// exactly one release.
+func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (marketplace.Placement, error) {
+	placement := marketplace.Placement{
+		Namespace:   marketplace.Namespace(d.ProjectID),
+		ReleaseName: marketplace.ReleaseName(d.ID),
+	}
+	values, err := app.Values(d.Inputs)
+	if err != nil {
+		return placement, err
+	}
+	cfg, err := p.actionConfig(placement.Namespace)
+	if err != nil {
+		return placement, err
+	}
+
+	last, err := cfg.Releases.Last(placement.ReleaseName)
+	switch {
+	case errors.Is(err, driver.ErrReleaseNotFound):
+	case err != nil:
+		return placement, fmt.Errorf("look up release %s: %w", placement.ReleaseName, err)
+	default:
+		rel, err := release.NewAccessor(last)
+		if err != nil {
+			return placement, err
+		}
+		if rel.Status() == "deployed" {
+			placement.ChartVersion = chartVersion(rel.Chart())
+			return placement, nil
+		}
+		// pending-install or failed: an earlier attempt died; start over from nothing.
+		if err := p.uninstall(ctx, cfg, placement.ReleaseName); err != nil {
+			return placement, fmt.Errorf("remove release %s left %s by an earlier attempt: %w", placement.ReleaseName, rel.Status(), err)
+		}
+	}
+
+	ch, err := p.loadChart(app.Deployment)
+	if err != nil {
+		return placement, err
+	}
+	inst := action.NewInstall(cfg)
+	inst.ReleaseName = placement.ReleaseName
+	inst.Namespace = placement.Namespace
+	inst.CreateNamespace = true
+	inst.WaitStrategy = kube.StatusWatcherStrategy
+	inst.Timeout = timeLeft(ctx)
+	if _, err := inst.RunWithContext(ctx, ch, values); err != nil {
+		return placement, fmt.Errorf("helm install %s (chart %s %s) into namespace %s: %w",
+			placement.ReleaseName, ch.Metadata.Name, ch.Metadata.Version, placement.Namespace, err)
+	}
+	placement.ChartVersion = ch.Metadata.Version
+	return placement, nil
+}
+
+// Uninstall removes the deployment's release and waits until its resources are gone. A release that
+// does not exist counts as removed.
+func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
+	ns := d.Placement.Namespace
+	if ns == "" {
+		ns = marketplace.Namespace(d.ProjectID)
+	}
+	cfg, err := p.actionConfig(ns)
+	if err != nil {
+		return err
+	}
+	return p.uninstall(ctx, cfg, marketplace.ReleaseName(d.ID))
+}
+
+func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, name string) error {
+	un := action.NewUninstall(cfg)
+	un.IgnoreNotFound = true
+	un.WaitStrategy = kube.StatusWatcherStrategy
+	un.Timeout = timeLeft(ctx)
+	// Uninstall.Run takes no context; its Timeout bounds the wait, and ctx bounds how long we listen.
+	done := make(chan error, 1)
+	go func() {
+		_, err := un.Run(name)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("helm uninstall %s: %w", name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("helm uninstall %s: %w", name, ctx.Err())
+	}
+}
+
+// loadChart fetches the chart of spec, from memory when the same chart version was fetched before.
+func (p *Provider) loadChart(spec marketplace.DeploymentSpec) (*chart.Chart, error) {
+	ref, err := p.chartRef(spec)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	ch := p.charts[ref]
+	p.mu.Unlock()
+	if ch != nil {
+		return ch, nil
+	}
+	u, err := url.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("chart reference %q: %w", ref, err)
+	}
+	g, err := p.getters.ByScheme(u.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("chart reference %q: %w", ref, err)
+	}
+	buf, err := g.Get(ref)
+	if err != nil {
+		return nil, fmt.Errorf("download chart %s: %w", ref, err)
+	}
+	ch, err = loader.LoadArchive(buf)
+	if err != nil {
+		return nil, fmt.Errorf("load chart %s: %w", ref, err)
+	}
+	p.mu.Lock()
+	p.charts[ref] = ch
+	p.mu.Unlock()
+	return ch, nil
+}
+
+// chartRef resolves spec to a downloadable reference: the chart URL from the repository's index for
+// http(s) repositories (which picks the newest version that matches ChartVersion), or the oci://
+// reference with its tag.
+func (p *Provider) chartRef(spec marketplace.DeploymentSpec) (string, error) {
+	if strings.HasPrefix(spec.RepoURL, "oci://") {
+		ref := spec.RepoURL
+		if spec.ChartName != "" && path.Base(ref) != spec.ChartName {
+			ref = strings.TrimSuffix(ref, "/") + "/" + spec.ChartName
+		}
+		if spec.ChartVersion != "" {
+			ref += ":" + spec.ChartVersion
+		}
+		return ref, nil
+	}
+	indexURL := strings.TrimSuffix(spec.RepoURL, "/") + "/index.yaml"
+	g, err := p.getters.ByScheme(strings.SplitN(indexURL, ":", 2)[0])
+	if err != nil {
+		return "", fmt.Errorf("chart repository %s: %w", spec.RepoURL, err)
+	}
+	buf, err := g.Get(indexURL)
+	if err != nil {
+		return "", fmt.Errorf("chart repository %s cannot be read: %w", spec.RepoURL, err)
+	}
+	var idx repo.IndexFile
+	if err := yaml.Unmarshal(buf.Bytes(), &idx); err != nil {
+		return "", fmt.Errorf("chart repository %s has an invalid index.yaml: %w", spec.RepoURL, err)
+	}
+	idx.SortEntries()
+	cv, err := idx.Get(spec.ChartName, spec.ChartVersion)
+	if err != nil {
+		return "", fmt.Errorf("chart %q version %q is not in repository %s", spec.ChartName, spec.ChartVersion, spec.RepoURL)
+	}
+	if len(cv.URLs) == 0 {
+		return "", fmt.Errorf("chart %q %s in repository %s has no download URL", spec.ChartName, cv.Version, spec.RepoURL)
+	}
+	return repo.ResolveReferenceURL(spec.RepoURL, cv.URLs[0])
+}
+
+// chartVersion returns the version of a chart of any API version Helm loads.
+func chartVersion(c any) string {
+	if ch, ok := c.(*chart.Chart); ok && ch.Metadata != nil {
+		return ch.Metadata.Version
+	}
+	return ""
+}
+
+// timeLeft is what remains of ctx's deadline, for Helm's own timeouts.
+func timeLeft(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return 5 * time.Minute
+}
+

@@ -1,0 +1,276 @@
+package marketplace
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Deployment types an application may have.
+const (
+	TypeK8s = "k8s" // a Helm chart installed into Kubernetes
+	TypeVM  = "vm"  // a virtual machine started on a libvirt host
+)
+
+// MaxNameLength bounds every name (users, applications, projects).
+const MaxNameLength = 100
+
+// Application is something a publisher lists and consumers deploy.
+type Application struct {
+	ID          int64          `json:"id"`
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	PublisherID int64          `json:"publisher_id"`
+	HourlyRate  Money          `json:"hourly_rate"`
+	Deployment  DeploymentSpec `json:"deployment"`
+	Inputs      []Input        `json:"inputs"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+// DeploymentSpec says how an application is deployed. Field names are the seed API's.
+type DeploymentSpec struct {
+	Type string `json:"type" enum:"k8s,vm"`
+	// k8s: an http(s) chart repository URL and a chart name, or an oci:// reference (chartName optional).
+	RepoURL      string `json:"repoURL" required:"false"`
+	ChartName    string `json:"chartName" required:"false"`
+	ChartVersion string `json:"chartVersion" required:"false"`
+	// vm: base image, vCPUs and memory.
+	Image  string `json:"image" required:"false"`
+	CPU    string `json:"cpu" required:"false"`
+	Memory string `json:"memory" required:"false"`
+}
+
+// Input is one install-time parameter a consumer may set. Name is a dotted path into the chart's values
+// (service.port sets {"service": {"port": ...}}).
+type Input struct {
+	Name        string `json:"name" doc:"a dotted path into the chart values, such as service.port"`
+	Description string `json:"description,omitempty" maxLength:"1000"`
+	Type        string `json:"type,omitempty" enum:"string,integer,number,boolean" doc:"defaults to string"`
+	Default     any    `json:"default,omitempty"`
+	Required    bool   `json:"required,omitempty"`
+}
+
+// Input types.
+var inputTypes = map[string]bool{"string": true, "integer": true, "number": true, "boolean": true}
+
+// AppFilter selects a page of the catalog.
+type AppFilter struct {
+	PublisherID    int64
+	DeploymentType string
+	Page, Limit    int
+}
+
+// AppService is the catalog. Anyone signed in reads it; only an application's publisher (or the
+// operator) changes it.
+type AppService interface {
+	FindAppByID(ctx context.Context, id int64) (*Application, error)
+	FindApps(ctx context.Context, f AppFilter) ([]*Application, int, error)
+	CreateApp(ctx context.Context, app *Application) error
+	UpdateApp(ctx context.Context, app *Application) error
+	DeleteApp(ctx context.Context, id int64) error
+}
+
+var (
+	chartNameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+	cpuRE         = regexp.MustCompile(`^[1-9][0-9]{0,2}$`)
+	memoryRE      = regexp.MustCompile(`^[1-9][0-9]{0,6}(Mi|Gi)$`)
+	inputNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
+	chartVerRE    = regexp.MustCompile(`^[0-9A-Za-z.+~^<>=*| -]{1,64}$`)
+)
+
+// ValidateName checks a name of a user, an application or a project.
+func ValidateName(field, name string) error {
+	n := strings.TrimSpace(name)
+	if n == "" {
+		return Errorf(EINVALID, "%s must not be empty", field)
+	}
+	if len([]rune(name)) > MaxNameLength {
+		return Errorf(EINVALID, "%s must be at most %d characters, got %d", field, MaxNameLength, len([]rune(name)))
+	}
+	return nil
+}
+
+// Validate checks an application before it is stored.
+func (a *Application) Validate() error {
+	if err := ValidateName("name", a.Name); err != nil {
+		return err
+	}
+	if len(a.Description) > 10000 {
+		return Errorf(EINVALID, "description must be at most 10000 characters")
+	}
+	if err := ValidateRate(a.HourlyRate); err != nil {
+		return err
+	}
+	if err := a.Deployment.Validate(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i := range a.Inputs {
+		in := &a.Inputs[i]
+		if !inputNameRE.MatchString(in.Name) {
+			return Errorf(EINVALID, "inputs[%d].name %q must be a dotted values path such as service.port", i, in.Name)
+		}
+		if seen[in.Name] {
+			return Errorf(EINVALID, "inputs[%d].name %q appears twice", i, in.Name)
+		}
+		seen[in.Name] = true
+		if in.Type == "" {
+			in.Type = "string"
+		}
+		if !inputTypes[in.Type] {
+			return Errorf(EINVALID, "inputs[%d].type %q must be one of string, integer, number, boolean", i, in.Type)
+		}
+		if in.Default != nil {
+			v, err := in.coerce(in.Default)
+			if err != nil {
+				return Errorf(EINVALID, "inputs[%d].default: %s", i, err)
+			}
+			in.Default = v
+		}
+	}
+	if a.Inputs == nil {
+		a.Inputs = []Input{}
+	}
+	return nil
+}
+
+// Validate checks a deployment spec for its type.
+func (s *DeploymentSpec) Validate() error {
+	switch s.Type {
+	case TypeK8s:
+		u, err := url.Parse(s.RepoURL)
+		if s.RepoURL == "" || err != nil || u.Host == "" {
+			return Errorf(EINVALID, "deployment.repoURL must be an http(s) chart repository URL or an oci:// reference, got %q", s.RepoURL)
+		}
+		switch u.Scheme {
+		case "http", "https":
+			if !chartNameRE.MatchString(s.ChartName) {
+				return Errorf(EINVALID, "deployment.chartName %q is not a valid chart name (lower case letters, digits, '-', '_' and '.', at most 63)", s.ChartName)
+			}
+		case "oci":
+			if s.ChartName != "" && !chartNameRE.MatchString(s.ChartName) {
+				return Errorf(EINVALID, "deployment.chartName %q is not a valid chart name (lower case letters, digits, '-', '_' and '.', at most 63)", s.ChartName)
+			}
+		default:
+			return Errorf(EINVALID, "deployment.repoURL must use http, https or oci, got %q", u.Scheme)
+		}
+		if s.ChartVersion != "" && !chartVerRE.MatchString(s.ChartVersion) {
+			return Errorf(EINVALID, "deployment.chartVersion %q is not a version or version range", s.ChartVersion)
+		}
+	case TypeVM:
+		if strings.TrimSpace(s.Image) == "" || len(s.Image) > 1000 {
+			return Errorf(EINVALID, "deployment.image is required for a vm application (a base image path or URL)")
+		}
+		if !cpuRE.MatchString(s.CPU) {
+			return Errorf(EINVALID, "deployment.cpu must be a whole number of vCPUs from 1 to 999 as a string, got %q", s.CPU)
+		}
+		if !memoryRE.MatchString(s.Memory) {
+			return Errorf(EINVALID, "deployment.memory must be a quantity such as 512Mi or 4Gi, got %q", s.Memory)
+		}
+	default:
+		return Errorf(EINVALID, "deployment.type must be %q or %q, got %q", TypeK8s, TypeVM, s.Type)
+	}
+	return nil
+}
+
+// coerce converts a JSON value to the input's type, or says why it cannot.
+func (in *Input) coerce(v any) (any, error) {
+	switch in.Type {
+	case "string":
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	case "boolean":
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case "integer":
+		switch n := v.(type) {
+		case float64:
+			if n == float64(int64(n)) {
+				return int64(n), nil
+			}
+		case int64:
+			return n, nil
+		case int:
+			return int64(n), nil
+		}
+	case "number":
+		switch n := v.(type) {
+		case float64, int64, int:
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("%v is not a %s", v, in.Type)
+}
+
+// Values merges the application's input defaults with a consumer's inputs into chart values. Unknown
+// names, wrong types and missing required inputs are EINVALID errors.
+func (a *Application) Values(consumer map[string]any) (map[string]any, error) {
+	byName := make(map[string]*Input, len(a.Inputs))
+	for i := range a.Inputs {
+		byName[a.Inputs[i].Name] = &a.Inputs[i]
+	}
+	for name := range consumer {
+		if byName[name] == nil {
+			return nil, Errorf(EINVALID, "inputs.%s is not a parameter of application %d (its parameters: %s)", name, a.ID, a.inputNames())
+		}
+	}
+	values := map[string]any{}
+	for i := range a.Inputs {
+		in := &a.Inputs[i]
+		v, given := consumer[in.Name]
+		if !given || v == nil {
+			v = in.Default
+		}
+		if v == nil {
+			if in.Required {
+				return nil, Errorf(EINVALID, "inputs.%s is required", in.Name)
+			}
+			continue
+		}
+		cv, err := in.coerce(v)
+		if err != nil {
+			return nil, Errorf(EINVALID, "inputs.%s: %s", in.Name, err)
+		}
+		setPath(values, strings.Split(in.Name, "."), cv)
+	}
+	return values, nil
+}
+
+func (a *Application) inputNames() string {
+	if len(a.Inputs) == 0 {
+		return "none"
+	}
+	names := make([]string, len(a.Inputs))
+	for i, in := range a.Inputs {
+		names[i] = in.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func setPath(m map[string]any, path []string, v any) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = v
+}
+
+// ParseID parses a positive decimal id from a path segment.
+func ParseID(field, s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, Errorf(EINVALID, "%s must be a positive integer, got %q", field, s)
+	}
+	return id, nil
+}

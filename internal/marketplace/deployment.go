@@ -1,0 +1,145 @@
+package marketplace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is where a deployment is in its life.
+type Status string
+
+// Deployment statuses. pending -> installing -> installed -> uninstalling -> uninstalled; an install or
+// uninstall that exhausts its attempts ends failed, and a failed deployment may be deleted.
+const (
+	StatusPending      Status = "pending"
+	StatusInstalling   Status = "installing"
+	StatusInstalled    Status = "installed"
+	StatusFailed       Status = "failed"
+	StatusUninstalling Status = "uninstalling"
+	StatusUninstalled  Status = "uninstalled"
+)
+
+// Valid reports whether s is one of the statuses above.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusInstalling, StatusInstalled, StatusFailed, StatusUninstalling, StatusUninstalled:
+		return true
+	}
+	return false
+}
+
+// Live reports whether a deployment in this status holds (or may soon hold) resources.
+func (s Status) Live() bool { return s != StatusUninstalled }
+
+// Deployment is one application deployed into one project.
+type Deployment struct {
+	ID            int64          `json:"id"`
+	ApplicationID int64          `json:"application_id"`
+	ProjectID     int64          `json:"project_id"`
+	ConsumerID    int64          `json:"consumer_id"`
+	Type          string         `json:"type"`
+	Status        Status         `json:"status"`
+	Inputs        map[string]any `json:"inputs"`
+	Placement     Placement      `json:"placement"`
+	FailureReason string         `json:"failure_reason,omitempty"`
+	Attempts      int            `json:"attempts"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+}
+
+// Placement is where a deployment's resources live.
+type Placement struct {
+	Namespace    string `json:"namespace,omitempty"`
+	ReleaseName  string `json:"release_name,omitempty"`
+	ChartVersion string `json:"chart_version,omitempty"`
+	VMName       string `json:"vm_name,omitempty"`
+	IPAddress    string `json:"ip_address,omitempty"`
+}
+
+// Namespace is the Kubernetes namespace of a project.
+func Namespace(projectID int64) string { return fmt.Sprintf("mp-project-%d", projectID) }
+
+// ReleaseName is the Helm release of a deployment.
+func ReleaseName(deploymentID int64) string { return fmt.Sprintf("mp-deployment-%d", deploymentID) }
+
+// DeploymentFilter selects deployments.
+type DeploymentFilter struct {
+	ConsumerID int64
+	ProjectID  int64
+	Status     Status
+}
+
+// DeploymentService stores deployments, scoped to the caller.
+type DeploymentService interface {
+	// CreateDeployment stores a pending deployment; the status itself records that an install is owed.
+	CreateDeployment(ctx context.Context, d *Deployment) error
+	FindDeploymentByID(ctx context.Context, id int64) (*Deployment, error)
+	FindDeployments(ctx context.Context, f DeploymentFilter) ([]*Deployment, error)
+	// RequestUninstall moves an installed or failed deployment to uninstalling and closes its usage record
+	// at this moment, in one transaction. An in-flight deployment is ECONFLICT.
+	RequestUninstall(ctx context.Context, id int64) (*Deployment, error)
+}
+
+// ErrClaimLost means a worker's lease on a deployment expired and another attempt took it over; the
+// worker must drop its result.
+var ErrClaimLost = errors.New("claim lost to a newer attempt")
+
+// Claim is a worker's exclusive right, until its lease expires, to run one attempt of an operation on a
+// deployment.
+type Claim struct {
+	Deployment *Deployment
+	Attempt    int
+}
+
+// WorkStore is what workers and the reconciler need: guarded status transitions. Every method is safe
+// to call twice: a second, late or duplicate call changes nothing.
+type WorkStore interface {
+	// ClaimInstall moves a pending deployment (or an installing one whose lease expired) to installing
+	// with a fresh lease. It returns nil, nil when there is nothing to do.
+	ClaimInstall(ctx context.Context, id int64, lease time.Duration) (*Claim, error)
+	ClaimUninstall(ctx context.Context, id int64, lease time.Duration) (*Claim, error)
+	// ExtendLease keeps a claim alive while the work runs. It reports false when the claim was lost.
+	ExtendLease(ctx context.Context, id int64, attempt int, lease time.Duration) (bool, error)
+	// CompleteInstall marks installed, records the placement and opens the usage record with the
+	// application's current rate, in one transaction.
+	CompleteInstall(ctx context.Context, id int64, attempt int, p Placement) error
+	CompleteUninstall(ctx context.Context, id int64, attempt int) error
+	// FailAttempt records a failed attempt: retried after retryAfter, or failed for good when final.
+	FailAttempt(ctx context.Context, id int64, attempt int, reason string, retryAfter time.Duration, final bool) error
+	// FindOwedWork lists what a worker owes: deployments whose operation is due and not held by a live
+	// lease.
+	FindOwedWork(ctx context.Context, limit int) ([]Task, error)
+}
+
+// Operation is what a task does.
+type Operation string
+
+const (
+	OpInstall   Operation = "install"
+	OpUninstall Operation = "uninstall"
+)
+
+// Task is one attempt of one operation on one deployment. Its ID deduplicates it in the queue.
+type Task struct {
+	Op           Operation
+	DeploymentID int64
+	Attempt      int
+}
+
+// ID is the queue's deduplication key: one task per deployment, operation and attempt.
+func (t Task) ID() string { return fmt.Sprintf("%s:%d:%d", t.Op, t.DeploymentID, t.Attempt) }
+
+// Enqueuer puts tasks on the queues. A task whose ID is already queued is not an error.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, t Task) error
+}
+
+// Provider installs and removes one type of deployment.
+type Provider interface {
+	// Install is idempotent: a retry after a crash converges on the same resources, never duplicates.
+	Install(ctx context.Context, d *Deployment, app *Application) (Placement, error)
+	// Uninstall is idempotent: resources already gone count as removed.
+	Uninstall(ctx context.Context, d *Deployment) error
+}

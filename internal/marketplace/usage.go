@@ -1,0 +1,30 @@
+package marketplace
+
+import (
+	"context"
+	"time"
+)
+
+// UsageRecord meters one deployment: it opens when the deployment becomes installed with a snapshot of
+// the hourly rate and closes when the uninstall is requested. Amount is rate × whole seconds / 3600,
+// rounded to MaxRateDecimals, so it can be recomputed from the record alone.
+type UsageRecord struct {
+	ID            int64      `json:"id"`
+	DeploymentID  int64      `json:"deployment_id"`
+	UserID        int64      `json:"user_id"`
+	ApplicationID int64      `json:"application_id"`
+	HourlyRate    Money      `json:"hourly_rate"`
+	StartedAt     time.Time  `json:"started_at"`
+	EndedAt       *time.Time `json:"ended_at"`
+	Amount        Money      `json:"amount"`
+}
+
+// BillingService reads usage records and meters open ones.
+type BillingService interface {
+	// FindUsageRecords lists the records of a user, optionally of one deployment, with the amount
+	// accrued up to now for records still open.
+	FindUsageRecords(ctx context.Context, userID, deploymentID int64) ([]*UsageRecord, error)
+	// MeterOpenUsage brings the stored amount of every open record up to now in one statement and
+	// returns how many it updated.
+	MeterOpenUsage(ctx context.Context) (int64, error)
+}

@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at`
+
+func scanApp(row pgx.Row, a *marketplace.Application) error {
+	return row.Scan(&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
+		&a.CreatedAt, &a.UpdatedAt)
+}
+
+// FindAppByID returns an application of the catalog; deleted ones are not found.
+func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Application, error) {
+	var a marketplace.Application
+	err := scanApp(db.pool.QueryRow(ctx,
+		`SELECT `+appColumns+` FROM applications WHERE id = $1 AND deleted_at IS NULL`, id), &a)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("application", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find application %d: %w", id, err)
+	}
+	return &a, nil
+}
+
+// FindApps returns one page of the catalog and the total number of matching applications, in one round
+// trip: the total comes from application_counts, which a trigger keeps exact, so no request counts the
+// catalog.
+func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
+	var where []string
+	var args []any
+	if f.PublisherID != 0 {
+		args = append(args, f.PublisherID)
+		where = append(where, "publisher_id = $"+strconv.Itoa(len(args)))
+	}
+	if f.DeploymentType != "" {
+		args = append(args, f.DeploymentType)
+		where = append(where, "deployment_type = $"+strconv.Itoa(len(args)))
+	}
+	cond := strings.Join(append([]string{"true"}, where...), " AND ")
+	args = append(args, f.Limit, (f.Page-1)*f.Limit)
+	q := `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond + `)
+SELECT total.n, a.* FROM total LEFT JOIN LATERAL (
+  SELECT ` + appColumns + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + `
+  ORDER BY id LIMIT $` + strconv.Itoa(len(args)-1) + ` OFFSET $` + strconv.Itoa(len(args)) + `
+) a ON true`
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find applications: %w", err)
+	}
+	defer rows.Close()
+	apps := make([]*marketplace.Application, 0, f.Limit)
+	var total int
+	for rows.Next() {
+		var a marketplace.Application
+		var id *int64
+		err := rows.Scan(&total, &id, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
+			&a.Inputs, &a.CreatedAt, &a.UpdatedAt)
+		if err != nil {
+			return nil, 0, fmt.Errorf("find applications: %w", err)
+		}
+		if id != nil { // the LEFT JOIN yields one row of NULLs for an empty page
+			a.ID = *id
+			apps = append(apps, &a)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("find applications: %w", err)
+	}
+	return apps, total, nil
+}
+
+// CreateApp stores a validated application; the caller must be its publisher or the operator.
+func (db *DB) CreateApp(ctx context.Context, a *marketplace.Application) error {
+	if !marketplace.CallerFrom(ctx).Owns(a.PublisherID) {
+		return notFound("user", a.PublisherID)
+	}
+	err := db.pool.QueryRow(ctx, `INSERT INTO applications
+  (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
+SELECT id, $2, $3, $4, $5, $6, $7 FROM users WHERE id = $1
+RETURNING id, created_at, updated_at`,
+		a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
+		Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound("user", a.PublisherID)
+	} else if err != nil {
+		return fmt.Errorf("create application: %w", err)
+	}
+	return nil
+}
+
+// UpdateApp replaces an application's fields; only its publisher (or the operator) finds it.
+func (db *DB) UpdateApp(ctx context.Context, a *marketplace.Application) error {
+	err := db.pool.QueryRow(ctx, `UPDATE applications
+SET name = $3, description = $4, hourly_rate = $5, deployment_type = $6, deployment = $7, inputs = $8,
+    updated_at = now()
+WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2)
+RETURNING publisher_id, created_at, updated_at`,
+		a.ID, scopeUser(ctx), a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
+		Scan(&a.PublisherID, &a.CreatedAt, &a.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound("application", a.ID)
+	} else if err != nil {
+		return fmt.Errorf("update application %d: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeleteApp removes an application from the catalog, refusing while any deployment of it is live. The
+// row stays for the history of its deployments and usage records.
+func (db *DB) DeleteApp(ctx context.Context, id int64) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// The row lock orders this against installs, which take a share lock on the application.
+		var found bool
+		err := tx.QueryRow(ctx, `SELECT true FROM applications
+WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2) FOR UPDATE`, id, scopeUser(ctx)).Scan(&found)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("application", id)
+		} else if err != nil {
+			return fmt.Errorf("delete application %d: %w", id, err)
+		}
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE application_id = $1 AND status <> 'uninstalled'`, id).
+			Scan(&live); err != nil {
+			return fmt.Errorf("delete application %d: %w", id, err)
+		}
+		if live > 0 {
+			return marketplace.Errorf(marketplace.ECONFLICT,
+				"application %d has %d live deployment(s); delete them first", id, live)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE applications SET deleted_at = now() WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("delete application %d: %w", id, err)
+		}
+		return nil
+	})
+}

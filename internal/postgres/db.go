@@ -1,0 +1,127 @@
+// Package postgres is the state of record: users, applications, projects, deployments and usage records
+// in PostgreSQL through pgx, with the schema in versioned SQL migrations embedded in the binary.
+//
+// Authorization lives here, not in handlers: every query of projects, deployments and bills is scoped by
+// the caller taken from the context (marketplace.CallerFrom), so another tenant's row is simply not found.
+// Only the operator's context lifts the scope.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is the store. It implements the service interfaces of package marketplace.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at url, creating the database when it does not exist yet. It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	if err := createDatabase(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
+	}
+	return &DB{pool: pool}, nil
+}
+
+// createDatabase creates cfg's database through the postgres maintenance database when it is missing.
+func createDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		return conn.Close(ctx)
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name: no such database
+		return fmt.Errorf("connect to %s: %w", cfg.Database, err)
+	}
+	admin := cfg.Copy()
+	admin.Database = "postgres"
+	conn, err = pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connect to postgres to create %s: %w", cfg.Database, err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{cfg.Database}.Sanitize())
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: another replica won
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", cfg.Database, err)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations that are not applied yet. Replicas starting together take
+// turns through an advisory lock.
+func (db *DB) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("migrations lock: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+
+// Close closes every connection.
+func (db *DB) Close() { db.pool.Close() }
+
+// notFound is the one answer for rows that are absent or belong to someone else.
+func notFound(what string, id int64) error {
+	return marketplace.Errorf(marketplace.ENOTFOUND, "%s %d not found", what, id)
+}
+
+// scopeUser returns the user id a query must be limited to, or 0 for the operator (no limit). A caller
+// without a user and without operator rights gets -1, which matches nothing.
+func scopeUser(ctx context.Context) int64 {
+	c := marketplace.CallerFrom(ctx)
+	switch {
+	case c.Operator:
+		return 0
+	case c.UserID > 0:
+		return c.UserID
+	}
+	return -1
+}

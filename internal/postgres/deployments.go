@@ -1,0 +1,140 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, namespace,
+release_name, chart_version, vm_name, ip_address, failure_reason, attempts, created_at, updated_at`
+
+func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
+	var d marketplace.Deployment
+	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
+		&d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
+		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CreatedAt, &d.UpdatedAt)
+	return &d, err
+}
+
+// CreateDeployment stores a pending deployment of an application into one of the caller's projects. The
+// pending status is itself the record that an install is owed: nothing accepted is lost if the queue
+// is down.
+func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) error {
+	if !marketplace.CallerFrom(ctx).Owns(d.ConsumerID) {
+		return notFound("user", d.ConsumerID)
+	}
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// The share lock orders this against DeleteApp, which locks the application for update.
+		var appType string
+		err := tx.QueryRow(ctx, `SELECT deployment_type FROM applications WHERE id = $1 AND deleted_at IS NULL FOR SHARE`,
+			d.ApplicationID).Scan(&appType)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("application", d.ApplicationID)
+		} else if err != nil {
+			return fmt.Errorf("create deployment: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT true FROM projects WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE`,
+			d.ProjectID, d.ConsumerID).Scan(new(bool)); errors.Is(err, pgx.ErrNoRows) {
+			return notFound("project", d.ProjectID)
+		} else if err != nil {
+			return fmt.Errorf("create deployment: %w", err)
+		}
+		if d.Inputs == nil {
+			d.Inputs = map[string]any{}
+		}
+		created, err := scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments
+  (application_id, project_id, consumer_id, type, inputs) VALUES ($1, $2, $3, $4, $5)
+RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs))
+		if err != nil {
+			return fmt.Errorf("create deployment: %w", err)
+		}
+		*d = *created
+		return nil
+	})
+}
+
+// FindDeploymentByID returns one of the caller's deployments.
+func (db *DB) FindDeploymentByID(ctx context.Context, id int64) (*marketplace.Deployment, error) {
+	d, err := scanDeployment(db.pool.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
+WHERE id = $1 AND ($2 = 0 OR consumer_id = $2)`, id, scopeUser(ctx)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("deployment", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// FindDeployments lists the caller's deployments that match f, newest first.
+func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilter) ([]*marketplace.Deployment, error) {
+	q := `SELECT ` + deploymentColumns + ` FROM deployments WHERE true`
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		q += " AND " + cond + " $" + strconv.Itoa(len(args))
+	}
+	if scope := scopeUser(ctx); scope != 0 {
+		add("consumer_id =", scope)
+	}
+	if f.ConsumerID != 0 {
+		add("consumer_id =", f.ConsumerID)
+	}
+	if f.ProjectID != 0 {
+		add("project_id =", f.ProjectID)
+	}
+	if f.Status != "" {
+		add("status =", string(f.Status))
+	}
+	rows, _ := db.pool.Query(ctx, q+" ORDER BY id DESC", args...)
+	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Deployment, error) {
+		return scanDeployment(row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find deployments: %w", err)
+	}
+	return ds, nil
+}
+
+// RequestUninstall moves one of the caller's deployments to uninstalling and closes its usage record at
+// this moment, in one transaction. A deployment already uninstalling or uninstalled is returned
+// unchanged; one whose install is running is ECONFLICT.
+func (db *DB) RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error) {
+	var d *marketplace.Deployment
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		d, err = scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
+WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("deployment", id)
+		} else if err != nil {
+			return fmt.Errorf("uninstall deployment %d: %w", id, err)
+		}
+		switch d.Status {
+		case marketplace.StatusUninstalling, marketplace.StatusUninstalled:
+			return nil
+		case marketplace.StatusInstalling:
+			return marketplace.Errorf(marketplace.ECONFLICT,
+				"deployment %d is being installed; delete it once it is installed or failed", id)
+		}
+		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
+SET status = 'uninstalling', attempts = 0, lease_expires_at = NULL, next_attempt_at = now(), failure_reason = '',
+    updated_at = now()
+WHERE id = $1 RETURNING `+deploymentColumns, id))
+		if err != nil {
+			return fmt.Errorf("uninstall deployment %d: %w", id, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE usage_records
+SET ended_at = now(), amount = usage_amount(hourly_rate, started_at, now()), metered_at = now()
+WHERE deployment_id = $1 AND ended_at IS NULL`, id); err != nil {
+			return fmt.Errorf("close usage of deployment %d: %w", id, err)
+		}
+		return nil
+	})
+	return d, err
+}

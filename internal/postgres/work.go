@@ -1,0 +1,137 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// The methods below are the guarded status transitions that make at-least-once delivery safe: each
+// UPDATE names the state it leaves (and the attempt that holds the claim), so a duplicate, late or
+// replayed task matches no row and changes nothing. They act for the operator: a task has no caller.
+
+// ClaimInstall takes a pending deployment whose attempt is due, or an installing one whose worker lost
+// its lease (a crash), and holds it for lease. It returns nil when there is nothing to do.
+func (db *DB) ClaimInstall(ctx context.Context, id int64, lease time.Duration) (*marketplace.Claim, error) {
+	return db.claim(ctx, id, `UPDATE deployments
+SET status = 'installing', attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
+WHERE id = $1 AND ((status = 'pending' AND next_attempt_at <= now())
+                OR (status = 'installing' AND lease_expires_at < now()))
+RETURNING `+deploymentColumns, lease)
+}
+
+// ClaimUninstall takes an uninstalling deployment whose attempt is due and not held by a live lease.
+func (db *DB) ClaimUninstall(ctx context.Context, id int64, lease time.Duration) (*marketplace.Claim, error) {
+	return db.claim(ctx, id, `UPDATE deployments
+SET attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
+WHERE id = $1 AND status = 'uninstalling'
+  AND ((lease_expires_at IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
+RETURNING `+deploymentColumns, lease)
+}
+
+func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration) (*marketplace.Claim, error) {
+	d, err := scanDeployment(db.pool.QueryRow(ctx, q, id, lease))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("claim deployment %d: %w", id, err)
+	}
+	return &marketplace.Claim{Deployment: d, Attempt: d.Attempts}, nil
+}
+
+// ExtendLease keeps attempt's claim alive for another lease; false means the claim is lost. A lease of
+// zero hands the deployment back at once (a worker shutting down).
+func (db *DB) ExtendLease(ctx context.Context, id int64, attempt int, lease time.Duration) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE deployments SET lease_expires_at = now() + $3::interval
+WHERE id = $1 AND attempts = $2 AND status IN ('installing', 'uninstalling') AND lease_expires_at IS NOT NULL`,
+		id, attempt, lease)
+	if err != nil {
+		return false, fmt.Errorf("extend lease of deployment %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// CompleteInstall marks the deployment installed with its placement and opens its usage record with the
+// application's rate of this moment, in one transaction. The record is unique per deployment, so a
+// replay cannot open a second one.
+func (db *DB) CompleteInstall(ctx context.Context, id int64, attempt int, p marketplace.Placement) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE deployments
+SET status = 'installed', namespace = $3, release_name = $4, chart_version = $5, vm_name = $6, ip_address = $7,
+    failure_reason = '', lease_expires_at = NULL, updated_at = now()
+WHERE id = $1 AND attempts = $2 AND status = 'installing'`,
+			id, attempt, p.Namespace, p.ReleaseName, p.ChartVersion, p.VMName, p.IPAddress)
+		if err != nil {
+			return fmt.Errorf("complete install of deployment %d: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("complete install of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate)
+SELECT d.id, d.consumer_id, d.application_id, a.hourly_rate
+FROM deployments d JOIN applications a ON a.id = d.application_id WHERE d.id = $1
+ON CONFLICT (deployment_id) DO NOTHING`, id)
+		if err != nil {
+			return fmt.Errorf("open usage of deployment %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// CompleteUninstall marks the deployment uninstalled.
+func (db *DB) CompleteUninstall(ctx context.Context, id int64, attempt int) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE deployments
+SET status = 'uninstalled', failure_reason = '', lease_expires_at = NULL, updated_at = now()
+WHERE id = $1 AND attempts = $2 AND status = 'uninstalling'`, id, attempt)
+	if err != nil {
+		return fmt.Errorf("complete uninstall of deployment %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("complete uninstall of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
+	}
+	return nil
+}
+
+// FailAttempt releases attempt's claim with the reason it failed. The operation is due again after
+// retryAfter, or, when final, the deployment ends failed.
+func (db *DB) FailAttempt(ctx context.Context, id int64, attempt int, reason string, retryAfter time.Duration, final bool) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE deployments
+SET status = CASE WHEN $5 THEN 'failed' WHEN status = 'installing' THEN 'pending' ELSE status END,
+    failure_reason = $3, lease_expires_at = NULL, next_attempt_at = now() + $4::interval, updated_at = now()
+WHERE id = $1 AND attempts = $2 AND status IN ('installing', 'uninstalling')`, id, attempt, reason, retryAfter, final)
+	if err != nil {
+		return fmt.Errorf("record failed attempt %d of deployment %d: %w", attempt, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("record failed attempt %d of deployment %d: %w", attempt, id, marketplace.ErrClaimLost)
+	}
+	return nil
+}
+
+// FindOwedWork lists the tasks the queue must hold: every deployment whose operation is due and not held
+// by a live lease. The reconciler enqueues them; their ids make the enqueue a no-op when already queued.
+func (db *DB) FindOwedWork(ctx context.Context, limit int) ([]marketplace.Task, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT id, status, attempts FROM deployments
+WHERE status IN ('pending', 'installing', 'uninstalling')
+  AND ((lease_expires_at IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
+ORDER BY next_attempt_at LIMIT $1`, limit)
+	tasks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.Task, error) {
+		var t marketplace.Task
+		var status marketplace.Status
+		err := row.Scan(&t.DeploymentID, &status, &t.Attempt)
+		t.Op = marketplace.OpInstall
+		if status == marketplace.StatusUninstalling {
+			t.Op = marketplace.OpUninstall
+		}
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find owed work: %w", err)
+	}
+	return tasks, nil
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# make run: everything on local defaults. PostgreSQL and Redis (started if needed), the local Kubernetes
+# cluster (unless KUBECONFIG is set), the bundled chart repository on 127.0.0.1:8879, then
+# `marketplace serve` on :3000.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+bash scripts/services.sh
+if [ -z "${KUBECONFIG:-}" ]; then
+  bash scripts/cluster.sh up
+  export KUBECONFIG=$ROOT/.local/cluster/kubeconfig
+fi
+mkdir -p .local/bin
+go build -o .local/bin/marketplace ./cmd/marketplace
+.local/bin/marketplace chartrepo &
+CHARTREPO=$!
+trap 'kill $CHARTREPO 2>/dev/null || true' EXIT
+echo "chart repository: http://127.0.0.1:8879 (chart hello-web)"
+.local/bin/marketplace serve
