@@ -20,8 +20,8 @@ import (
 	"helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/registry"
 	"helm.sh/helm/v4/pkg/release"
-	"helm.sh/helm/v4/pkg/storage/driver"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/yaml"
 
@@ -34,7 +34,10 @@ type Config struct {
 	Kubeconfig string
 	// CacheDir holds client-go's discovery cache (instead of ~/.kube/cache).
 	CacheDir string
-	Logger   *slog.Logger
+	// NamespacePrefix starts every namespace the provider creates (<prefix>-project-<id>), so several
+	// marketplaces can share one cluster.
+	NamespacePrefix string
+	Logger          *slog.Logger
 }
 
 // Provider installs Helm charts. It implements marketplace.Provider.
@@ -61,6 +64,14 @@ func New(cfg Config) (*Provider, error) {
 	}, nil
 }
 
+// Namespace is the namespace of a project.
+func (p *Provider) Namespace(projectID int64) string {
+	return fmt.Sprintf("%s-project-%d", p.cfg.NamespacePrefix, projectID)
+}
+
+// ReleaseName is the Helm release of a deployment.
+func ReleaseName(deploymentID int64) string { return fmt.Sprintf("deployment-%d", deploymentID) }
+
 // actionConfig returns a Helm action configuration for namespace ns.
 func (p *Provider) actionConfig(ns string) (*action.Configuration, error) {
 	p.mu.Lock()
@@ -86,8 +97,8 @@ func (p *Provider) actionConfig(ns string) (*action.Configuration, error) {
 // exactly one release.
 func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (marketplace.Placement, error) {
 	placement := marketplace.Placement{
-		Namespace:   marketplace.Namespace(d.ProjectID),
-		ReleaseName: marketplace.ReleaseName(d.ID),
+		Namespace:   p.Namespace(d.ProjectID),
+		ReleaseName: ReleaseName(d.ID),
 	}
 	values, err := app.Values(d.Inputs)
 	if err != nil {
@@ -141,13 +152,13 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	ns := d.Placement.Namespace
 	if ns == "" {
-		ns = marketplace.Namespace(d.ProjectID)
+		ns = p.Namespace(d.ProjectID)
 	}
 	cfg, err := p.actionConfig(ns)
 	if err != nil {
 		return err
 	}
-	return p.uninstall(ctx, cfg, marketplace.ReleaseName(d.ID))
+	return p.uninstall(ctx, cfg, ReleaseName(d.ID))
 }
 
 func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, name string) error {
@@ -259,4 +270,3 @@ func timeLeft(ctx context.Context) time.Duration {
 	}
 	return 5 * time.Minute
 }
-

@@ -76,11 +76,11 @@ type AppService interface {
 }
 
 var (
-	chartNameRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
-	cpuRE         = regexp.MustCompile(`^[1-9][0-9]{0,2}$`)
-	memoryRE      = regexp.MustCompile(`^[1-9][0-9]{0,6}(Mi|Gi)$`)
-	inputNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
-	chartVerRE    = regexp.MustCompile(`^[0-9A-Za-z.+~^<>=*| -]{1,64}$`)
+	chartNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
+	cpuRE       = regexp.MustCompile(`^[1-9][0-9]{0,2}$`)
+	memoryRE    = regexp.MustCompile(`^[1-9][0-9]{0,6}(Mi|Gi)$`)
+	inputNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
+	chartVerRE  = regexp.MustCompile(`^[0-9A-Za-z.+~^<>=*| -]{1,64}$`)
 )
 
 // ValidateName checks a name of a user, an application or a project.

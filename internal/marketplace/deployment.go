@@ -58,12 +58,6 @@ type Placement struct {
 	IPAddress    string `json:"ip_address,omitempty"`
 }
 
-// Namespace is the Kubernetes namespace of a project.
-func Namespace(projectID int64) string { return fmt.Sprintf("mp-project-%d", projectID) }
-
-// ReleaseName is the Helm release of a deployment.
-func ReleaseName(deploymentID int64) string { return fmt.Sprintf("mp-deployment-%d", deploymentID) }
-
 // DeploymentFilter selects deployments.
 type DeploymentFilter struct {
 	ConsumerID int64

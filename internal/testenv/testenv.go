@@ -1,0 +1,246 @@
+// Package testenv starts the real components tests run against, once per test binary: a migrated
+// template database on the local PostgreSQL (each test gets a copy), a Redis server of the binary's own
+// (each test gets its own database number), the local Kubernetes cluster's kubeconfig and the bundled
+// chart repository. Nothing here is a fake.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/chartrepo"
+	"github.com/marketplace/marketplace/internal/postgres"
+)
+
+// Env is what one test binary shares.
+type Env struct {
+	// PostgresURL is the server's URL with no database; Database fills it in.
+	PostgresURL string
+	template    string
+	databases   atomic.Int64
+
+	// Redis is the binary's own Redis server; Redis DB numbers are handed out per test.
+	Redis     *Redis
+	redisDBs  atomic.Int64
+	Root      string // the repository's root
+	Kubecfg   string // the local cluster's kubeconfig
+	ChartRepo string // URL of the bundled chart repository
+
+	cleanup []func()
+}
+
+// Options choose the heavy parts a binary needs.
+type Options struct {
+	Cluster bool // needs the Kubernetes cluster and the chart repository
+}
+
+// Main starts the environment, runs the tests and tears it down; use it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env, testenv.Options{Cluster: true})) }
+func Main(m *testing.M, env **Env, opts Options) int {
+	e, err := start(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		if e != nil {
+			e.close()
+		}
+		return 1
+	}
+	*env = e
+	defer e.close()
+	return m.Run()
+}
+
+func start(opts Options) (*Env, error) {
+	e := &Env{PostgresURL: getenv("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/?sslmode=disable")}
+	_, file, _, _ := runtime.Caller(0)
+	e.Root = filepath.Join(filepath.Dir(file), "..", "..")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e.template = fmt.Sprintf("mp_template_%d_%s", os.Getpid(), randHex(3))
+	db, err := postgres.Open(ctx, e.url(e.template))
+	if err != nil {
+		return e, err
+	}
+	err = db.Migrate(ctx)
+	db.Close()
+	e.cleanup = append(e.cleanup, func() { e.dropDatabase(e.template) })
+	if err != nil {
+		return e, err
+	}
+
+	e.Redis, err = StartRedis(0)
+	if err != nil {
+		return e, err
+	}
+	e.cleanup = append(e.cleanup, e.Redis.Stop)
+
+	if opts.Cluster {
+		e.Kubecfg = os.Getenv("KUBECONFIG")
+		if e.Kubecfg == "" {
+			e.Kubecfg = filepath.Join(e.Root, ".local", "cluster", "kubeconfig")
+		}
+		if _, err := os.Stat(e.Kubecfg); err != nil {
+			return e, fmt.Errorf("no Kubernetes cluster (%v): run `make cluster` or `make test`", err)
+		}
+		dir, err := os.MkdirTemp("", "mp-charts-")
+		if err != nil {
+			return e, err
+		}
+		e.cleanup = append(e.cleanup, func() { os.RemoveAll(dir) })
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return e, err
+		}
+		if err := chartrepo.Build(filepath.Join(e.Root, "charts"), dir); err != nil {
+			return e, err
+		}
+		srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+		go srv.Serve(ln)
+		e.cleanup = append(e.cleanup, func() { srv.Close() })
+		e.ChartRepo = "http://" + ln.Addr().String()
+	}
+	return e, nil
+}
+
+func (e *Env) close() {
+	for i := len(e.cleanup) - 1; i >= 0; i-- {
+		e.cleanup[i]()
+	}
+}
+
+func (e *Env) url(database string) string {
+	return strings.Replace(e.PostgresURL, "/?", "/"+database+"?", 1)
+}
+
+// Database returns the URL of a fresh, migrated database of the test's own, dropped when it ends.
+func (e *Env) Database(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("mp_test_%d_%d", os.Getpid(), e.databases.Add(1))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.url("postgres"))
+	if err != nil {
+		tb.Fatalf("connect to postgres: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, e.template)); err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	tb.Cleanup(func() { e.dropDatabase(name) })
+	return e.url(name)
+}
+
+func (e *Env) dropDatabase(name string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.url("postgres"))
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+}
+
+// RedisURL returns a Redis URL with a database number of the test's own on the binary's Redis.
+func (e *Env) RedisURL(tb testing.TB) string {
+	n := e.redisDBs.Add(1)
+	if n >= redisDatabases {
+		tb.Fatalf("more than %d tests asked for a Redis database", redisDatabases-1)
+	}
+	return e.Redis.URL(int(n))
+}
+
+const redisDatabases = 512
+
+// Redis is a redis-server process of the test binary's own.
+type Redis struct {
+	Port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// StartRedis starts a redis-server on port (a free one when 0) that keeps nothing on disk.
+func StartRedis(port int) (*Redis, error) {
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "mp-redis-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{Port: port, dir: dir}
+	return r, r.Start()
+}
+
+// Start starts (or restarts) the server on its port and waits until it answers.
+func (r *Redis) Start() error {
+	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "no", "--databases", strconv.Itoa(redisDatabases), "--dir", r.dir)
+	if err := r.cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	for range 100 {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(r.Port)); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("redis-server on port %d did not start", r.Port)
+}
+
+// Stop kills the server and waits until it is gone.
+func (r *Redis) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// URL is the URL of database db.
+func (r *Redis) URL(db int) string { return fmt.Sprintf("redis://127.0.0.1:%d/%d", r.Port, db) }
+
+// FreePort returns a TCP port nothing listens on right now.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Name returns a short random name for namespaces and the like, unique across runs on one cluster.
+func Name(prefix string) string { return prefix + randHex(3) }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func getenv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
