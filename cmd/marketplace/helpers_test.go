@@ -270,3 +270,17 @@ func query(t *testing.T, databaseURL, sql string, args []any, dest ...any) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// snapshot is a digest of every row of every table: equal snapshots mean nothing changed.
+func snapshot(t *testing.T, databaseURL string) string {
+	t.Helper()
+	var digest string
+	query(t, databaseURL, `SELECT concat_ws('|',
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM users t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM applications t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY publisher_id, deployment_type), '')) FROM application_counts t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM projects t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM deployments t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM usage_records t))`, nil, &digest)
+	return digest
+}
