@@ -1,0 +1,170 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/postgres"
+	"github.com/marketplace/marketplace/internal/testenv"
+)
+
+var tenv *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &tenv, testenv.Options{})) }
+
+// newDeployment opens a fresh database with one user, application, project and pending deployment.
+func newDeployment(t *testing.T) (*postgres.DB, context.Context, int64) {
+	t.Helper()
+	ctx := marketplace.OperatorContext(context.Background())
+	db, err := postgres.Open(ctx, tenv.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	u := &marketplace.User{Name: "u"}
+	if err := db.CreateUser(ctx, u, []byte("hash")); err != nil {
+		t.Fatal(err)
+	}
+	app := &marketplace.Application{Name: "a", PublisherID: u.ID, HourlyRate: marketplace.MustMoney("1.5"),
+		Deployment: marketplace.DeploymentSpec{Type: "k8s", RepoURL: "http://x", ChartName: "c"}, Inputs: []marketplace.Input{}}
+	if err := db.CreateApp(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	p := &marketplace.Project{Name: "p", UserID: u.ID}
+	if err := db.CreateProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	d := &marketplace.Deployment{ApplicationID: app.ID, ProjectID: p.ID, ConsumerID: u.ID}
+	if err := db.CreateDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	return db, ctx, d.ID
+}
+
+// TestGuardedTransitions replays the ways at-least-once delivery goes wrong and checks each is a no-op.
+func TestGuardedTransitions(t *testing.T) {
+	const lease = time.Minute
+	t.Run("a duplicate install task finds nothing to claim", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		first, err := db.ClaimInstall(ctx, id, lease)
+		if err != nil || first == nil || first.Attempt != 1 {
+			t.Fatalf("first claim: %+v, %v", first, err)
+		}
+		if dup, err := db.ClaimInstall(ctx, id, lease); dup != nil || err != nil {
+			t.Fatalf("duplicate claim: %+v, %v; want nothing", dup, err)
+		}
+	})
+	t.Run("completing twice opens one usage record", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease)
+		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{Namespace: "ns"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{Namespace: "ns"}); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("second completion: %v, want ErrClaimLost", err)
+		}
+		recs, err := db.FindUsageRecords(ctx, 1, id)
+		if err != nil || len(recs) != 1 || !recs[0].HourlyRate.Equal(marketplace.MustMoney("1.5").Decimal) {
+			t.Fatalf("usage records: %+v, %v; want one at rate 1.5", recs, err)
+		}
+	})
+	t.Run("a crashed attempt is taken over after its lease, and the late one is refused", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		dead, _ := db.ClaimInstall(ctx, id, 50*time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+		owed, err := db.FindOwedWork(ctx, 10)
+		if err != nil || len(owed) != 1 || owed[0].Op != marketplace.OpInstall || owed[0].Attempt != 1 {
+			t.Fatalf("owed work after the lease expired: %+v, %v", owed, err)
+		}
+		next, err := db.ClaimInstall(ctx, id, lease)
+		if err != nil || next == nil || next.Attempt != 2 {
+			t.Fatalf("takeover: %+v, %v", next, err)
+		}
+		if ok, _ := db.ExtendLease(ctx, id, dead.Attempt, lease); ok {
+			t.Fatal("the dead attempt extended a lease it lost")
+		}
+		if err := db.FailAttempt(ctx, id, dead.Attempt, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("late failure of the dead attempt: %v, want ErrClaimLost", err)
+		}
+		if err := db.CompleteInstall(ctx, id, next.Attempt, marketplace.Placement{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a failed attempt is retried after its backoff, the last one fails for good", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease)
+		if err := db.FailAttempt(ctx, id, c.Attempt, "boom", time.Hour, false); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := db.ClaimInstall(ctx, id, lease); again != nil {
+			t.Fatal("claimed before the backoff elapsed")
+		}
+		if owed, _ := db.FindOwedWork(ctx, 10); len(owed) != 0 {
+			t.Fatalf("owed before the backoff elapsed: %+v", owed)
+		}
+		d, _ := db.FindDeploymentByID(ctx, id)
+		if d.Status != marketplace.StatusPending || d.FailureReason != "boom" {
+			t.Fatalf("after a failed attempt: %s %q", d.Status, d.FailureReason)
+		}
+	})
+	t.Run("uninstall closes billing once and completes once", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease)
+		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+		d, err := db.RequestUninstall(ctx, id)
+		if err != nil || d.Status != marketplace.StatusUninstalling {
+			t.Fatalf("request uninstall: %+v, %v", d, err)
+		}
+		recs, _ := db.FindUsageRecords(ctx, 1, id)
+		ended := *recs[0].EndedAt
+		if again, err := db.RequestUninstall(ctx, id); err != nil || again.Status != marketplace.StatusUninstalling {
+			t.Fatalf("second request: %+v, %v", again, err)
+		}
+		recs, _ = db.FindUsageRecords(ctx, 1, id)
+		if !recs[0].EndedAt.Equal(ended) {
+			t.Fatalf("a second DELETE moved the end of billing from %v to %v", ended, recs[0].EndedAt)
+		}
+		u, _ := db.ClaimUninstall(ctx, id, lease)
+		if dup, _ := db.ClaimUninstall(ctx, id, lease); dup != nil {
+			t.Fatal("duplicate uninstall claim")
+		}
+		if err := db.CompleteUninstall(ctx, id, u.Attempt); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteUninstall(ctx, id, u.Attempt); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("second completion: %v", err)
+		}
+	})
+	t.Run("an install in flight cannot be deleted", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		db.ClaimInstall(ctx, id, lease)
+		if _, err := db.RequestUninstall(ctx, id); marketplace.ErrorCode(err) != marketplace.ECONFLICT {
+			t.Fatalf("delete while installing: %v, want ECONFLICT", err)
+		}
+	})
+}
+
+// TestMeterOpenUsage checks the metering pass stores the formula's amount for open records only.
+func TestMeterOpenUsage(t *testing.T) {
+	db, ctx, id := newDeployment(t)
+	c, _ := db.ClaimInstall(ctx, id, time.Minute)
+	db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+	n, err := db.MeterOpenUsage(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("metered %d, %v; want 1", n, err)
+	}
+	db.RequestUninstall(ctx, id)
+	if n, _ := db.MeterOpenUsage(ctx); n != 0 {
+		t.Fatalf("metered %d closed records, want 0", n)
+	}
+}
