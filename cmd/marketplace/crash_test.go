@@ -105,10 +105,16 @@ func startWorker(t *testing.T, bin string, environ map[string]string, logName st
 	if err != nil {
 		t.Fatal(err)
 	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "worker")
 	for k, v := range environ {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	// Its own address for /metrics and /healthz: the API of this test listens on MARKETPLACE_ADDR.
+	cmd.Env = append(cmd.Env, fmt.Sprintf("MARKETPLACE_ADDR=127.0.0.1:%d", port))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/marketplace/marketplace/internal/billing"
@@ -163,15 +164,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deployer := deploy.New(db, queueClient, providers, deploy.Config{
 		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
-		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval,
+		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics,
 	}, log)
 
 	g, ctx := errgroup.WithContext(ctx)
 	if role == "serve" || role == "api" {
-		metrics := prometheus.NewRegistry()
-		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		handler := httpapi.NewHandler(httpapi.Deps{
 			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
@@ -188,6 +189,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { return worker.Run(ctx) })
 		g.Go(func() error { return deployer.Reconcile(ctx) })
 		g.Go(func() error { return billing.Run(ctx, db, cfg.BillingInterval, log) })
+	}
+	if role == "worker" {
+		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
 	}
 	return g.Wait()
 }

@@ -150,6 +150,15 @@ func TestSeedWorkflow(t *testing.T) {
 		t.Fatalf("total_amount %s, want %s", total, got)
 	}
 
+	// An operator sees both attempts in the metrics.
+	metrics := string(mp.must(t, 200, "GET", "/metrics", "", nil).Body)
+	for _, want := range []string{`marketplace_deploy_attempts_total{op="install",outcome="done"} 1`,
+		`marketplace_deploy_attempts_total{op="uninstall",outcome="done"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// With nothing live, the project and the application may go.
 	mp.must(t, 204, "DELETE", "/api/user/project/1", tok2, nil)
 	mp.must(t, 204, "DELETE", "/api/apps/1", tok1, nil)

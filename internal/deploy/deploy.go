@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
@@ -36,6 +38,42 @@ type Config struct {
 	RetryBackoff time.Duration
 	// ReconcileInterval is how often the reconciler re-queues owed work.
 	ReconcileInterval time.Duration
+	// Metrics, when not nil, receives the attempt counters and durations.
+	Metrics prometheus.Registerer
+}
+
+// metrics are what an operator watches: attempts by outcome and how long they take.
+type metrics struct {
+	attempts *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	owed     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "marketplace_deploy_attempts_total",
+			Help: "Install and uninstall attempts by outcome: done, retry, failed, lost (another attempt took over) or handed_back (worker stopping).",
+		}, []string{"op", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "marketplace_deploy_attempt_duration_seconds",
+			Help:    "Duration of install and uninstall attempts, provider work included.",
+			Buckets: []float64{.25, .5, 1, 2, 5, 10, 30, 60, 120, 300},
+		}, []string{"op", "outcome"}),
+		owed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "marketplace_deploy_owed_tasks",
+			Help: "Tasks the last reconcile pass found owed and not held by a live lease.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.attempts, m.duration, m.owed)
+	}
+	return m
+}
+
+func (m *metrics) observe(op marketplace.Operation, outcome string, start time.Time) {
+	m.attempts.WithLabelValues(string(op), outcome).Inc()
+	m.duration.WithLabelValues(string(op), outcome).Observe(time.Since(start).Seconds())
 }
 
 // Service accepts install and uninstall requests and runs them. Its Install and Uninstall methods are
@@ -46,12 +84,13 @@ type Service struct {
 	providers map[string]marketplace.Provider
 	cfg       Config
 	log       *slog.Logger
+	metrics   *metrics
 }
 
 // New returns a Service. providers maps an application's deployment type to the provider that installs
 // it; a type without one is refused at request time.
 func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
-	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log}
+	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics)}
 }
 
 // InstallRequest is a consumer's request to deploy an application into a project.
@@ -147,16 +186,19 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	switch {
 	case claimLost:
 		log.Warn("lease lost; another attempt owns the deployment")
+		s.metrics.observe(op, "lost", start)
 		return nil
 	case err != nil && ctx.Err() != nil:
 		// The worker is stopping: hand the deployment back at once instead of counting a failure.
 		log.Info("worker stopping; handing the deployment back", "err", err)
+		s.metrics.observe(op, "handed_back", start)
 		_, herr := s.store.ExtendLease(recordCtx, id, c.Attempt, 0)
 		return herr
 	case err != nil:
 		final := c.Attempt >= s.cfg.MaxAttempts
 		backoff := s.backoff(c.Attempt)
 		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
+		s.metrics.observe(op, map[bool]string{true: "failed", false: "retry"}[final], start)
 		if ferr := s.store.FailAttempt(recordCtx, id, c.Attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, c.Attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
 			return ignoreLost(ferr)
 		}
@@ -176,6 +218,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	if err != nil {
 		return ignoreLost(err)
 	}
+	s.metrics.observe(op, "done", start)
 	log.Info("done", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -262,6 +305,7 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.owed.Set(float64(len(tasks)))
 	for _, t := range tasks {
 		if err := s.queue.Enqueue(ctx, t); err != nil {
 			return fmt.Errorf("re-queue %d owed task(s): %w", len(tasks), err)
