@@ -15,5 +15,5 @@ go build -o .local/bin/marketplace ./cmd/marketplace
 .local/bin/marketplace chartrepo &
 CHARTREPO=$!
 trap 'kill $CHARTREPO 2>/dev/null || true' EXIT
-echo "chart repository: http://127.0.0.1:8879 (chart hello-web)"
+echo "chart repository: http://${CHART_REPO_ADDR:-127.0.0.1:8879} (chart hello-web)"
 .local/bin/marketplace serve
