@@ -1,5 +1,10 @@
 // Package kubernetes is the Provider for k8s applications: the Helm v4 SDK in process, one namespace per
 // project and one release per deployment, charts from HTTP(S) chart repositories or OCI registries.
+//
+// A chart is a publisher's code running against the cluster, so Helm does not act with the
+// marketplace's own credentials: the provider creates each project's namespace with a service account
+// bound to the namespaced "admin" role, and Helm impersonates that account. A chart can then create
+// nothing cluster-scoped and touch nothing in another tenant's namespace.
 package kubernetes
 
 import (
@@ -22,7 +27,13 @@ import (
 	"helm.sh/helm/v4/pkg/release"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -45,10 +56,16 @@ type Provider struct {
 	cfg     Config
 	getters getter.Providers
 
+	admin kubernetes.Interface // the marketplace's own identity: namespaces and their RBAC only
+
 	mu      sync.Mutex
-	clients map[string]*genericclioptions.ConfigFlags // per namespace; each caches its discovery
+	clients map[string]*genericclioptions.ConfigFlags // per namespace, impersonating its deployer; each caches its discovery
 	charts  map[string]*chart.Chart                   // by chart URL or OCI reference with version
+	ready   map[string]bool                           // namespaces whose deployer account exists
 }
+
+// deployer is the service account Helm impersonates in each project namespace.
+const deployer = "marketplace-deployer"
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
 func New(cfg Config) (*Provider, error) {
@@ -56,12 +73,62 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helm registry client: %w", err)
 	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
+	}
+	admin, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	return &Provider{
 		cfg:     cfg,
 		getters: getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
+		admin:   admin,
 		clients: map[string]*genericclioptions.ConfigFlags{},
 		charts:  map[string]*chart.Chart{},
+		ready:   map[string]bool{},
 	}, nil
+}
+
+// ensureNamespace creates a project's namespace, its deployer service account and the binding of that
+// account to the namespaced "admin" cluster role, each unless it exists.
+func (p *Provider) ensureNamespace(ctx context.Context, ns string) error {
+	p.mu.Lock()
+	done := p.ready[ns]
+	p.mu.Unlock()
+	if done {
+		return nil
+	}
+	labels := map[string]string{"app.kubernetes.io/managed-by": "marketplace"}
+	create := func(what string, err error) error {
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %s in namespace %s: %w", what, ns, err)
+		}
+		return nil
+	}
+	_, err := p.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
+	if err := create("namespace", err); err != nil {
+		return err
+	}
+	_, err = p.admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: deployer, Labels: labels}}, metav1.CreateOptions{})
+	if err := create("service account", err); err != nil {
+		return err
+	}
+	_, err = p.admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: deployer, Labels: labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: deployer, Namespace: ns}},
+	}, metav1.CreateOptions{})
+	if err := create("role binding", err); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.ready[ns] = true
+	p.mu.Unlock()
+	return nil
 }
 
 // Namespace is the namespace of a project.
@@ -77,10 +144,12 @@ func (p *Provider) actionConfig(ns string) (*action.Configuration, error) {
 	p.mu.Lock()
 	flags := p.clients[ns]
 	if flags == nil {
+		impersonate := "system:serviceaccount:" + ns + ":" + deployer
 		flags = genericclioptions.NewConfigFlags(true)
 		flags.KubeConfig = &p.cfg.Kubeconfig
 		flags.Namespace = &ns
 		flags.CacheDir = &p.cfg.CacheDir
+		flags.Impersonate = &impersonate
 		p.clients[ns] = flags
 	}
 	p.mu.Unlock()
@@ -102,6 +171,9 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	}
 	values, err := app.Values(d.Inputs)
 	if err != nil {
+		return placement, err
+	}
+	if err := p.ensureNamespace(ctx, placement.Namespace); err != nil {
 		return placement, err
 	}
 	cfg, err := p.actionConfig(placement.Namespace)
@@ -136,7 +208,6 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName = placement.ReleaseName
 	inst.Namespace = placement.Namespace
-	inst.CreateNamespace = true
 	inst.WaitStrategy = kube.StatusWatcherStrategy
 	inst.Timeout = timeLeft(ctx)
 	if _, err := inst.RunWithContext(ctx, ch, values); err != nil {
@@ -153,6 +224,12 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	ns := d.Placement.Namespace
 	if ns == "" {
 		ns = p.Namespace(d.ProjectID)
+	}
+	if _, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return nil // no namespace, no release
+	}
+	if err := p.ensureNamespace(ctx, ns); err != nil {
+		return err
 	}
 	cfg, err := p.actionConfig(ns)
 	if err != nil {

@@ -108,8 +108,11 @@ func start(opts Options) (*Env, error) {
 		if err != nil {
 			return e, err
 		}
-		if err := chartrepo.Build(filepath.Join(e.Root, "charts"), dir); err != nil {
-			return e, err
+		// The shipped charts, and charts only tests use (hostile ones, for instance).
+		for _, src := range []string{filepath.Join(e.Root, "charts"), filepath.Join(e.Root, "internal", "testenv", "testdata", "charts")} {
+			if err := chartrepo.Build(src, dir); err != nil {
+				return e, err
+			}
 		}
 		srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
 		go srv.Serve(ln)
