@@ -311,5 +311,28 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 			return fmt.Errorf("re-queue %d owed task(s): %w", len(tasks), err)
 		}
 	}
+	return s.removeDeletedProjects(ctx)
+}
+
+// removeDeletedProjects removes what providers keep per project (a namespace) for projects deleted
+// since the last pass. A project can only be deleted once none of its deployments is live, so there is
+// nothing of a deployment left to lose.
+func (s *Service) removeDeletedProjects(ctx context.Context) error {
+	ids, err := s.store.FindDeletedProjects(ctx, 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		for typ, p := range s.providers {
+			if r, ok := p.(marketplace.ProjectRemover); ok {
+				if err := r.RemoveProject(ctx, id); err != nil {
+					return fmt.Errorf("remove %s resources of project %d: %w", typ, id, err)
+				}
+			}
+		}
+		if err := s.store.MarkProjectRemoved(ctx, id); err != nil {
+			return err
+		}
+	}
 	return nil
 }

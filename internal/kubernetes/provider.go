@@ -238,6 +238,31 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	return p.uninstall(ctx, cfg, ReleaseName(d.ID))
 }
 
+// RemoveProject deletes a deleted project's namespace (Kubernetes finishes the deletion in the
+// background). A namespace the marketplace did not create is left alone.
+func (p *Provider) RemoveProject(ctx context.Context, projectID int64) error {
+	ns := p.Namespace(projectID)
+	p.mu.Lock()
+	delete(p.ready, ns)
+	delete(p.clients, ns)
+	p.mu.Unlock()
+	n, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("get namespace %s: %w", ns, err)
+	}
+	if n.Labels["app.kubernetes.io/managed-by"] != "marketplace" {
+		p.cfg.Logger.Warn("not deleting a namespace the marketplace did not create", "namespace", ns)
+		return nil
+	}
+	err = p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
 func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, name string) error {
 	un := action.NewUninstall(cfg)
 	un.IgnoreNotFound = true

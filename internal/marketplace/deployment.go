@@ -102,6 +102,10 @@ type WorkStore interface {
 	CompleteUninstall(ctx context.Context, id int64, attempt int) error
 	// FailAttempt records a failed attempt: retried after retryAfter, or failed for good when final.
 	FailAttempt(ctx context.Context, id int64, attempt int, reason string, retryAfter time.Duration, final bool) error
+	// FindDeletedProjects lists deleted projects whose provider resources are not removed yet.
+	FindDeletedProjects(ctx context.Context, limit int) ([]int64, error)
+	// MarkProjectRemoved records that a deleted project's provider resources are gone.
+	MarkProjectRemoved(ctx context.Context, id int64) error
 	// FindOwedWork lists what a worker owes: deployments whose operation is due and not held by a live
 	// lease.
 	FindOwedWork(ctx context.Context, limit int) ([]Task, error)
@@ -128,6 +132,12 @@ func (t Task) ID() string { return fmt.Sprintf("%s:%d:%d", t.Op, t.DeploymentID,
 // Enqueuer puts tasks on the queues. A task whose ID is already queued is not an error.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, t Task) error
+}
+
+// ProjectRemover is a Provider that keeps resources per project (a Kubernetes namespace) to remove once
+// the project is deleted. RemoveProject is idempotent.
+type ProjectRemover interface {
+	RemoveProject(ctx context.Context, projectID int64) error
 }
 
 // Provider installs and removes one type of deployment.

@@ -135,3 +135,23 @@ ORDER BY next_attempt_at LIMIT $1`, limit)
 	}
 	return tasks, nil
 }
+
+// FindDeletedProjects lists deleted projects whose provider resources are still owed a removal.
+func (db *DB) FindDeletedProjects(ctx context.Context, limit int) ([]int64, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT id FROM projects
+WHERE deleted_at IS NOT NULL AND resources_removed_at IS NULL ORDER BY id LIMIT $1`, limit)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("find deleted projects: %w", err)
+	}
+	return ids, nil
+}
+
+// MarkProjectRemoved records that a deleted project's provider resources are gone.
+func (db *DB) MarkProjectRemoved(ctx context.Context, id int64) error {
+	if _, err := db.pool.Exec(ctx, `UPDATE projects SET resources_removed_at = now()
+WHERE id = $1 AND deleted_at IS NOT NULL AND resources_removed_at IS NULL`, id); err != nil {
+		return fmt.Errorf("mark project %d removed: %w", id, err)
+	}
+	return nil
+}

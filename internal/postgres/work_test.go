@@ -168,3 +168,30 @@ func TestMeterOpenUsage(t *testing.T) {
 		t.Fatalf("metered %d closed records, want 0", n)
 	}
 }
+
+// TestDeletedProjectsAreOwedARemoval checks a deleted project is listed until its resources are marked
+// removed, and a live one never is.
+func TestDeletedProjectsAreOwedARemoval(t *testing.T) {
+	db, ctx, id := newDeployment(t)
+	if err := db.DeleteProject(ctx, 1); marketplace.ErrorCode(err) != marketplace.ECONFLICT {
+		t.Fatalf("delete a project with a pending deployment: %v, want ECONFLICT", err)
+	}
+	if ids, _ := db.FindDeletedProjects(ctx, 10); len(ids) != 0 {
+		t.Fatalf("owed removals of a live project: %v", ids)
+	}
+	db.RequestUninstall(ctx, id)
+	u, _ := db.ClaimUninstall(ctx, id, time.Minute)
+	db.CompleteUninstall(ctx, id, u.Attempt)
+	if err := db.DeleteProject(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := db.FindDeletedProjects(ctx, 10); err != nil || len(ids) != 1 || ids[0] != 1 {
+		t.Fatalf("owed removals: %v, %v; want [1]", ids, err)
+	}
+	if err := db.MarkProjectRemoved(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := db.FindDeletedProjects(ctx, 10); len(ids) != 0 {
+		t.Fatalf("owed removals after marking: %v", ids)
+	}
+}
