@@ -203,7 +203,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 			return ignoreLost(ferr)
 		}
 		if !final {
-			next := marketplace.Task{Op: op, DeploymentID: id, Attempt: c.Attempt}
+			next := marketplace.Task{Op: op, DeploymentID: id, Attempt: c.Attempt, NotBefore: time.Now().Add(backoff)}
 			if qerr := s.queue.Enqueue(recordCtx, next); qerr != nil {
 				log.Warn("could not queue the retry; the reconciler will", "err", qerr)
 			}

@@ -44,7 +44,11 @@ func uninstall(deployer Deployer, log *slog.Logger) func(context.Context, *idInp
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[queued]{queued{Message: "Deployment uninstall queued", DeploymentID: d.ID, Status: d.Status}}, nil
+		msg := "Deployment uninstall queued"
+		if d.Status == marketplace.StatusUninstalled {
+			msg = "Deployment already uninstalled"
+		}
+		return &body[queued]{queued{Message: msg, DeploymentID: d.ID, Status: d.Status}}, nil
 	}
 }
 

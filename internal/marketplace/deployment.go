@@ -124,6 +124,8 @@ type Task struct {
 	Op           Operation
 	DeploymentID int64
 	Attempt      int
+	// NotBefore, when set, delays the task until then (a retry's backoff).
+	NotBefore time.Time
 }
 
 // ID is the queue's deduplication key: one task per deployment, operation and attempt.

@@ -58,8 +58,11 @@ func (c *Client) Enqueue(ctx context.Context, t marketplace.Task) error {
 	}
 	// Retries belong to PostgreSQL (FailAttempt schedules them); asynq retries only what never reached a
 	// handler's decision, such as a database outage.
-	_, err = c.client.EnqueueContext(ctx, asynq.NewTask(string(t.Op), body),
-		asynq.Queue(queue), asynq.TaskID(t.ID()), asynq.MaxRetry(10), asynq.Timeout(c.timeout))
+	opts := []asynq.Option{asynq.Queue(queue), asynq.TaskID(t.ID()), asynq.MaxRetry(10), asynq.Timeout(c.timeout)}
+	if !t.NotBefore.IsZero() {
+		opts = append(opts, asynq.ProcessAt(t.NotBefore))
+	}
+	_, err = c.client.EnqueueContext(ctx, asynq.NewTask(string(t.Op), body), opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", t.ID(), err)
 	}
@@ -109,9 +112,11 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		Concurrency:       cfg.Concurrency,
 		Queues:            map[string]int{InstallerQueue: 1, UninstallerQueue: 1},
 		TaskCheckInterval: cfg.PollInterval,
-		ShutdownTimeout:   cfg.ShutdownTimeout,
-		Logger:            asynqLogger{log},
-		LogLevel:          asynq.WarnLevel,
+		// Retries are scheduled tasks; check for due ones every second rather than asynq's default 5.
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{log},
+		LogLevel:                 asynq.WarnLevel,
 		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
 			return time.Duration(min(1<<n, 60)) * time.Second
 		},
