@@ -3,12 +3,12 @@ SHELL := /bin/bash
 export GOFLAGS := -buildvcs=false
 KUBECONFIG_LOCAL := $(CURDIR)/.local/cluster/kubeconfig
 
-.PHONY: run test cluster cluster-down services build bench clean
+.PHONY: run test cluster cluster-down registry services build bench clean
 
 run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the chart repository, serve
 	bash scripts/run.sh
 
-test: services cluster ## every test, against real PostgreSQL, Redis and the local cluster
+test: services cluster registry ## every test, against real PostgreSQL, Redis, the local cluster and an OCI registry
 	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 30m ./...
 
 services: ## start PostgreSQL and Redis when they are not running
@@ -16,6 +16,9 @@ services: ## start PostgreSQL and Redis when they are not running
 
 cluster: ## build (once, cached in ~/.cache/marketplace) and start the local Kubernetes control plane
 	bash scripts/cluster.sh up
+
+registry: ## build (once, cached) the OCI registry the tests push charts to
+	bash scripts/registry.sh
 
 cluster-down:
 	bash scripts/cluster.sh down

@@ -25,7 +25,9 @@ import (
 
 var tenv *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &tenv, testenv.Options{Cluster: true})) }
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, &tenv, testenv.Options{Cluster: true, Registry: true}))
+}
 
 // instance is one marketplace started in process by run(), with the database and Redis of its test.
 type instance struct {
@@ -55,6 +57,7 @@ func startMarketplace(t *testing.T, role string, extra map[string]string) *insta
 		"DEPLOY_TIMEOUT":          "90s",
 		"BILLING_INTERVAL":        "1s",
 		"LOG_LEVEL":               "warn",
+		"OCI_PLAIN_HTTP":          "true",
 		"HOME":                    os.Getenv("HOME"),
 	}
 	for k, v := range extra {

@@ -67,6 +67,7 @@ type Config struct {
 	RetryBackoff      time.Duration `env:"DEPLOY_RETRY_BACKOFF" envDefault:"5s"`
 	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"5s"`
 	NamespacePrefix   string        `env:"K8S_NAMESPACE_PREFIX" envDefault:"mp"`
+	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`
 	ChartRepoAddr     string        `env:"CHART_REPO_ADDR" envDefault:"127.0.0.1:8879"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
@@ -156,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	providers := map[string]marketplace.Provider{}
 	if cfg.Kubeconfig != "" {
 		k8s, err := kubernetes.New(kubernetes.Config{Kubeconfig: cfg.Kubeconfig,
-			CacheDir: filepath.Join(cfg.CacheDir, "kube"), NamespacePrefix: cfg.NamespacePrefix, Logger: log.With("provider", "kubernetes")})
+			CacheDir: filepath.Join(cfg.CacheDir, "kube"), NamespacePrefix: cfg.NamespacePrefix, OCIPlainHTTP: cfg.OCIPlainHTTP, Logger: log.With("provider", "kubernetes")})
 		if err != nil {
 			return err
 		}

@@ -48,13 +48,16 @@ type Config struct {
 	// NamespacePrefix starts every namespace the provider creates (<prefix>-project-<id>), so several
 	// marketplaces can share one cluster.
 	NamespacePrefix string
-	Logger          *slog.Logger
+	// OCIPlainHTTP talks plain HTTP to OCI registries (Helm's --plain-http), for registries on loopback.
+	OCIPlainHTTP bool
+	Logger       *slog.Logger
 }
 
 // Provider installs Helm charts. It implements marketplace.Provider.
 type Provider struct {
-	cfg     Config
-	getters getter.Providers
+	cfg      Config
+	getters  getter.Providers
+	registry *registry.Client
 
 	admin kubernetes.Interface // the marketplace's own identity: namespaces and their RBAC only
 
@@ -69,7 +72,11 @@ const deployer = "marketplace-deployer"
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
 func New(cfg Config) (*Provider, error) {
-	rc, err := registry.NewClient(registry.ClientOptEnableCache(true))
+	opts := []registry.ClientOption{registry.ClientOptEnableCache(true)}
+	if cfg.OCIPlainHTTP {
+		opts = append(opts, registry.ClientOptPlainHTTP())
+	}
+	rc, err := registry.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("helm registry client: %w", err)
 	}
@@ -82,12 +89,13 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return &Provider{
-		cfg:     cfg,
-		getters: getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
-		admin:   admin,
-		clients: map[string]*genericclioptions.ConfigFlags{},
-		charts:  map[string]*chart.Chart{},
-		ready:   map[string]bool{},
+		cfg:      cfg,
+		getters:  getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
+		registry: rc,
+		admin:    admin,
+		clients:  map[string]*genericclioptions.ConfigFlags{},
+		charts:   map[string]*chart.Chart{},
+		ready:    map[string]bool{},
 	}, nil
 }
 
@@ -320,18 +328,23 @@ func (p *Provider) loadChart(spec marketplace.DeploymentSpec) (*chart.Chart, err
 }
 
 // chartRef resolves spec to a downloadable reference: the chart URL from the repository's index for
-// http(s) repositories (which picks the newest version that matches ChartVersion), or the oci://
-// reference with its tag.
+// http(s) repositories, or the oci:// reference with the registry's tag; either way the newest version
+// that matches ChartVersion (an exact version, a range, or empty for the newest stable one).
 func (p *Provider) chartRef(spec marketplace.DeploymentSpec) (string, error) {
-	if strings.HasPrefix(spec.RepoURL, "oci://") {
-		ref := spec.RepoURL
+	if ref, ok := strings.CutPrefix(spec.RepoURL, "oci://"); ok {
+		ref = strings.TrimSuffix(ref, "/")
 		if spec.ChartName != "" && path.Base(ref) != spec.ChartName {
-			ref = strings.TrimSuffix(ref, "/") + "/" + spec.ChartName
+			ref += "/" + spec.ChartName
 		}
-		if spec.ChartVersion != "" {
-			ref += ":" + spec.ChartVersion
+		tags, err := p.registry.Tags(ref)
+		if err != nil {
+			return "", fmt.Errorf("list the versions of oci://%s: %w", ref, err)
 		}
-		return ref, nil
+		tag, err := registry.GetTagMatchingVersionOrConstraint(tags, spec.ChartVersion)
+		if err != nil {
+			return "", fmt.Errorf("chart oci://%s has no version matching %q (it has %s)", ref, spec.ChartVersion, strings.Join(tags, ", "))
+		}
+		return "oci://" + ref + ":" + tag, nil
 	}
 	indexURL := strings.TrimSuffix(spec.RepoURL, "/") + "/index.yaml"
 	g, err := p.getters.ByScheme(strings.SplitN(indexURL, ":", 2)[0])

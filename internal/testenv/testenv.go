@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/registry"
 
 	"github.com/marketplace/marketplace/internal/chartrepo"
 	"github.com/marketplace/marketplace/internal/postgres"
@@ -40,13 +43,17 @@ type Env struct {
 	Root      string // the repository's root
 	Kubecfg   string // the local cluster's kubeconfig
 	ChartRepo string // URL of the bundled chart repository
+	// OCIRepo is an oci:// reference under which a real OCI registry holds the bundled charts
+	// (oci://127.0.0.1:PORT/charts/hello-web). The registry speaks plain HTTP.
+	OCIRepo string
 
 	cleanup []func()
 }
 
 // Options choose the heavy parts a binary needs.
 type Options struct {
-	Cluster bool // needs the Kubernetes cluster and the chart repository
+	Cluster  bool // needs the Kubernetes cluster and the chart repository
+	Registry bool // needs an OCI registry holding the bundled charts
 }
 
 // Main starts the environment, runs the tests and tears it down; use it from TestMain:
@@ -119,7 +126,85 @@ func start(opts Options) (*Env, error) {
 		e.cleanup = append(e.cleanup, func() { srv.Close() })
 		e.ChartRepo = "http://" + ln.Addr().String()
 	}
+	if opts.Registry {
+		if err := e.startRegistry(); err != nil {
+			return e, err
+		}
+	}
 	return e, nil
+}
+
+// startRegistry starts the CNCF distribution registry that scripts/registry.sh builds, on a free
+// loopback port, and pushes every chart of ./charts to it with Helm's registry client.
+func (e *Env) startRegistry() error {
+	bin := filepath.Join(getenv("MARKETPLACE_CACHE", filepath.Join(os.Getenv("HOME"), ".cache", "marketplace")), "bin", "registry")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("no OCI registry binary (%v): run `make registry` or `make test`", err)
+	}
+	dir, err := os.MkdirTemp("", "mp-registry-")
+	if err != nil {
+		return err
+	}
+	e.cleanup = append(e.cleanup, func() { os.RemoveAll(dir) })
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	host := fmt.Sprintf("127.0.0.1:%d", port)
+	config := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
+		filepath.Join(dir, "data"), host)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Env = []string{"HOME=" + dir} // the registry reads REGISTRY_* variables as configuration
+	logFile, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start registry: %w", err)
+	}
+	e.cleanup = append(e.cleanup, func() { cmd.Process.Kill(); cmd.Wait(); logFile.Close() })
+	ready := false
+	for range 100 {
+		if resp, err := http.Get("http://" + host + "/v2/"); err == nil {
+			resp.Body.Close()
+			ready = true
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !ready {
+		return fmt.Errorf("registry on %s did not start; see %s", host, logFile.Name())
+	}
+
+	rc, err := registry.NewClient(registry.ClientOptPlainHTTP())
+	if err != nil {
+		return err
+	}
+	packaged := filepath.Join(dir, "packaged")
+	if err := chartrepo.Build(filepath.Join(e.Root, "charts"), packaged); err != nil {
+		return err
+	}
+	tgzs, _ := filepath.Glob(filepath.Join(packaged, "*.tgz"))
+	for _, tgz := range tgzs {
+		data, err := os.ReadFile(tgz)
+		if err != nil {
+			return err
+		}
+		ch, err := loader.LoadArchive(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		ref := fmt.Sprintf("%s/charts/%s:%s", host, ch.Metadata.Name, ch.Metadata.Version)
+		if _, err := rc.Push(data, ref); err != nil {
+			return fmt.Errorf("push %s: %w", ref, err)
+		}
+	}
+	e.OCIRepo = "oci://" + host + "/charts"
+	return nil
 }
 
 func (e *Env) close() {
