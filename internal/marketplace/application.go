@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -264,13 +263,4 @@ func setPath(m map[string]any, path []string, v any) {
 		m = next
 	}
 	m[path[len(path)-1]] = v
-}
-
-// ParseID parses a positive decimal id from a path segment.
-func ParseID(field, s string) (int64, error) {
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, Errorf(EINVALID, "%s must be a positive integer, got %q", field, s)
-	}
-	return id, nil
 }

@@ -118,27 +118,36 @@ RETURNING publisher_id, created_at, updated_at`,
 // DeleteApp removes an application from the catalog, refusing while any deployment of it is live. The
 // row stays for the history of its deployments and usage records.
 func (db *DB) DeleteApp(ctx context.Context, id int64) error {
+	return db.softDelete(ctx, softDeletion{what: "application", table: "applications", owner: "publisher_id",
+		deploymentKey: "application_id"}, id)
+}
+
+// softDeletion names the columns of a row that is deleted by marking it, once no deployment uses it.
+type softDeletion struct {
+	what, table, owner, deploymentKey string
+}
+
+// softDelete marks one of the caller's rows deleted, refusing (ECONFLICT) while a deployment of it is
+// live. The row lock orders this against installs, which take a share lock on the same row.
+func (db *DB) softDelete(ctx context.Context, sd softDeletion, id int64) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		// The row lock orders this against installs, which take a share lock on the application.
-		var found bool
-		err := tx.QueryRow(ctx, `SELECT true FROM applications
-WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2) FOR UPDATE`, id, scopeUser(ctx)).Scan(&found)
+		err := tx.QueryRow(ctx, `SELECT true FROM `+sd.table+`
+WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR `+sd.owner+` = $2) FOR UPDATE`, id, scopeUser(ctx)).Scan(new(bool))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("application", id)
+			return notFound(sd.what, id)
 		} else if err != nil {
-			return fmt.Errorf("delete application %d: %w", id, err)
+			return fmt.Errorf("delete %s %d: %w", sd.what, id, err)
 		}
 		var live int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE application_id = $1 AND status <> 'uninstalled'`, id).
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE `+sd.deploymentKey+` = $1 AND status <> 'uninstalled'`, id).
 			Scan(&live); err != nil {
-			return fmt.Errorf("delete application %d: %w", id, err)
+			return fmt.Errorf("delete %s %d: %w", sd.what, id, err)
 		}
 		if live > 0 {
-			return marketplace.Errorf(marketplace.ECONFLICT,
-				"application %d has %d live deployment(s); delete them first", id, live)
+			return marketplace.Errorf(marketplace.ECONFLICT, "%s %d has %d live deployment(s); delete them first", sd.what, id, live)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE applications SET deleted_at = now() WHERE id = $1`, id); err != nil {
-			return fmt.Errorf("delete application %d: %w", id, err)
+		if _, err := tx.Exec(ctx, `UPDATE `+sd.table+` SET deleted_at = now() WHERE id = $1`, id); err != nil {
+			return fmt.Errorf("delete %s %d: %w", sd.what, id, err)
 		}
 		return nil
 	})

@@ -60,29 +60,9 @@ WHERE user_id = $1 AND deleted_at IS NULL ORDER BY id`, userID)
 	return projects, nil
 }
 
-// DeleteProject removes one of the caller's projects, refusing while it has live deployments.
+// DeleteProject removes one of the caller's projects, refusing while it has live deployments. The
+// reconciler then removes what providers keep for it (its namespace).
 func (db *DB) DeleteProject(ctx context.Context, id int64) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		var found bool
-		err := tx.QueryRow(ctx, `SELECT true FROM projects
-WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR user_id = $2) FOR UPDATE`, id, scopeUser(ctx)).Scan(&found)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("project", id)
-		} else if err != nil {
-			return fmt.Errorf("delete project %d: %w", id, err)
-		}
-		var live int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE project_id = $1 AND status <> 'uninstalled'`, id).
-			Scan(&live); err != nil {
-			return fmt.Errorf("delete project %d: %w", id, err)
-		}
-		if live > 0 {
-			return marketplace.Errorf(marketplace.ECONFLICT,
-				"project %d has %d live deployment(s); delete them first", id, live)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE projects SET deleted_at = now() WHERE id = $1`, id); err != nil {
-			return fmt.Errorf("delete project %d: %w", id, err)
-		}
-		return nil
-	})
+	return db.softDelete(ctx, softDeletion{what: "project", table: "projects", owner: "user_id",
+		deploymentKey: "project_id"}, id)
 }
