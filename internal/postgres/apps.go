@@ -34,7 +34,7 @@ func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Applicati
 
 // FindApps returns one page of the catalog and the total number of matching applications, in one round
 // trip: the total comes from application_counts, which a trigger keeps exact, so no request counts the
-// catalog.
+// catalog. A deep page skips its offset in an index-only scan of ids, not by fetching every row before it.
 func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
 	var where []string
 	var args []any
@@ -48,10 +48,12 @@ func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketp
 	}
 	cond := strings.Join(append([]string{"true"}, where...), " AND ")
 	args = append(args, f.Limit, (f.Page-1)*f.Limit)
-	q := `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond + `)
+	q := `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond + `),
+first AS (SELECT id FROM applications WHERE deleted_at IS NULL AND ` + cond + `
+  ORDER BY id OFFSET $` + strconv.Itoa(len(args)) + ` LIMIT 1)
 SELECT total.n, a.* FROM total LEFT JOIN LATERAL (
-  SELECT ` + appColumns + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + `
-  ORDER BY id LIMIT $` + strconv.Itoa(len(args)-1) + ` OFFSET $` + strconv.Itoa(len(args)) + `
+  SELECT ` + appColumns + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT id FROM first)
+  ORDER BY id LIMIT $` + strconv.Itoa(len(args)-1) + `
 ) a ON true`
 	rows, err := db.pool.Query(ctx, q, args...)
 	if err != nil {
@@ -61,17 +63,22 @@ SELECT total.n, a.* FROM total LEFT JOIN LATERAL (
 	apps := make([]*marketplace.Application, 0, f.Limit)
 	var total int
 	for rows.Next() {
+		if rows.RawValues()[1] == nil {
+			// The LEFT JOIN's one row of NULLs for a page past the end: only the total is real.
+			dest := make([]any, len(rows.FieldDescriptions()))
+			dest[0] = &total
+			if err := rows.Scan(dest...); err != nil {
+				return nil, 0, fmt.Errorf("find applications: %w", err)
+			}
+			continue
+		}
 		var a marketplace.Application
-		var id *int64
-		err := rows.Scan(&total, &id, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
+		err := rows.Scan(&total, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
 			&a.Inputs, &a.CreatedAt, &a.UpdatedAt)
 		if err != nil {
 			return nil, 0, fmt.Errorf("find applications: %w", err)
 		}
-		if id != nil { // the LEFT JOIN yields one row of NULLs for an empty page
-			a.ID = *id
-			apps = append(apps, &a)
-		}
+		apps = append(apps, &a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("find applications: %w", err)
