@@ -165,8 +165,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}
+	queueMetrics, err := queue.NewMetrics(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer queueMetrics.Close()
 	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), queueMetrics)
 	deployer := deploy.New(db, queueClient, providers, deploy.Config{
 		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
 		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics,

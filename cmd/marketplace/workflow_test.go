@@ -153,7 +153,8 @@ func TestSeedWorkflow(t *testing.T) {
 	// An operator sees both attempts in the metrics.
 	metrics := string(mp.must(t, 200, "GET", "/metrics", "", nil).Body)
 	for _, want := range []string{`marketplace_deploy_attempts_total{op="install",outcome="done"} 1`,
-		`marketplace_deploy_attempts_total{op="uninstall",outcome="done"} 1`} {
+		`marketplace_deploy_attempts_total{op="uninstall",outcome="done"} 1`,
+		`marketplace_queue_tasks{queue="installer_queue",state="pending"} 0`, `marketplace_queue_up 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
