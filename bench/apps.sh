@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The catalog benchmark of TARGETS.md: GET /api/apps over 10,000 applications with wrk, and the RSS of
+# `marketplace serve` idle and under that load.
+#
+#   bash bench/apps.sh            # 3 runs of 20 s per URL (the target's command)
+#   RUNS=1 DURATION=5s bash bench/apps.sh
+#
+# It drops and recreates the database mp_bench, migrates it with `marketplace migrate`, seeds it by SQL,
+# starts `marketplace serve` without a cluster and runs `wrk -t2 -c32 -d20s --latency` against four URLs,
+# interleaved (run 1 of every URL, then run 2, ...) so drifting background load spreads over all of
+# them. Raw output goes to $OUT (default bench/results/apps-<time>); the summary is $OUT/summary.md.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+source bench/lib.sh
+
+PGHOST_BENCH=${PGHOST_BENCH:-127.0.0.1}
+DB=${BENCH_DB:-mp_bench}
+DATABASE_URL="postgres://postgres@$PGHOST_BENCH:5432/$DB?sslmode=disable"
+REDIS_URL=${BENCH_REDIS_URL:-redis://localhost:6379/15}
+ADDR=${BENCH_ADDR:-127.0.0.1:3100}
+BASELINE_ADDR=${BENCH_BASELINE_ADDR:-127.0.0.1:3109}
+BASELINE=${BASELINE:-1} # also measure bench/baseline (bare net/http + pgx) on page 1 in every round
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-20s}
+APPS=10000 # the checks below assume it
+OUT=${OUT:-bench/results/apps-$(date -u +%Y%m%dT%H%M%SZ)}
+TOKEN=mpt_bench_publisher_1 # publisher 1's bearer token; stored as its SHA-256 like the API does
+TOKEN2=mpt_bench_publisher_2
+mkdir -p "$OUT"
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get -o DPkg::Lock::Timeout=900 install -y wrk >/dev/null; }
+port_free "$ADDR"
+[ "$BASELINE" = 0 ] || port_free "$BASELINE_ADDR"
+
+echo "== building bench/.bin/marketplace and bench/.bin/baseline"
+build_marketplace
+(cd "$ROOT" && GOFLAGS=-buildvcs=false go build -o bench/.bin/baseline ./bench/baseline)
+MP=$ROOT/bench/.bin/marketplace
+
+echo "== database $DB: recreate, migrate, seed $APPS applications"
+recreate_db "$DB"
+env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
+hash1=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+hash2=$(printf %s "$TOKEN2" | sha256sum | cut -d' ' -f1)
+# Publisher 1 owns 2 of every 3 applications, publisher 2 the rest; odd ids are k8s, even ids vm. The
+# trigger on applications keeps application_counts exact as the rows go in.
+psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
+INSERT INTO users (name, token_hash) VALUES
+  ('Bench Publisher 1', decode('$hash1', 'hex')),
+  ('Bench Publisher 2', decode('$hash2', 'hex'));
+INSERT INTO applications (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
+SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
+       'Benchmark app ' || i,
+       'Application ' || i || ' of the catalog benchmark: a small web server with a Deployment and a Service.',
+       round(0.1 + (i % 100) * 0.05, 6),
+       CASE WHEN i % 2 = 0 THEN 'vm' ELSE 'k8s' END,
+       CASE WHEN i % 2 = 0
+         THEN jsonb_build_object('type', 'vm', 'repoURL', '', 'chartName', '', 'chartVersion', '',
+                                 'image', 'debian-12-generic', 'cpu', '2', 'memory', '2Gi')
+         ELSE jsonb_build_object('type', 'k8s', 'repoURL', 'http://127.0.0.1:8879', 'chartName', 'hello-web',
+                                 'chartVersion', '0.1.0', 'image', '', 'cpu', '', 'memory', '')
+       END,
+       CASE WHEN i % 2 = 0 THEN '[]'::jsonb
+         ELSE '[{"name": "replicaCount", "type": "integer", "default": 1}]'::jsonb
+       END
+FROM generate_series(1, $APPS) AS i;
+VACUUM ANALYZE;
+SQL
+psql -X -At "$DATABASE_URL" -c "SELECT 'application_counts: ' || string_agg(publisher_id || '/' || deployment_type || '=' || n, ' ' ORDER BY publisher_id, deployment_type) FROM application_counts"
+
+echo "== starting marketplace serve on $ADDR (KUBECONFIG unset, LOG_LEVEL=warn)"
+redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis database
+CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
+env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" LOG_LEVEL=warn \
+  MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+SERVE=$!
+BASE_PID=
+cleanup() {
+  kill "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
+  [ -z "$BASE_PID" ] || { kill "$BASE_PID" 2>/dev/null && wait "$BASE_PID" 2>/dev/null || true; }
+  rm -rf "$CACHE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+wait_http "http://$ADDR/healthz"
+sleep 3
+IDLE_RSS=$(proc_kb "$SERVE" VmRSS)
+IDLE_HWM=$(proc_kb "$SERVE" VmHWM)
+IDLE_SPLIT="RssAnon $(proc_kb "$SERVE" RssAnon) kB + RssFile $(proc_kb "$SERVE" RssFile) kB"
+echo "serve pid $SERVE: idle VmRSS ${IDLE_RSS} kB (VmHWM ${IDLE_HWM} kB)"
+
+BASE="http://$ADDR"
+URLS=(
+  "/api/apps?page=1&limit=20"
+  "/api/apps?page=400&limit=20"
+  "/api/apps?page=1&limit=20&deploymentType=vm"
+  "/api/apps?page=1&limit=20&publisher=1"
+)
+# What each URL must answer: total_items, the first id of the page, and a jq condition on every row.
+WANT_TOTAL=("$APPS" "$APPS" "$(( APPS / 2 ))" "$(( APPS - APPS / 3 ))")
+WANT_FIRST=(1 7981 2 1)
+WANT_ROW=('true' 'true' '.deployment.type == "vm"' '.publisher_id == 1')
+
+echo "== checking the answers"
+fail=0
+for i in "${!URLS[@]}"; do
+  body=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE${URLS[$i]}")
+  got=$(jq -r --argjson want "${WANT_TOTAL[$i]}" --argjson first "${WANT_FIRST[$i]}" \
+    "[.total_items, (.data|length), .data[0].id, ([.data[] | ${WANT_ROW[$i]}] | all)] as [\$t, \$n, \$f, \$ok]
+     | \"total_items=\(\$t) rows=\(\$n) first_id=\(\$f) rows_match=\(\$ok) \"
+       + (if \$t == \$want and \$n == 20 and \$f == \$first and \$ok then \"OK\" else \"WRONG (want total_items=\(\$want) first_id=\(\$first))\" end)" <<<"$body")
+  echo "${URLS[$i]}: $got" | tee -a "$OUT/checks.txt"
+  [[ $got == *OK ]] || fail=1
+done
+[ "$fail" = 0 ] || { echo "wrong answers; not benchmarking" >&2; exit 1; }
+
+# What wrk runs: the four URLs against the marketplace and, as a yardstick, page 1 against the baseline.
+TARGETS=()
+for url in "${URLS[@]}"; do TARGETS+=("$BASE$url"); done
+if [ "$BASELINE" != 0 ]; then
+  bench/.bin/baseline -db "$DATABASE_URL" -addr "$BASELINE_ADDR" >"$OUT/baseline.log" 2>&1 &
+  BASE_PID=$!
+  wait_http "http://$BASELINE_ADDR/api/apps?page=1&limit=20"
+  got=$(curl -fsS "http://$BASELINE_ADDR${URLS[0]}" | jq -r '"\(.total_items) \(.data|length)"')
+  [ "$got" = "$APPS 20" ] || { echo "baseline answers $got" >&2; exit 1; }
+  TARGETS+=("http://$BASELINE_ADDR${URLS[0]}")
+  URLS+=("baseline ${URLS[0]}")
+fi
+
+# to_ms converts wrk's 812.00us / 4.21ms / 1.02s to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
+
+machine >"$OUT/machine-before.txt"
+printf '| run | URL | req/s | p50 ms | p99 ms | non-2xx | server CPU s | load avg |\n|---|---|---|---|---|---|---|---|\n' >"$OUT/runs.md"
+: >"$OUT/runs.tsv"
+HZ=$(getconf CLK_TCK)
+for run in $(seq 1 "$RUNS"); do
+  for i in "${!TARGETS[@]}"; do
+    url=${URLS[$i]}
+    raw="$OUT/wrk-run$run-url$i.txt"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    pid=$SERVE; [ "$i" -lt 4 ] || pid=$BASE_PID
+    t0=$(cpu_ticks "$pid")
+    wrk -t2 -c32 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "${TARGETS[$i]}" >"$raw"
+    t1=$(cpu_ticks "$pid")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$raw")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$raw")")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); non2xx=${non2xx:-0}
+    errs=$(awk '/Socket errors/ {print}' "$raw")
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.1f", (b - a) / hz }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$i" "$rps" "$p50" "$p99" "$non2xx" >>"$OUT/runs.tsv"
+    printf '| %s | `%s` | %s | %s | %s | %s | %s | %s |\n' "$run" "$url" "$rps" "$p50" "$p99" "$non2xx" "$cpu" "$load" | tee -a "$OUT/runs.md"
+    [ -z "$errs" ] || echo "  $errs" | tee -a "$OUT/runs.md"
+  done
+done
+machine >"$OUT/machine-after.txt"
+LOAD_HWM=$(proc_kb "$SERVE" VmHWM)
+LOAD_RSS=$(proc_kb "$SERVE" VmRSS)
+LOAD_SPLIT="RssAnon $(proc_kb "$SERVE" RssAnon) kB + RssFile $(proc_kb "$SERVE" RssFile) kB"
+
+# Medians of the runs per URL, the ratios the targets name, and the verdicts.
+{
+  echo "## GET /api/apps, $APPS applications: wrk -t2 -c32 -d$DURATION --latency, $RUNS run(s) per URL"
+  echo
+  cat "$OUT/runs.md"
+  echo
+  awk -F'\t' -v n="${#URLS[@]}" -v urls="$(printf '%s\t' "${URLS[@]}")" '
+    function median(a, k,   i, j, t) {   # sorts a[1..k] in place
+      for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
+      return (k % 2) ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2
+    }
+    { c[$2]++; r[$2, c[$2]] = $3; p[$2, c[$2]] = $5; x[$2] += $6 }
+    END {
+      split(urls, u, "\t")
+      print "| URL | median req/s | median p99 ms | worst p99 ms | target | met |"
+      print "|---|---|---|---|---|---|"
+      for (i = 0; i < n; i++) {
+        delete a; delete b
+        for (k = 1; k <= c[i]; k++) { a[k] = r[i, k]; b[k] = p[i, k] }
+        mr[i] = median(a, c[i]); mp = median(b, c[i]); wp = b[c[i]]
+        if (i == 0) { t = "≥ 4000 req/s, p99 ≤ 15 ms"; ok = (mr[0] >= 4000 && wp <= 15) }
+        else if (i == 1) { t = sprintf("≥ 90%% of page 1 (≥ %.0f); now %.0f%%", 0.9 * mr[0], 100 * mr[1] / mr[0]); ok = (mr[1] >= 0.9 * mr[0]) }
+        else if (i == 4) { t = sprintf("yardstick: the marketplace does %.0f%% of it", 100 * mr[0] / mr[4]); ok = -1 }
+        else { t = sprintf("≥ 80%% of unfiltered (≥ %.0f); now %.0f%%", 0.8 * mr[0], 100 * mr[i] / mr[0]); ok = (mr[i] >= 0.8 * mr[0]) }
+        if (x[i] > 0 && ok >= 0) ok = 0
+        printf "| `%s` | %.0f | %.2f | %.2f | %s | %s |\n", u[i+1], mr[i], mp, wp, t, ok < 0 ? "" : ok ? "yes" : "**no**"
+      }
+    }' "$OUT/runs.tsv"
+  echo
+  echo "RSS of marketplace serve: idle VmRSS $(( IDLE_RSS / 1024 )) MB ($IDLE_RSS kB = $IDLE_SPLIT; target ≤ 40 MB: $([ "$IDLE_RSS" -le 40960 ] && echo yes || echo '**no**')),"
+  echo "VmHWM after the load $(( LOAD_HWM / 1024 )) MB ($LOAD_HWM kB; target ≤ 120 MB: $([ "$LOAD_HWM" -le 122880 ] && echo yes || echo '**no**')), VmRSS after the load $(( LOAD_RSS / 1024 )) MB ($LOAD_SPLIT)."
+  echo
+  echo "Machine before the runs:"; echo '```'; cat "$OUT/machine-before.txt"; echo '```'
+  echo "Machine after the runs:"; echo '```'; cat "$OUT/machine-after.txt"; echo '```'
+} >"$OUT/summary.md"
+echo
+cat "$OUT/summary.md"

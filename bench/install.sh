@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The install and uninstall benchmark of TARGETS.md: the bundled chart through the marketplace against
+# direct Helm v4 SDK installs of the same chart on the same cluster, in one run (bench/installbench).
+#
+#   bash bench/install.sh              # 10 measured installs and uninstalls per side, 1 warm-up each
+#   N=3 bash bench/install.sh
+#   INSTALLBENCH_FLAGS=-mpflags bash bench/install.sh   # diagnosis: a third side, Helm with the provider's client flags
+#
+# It drops and recreates the database mp_bench_install, starts `marketplace serve` with the local
+# cluster's kubeconfig (QUEUE_POLL_INTERVAL and every other knob at its default, LOG_LEVEL=info so the
+# workers' own "done took=" lines can be set beside the measurements) and a namespace prefix of its own,
+# and deletes every namespace it created at the end. Output goes to $OUT (default
+# bench/results/install-<time>); the summary is $OUT/summary.md.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+source bench/lib.sh
+
+PGHOST_BENCH=${PGHOST_BENCH:-127.0.0.1}
+DB=${BENCH_INSTALL_DB:-mp_bench_install}
+DATABASE_URL="postgres://postgres@$PGHOST_BENCH:5432/$DB?sslmode=disable"
+REDIS_URL=${BENCH_INSTALL_REDIS_URL:-redis://localhost:6379/14}
+ADDR=${BENCH_INSTALL_ADDR:-127.0.0.1:3101}
+KUBECONFIG=${KUBECONFIG:-$ROOT/.local/cluster/kubeconfig}
+N=${N:-10}
+WARMUP=${WARMUP:-1}
+PREFIX=${PREFIX:-mpbench-$(date +%s | tail -c 6)$RANDOM}
+OUT=${OUT:-bench/results/install-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+[ -f "$KUBECONFIG" ] || { echo "no cluster: $KUBECONFIG is missing (make cluster)" >&2; exit 1; }
+port_free "$ADDR"
+
+echo "== building bench/.bin/marketplace and bench/.bin/installbench"
+build_marketplace
+(cd "$ROOT" && GOFLAGS=-buildvcs=false go build -o bench/.bin/installbench ./bench/installbench)
+MP=$ROOT/bench/.bin/marketplace
+
+echo "== database $DB: recreate and migrate"
+recreate_db "$DB"
+DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
+redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis database: no stale task ids
+
+echo "== starting marketplace serve on $ADDR (KUBECONFIG=$KUBECONFIG, K8S_NAMESPACE_PREFIX=$PREFIX)"
+CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
+DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" \
+  K8S_NAMESPACE_PREFIX="$PREFIX" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+SERVE=$!
+cleanup() {
+  kill "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
+  rm -rf "$CACHE"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+wait_http "http://$ADDR/readyz"
+
+machine >"$OUT/machine-before.txt"
+bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" \
+  -n "$N" -warmup "$WARMUP" ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
+machine >"$OUT/machine-after.txt"
+
+# The workers' own view: how long each attempt took inside the worker (claim to provider return), next
+# to the client's end-to-end figure; the difference is the API, the queue and the polling.
+jq -r 'select(.msg == "done") | "\(.op)\t\(.deployment)\t\(.took)"' "$OUT/serve.log" >"$OUT/worker-took.tsv" || true
+
+{
+  echo "## install → installed and uninstall → uninstalled: marketplace against direct Helm v4 SDK"
+  echo
+  echo "bench/.bin/installbench -n $N -warmup $WARMUP, chart charts/hello-web, namespace prefix $PREFIX"
+  echo
+  sed -n '/measured operations/,$p' "$OUT/installbench.txt"
+  echo
+  echo "Inside the marketplace's worker (\"done\" log lines, claim to provider return), by deployment:"
+  echo '```'
+  sort -t$'\t' -k1,1 -k2,2n "$OUT/worker-took.tsv" |
+    awk -F'\t' '{ t[$1] = t[$1] sprintf(" %.0f", $3 / 1e6) } END { for (op in t) print op " ms (warm-up first):" t[op] }' | sort
+  echo '```'
+  echo "Machine before:"; echo '```'; cat "$OUT/machine-before.txt"; echo '```'
+  echo "Machine after:"; echo '```'; cat "$OUT/machine-after.txt"; echo '```'
+} >"$OUT/summary.md"
+echo
+cat "$OUT/summary.md"

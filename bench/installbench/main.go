@@ -1,0 +1,487 @@
+// Command installbench measures, in one run on one cluster, installs and uninstalls of the bundled chart
+// (charts/hello-web) through a running marketplace against direct Helm v4 SDK installs and uninstalls of
+// the same chart: the TARGETS.md rows "install → installed" and "uninstall → uninstalled".
+//
+// Marketplace side: POST /api/deployments/install, then GET /api/deployments/{id} every 10 ms until the
+// status is installed; DELETE /api/deployments/{id}, then poll until uninstalled. Every install goes into
+// a fresh project, so into a fresh namespace (<prefix>-project-<id>).
+//
+// Direct side: what a Go program using the Helm SDK does: cli.New() settings for the namespace, an
+// action.Configuration on the secret driver, action.NewInstall with CreateNamespace and the kstatus
+// watcher wait into a fresh namespace, the chart loaded once; action.NewUninstall with the same wait.
+//
+// The two sides alternate (marketplace first on even iterations, Helm first on odd ones) so drifting
+// background load hits both alike. bench/install.sh starts the marketplace and runs this.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/cli"
+	"helm.sh/helm/v4/pkg/kube"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/marketplace/marketplace/internal/chartrepo"
+)
+
+type options struct {
+	api, kubeconfig, chartsDir, mpPrefix, directPrefix, out string
+	n, warmup                                               int
+	mpFlags                                                 bool
+	poll, timeout                                           time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.api, "api", "http://127.0.0.1:3101", "the marketplace's base URL")
+	flag.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "the cluster's kubeconfig (the marketplace's too)")
+	flag.StringVar(&o.chartsDir, "charts", "charts", "the directory of chart sources (hello-web is used)")
+	flag.StringVar(&o.mpPrefix, "mp-prefix", "", "the marketplace's K8S_NAMESPACE_PREFIX, to delete its namespaces at the end")
+	flag.StringVar(&o.directPrefix, "direct-prefix", "", "the prefix of the direct installs' namespaces (default <mp-prefix>-direct)")
+	flag.StringVar(&o.out, "out", "", "write the measurements as JSON here")
+	flag.IntVar(&o.n, "n", 10, "measured installs (and uninstalls) per side")
+	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured installs and uninstalls per side first")
+	flag.DurationVar(&o.poll, "poll", 10*time.Millisecond, "how often to poll a deployment's status")
+	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound of one install or uninstall")
+	flag.BoolVar(&o.mpFlags, "mpflags", false, "diagnosis: add a third side, direct Helm with the Kubernetes client built "+
+		"as the marketplace's provider builds it (genericclioptions.NewConfigFlags(true): client-go's default rate limits)")
+	flag.Parse()
+	if o.mpPrefix == "" || o.kubeconfig == "" {
+		fmt.Fprintln(os.Stderr, "installbench: -mp-prefix and -kubeconfig are required")
+		os.Exit(2)
+	}
+	if o.directPrefix == "" {
+		o.directPrefix = o.mpPrefix + "-direct"
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "installbench:", err)
+		os.Exit(1)
+	}
+}
+
+// sample is one measured operation.
+type sample struct {
+	Side      string        `json:"side"` // marketplace or helm
+	Op        string        `json:"op"`   // install or uninstall
+	Iteration int           `json:"iteration"`
+	Warmup    bool          `json:"warmup"`
+	Namespace string        `json:"namespace"`
+	Took      time.Duration `json:"took_ns"`
+}
+
+func run(ctx context.Context, o options) (err error) {
+	work, err := os.MkdirTemp("", "installbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	// Helm's and client-go's caches in the temp dir, not in ~.
+	for k, sub := range map[string]string{"HELM_CONFIG_HOME": "config", "HELM_CACHE_HOME": "cache",
+		"HELM_DATA_HOME": "data", "KUBECACHEDIR": "kubecache"} {
+		os.Setenv(k, filepath.Join(work, sub))
+	}
+
+	// The bundled chart repository, for the marketplace, and the same chart loaded once for Helm.
+	repoDir := filepath.Join(work, "repo")
+	if err := chartrepo.Build(o.chartsDir, repoDir); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	repoSrv := &http.Server{Handler: http.FileServer(http.Dir(repoDir)), ReadHeaderTimeout: 5 * time.Second}
+	go repoSrv.Serve(ln)
+	defer repoSrv.Close()
+	repoURL := "http://" + ln.Addr().String()
+	tgzs, _ := filepath.Glob(filepath.Join(repoDir, "hello-web-*.tgz"))
+	if len(tgzs) != 1 {
+		return fmt.Errorf("want one hello-web package in %s, got %v", repoDir, tgzs)
+	}
+	ch, err := loader.Load(tgzs[0])
+	if err != nil {
+		return err
+	}
+
+	cs, err := clientset(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	var namespaces []string // every namespace this run may have created, deleted at the end
+	defer func() {
+		if derr := deleteNamespaces(cs, namespaces); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+
+	// A user who publishes the chart and deploys it.
+	mp := &client{base: strings.TrimSuffix(o.api, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	var user struct {
+		ID    int64  `json:"id"`
+		Token string `json:"token"`
+	}
+	if err := mp.do(ctx, 201, "POST", "/api/users/new", map[string]any{"name": "installbench"}, &user); err != nil {
+		return err
+	}
+	mp.token = user.Token
+	var app struct {
+		ID int64 `json:"id"`
+	}
+	if err := mp.do(ctx, 201, "POST", "/api/apps/new", map[string]any{
+		"name": "hello-web (installbench)", "hourly_rate": 0.5,
+		"deployment": map[string]any{"type": "k8s", "repoURL": repoURL, "chartName": "hello-web"},
+	}, &app); err != nil {
+		return err
+	}
+
+	total := o.warmup + o.n
+	type slot struct {
+		// marketplace
+		projectID, deploymentID int64
+		mpNamespace             string
+		// helm
+		settings    *cli.EnvSettings
+		hNamespace  string
+		releaseName string
+		// helm with the marketplace's client flags
+		flags      *genericclioptions.ConfigFlags
+		fNamespace string
+	}
+	slots := make([]slot, total)
+	for i := range slots {
+		var p struct {
+			ID int64 `json:"id"`
+		}
+		if err := mp.do(ctx, 201, "POST", "/api/user/project/new", map[string]any{"name": fmt.Sprintf("installbench-%d", i)}, &p); err != nil {
+			return err
+		}
+		slots[i].projectID = p.ID
+		slots[i].mpNamespace = fmt.Sprintf("%s-project-%d", o.mpPrefix, p.ID)
+		slots[i].hNamespace = fmt.Sprintf("%s-%d", o.directPrefix, i)
+		slots[i].releaseName = fmt.Sprintf("direct-%d", i)
+		namespaces = append(namespaces, slots[i].mpNamespace, slots[i].hNamespace)
+		if o.mpFlags {
+			slots[i].fNamespace = fmt.Sprintf("%s-flags-%d", o.directPrefix, i)
+			namespaces = append(namespaces, slots[i].fNamespace)
+		}
+	}
+	for _, ns := range namespaces {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			namespaces = nil // not ours: leave it alone
+			return fmt.Errorf("namespace %s exists already; use another prefix", ns)
+		}
+	}
+
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)).Handler()
+	var samples []sample
+	record := func(side, op string, i int, ns string, took time.Duration) {
+		s := sample{Side: side, Op: op, Iteration: i - o.warmup, Warmup: i < o.warmup, Namespace: ns, Took: took}
+		samples = append(samples, s)
+		tag := ""
+		if s.Warmup {
+			tag = " (warm-up)"
+		}
+		fmt.Printf("%-9s %-11s #%-2d %-32s %8.1f ms%s\n", op, side, s.Iteration, ns, ms(took), tag)
+	}
+
+	mpInstall := func(i int) error {
+		s := &slots[i]
+		start := time.Now()
+		var q struct {
+			DeploymentID int64 `json:"deploymentID"`
+		}
+		if err := mp.do(ctx, 202, "POST", "/api/deployments/install",
+			map[string]any{"application_id": app.ID, "project_id": s.projectID}, &q); err != nil {
+			return err
+		}
+		s.deploymentID = q.DeploymentID
+		if err := mp.waitFor(ctx, q.DeploymentID, "installed", o.poll, o.timeout); err != nil {
+			return err
+		}
+		record("marketplace", "install", i, s.mpNamespace, time.Since(start))
+		return nil
+	}
+	mpUninstall := func(i int) error {
+		s := &slots[i]
+		start := time.Now()
+		if err := mp.do(ctx, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", s.deploymentID), nil, nil); err != nil {
+			return err
+		}
+		if err := mp.waitFor(ctx, s.deploymentID, "uninstalled", o.poll, o.timeout); err != nil {
+			return err
+		}
+		record("marketplace", "uninstall", i, s.mpNamespace, time.Since(start))
+		return nil
+	}
+	// directInstall and directUninstall are the Helm SDK calls; getter is the Kubernetes client's flags.
+	directInstall := func(side string, i int, getter genericclioptions.RESTClientGetter, ns string, start time.Time) error {
+		cfg := action.NewConfiguration(action.ConfigurationSetLogger(quiet))
+		if err := cfg.Init(getter, ns, "secret"); err != nil {
+			return err
+		}
+		inst := action.NewInstall(cfg)
+		inst.ReleaseName = slots[i].releaseName
+		inst.Namespace = ns
+		inst.CreateNamespace = true
+		inst.WaitStrategy = kube.StatusWatcherStrategy
+		inst.Timeout = o.timeout
+		ictx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		if _, err := inst.RunWithContext(ictx, ch, map[string]any{}); err != nil {
+			return fmt.Errorf("helm install %s into %s: %w", inst.ReleaseName, ns, err)
+		}
+		record(side, "install", i, ns, time.Since(start))
+		return nil
+	}
+	directUninstall := func(side string, i int, getter genericclioptions.RESTClientGetter, ns string) error {
+		start := time.Now()
+		cfg := action.NewConfiguration(action.ConfigurationSetLogger(quiet))
+		if err := cfg.Init(getter, ns, "secret"); err != nil {
+			return err
+		}
+		un := action.NewUninstall(cfg)
+		un.WaitStrategy = kube.StatusWatcherStrategy
+		un.Timeout = o.timeout
+		if _, err := un.Run(slots[i].releaseName); err != nil {
+			return fmt.Errorf("helm uninstall %s in %s: %w", slots[i].releaseName, ns, err)
+		}
+		record(side, "uninstall", i, ns, time.Since(start))
+		return nil
+	}
+	helmInstall := func(i int) error {
+		s := &slots[i]
+		start := time.Now()
+		s.settings = cli.New()
+		s.settings.KubeConfig = o.kubeconfig
+		s.settings.SetNamespace(s.hNamespace)
+		return directInstall("helm", i, s.settings.RESTClientGetter(), s.hNamespace, start)
+	}
+	helmUninstall := func(i int) error {
+		return directUninstall("helm", i, slots[i].settings.RESTClientGetter(), slots[i].hNamespace)
+	}
+	flagsCache := filepath.Join(work, "flagscache")
+	flagsInstall := func(i int) error {
+		s := &slots[i]
+		start := time.Now()
+		s.flags = genericclioptions.NewConfigFlags(true)
+		s.flags.KubeConfig, s.flags.Namespace, s.flags.CacheDir = &o.kubeconfig, &s.fNamespace, &flagsCache
+		return directInstall("helm-mpflags", i, s.flags, s.fNamespace, start)
+	}
+	flagsUninstall := func(i int) error {
+		return directUninstall("helm-mpflags", i, slots[i].flags, slots[i].fNamespace)
+	}
+
+	// Installs, alternating which side goes first, then uninstalls the same way.
+	phases := [][]func(int) error{{mpInstall, helmInstall}, {mpUninstall, helmUninstall}}
+	if o.mpFlags {
+		phases[0], phases[1] = append(phases[0], flagsInstall), append(phases[1], flagsUninstall)
+	}
+	for _, sides := range phases {
+		for i := 0; i < total; i++ {
+			for k := range sides { // rotate which side goes first
+				if err := sides[(i+k)%len(sides)](i); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	report(os.Stdout, samples, o)
+	if o.out != "" {
+		buf, _ := json.MarshalIndent(samples, "", "  ")
+		if err := os.WriteFile(o.out, buf, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// report prints the medians, the ratios and the verdicts against TARGETS.md.
+func report(w io.Writer, samples []sample, o options) {
+	fmt.Fprintf(w, "\n%d measured operations per side and kind (after %d warm-up), median:\n\n", o.n, o.warmup)
+	fmt.Fprintln(w, "| operation | marketplace median ms | helm SDK median ms | ratio | target: ≤ 1.15 × helm + 100 ms | met |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, op := range []string{"install", "uninstall"} {
+		m := median(samples, "marketplace", op)
+		h := median(samples, "helm", op)
+		limit := 1.15*h + 100
+		met := "yes"
+		if m > limit {
+			met = fmt.Sprintf("**no** (over by %.0f ms)", m-limit)
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %.2f | ≤ %.1f ms | %s |\n", op, m, h, m/h, limit, met)
+	}
+	fmt.Fprintln(w)
+	if o.mpFlags {
+		for _, op := range []string{"install", "uninstall"} {
+			fmt.Fprintf(w, "diagnosis: %s median with the marketplace's client flags %.1f ms (helm's cli flags %.1f ms)\n",
+				op, median(samples, "helm-mpflags", op), median(samples, "helm", op))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, op := range []string{"install", "uninstall"} {
+		for _, side := range []string{"marketplace", "helm", "helm-mpflags"} {
+			if side == "helm-mpflags" && !o.mpFlags {
+				continue
+			}
+			fmt.Fprintf(w, "%s %s, ms: %s\n", side, op, strings.Join(values(samples, side, op), " "))
+		}
+	}
+}
+
+func values(samples []sample, side, op string) []string {
+	var out []string
+	for _, s := range samples {
+		if s.Side == side && s.Op == op && !s.Warmup {
+			out = append(out, fmt.Sprintf("%.0f", ms(s.Took)))
+		}
+	}
+	return out
+}
+
+func median(samples []sample, side, op string) float64 {
+	var v []float64
+	for _, s := range samples {
+		if s.Side == side && s.Op == op && !s.Warmup {
+			v = append(v, ms(s.Took))
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// client calls the marketplace's API.
+type client struct {
+	base, token string
+	http        *http.Client
+}
+
+// do sends a JSON request and decodes the answer into out, failing unless the status is want.
+func (c *client) do(ctx context.Context, want int, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		buf, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	buf, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, buf)
+	}
+	if out != nil {
+		return json.Unmarshal(buf, out)
+	}
+	return nil
+}
+
+// waitFor polls deployment id every poll until it has status want; failed is an error.
+func (c *client) waitFor(ctx context.Context, id int64, want string, poll, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var d struct {
+			Status        string `json:"status"`
+			FailureReason string `json:"failure_reason"`
+		}
+		if err := c.do(ctx, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), nil, &d); err != nil {
+			return err
+		}
+		switch {
+		case d.Status == want:
+			return nil
+		case d.Status == "failed":
+			return fmt.Errorf("deployment %d failed: %s", id, d.FailureReason)
+		case time.Now().After(deadline):
+			return fmt.Errorf("deployment %d still %s after %v, want %s (%s)", id, d.Status, timeout, want, d.FailureReason)
+		}
+		time.Sleep(poll)
+	}
+}
+
+func clientset(kubeconfig string) (*k8s.Clientset, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	rc.QPS, rc.Burst = 50, 100
+	return k8s.NewForConfig(rc)
+}
+
+// deleteNamespaces deletes the namespaces and waits up to 2 minutes for them to go.
+func deleteNamespaces(cs *k8s.Clientset, names []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for _, ns := range names {
+		err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete namespace %s: %w", ns, err))
+		}
+	}
+	for _, ns := range names {
+		for {
+			_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			if ctx.Err() != nil {
+				errs = append(errs, fmt.Errorf("namespace %s still there after 2 minutes", ns))
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if len(errs) == 0 {
+		fmt.Printf("deleted %d namespaces\n", len(names))
+	}
+	return errors.Join(errs...)
+}
