@@ -28,6 +28,7 @@ func HashToken(token string) []byte {
 // requirement, and answers 401 to a request without a valid token.
 func authenticate(api huma.API, users marketplace.UserService, operatorToken string, log *slog.Logger) func(huma.Context, func(huma.Context)) {
 	operatorHash := HashToken(operatorToken)
+	tokens := newTokenCache(users, time.Minute, 100_000)
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if len(ctx.Operation().Security) == 0 {
 			next(ctx)
@@ -44,7 +45,7 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 		if operatorToken != "" && subtle.ConstantTimeCompare(hash, operatorHash) == 1 {
 			caller.Operator = true
 		} else {
-			u, err := users.FindUserByTokenHash(ctx.Context(), hash)
+			id, err := tokens.userID(ctx.Context(), hash)
 			if err != nil {
 				status := statusOf[marketplace.ErrorCode(err)]
 				if status == http.StatusInternalServerError {
@@ -53,7 +54,7 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 				huma.WriteErr(api, ctx, status, marketplace.ErrorMessage(err))
 				return
 			}
-			caller.UserID = u.ID
+			caller.UserID = id
 		}
 		next(huma.WithContext(ctx, marketplace.WithCaller(ctx.Context(), caller)))
 	}

@@ -32,9 +32,14 @@ func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Applicati
 	return &a, nil
 }
 
+// blockSize is how many consecutive ids application_blocks counts together (id >> 8).
+const blockSize = 256
+
 // FindApps returns one page of the catalog and the total number of matching applications, in one round
-// trip: the total comes from application_counts, which a trigger keeps exact, so no request counts the
-// catalog. A deep page skips its offset in an index-only scan of ids, not by fetching every row before it.
+// trip. The total comes from application_counts, which a trigger keeps exact, so no request counts the
+// catalog. A page deeper than one block starts from application_blocks: the first block whose running
+// count passes the offset, then at most blockSize-1 rows skipped inside it, so page 400 costs about what
+// page 1 does instead of walking 8,000 rows.
 func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
 	var where []string
 	var args []any
@@ -47,14 +52,23 @@ func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketp
 		where = append(where, "deployment_type = $"+strconv.Itoa(len(args)))
 	}
 	cond := strings.Join(append([]string{"true"}, where...), " AND ")
-	args = append(args, f.Limit, (f.Page-1)*f.Limit)
-	q := `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond + `),
-first AS (SELECT id FROM applications WHERE deleted_at IS NULL AND ` + cond + `
-  ORDER BY id OFFSET $` + strconv.Itoa(len(args)) + ` LIMIT 1)
-SELECT total.n, a.* FROM total LEFT JOIN LATERAL (
-  SELECT ` + appColumns + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT id FROM first)
-  ORDER BY id LIMIT $` + strconv.Itoa(len(args)-1) + `
-) a ON true`
+	offset := (f.Page - 1) * f.Limit
+	args = append(args, f.Limit, offset)
+	limit, off := "$"+strconv.Itoa(len(args)-1), "$"+strconv.Itoa(len(args))
+	page := `SELECT ` + appColumns + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + `
+  ORDER BY id LIMIT ` + limit + ` OFFSET ` + off
+	if offset >= blockSize {
+		page = `WITH blocks AS (
+  SELECT block, sum(n) AS n, sum(sum(n)) OVER (ORDER BY block) AS upto
+  FROM application_blocks WHERE ` + cond + ` GROUP BY block
+), first AS (SELECT block, ` + off + ` - (upto - n) AS skip FROM blocks WHERE upto > ` + off + ` ORDER BY block LIMIT 1)
+SELECT ` + appColumns + ` FROM applications
+WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT block << 8 FROM first)
+ORDER BY id LIMIT ` + limit + ` OFFSET (SELECT skip FROM first)`
+	}
+	q := `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond + `)
+SELECT total.n, a.* FROM total LEFT JOIN LATERAL (` + page + `) a ON true
+`
 	rows, err := db.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("find applications: %w", err)

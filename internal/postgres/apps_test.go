@@ -3,7 +3,10 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/postgres"
@@ -66,5 +69,64 @@ func TestFindApps(t *testing.T) {
 				t.Fatalf("ids %v total %d, want %v total %d", ids, total, tc.ids, tc.total)
 			}
 		})
+	}
+}
+
+// TestFindAppsDeepPages compares every page of a 1,500-application catalog (three publishers, both
+// types, some deleted, some moved to another publisher) with a plain OFFSET query: the block counts
+// that start deep pages must agree with the rows themselves.
+func TestFindAppsDeepPages(t *testing.T) {
+	ctx := marketplace.OperatorContext(context.Background())
+	url := tenv.Database(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `
+INSERT INTO users (name, token_hash) VALUES ('a', 'a'), ('b', 'b'), ('c', 'c');
+INSERT INTO applications (publisher_id, name, hourly_rate, deployment_type, deployment)
+SELECT 1 + g % 3, 'app', 1, CASE WHEN g % 4 = 0 THEN 'vm' ELSE 'k8s' END, '{"type": "k8s"}'
+FROM generate_series(1, 1500) g;
+UPDATE applications SET deleted_at = now() WHERE id % 7 = 0 OR id BETWEEN 300 AND 560;
+UPDATE applications SET publisher_id = 3 WHERE id % 11 = 0;`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []marketplace.AppFilter{{}, {PublisherID: 2}, {DeploymentType: "vm"}, {PublisherID: 3, DeploymentType: "k8s"}} {
+		var cond []string
+		if f.PublisherID != 0 {
+			cond = append(cond, fmt.Sprint("publisher_id = ", f.PublisherID))
+		}
+		if f.DeploymentType != "" {
+			cond = append(cond, fmt.Sprintf("deployment_type = '%s'", f.DeploymentType))
+		}
+		rows, _ := conn.Query(ctx, "SELECT id FROM applications WHERE "+strings.Join(append(cond, "deleted_at IS NULL"), " AND ")+" ORDER BY id")
+		all, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, limit := range []int{7, 20, 100} {
+			for page := 1; page <= len(all)/limit+2; page++ {
+				f.Page, f.Limit = page, limit
+				apps, total, err := db.FindApps(ctx, f)
+				if err != nil {
+					t.Fatalf("%+v: %v", f, err)
+				}
+				want := all[min((page-1)*limit, len(all)):min(page*limit, len(all))]
+				var got []int64
+				for _, a := range apps {
+					got = append(got, a.ID)
+				}
+				if total != len(all) || fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%+v: ids %v total %d, want %v total %d", f, got, total, want, len(all))
+				}
+			}
+		}
 	}
 }
