@@ -59,14 +59,6 @@ func NewHandler(d Deps) http.Handler {
 	return router
 }
 
-// NewAPI returns the huma API with every route registered, for tools that need only the OpenAPI document.
-func NewAPI(d Deps) huma.API {
-	router := chi.NewMux()
-	api := humachi.New(router, humaConfig())
-	addRoutes(router, api, d)
-	return api
-}
-
 func humaConfig() huma.Config {
 	cfg := huma.DefaultConfig("Marketplace API", "1.0.0")
 	cfg.Info.Description = "A self-hosted application marketplace: publishers list Helm charts and VM images, " +
