@@ -29,7 +29,7 @@ TOKEN=mpt_bench_publisher_1 # publisher 1's bearer token; stored as its SHA-256 
 TOKEN2=mpt_bench_publisher_2
 mkdir -p "$OUT"
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get -o DPkg::Lock::Timeout=900 install -y wrk >/dev/null; }
+command -v wrk >/dev/null || { echo "installing wrk"; bash scripts/apt-install.sh wrk; }
 port_free "$ADDR"
 [ "$BASELINE" = 0 ] || port_free "$BASELINE_ADDR"
 

@@ -22,7 +22,7 @@ export GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOTOOLCHAIN=local
 build() {
   mkdir -p "$BIN" "$WORK"
   local gover; gover=$(go env GOVERSION)
-  command -v openssl >/dev/null && command -v curl >/dev/null || apt-get -o DPkg::Lock::Timeout=900 install -y openssl curl >/dev/null
+  command -v openssl >/dev/null && command -v curl >/dev/null || bash "$HERE/apt-install.sh" openssl curl
   local stamp="$BIN/.etcd-$ETCD_VERSION-$gover"
   if [ ! -x "$BIN/etcd" ] || [ ! -f "$stamp" ]; then
     echo "building etcd $ETCD_VERSION (once; cached in $BIN)"

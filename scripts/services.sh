@@ -4,12 +4,10 @@
 set -euo pipefail
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y "$@" >/dev/null; }
 
 if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null; then
   echo "installing postgresql and redis-server"
-  apt-get -o DPkg::Lock::Timeout=900 update >/dev/null
-  apt_install postgresql redis-server
+  bash "$(dirname "$0")/apt-install.sh" postgresql redis-server
 fi
 if ! pg_up; then
   echo "starting PostgreSQL"
