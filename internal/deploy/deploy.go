@@ -162,7 +162,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	if op == marketplace.OpUninstall {
 		claim = s.store.ClaimUninstall
 	}
-	c, err := claim(ctx, id, s.cfg.Lease)
+	c, err := claim(ctx, id, s.cfg.Lease, s.cfg.MaxAttempts)
 	if err != nil {
 		return err
 	} else if c == nil {
@@ -173,7 +173,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 
 	workCtx, cancel := context.WithTimeout(ctx, s.cfg.OperationTimeout)
 	defer cancel()
-	lost := s.heartbeat(workCtx, cancel, id, c.Attempt)
+	lost := s.heartbeat(workCtx, cancel, id, op, c.Attempt)
 
 	var placement marketplace.Placement
 	err = s.run(workCtx, c.Deployment, op, &placement)
@@ -192,14 +192,14 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		// The worker is stopping: hand the deployment back at once instead of counting a failure.
 		log.Info("worker stopping; handing the deployment back", "err", err)
 		s.metrics.observe(op, "handed_back", start)
-		_, herr := s.store.ExtendLease(recordCtx, id, c.Attempt, 0)
+		_, herr := s.store.ExtendLease(recordCtx, id, op, c.Attempt, 0)
 		return herr
 	case err != nil:
 		final := c.Attempt >= s.cfg.MaxAttempts
 		backoff := s.backoff(c.Attempt)
 		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
 		s.metrics.observe(op, map[bool]string{true: "failed", false: "retry"}[final], start)
-		if ferr := s.store.FailAttempt(recordCtx, id, c.Attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, c.Attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
+		if ferr := s.store.FailAttempt(recordCtx, id, op, c.Attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, c.Attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
 			return ignoreLost(ferr)
 		}
 		if !final {
@@ -223,8 +223,13 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	return nil
 }
 
-// run calls the provider for op.
-func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement) error {
+// run calls the provider for op. A panic in the provider is an attempt that failed, not a lost worker.
+func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("the %s provider panicked: %v", d.Type, v)
+		}
+	}()
 	p := s.providers[d.Type]
 	if p == nil {
 		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
@@ -241,20 +246,27 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 }
 
 // heartbeat extends the lease every third of it until ctx is done. The returned channel yields exactly
-// one value: true (after calling cancel) if the claim was lost, false once ctx is done otherwise.
-func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, id int64, attempt int) <-chan bool {
+// one value: true (after calling cancel) if the claim was lost, false once ctx is done otherwise. A
+// worker that cannot reach the database to extend its lease stops the work before the lease can have
+// expired, so two attempts never run at once.
+func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, id int64, op marketplace.Operation, attempt int) <-chan bool {
 	lost := make(chan bool, 1)
 	go func() {
 		t := time.NewTicker(s.cfg.Lease / 3)
 		defer t.Stop()
+		extended := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				lost <- false
 				return
 			case <-t.C:
-				ok, err := s.store.ExtendLease(ctx, id, attempt, s.cfg.Lease)
-				if err == nil && !ok {
+				ok, err := s.store.ExtendLease(ctx, id, op, attempt, s.cfg.Lease)
+				if err == nil && ok {
+					extended = time.Now()
+					continue
+				}
+				if (err == nil && !ok) || time.Since(extended) > s.cfg.Lease*2/3 {
 					lost <- true
 					cancel()
 					return
@@ -301,6 +313,11 @@ func (s *Service) Reconcile(ctx context.Context) error {
 
 // ReconcileOnce queues the owed tasks once.
 func (s *Service) ReconcileOnce(ctx context.Context) error {
+	if n, err := s.store.FailAbandoned(ctx, s.cfg.MaxAttempts); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Warn("deployments failed: their last attempt never reported back", "count", n)
+	}
 	tasks, err := s.store.FindOwedWork(ctx, 500)
 	if err != nil {
 		return err

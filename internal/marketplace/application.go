@@ -84,12 +84,23 @@ var (
 
 // ValidateName checks a name of a user, an application or a project.
 func ValidateName(field, name string) error {
+	if err := validateText(field, name); err != nil {
+		return err
+	}
 	n := strings.TrimSpace(name)
 	if n == "" {
 		return Errorf(EINVALID, "%s must not be empty", field)
 	}
 	if len([]rune(name)) > MaxNameLength {
 		return Errorf(EINVALID, "%s must be at most %d characters, got %d", field, MaxNameLength, len([]rune(name)))
+	}
+	return nil
+}
+
+// validateText refuses the NUL character, which no PostgreSQL text or jsonb value can hold.
+func validateText(field, s string) error {
+	if strings.ContainsRune(s, 0) {
+		return Errorf(EINVALID, "%s must not contain the NUL character (\\u0000)", field)
 	}
 	return nil
 }
@@ -101,6 +112,9 @@ func (a *Application) Validate() error {
 	}
 	if len(a.Description) > 10000 {
 		return Errorf(EINVALID, "description must be at most 10000 characters")
+	}
+	if err := validateText("description", a.Description); err != nil {
+		return err
 	}
 	if err := ValidateRate(a.HourlyRate); err != nil {
 		return err
@@ -118,6 +132,9 @@ func (a *Application) Validate() error {
 			return Errorf(EINVALID, "inputs[%d].name %q appears twice", i, in.Name)
 		}
 		seen[in.Name] = true
+		if err := validateText(fmt.Sprintf("inputs[%d].description", i), in.Description); err != nil {
+			return err
+		}
 		if in.Type == "" {
 			in.Type = "string"
 		}
@@ -162,6 +179,9 @@ func (s *DeploymentSpec) Validate() error {
 			return Errorf(EINVALID, "deployment.chartVersion %q is not a version or version range", s.ChartVersion)
 		}
 	case TypeVM:
+		if err := validateText("deployment.image", s.Image); err != nil {
+			return err
+		}
 		if strings.TrimSpace(s.Image) == "" || len(s.Image) > 1000 {
 			return Errorf(EINVALID, "deployment.image is required for a vm application (a base image path or URL)")
 		}
@@ -182,6 +202,9 @@ func (in *Input) coerce(v any) (any, error) {
 	switch in.Type {
 	case "string":
 		if s, ok := v.(string); ok {
+			if strings.ContainsRune(s, 0) {
+				return nil, fmt.Errorf("a string with the NUL character (\\u0000) is not allowed")
+			}
 			return s, nil
 		}
 	case "boolean":

@@ -42,11 +42,13 @@ type Deployment struct {
 	Type          string         `json:"type"`
 	Status        Status         `json:"status"`
 	Inputs        map[string]any `json:"inputs"`
-	Placement     Placement      `json:"placement"`
-	FailureReason string         `json:"failure_reason,omitempty"`
-	Attempts      int            `json:"attempts"`
-	CreatedAt     time.Time      `json:"created_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
+	// HourlyRate is the application's rate when the install was accepted; the usage record bills it.
+	HourlyRate    Money     `json:"hourly_rate"`
+	Placement     Placement `json:"placement"`
+	FailureReason string    `json:"failure_reason,omitempty"`
+	Attempts      int       `json:"attempts"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Placement is where a deployment's resources live.
@@ -88,20 +90,25 @@ type Claim struct {
 }
 
 // WorkStore is what workers and the reconciler need: guarded status transitions. Every method is safe
-// to call twice: a second, late or duplicate call changes nothing.
+// to call twice: a second, late or duplicate call changes nothing. op says which operation an attempt
+// belongs to, so a stale install attempt can never touch an uninstall's claim.
 type WorkStore interface {
-	// ClaimInstall moves a pending deployment (or an installing one whose lease expired) to installing
-	// with a fresh lease. It returns nil, nil when there is nothing to do.
-	ClaimInstall(ctx context.Context, id int64, lease time.Duration) (*Claim, error)
-	ClaimUninstall(ctx context.Context, id int64, lease time.Duration) (*Claim, error)
+	// ClaimInstall moves a pending deployment whose attempt is due (or an installing one whose lease
+	// expired) to installing with a fresh lease, unless maxAttempts attempts were made already. It
+	// returns nil, nil when there is nothing to do.
+	ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Claim, error)
+	ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Claim, error)
 	// ExtendLease keeps a claim alive while the work runs. It reports false when the claim was lost.
-	ExtendLease(ctx context.Context, id int64, attempt int, lease time.Duration) (bool, error)
-	// CompleteInstall marks installed, records the placement and opens the usage record with the
-	// application's current rate, in one transaction.
+	ExtendLease(ctx context.Context, id int64, op Operation, attempt int, lease time.Duration) (bool, error)
+	// CompleteInstall marks installed, records the placement and opens the usage record with the rate
+	// the deployment was accepted at, in one transaction.
 	CompleteInstall(ctx context.Context, id int64, attempt int, p Placement) error
 	CompleteUninstall(ctx context.Context, id int64, attempt int) error
 	// FailAttempt records a failed attempt: retried after retryAfter, or failed for good when final.
-	FailAttempt(ctx context.Context, id int64, attempt int, reason string, retryAfter time.Duration, final bool) error
+	FailAttempt(ctx context.Context, id int64, op Operation, attempt int, reason string, retryAfter time.Duration, final bool) error
+	// FailAbandoned ends failed every deployment whose last allowed attempt lost its lease without
+	// reporting back (a worker killed or stuck every time), so nothing stays in flight forever.
+	FailAbandoned(ctx context.Context, maxAttempts int) (int64, error)
 	// FindDeletedProjects lists deleted projects whose provider resources are not removed yet.
 	FindDeletedProjects(ctx context.Context, limit int) ([]int64, error)
 	// MarkProjectRemoved records that a deleted project's provider resources are gone.

@@ -11,20 +11,20 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, namespace,
-release_name, chart_version, vm_name, ip_address, failure_reason, attempts, created_at, updated_at`
+const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate,
+namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, created_at, updated_at`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
 	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
-		&d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
+		&d.HourlyRate, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
 		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CreatedAt, &d.UpdatedAt)
 	return &d, err
 }
 
-// CreateDeployment stores a pending deployment of an application into one of the caller's projects. The
-// pending status is itself the record that an install is owed: nothing accepted is lost if the queue
-// is down.
+// CreateDeployment stores a pending deployment of an application into one of the caller's projects, with
+// the application's hourly rate of this moment, which its usage record will bill. The pending status is
+// itself the record that an install is owed: nothing accepted is lost if the queue is down.
 func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) error {
 	if !marketplace.CallerFrom(ctx).Owns(d.ConsumerID) {
 		return notFound("user", d.ConsumerID)
@@ -32,8 +32,9 @@ func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) e
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		// The share lock orders this against DeleteApp, which locks the application for update.
 		var appType string
-		err := tx.QueryRow(ctx, `SELECT deployment_type FROM applications WHERE id = $1 AND deleted_at IS NULL FOR SHARE`,
-			d.ApplicationID).Scan(&appType)
+		var rate marketplace.Money
+		err := tx.QueryRow(ctx, `SELECT deployment_type, hourly_rate FROM applications WHERE id = $1 AND deleted_at IS NULL FOR SHARE`,
+			d.ApplicationID).Scan(&appType, &rate)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("application", d.ApplicationID)
 		} else if err != nil {
@@ -49,8 +50,8 @@ func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) e
 			d.Inputs = map[string]any{}
 		}
 		created, err := scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments
-  (application_id, project_id, consumer_id, type, inputs) VALUES ($1, $2, $3, $4, $5)
-RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs))
+  (application_id, project_id, consumer_id, type, inputs, hourly_rate) VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate))
 		if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
 		}

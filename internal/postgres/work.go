@@ -17,25 +17,25 @@ import (
 
 // ClaimInstall takes a pending deployment whose attempt is due, or an installing one whose worker lost
 // its lease (a crash), and holds it for lease. It returns nil when there is nothing to do.
-func (db *DB) ClaimInstall(ctx context.Context, id int64, lease time.Duration) (*marketplace.Claim, error) {
+func (db *DB) ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Claim, error) {
 	return db.claim(ctx, id, `UPDATE deployments
 SET status = 'installing', attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
-WHERE id = $1 AND ((status = 'pending' AND next_attempt_at <= now())
-                OR (status = 'installing' AND lease_expires_at < now()))
-RETURNING `+deploymentColumns, lease)
+WHERE id = $1 AND attempts < $3 AND ((status = 'pending' AND next_attempt_at <= now())
+                                  OR (status = 'installing' AND lease_expires_at < now()))
+RETURNING `+deploymentColumns, lease, maxAttempts)
 }
 
 // ClaimUninstall takes an uninstalling deployment whose attempt is due and not held by a live lease.
-func (db *DB) ClaimUninstall(ctx context.Context, id int64, lease time.Duration) (*marketplace.Claim, error) {
+func (db *DB) ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Claim, error) {
 	return db.claim(ctx, id, `UPDATE deployments
 SET attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
-WHERE id = $1 AND status = 'uninstalling'
+WHERE id = $1 AND status = 'uninstalling' AND attempts < $3
   AND ((lease_expires_at IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
-RETURNING `+deploymentColumns, lease)
+RETURNING `+deploymentColumns, lease, maxAttempts)
 }
 
-func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration) (*marketplace.Claim, error) {
-	d, err := scanDeployment(db.pool.QueryRow(ctx, q, id, lease))
+func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration, maxAttempts int) (*marketplace.Claim, error) {
+	d, err := scanDeployment(db.pool.QueryRow(ctx, q, id, lease, maxAttempts))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -46,10 +46,10 @@ func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration
 
 // ExtendLease keeps attempt's claim alive for another lease; false means the claim is lost. A lease of
 // zero hands the deployment back at once (a worker shutting down).
-func (db *DB) ExtendLease(ctx context.Context, id int64, attempt int, lease time.Duration) (bool, error) {
+func (db *DB) ExtendLease(ctx context.Context, id int64, op marketplace.Operation, attempt int, lease time.Duration) (bool, error) {
 	tag, err := db.pool.Exec(ctx, `UPDATE deployments SET lease_expires_at = now() + $3::interval
-WHERE id = $1 AND attempts = $2 AND status IN ('installing', 'uninstalling') AND lease_expires_at IS NOT NULL`,
-		id, attempt, lease)
+WHERE id = $1 AND attempts = $2 AND status = $4 AND lease_expires_at IS NOT NULL`,
+		id, attempt, lease, inFlight(op))
 	if err != nil {
 		return false, fmt.Errorf("extend lease of deployment %d: %w", id, err)
 	}
@@ -57,7 +57,7 @@ WHERE id = $1 AND attempts = $2 AND status IN ('installing', 'uninstalling') AND
 }
 
 // CompleteInstall marks the deployment installed with its placement and opens its usage record with the
-// application's rate of this moment, in one transaction. The record is unique per deployment, so a
+// rate the deployment was accepted at, in one transaction. The record is unique per deployment, so a
 // replay cannot open a second one.
 func (db *DB) CompleteInstall(ctx context.Context, id int64, attempt int, p marketplace.Placement) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -73,8 +73,7 @@ WHERE id = $1 AND attempts = $2 AND status = 'installing'`,
 			return fmt.Errorf("complete install of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate)
-SELECT d.id, d.consumer_id, d.application_id, a.hourly_rate
-FROM deployments d JOIN applications a ON a.id = d.application_id WHERE d.id = $1
+SELECT id, consumer_id, application_id, hourly_rate FROM deployments WHERE id = $1
 ON CONFLICT (deployment_id) DO NOTHING`, id)
 		if err != nil {
 			return fmt.Errorf("open usage of deployment %d: %w", id, err)
@@ -99,11 +98,11 @@ WHERE id = $1 AND attempts = $2 AND status = 'uninstalling'`, id, attempt)
 
 // FailAttempt releases attempt's claim with the reason it failed. The operation is due again after
 // retryAfter, or, when final, the deployment ends failed.
-func (db *DB) FailAttempt(ctx context.Context, id int64, attempt int, reason string, retryAfter time.Duration, final bool) error {
+func (db *DB) FailAttempt(ctx context.Context, id int64, op marketplace.Operation, attempt int, reason string, retryAfter time.Duration, final bool) error {
 	tag, err := db.pool.Exec(ctx, `UPDATE deployments
 SET status = CASE WHEN $5 THEN 'failed' WHEN status = 'installing' THEN 'pending' ELSE status END,
     failure_reason = $3, lease_expires_at = NULL, next_attempt_at = now() + $4::interval, updated_at = now()
-WHERE id = $1 AND attempts = $2 AND status IN ('installing', 'uninstalling')`, id, attempt, reason, retryAfter, final)
+WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, reason, retryAfter, final, inFlight(op))
 	if err != nil {
 		return fmt.Errorf("record failed attempt %d of deployment %d: %w", attempt, id, err)
 	}
@@ -111,6 +110,28 @@ WHERE id = $1 AND attempts = $2 AND status IN ('installing', 'uninstalling')`, i
 		return fmt.Errorf("record failed attempt %d of deployment %d: %w", attempt, id, marketplace.ErrClaimLost)
 	}
 	return nil
+}
+
+// FailAbandoned ends failed every deployment whose last allowed attempt lost its lease without
+// reporting back.
+func (db *DB) FailAbandoned(ctx context.Context, maxAttempts int) (int64, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE deployments
+SET status = 'failed', lease_expires_at = NULL, updated_at = now(),
+    failure_reason = replace(status, 'ing', '') || ' attempt ' || attempts || ' of ' || $1::int ||
+                     ': the worker stopped reporting (killed, or stuck past its lease) and no attempts are left'
+WHERE status IN ('installing', 'uninstalling') AND lease_expires_at < now() AND attempts >= $1::int`, maxAttempts)
+	if err != nil {
+		return 0, fmt.Errorf("fail abandoned deployments: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// inFlight is the status a deployment has while an attempt of op holds it.
+func inFlight(op marketplace.Operation) marketplace.Status {
+	if op == marketplace.OpUninstall {
+		return marketplace.StatusUninstalling
+	}
+	return marketplace.StatusInstalling
 }
 
 // FindOwedWork lists the tasks the queue must hold: every deployment whose operation is due and not held

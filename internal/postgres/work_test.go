@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,18 +52,18 @@ func TestGuardedTransitions(t *testing.T) {
 	t.Run("a duplicate install task finds nothing to claim", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
-		first, err := db.ClaimInstall(ctx, id, lease)
+		first, err := db.ClaimInstall(ctx, id, lease, 5)
 		if err != nil || first == nil || first.Attempt != 1 {
 			t.Fatalf("first claim: %+v, %v", first, err)
 		}
-		if dup, err := db.ClaimInstall(ctx, id, lease); dup != nil || err != nil {
+		if dup, err := db.ClaimInstall(ctx, id, lease, 5); dup != nil || err != nil {
 			t.Fatalf("duplicate claim: %+v, %v; want nothing", dup, err)
 		}
 	})
 	t.Run("completing twice opens one usage record", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
-		c, _ := db.ClaimInstall(ctx, id, lease)
+		c, _ := db.ClaimInstall(ctx, id, lease, 5)
 		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{Namespace: "ns"}); err != nil {
 			t.Fatal(err)
 		}
@@ -77,20 +78,20 @@ func TestGuardedTransitions(t *testing.T) {
 	t.Run("a crashed attempt is taken over after its lease, and the late one is refused", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
-		dead, _ := db.ClaimInstall(ctx, id, 50*time.Millisecond)
+		dead, _ := db.ClaimInstall(ctx, id, 50*time.Millisecond, 5)
 		time.Sleep(100 * time.Millisecond)
 		owed, err := db.FindOwedWork(ctx, 10)
 		if err != nil || len(owed) != 1 || owed[0].Op != marketplace.OpInstall || owed[0].Attempt != 1 {
 			t.Fatalf("owed work after the lease expired: %+v, %v", owed, err)
 		}
-		next, err := db.ClaimInstall(ctx, id, lease)
+		next, err := db.ClaimInstall(ctx, id, lease, 5)
 		if err != nil || next == nil || next.Attempt != 2 {
 			t.Fatalf("takeover: %+v, %v", next, err)
 		}
-		if ok, _ := db.ExtendLease(ctx, id, dead.Attempt, lease); ok {
+		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, dead.Attempt, lease); ok {
 			t.Fatal("the dead attempt extended a lease it lost")
 		}
-		if err := db.FailAttempt(ctx, id, dead.Attempt, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, dead.Attempt, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("late failure of the dead attempt: %v, want ErrClaimLost", err)
 		}
 		if err := db.CompleteInstall(ctx, id, next.Attempt, marketplace.Placement{}); err != nil {
@@ -100,11 +101,11 @@ func TestGuardedTransitions(t *testing.T) {
 	t.Run("a failed attempt is retried after its backoff, the last one fails for good", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
-		c, _ := db.ClaimInstall(ctx, id, lease)
-		if err := db.FailAttempt(ctx, id, c.Attempt, "boom", time.Hour, false); err != nil {
+		c, _ := db.ClaimInstall(ctx, id, lease, 5)
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempt, "boom", time.Hour, false); err != nil {
 			t.Fatal(err)
 		}
-		if again, _ := db.ClaimInstall(ctx, id, lease); again != nil {
+		if again, _ := db.ClaimInstall(ctx, id, lease, 5); again != nil {
 			t.Fatal("claimed before the backoff elapsed")
 		}
 		if owed, _ := db.FindOwedWork(ctx, 10); len(owed) != 0 {
@@ -118,7 +119,7 @@ func TestGuardedTransitions(t *testing.T) {
 	t.Run("uninstall closes billing once and completes once", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
-		c, _ := db.ClaimInstall(ctx, id, lease)
+		c, _ := db.ClaimInstall(ctx, id, lease, 5)
 		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
 		d, err := db.RequestUninstall(ctx, id)
 		if err != nil || d.Status != marketplace.StatusUninstalling {
@@ -133,8 +134,8 @@ func TestGuardedTransitions(t *testing.T) {
 		if !recs[0].EndedAt.Equal(ended) {
 			t.Fatalf("a second DELETE moved the end of billing from %v to %v", ended, recs[0].EndedAt)
 		}
-		u, _ := db.ClaimUninstall(ctx, id, lease)
-		if dup, _ := db.ClaimUninstall(ctx, id, lease); dup != nil {
+		u, _ := db.ClaimUninstall(ctx, id, lease, 5)
+		if dup, _ := db.ClaimUninstall(ctx, id, lease, 5); dup != nil {
 			t.Fatal("duplicate uninstall claim")
 		}
 		if err := db.CompleteUninstall(ctx, id, u.Attempt); err != nil {
@@ -144,10 +145,64 @@ func TestGuardedTransitions(t *testing.T) {
 			t.Fatalf("second completion: %v", err)
 		}
 	})
+	t.Run("the last attempt that never reports back ends failed, and is not claimed again", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, 50*time.Millisecond, 1)
+		time.Sleep(100 * time.Millisecond)
+		if again, _ := db.ClaimInstall(ctx, id, lease, 1); again != nil {
+			t.Fatalf("claimed attempt %d beyond the maximum of 1", again.Attempt)
+		}
+		if owed, _ := db.FindOwedWork(ctx, 10); len(owed) != 1 {
+			t.Fatalf("owed before failing the abandoned one: %+v", owed)
+		}
+		if n, err := db.FailAbandoned(ctx, 1); err != nil || n != 1 {
+			t.Fatalf("FailAbandoned: %d, %v", n, err)
+		}
+		d, _ := db.FindDeploymentByID(ctx, id)
+		if d.Status != marketplace.StatusFailed || !strings.Contains(d.FailureReason, "install attempt 1 of 1: the worker stopped reporting") {
+			t.Fatalf("abandoned deployment: %s %q", d.Status, d.FailureReason)
+		}
+		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{}); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("the abandoned attempt completed late: %v", err)
+		}
+	})
+	t.Run("a stale install attempt cannot touch the uninstall's claim", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease, 5)
+		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+		db.RequestUninstall(ctx, id)
+		u, _ := db.ClaimUninstall(ctx, id, lease, 5)
+		if u.Attempt != c.Attempt {
+			t.Fatalf("test assumes equal attempt numbers, got %d and %d", u.Attempt, c.Attempt)
+		}
+		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, c.Attempt, 0); ok {
+			t.Fatal("an install attempt released the uninstall's lease")
+		}
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempt, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("an install attempt failed the uninstall: %v", err)
+		}
+	})
+	t.Run("the bill keeps the rate the install was accepted at", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		app, _ := db.FindAppByID(ctx, 1)
+		app.HourlyRate = marketplace.MustMoney("9")
+		if err := db.UpdateApp(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := db.ClaimInstall(ctx, id, lease, 5)
+		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+		recs, _ := db.FindUsageRecords(ctx, 1, id)
+		if len(recs) != 1 || !recs[0].HourlyRate.Equal(marketplace.MustMoney("1.5").Decimal) {
+			t.Fatalf("usage records %+v, want one at the accepted rate 1.5", recs)
+		}
+	})
 	t.Run("an install in flight cannot be deleted", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
-		db.ClaimInstall(ctx, id, lease)
+		db.ClaimInstall(ctx, id, lease, 5)
 		if _, err := db.RequestUninstall(ctx, id); marketplace.ErrorCode(err) != marketplace.ECONFLICT {
 			t.Fatalf("delete while installing: %v, want ECONFLICT", err)
 		}
@@ -157,7 +212,7 @@ func TestGuardedTransitions(t *testing.T) {
 // TestMeterOpenUsage checks the metering pass stores the formula's amount for open records only.
 func TestMeterOpenUsage(t *testing.T) {
 	db, ctx, id := newDeployment(t)
-	c, _ := db.ClaimInstall(ctx, id, time.Minute)
+	c, _ := db.ClaimInstall(ctx, id, time.Minute, 5)
 	db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
 	n, err := db.MeterOpenUsage(ctx)
 	if err != nil || n != 1 {
@@ -180,7 +235,7 @@ func TestDeletedProjectsAreOwedARemoval(t *testing.T) {
 		t.Fatalf("owed removals of a live project: %v", ids)
 	}
 	db.RequestUninstall(ctx, id)
-	u, _ := db.ClaimUninstall(ctx, id, time.Minute)
+	u, _ := db.ClaimUninstall(ctx, id, time.Minute, 5)
 	db.CompleteUninstall(ctx, id, u.Attempt)
 	if err := db.DeleteProject(ctx, 1); err != nil {
 		t.Fatal(err)

@@ -56,8 +56,8 @@ func (c *Client) Enqueue(ctx context.Context, t marketplace.Task) error {
 	if t.Op == marketplace.OpUninstall {
 		queue = UninstallerQueue
 	}
-	// Retries belong to PostgreSQL (FailAttempt schedules them); asynq retries only what never reached a
-	// handler's decision, such as a database outage.
+	// Retries belong to PostgreSQL (FailAttempt schedules them, the reconciler re-sends what is owed);
+	// asynq's own retries only cover a worker that died holding the task.
 	opts := []asynq.Option{asynq.Queue(queue), asynq.TaskID(t.ID()), asynq.MaxRetry(10), asynq.Timeout(c.timeout)}
 	if !t.NotBefore.IsZero() {
 		opts = append(opts, asynq.ProcessAt(t.NotBefore))
@@ -78,7 +78,7 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) Close() error { return c.client.Close() }
 
 // Handler runs tasks. Install and Uninstall return an error only when the decision could not be
-// recorded (the database is down): asynq then retries the task.
+// recorded (the database is down).
 type Handler interface {
 	Install(ctx context.Context, deploymentID int64) error
 	Uninstall(ctx context.Context, deploymentID int64) error
@@ -130,7 +130,13 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 				log.Error("dropping malformed task", "type", t.Type(), "payload", string(t.Payload()), "err", err)
 				return fmt.Errorf("malformed %s task %q: %w", op, t.Payload(), asynq.SkipRetry)
 			}
-			return f(ctx, p.DeploymentID)
+			if err := f(ctx, p.DeploymentID); err != nil {
+				// Not handed to asynq for a retry: a task it archives keeps its id for months and would
+				// block the reconciler's re-send. PostgreSQL still says the work is owed, and the
+				// reconciler re-queues it once the database answers.
+				log.Error("task failed; the reconciler will re-queue it", "type", t.Type(), "deployment", p.DeploymentID, "err", err)
+			}
+			return nil
 		}
 	}
 	mux.Handle(string(marketplace.OpInstall), run(marketplace.OpInstall, h.Install))
