@@ -9,9 +9,11 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path"
 	"strings"
@@ -31,6 +33,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -65,6 +68,8 @@ type Provider struct {
 	clients map[string]*genericclioptions.ConfigFlags // per namespace, impersonating its deployer; each caches its discovery
 	charts  map[string]*chart.Chart                   // by chart URL or OCI reference with version
 	ready   map[string]bool                           // namespaces whose deployer account exists
+
+	uninstalling map[string]chan struct{} // "namespace/release" -> closed when its Helm uninstall returns
 }
 
 // deployer is the service account Helm impersonates in each project namespace.
@@ -72,7 +77,10 @@ const deployer = "marketplace-deployer"
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
 func New(cfg Config) (*Provider, error) {
-	opts := []registry.ClientOption{registry.ClientOptEnableCache(true)}
+	// Helm's registry client takes no context: its HTTP client's timeout is what bounds a registry
+	// that accepts a connection and never answers.
+	opts := []registry.ClientOption{registry.ClientOptEnableCache(true),
+		registry.ClientOptHTTPClient(&http.Client{Timeout: time.Minute, Transport: http.DefaultTransport})}
 	if cfg.OCIPlainHTTP {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
@@ -89,13 +97,14 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return &Provider{
-		cfg:      cfg,
-		getters:  getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
-		registry: rc,
-		admin:    admin,
-		clients:  map[string]*genericclioptions.ConfigFlags{},
-		charts:   map[string]*chart.Chart{},
-		ready:    map[string]bool{},
+		cfg:          cfg,
+		getters:      getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
+		registry:     rc,
+		admin:        admin,
+		clients:      map[string]*genericclioptions.ConfigFlags{},
+		charts:       map[string]*chart.Chart{},
+		ready:        map[string]bool{},
+		uninstalling: map[string]chan struct{}{},
 	}, nil
 }
 
@@ -115,8 +124,16 @@ func (p *Provider) ensureNamespace(ctx context.Context, ns string) error {
 		}
 		return nil
 	}
+	// Pod Security "baseline": no privileged pods, host namespaces or hostPath volumes, which would let a
+	// chart out of its namespace through the node. Patched too, for namespaces made before this rule.
+	nsLabels := map[string]string{"app.kubernetes.io/managed-by": "marketplace",
+		"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "baseline"}
 	_, err := p.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels}}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": nsLabels}})
+		_, err = p.admin.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
 	if err := create("namespace", err); err != nil {
 		return err
 	}
@@ -204,7 +221,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 			return placement, nil
 		}
 		// pending-install or failed: an earlier attempt died; start over from nothing.
-		if err := p.uninstall(ctx, cfg, placement.ReleaseName); err != nil {
+		if err := p.uninstall(ctx, cfg, placement.Namespace, placement.ReleaseName); err != nil {
 			return placement, fmt.Errorf("remove release %s left %s by an earlier attempt: %w", placement.ReleaseName, rel.Status(), err)
 		}
 	}
@@ -235,6 +252,8 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	}
 	if _, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return nil // no namespace, no release
+	} else if err != nil {
+		return fmt.Errorf("get namespace %s: %w", ns, err)
 	}
 	if err := p.ensureNamespace(ctx, ns); err != nil {
 		return err
@@ -243,7 +262,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	if err != nil {
 		return err
 	}
-	return p.uninstall(ctx, cfg, ReleaseName(d.ID))
+	return p.uninstall(ctx, cfg, ns, ReleaseName(d.ID))
 }
 
 // RemoveProject deletes a deleted project's namespace (Kubernetes finishes the deletion in the
@@ -271,19 +290,41 @@ func (p *Provider) RemoveProject(ctx context.Context, projectID int64) error {
 	return nil
 }
 
-func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, name string) error {
+// uninstall removes release name of namespace ns and waits for its resources to go. Helm's
+// Uninstall.Run takes no context: its Timeout bounds the wait, ctx bounds how long we listen, and a run
+// that outlives its ctx is waited for before the next attempt on the same release starts another.
+func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, ns, name string) error {
+	key := ns + "/" + name
+	p.mu.Lock()
+	previous := p.uninstalling[key]
+	p.mu.Unlock()
+	if previous != nil {
+		select {
+		case <-previous:
+		case <-ctx.Done():
+			return fmt.Errorf("helm uninstall %s: an earlier uninstall is still running: %w", name, ctx.Err())
+		}
+	}
 	un := action.NewUninstall(cfg)
 	un.IgnoreNotFound = true
 	un.WaitStrategy = kube.StatusWatcherStrategy
 	un.Timeout = timeLeft(ctx)
-	// Uninstall.Run takes no context; its Timeout bounds the wait, and ctx bounds how long we listen.
-	done := make(chan error, 1)
+	running := make(chan struct{})
+	p.mu.Lock()
+	p.uninstalling[key] = running
+	p.mu.Unlock()
+	var err error
 	go func() {
-		_, err := un.Run(name)
-		done <- err
+		defer func() {
+			p.mu.Lock()
+			delete(p.uninstalling, key)
+			p.mu.Unlock()
+			close(running)
+		}()
+		_, err = un.Run(name)
 	}()
 	select {
-	case err := <-done:
+	case <-running:
 		if err != nil {
 			return fmt.Errorf("helm uninstall %s: %w", name, err)
 		}
