@@ -199,7 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if role == "worker" {
 		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", httpapi.OperatorOnly(cfg.AdminToken, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
 	}

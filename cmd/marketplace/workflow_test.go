@@ -151,7 +151,8 @@ func TestSeedWorkflow(t *testing.T) {
 	}
 
 	// An operator sees both attempts in the metrics.
-	metrics := string(mp.must(t, 200, "GET", "/metrics", "", nil).Body)
+	mp.must(t, 401, "GET", "/metrics", tok1, nil)
+	metrics := string(mp.must(t, 200, "GET", "/metrics", mp.Environ["MARKETPLACE_ADMIN_TOKEN"], nil).Body)
 	for _, want := range []string{`marketplace_deploy_attempts_total{op="install",outcome="done"} 1`,
 		`marketplace_deploy_attempts_total{op="uninstall",outcome="done"} 1`,
 		`marketplace_queue_tasks{queue="installer_queue",state="pending"} 0`, `marketplace_queue_up 1`} {

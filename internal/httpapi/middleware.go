@@ -60,6 +60,21 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 	}
 }
 
+// OperatorOnly lets through only requests with the operator's bearer token (anyone when none is set).
+func OperatorOnly(operatorToken string, next http.Handler) http.Handler {
+	operatorHash := HashToken(operatorToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if operatorToken != "" && subtle.ConstantTimeCompare(HashToken(token), operatorHash) != 1 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"type":"/problems/unauthorized","title":"Unauthorized","status":401,"detail":"send the operator's bearer token (MARKETPLACE_ADMIN_TOKEN)"}`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // jsonByDefault treats a body sent without a JSON content type (curl -d sends form encoding) as JSON:
 // the API speaks nothing else, so a missing header should not be the caller's problem.
 func jsonByDefault(next http.Handler) http.Handler {

@@ -41,7 +41,9 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
 
 	if d.Metrics != nil {
-		router.Handle("/metrics", promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: prometheus.Registerer(d.Metrics)}))
+		// Queue depths and attempt counts are every tenant's activity: only the operator reads them.
+		router.Handle("/metrics", OperatorOnly(d.OperatorToken,
+			promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: prometheus.Registerer(d.Metrics)})))
 	}
 }
 

@@ -69,9 +69,16 @@ func (c *Client) Enqueue(ctx context.Context, t marketplace.Task) error {
 	return nil
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers before ctx is done.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.client.Ping()
+	answer := make(chan error, 1)
+	go func() { answer <- c.client.Ping() }() // asynq's Ping takes no context
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("redis did not answer: %w", ctx.Err())
+	}
 }
 
 // Close closes the connection.
