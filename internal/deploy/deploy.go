@@ -198,7 +198,11 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		final := c.Attempt >= s.cfg.MaxAttempts
 		backoff := s.backoff(c.Attempt)
 		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
-		s.metrics.observe(op, map[bool]string{true: "failed", false: "retry"}[final], start)
+		outcome := "retry"
+		if final {
+			outcome = "failed"
+		}
+		s.metrics.observe(op, outcome, start)
 		if ferr := s.store.FailAttempt(recordCtx, id, op, c.Attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, c.Attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
 			return ignoreLost(ferr)
 		}
