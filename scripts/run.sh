@@ -14,6 +14,9 @@ mkdir -p .local/bin
 go build -o .local/bin/marketplace ./cmd/marketplace
 .local/bin/marketplace chartrepo &
 CHARTREPO=$!
-trap 'kill $CHARTREPO 2>/dev/null || true' EXIT
 echo "chart repository: http://${CHART_REPO_ADDR:-127.0.0.1:8879} (chart hello-web)"
-.local/bin/marketplace serve
+.local/bin/marketplace serve &
+SERVE=$!
+# Ctrl-C, or a TERM to this script, stops both (serve drains gracefully on TERM).
+trap 'kill -TERM $SERVE $CHARTREPO 2>/dev/null || true' INT TERM EXIT
+wait $SERVE
