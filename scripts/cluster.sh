@@ -54,6 +54,13 @@ case "$CMD" in
   build) build ;;
   up)
     if status; then echo "cluster already up: KUBECONFIG=$STATE/kubeconfig"; exit 0; fi
+    for port in ${ETCD_PORT:-23790} ${API_PORT:-26443}; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is taken (another checkout's cluster?): stop it with its 'make cluster-down', or set" \
+          "ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT" >&2
+        exit 1
+      fi
+    done
     build
     "$HERE/controlplane.sh" down "$STATE" >/dev/null 2>&1 || true
     rm -rf "$STATE/etcd-data"
