@@ -162,21 +162,22 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	if op == marketplace.OpUninstall {
 		claim = s.store.ClaimUninstall
 	}
-	c, err := claim(ctx, id, s.cfg.Lease, s.cfg.MaxAttempts)
+	d, err := claim(ctx, id, s.cfg.Lease, s.cfg.MaxAttempts)
 	if err != nil {
 		return err
-	} else if c == nil {
+	} else if d == nil {
 		return nil
 	}
-	log := s.log.With("deployment", id, "op", op, "attempt", c.Attempt)
+	attempt := d.Attempts
+	log := s.log.With("deployment", id, "op", op, "attempt", attempt)
 	start := time.Now()
 
 	workCtx, cancel := context.WithTimeout(ctx, s.cfg.OperationTimeout)
 	defer cancel()
-	lost := s.heartbeat(workCtx, cancel, id, op, c.Attempt)
+	lost := s.heartbeat(workCtx, cancel, id, op, attempt)
 
 	var placement marketplace.Placement
-	err = s.run(workCtx, c.Deployment, op, &placement)
+	err = s.run(workCtx, d, op, &placement)
 
 	// The work is over; what remains is recording it, which must happen even when ctx is cancelled.
 	cancel()
@@ -192,22 +193,22 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		// The worker is stopping: hand the deployment back at once instead of counting a failure.
 		log.Info("worker stopping; handing the deployment back", "err", err)
 		s.metrics.observe(op, "handed_back", start)
-		_, herr := s.store.ExtendLease(recordCtx, id, op, c.Attempt, 0)
+		_, herr := s.store.ExtendLease(recordCtx, id, op, attempt, 0)
 		return herr
 	case err != nil:
-		final := c.Attempt >= s.cfg.MaxAttempts
-		backoff := s.backoff(c.Attempt)
+		final := attempt >= s.cfg.MaxAttempts
+		backoff := s.backoff(attempt)
 		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
 		outcome := "retry"
 		if final {
 			outcome = "failed"
 		}
 		s.metrics.observe(op, outcome, start)
-		if ferr := s.store.FailAttempt(recordCtx, id, op, c.Attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, c.Attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
+		if ferr := s.store.FailAttempt(recordCtx, id, op, attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
 			return ignoreLost(ferr)
 		}
 		if !final {
-			next := marketplace.Task{Op: op, DeploymentID: id, Attempt: c.Attempt, NotBefore: time.Now().Add(backoff)}
+			next := marketplace.Task{Op: op, DeploymentID: id, Attempt: attempt, NotBefore: time.Now().Add(backoff)}
 			if qerr := s.queue.Enqueue(recordCtx, next); qerr != nil {
 				log.Warn("could not queue the retry; the reconciler will", "err", qerr)
 			}
@@ -215,9 +216,9 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		return nil
 	}
 	if op == marketplace.OpInstall {
-		err = s.store.CompleteInstall(recordCtx, id, c.Attempt, placement)
+		err = s.store.CompleteInstall(recordCtx, id, attempt, placement)
 	} else {
-		err = s.store.CompleteUninstall(recordCtx, id, c.Attempt)
+		err = s.store.CompleteUninstall(recordCtx, id, attempt)
 	}
 	if err != nil {
 		return ignoreLost(err)

@@ -22,7 +22,7 @@ var statusOf = map[string]int{
 
 // problem turns a domain error into a problem+json response. Internal errors are logged with their
 // detail and shown only as "internal error".
-func problem(ctx context.Context, log *slog.Logger, err error) error {
+func problem(ctx context.Context, log *slog.Logger, err error) huma.StatusError {
 	code := marketplace.ErrorCode(err)
 	status := statusOf[code]
 	if status == http.StatusInternalServerError {

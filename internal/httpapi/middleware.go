@@ -24,34 +24,44 @@ func HashToken(token string) []byte {
 	return h[:]
 }
 
+// operatorCheck returns whether a presented bearer token is the operator's; never true when no
+// operator token is configured. The comparison is constant-time.
+func operatorCheck(operatorToken string) func(presented []byte) bool {
+	operatorHash := HashToken(operatorToken)
+	return func(presentedHash []byte) bool {
+		return operatorToken != "" && subtle.ConstantTimeCompare(presentedHash, operatorHash) == 1
+	}
+}
+
+// bearer returns the token of an Authorization header, or "".
+func bearer(header string) string {
+	token, _ := strings.CutPrefix(header, "Bearer ")
+	return strings.TrimSpace(token)
+}
+
 // authenticate puts the caller in the context of every operation that declares the bearer security
 // requirement, and answers 401 to a request without a valid token.
 func authenticate(api huma.API, users marketplace.UserService, operatorToken string, log *slog.Logger) func(huma.Context, func(huma.Context)) {
-	operatorHash := HashToken(operatorToken)
+	isOperator := operatorCheck(operatorToken)
 	tokens := newTokenCache(users, time.Minute, 100_000)
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if len(ctx.Operation().Security) == 0 {
 			next(ctx)
 			return
 		}
-		token, ok := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
-		token = strings.TrimSpace(token)
-		if !ok || token == "" {
+		token := bearer(ctx.Header("Authorization"))
+		if token == "" {
 			huma.WriteErr(api, ctx, http.StatusUnauthorized, "send Authorization: Bearer <token>, the token POST /api/users/new returned")
 			return
 		}
 		hash := HashToken(token)
 		var caller marketplace.Caller
-		if operatorToken != "" && subtle.ConstantTimeCompare(hash, operatorHash) == 1 {
+		if isOperator(hash) {
 			caller.Operator = true
 		} else {
 			id, err := tokens.userID(ctx.Context(), hash)
 			if err != nil {
-				status := statusOf[marketplace.ErrorCode(err)]
-				if status == http.StatusInternalServerError {
-					log.ErrorContext(ctx.Context(), "authenticate", "err", err)
-				}
-				huma.WriteErr(api, ctx, status, marketplace.ErrorMessage(err))
+				huma.WriteErr(api, ctx, problem(ctx.Context(), log, err).GetStatus(), marketplace.ErrorMessage(err))
 				return
 			}
 			caller.UserID = id
@@ -62,10 +72,9 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 
 // OperatorOnly lets through only requests with the operator's bearer token (anyone when none is set).
 func OperatorOnly(operatorToken string, next http.Handler) http.Handler {
-	operatorHash := HashToken(operatorToken)
+	isOperator := operatorCheck(operatorToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if operatorToken != "" && subtle.ConstantTimeCompare(HashToken(token), operatorHash) != 1 {
+		if operatorToken != "" && !isOperator(HashToken(bearer(r.Header.Get("Authorization")))) {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"type":"/problems/unauthorized","title":"Unauthorized","status":401,"detail":"send the operator's bearer token (MARKETPLACE_ADMIN_TOKEN)"}`))

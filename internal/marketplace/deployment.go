@@ -21,18 +21,6 @@ const (
 	StatusUninstalled  Status = "uninstalled"
 )
 
-// Valid reports whether s is one of the statuses above.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusPending, StatusInstalling, StatusInstalled, StatusFailed, StatusUninstalling, StatusUninstalled:
-		return true
-	}
-	return false
-}
-
-// Live reports whether a deployment in this status holds (or may soon hold) resources.
-func (s Status) Live() bool { return s != StatusUninstalled }
-
 // Deployment is one application deployed into one project.
 type Deployment struct {
 	ID            int64          `json:"id"`
@@ -82,22 +70,16 @@ type DeploymentService interface {
 // worker must drop its result.
 var ErrClaimLost = errors.New("claim lost to a newer attempt")
 
-// Claim is a worker's exclusive right, until its lease expires, to run one attempt of an operation on a
-// deployment.
-type Claim struct {
-	Deployment *Deployment
-	Attempt    int
-}
-
 // WorkStore is what workers and the reconciler need: guarded status transitions. Every method is safe
 // to call twice: a second, late or duplicate call changes nothing. op says which operation an attempt
 // belongs to, so a stale install attempt can never touch an uninstall's claim.
 type WorkStore interface {
 	// ClaimInstall moves a pending deployment whose attempt is due (or an installing one whose lease
-	// expired) to installing with a fresh lease, unless maxAttempts attempts were made already. It
-	// returns nil, nil when there is nothing to do.
-	ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Claim, error)
-	ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Claim, error)
+	// expired) to installing with a fresh lease, unless maxAttempts attempts were made already, and
+	// returns it: its Attempts is the number of the attempt the caller now holds until the lease
+	// expires. It returns nil, nil when there is nothing to do.
+	ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Deployment, error)
+	ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Deployment, error)
 	// ExtendLease keeps a claim alive while the work runs. It reports false when the claim was lost.
 	ExtendLease(ctx context.Context, id int64, op Operation, attempt int, lease time.Duration) (bool, error)
 	// CompleteInstall marks installed, records the placement and opens the usage record with the rate

@@ -17,7 +17,7 @@ import (
 
 // ClaimInstall takes a pending deployment whose attempt is due, or an installing one whose worker lost
 // its lease (a crash), and holds it for lease. It returns nil when there is nothing to do.
-func (db *DB) ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Claim, error) {
+func (db *DB) ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Deployment, error) {
 	return db.claim(ctx, id, `UPDATE deployments
 SET status = 'installing', attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
 WHERE id = $1 AND attempts < $3 AND ((status = 'pending' AND next_attempt_at <= now())
@@ -26,7 +26,7 @@ RETURNING `+deploymentColumns, lease, maxAttempts)
 }
 
 // ClaimUninstall takes an uninstalling deployment whose attempt is due and not held by a live lease.
-func (db *DB) ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Claim, error) {
+func (db *DB) ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Deployment, error) {
 	return db.claim(ctx, id, `UPDATE deployments
 SET attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
 WHERE id = $1 AND status = 'uninstalling' AND attempts < $3
@@ -34,14 +34,14 @@ WHERE id = $1 AND status = 'uninstalling' AND attempts < $3
 RETURNING `+deploymentColumns, lease, maxAttempts)
 }
 
-func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration, maxAttempts int) (*marketplace.Claim, error) {
+func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration, maxAttempts int) (*marketplace.Deployment, error) {
 	d, err := scanDeployment(db.pool.QueryRow(ctx, q, id, lease, maxAttempts))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("claim deployment %d: %w", id, err)
 	}
-	return &marketplace.Claim{Deployment: d, Attempt: d.Attempts}, nil
+	return d, nil
 }
 
 // ExtendLease keeps attempt's claim alive for another lease; false means the claim is lost. A lease of

@@ -53,7 +53,7 @@ func TestGuardedTransitions(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
 		first, err := db.ClaimInstall(ctx, id, lease, 5)
-		if err != nil || first == nil || first.Attempt != 1 {
+		if err != nil || first == nil || first.Attempts != 1 {
 			t.Fatalf("first claim: %+v, %v", first, err)
 		}
 		if dup, err := db.ClaimInstall(ctx, id, lease, 5); dup != nil || err != nil {
@@ -64,10 +64,10 @@ func TestGuardedTransitions(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
-		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{Namespace: "ns"}); err != nil {
+		if err := db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{Namespace: "ns"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{Namespace: "ns"}); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{Namespace: "ns"}); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("second completion: %v, want ErrClaimLost", err)
 		}
 		recs, err := db.FindUsageRecords(ctx, 1, id)
@@ -85,16 +85,16 @@ func TestGuardedTransitions(t *testing.T) {
 			t.Fatalf("owed work after the lease expired: %+v, %v", owed, err)
 		}
 		next, err := db.ClaimInstall(ctx, id, lease, 5)
-		if err != nil || next == nil || next.Attempt != 2 {
+		if err != nil || next == nil || next.Attempts != 2 {
 			t.Fatalf("takeover: %+v, %v", next, err)
 		}
-		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, dead.Attempt, lease); ok {
+		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, dead.Attempts, lease); ok {
 			t.Fatal("the dead attempt extended a lease it lost")
 		}
-		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, dead.Attempt, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, dead.Attempts, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("late failure of the dead attempt: %v, want ErrClaimLost", err)
 		}
-		if err := db.CompleteInstall(ctx, id, next.Attempt, marketplace.Placement{}); err != nil {
+		if err := db.CompleteInstall(ctx, id, next.Attempts, marketplace.Placement{}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -102,7 +102,7 @@ func TestGuardedTransitions(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
-		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempt, "boom", time.Hour, false); err != nil {
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, "boom", time.Hour, false); err != nil {
 			t.Fatal(err)
 		}
 		if again, _ := db.ClaimInstall(ctx, id, lease, 5); again != nil {
@@ -120,7 +120,7 @@ func TestGuardedTransitions(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
-		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+		db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{})
 		d, err := db.RequestUninstall(ctx, id)
 		if err != nil || d.Status != marketplace.StatusUninstalling {
 			t.Fatalf("request uninstall: %+v, %v", d, err)
@@ -138,10 +138,10 @@ func TestGuardedTransitions(t *testing.T) {
 		if dup, _ := db.ClaimUninstall(ctx, id, lease, 5); dup != nil {
 			t.Fatal("duplicate uninstall claim")
 		}
-		if err := db.CompleteUninstall(ctx, id, u.Attempt); err != nil {
+		if err := db.CompleteUninstall(ctx, id, u.Attempts); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.CompleteUninstall(ctx, id, u.Attempt); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.CompleteUninstall(ctx, id, u.Attempts); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("second completion: %v", err)
 		}
 	})
@@ -151,7 +151,7 @@ func TestGuardedTransitions(t *testing.T) {
 		c, _ := db.ClaimInstall(ctx, id, 50*time.Millisecond, 1)
 		time.Sleep(100 * time.Millisecond)
 		if again, _ := db.ClaimInstall(ctx, id, lease, 1); again != nil {
-			t.Fatalf("claimed attempt %d beyond the maximum of 1", again.Attempt)
+			t.Fatalf("claimed attempt %d beyond the maximum of 1", again.Attempts)
 		}
 		if owed, _ := db.FindOwedWork(ctx, 10); len(owed) != 1 {
 			t.Fatalf("owed before failing the abandoned one: %+v", owed)
@@ -163,7 +163,7 @@ func TestGuardedTransitions(t *testing.T) {
 		if d.Status != marketplace.StatusFailed || !strings.Contains(d.FailureReason, "install attempt 1 of 1: the worker stopped reporting") {
 			t.Fatalf("abandoned deployment: %s %q", d.Status, d.FailureReason)
 		}
-		if err := db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{}); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{}); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("the abandoned attempt completed late: %v", err)
 		}
 	})
@@ -171,16 +171,16 @@ func TestGuardedTransitions(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
-		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+		db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{})
 		db.RequestUninstall(ctx, id)
 		u, _ := db.ClaimUninstall(ctx, id, lease, 5)
-		if u.Attempt != c.Attempt {
-			t.Fatalf("test assumes equal attempt numbers, got %d and %d", u.Attempt, c.Attempt)
+		if u.Attempts != c.Attempts {
+			t.Fatalf("test assumes equal attempt numbers, got %d and %d", u.Attempts, c.Attempts)
 		}
-		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, c.Attempt, 0); ok {
+		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, c.Attempts, 0); ok {
 			t.Fatal("an install attempt released the uninstall's lease")
 		}
-		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempt, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("an install attempt failed the uninstall: %v", err)
 		}
 	})
@@ -193,7 +193,7 @@ func TestGuardedTransitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
-		db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+		db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{})
 		recs, _ := db.FindUsageRecords(ctx, 1, id)
 		if len(recs) != 1 || !recs[0].HourlyRate.Equal(marketplace.MustMoney("1.5").Decimal) {
 			t.Fatalf("usage records %+v, want one at the accepted rate 1.5", recs)
@@ -213,7 +213,7 @@ func TestGuardedTransitions(t *testing.T) {
 func TestMeterOpenUsage(t *testing.T) {
 	db, ctx, id := newDeployment(t)
 	c, _ := db.ClaimInstall(ctx, id, time.Minute, 5)
-	db.CompleteInstall(ctx, id, c.Attempt, marketplace.Placement{})
+	db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{})
 	n, err := db.MeterOpenUsage(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("metered %d, %v; want 1", n, err)
@@ -236,7 +236,7 @@ func TestDeletedProjectsAreOwedARemoval(t *testing.T) {
 	}
 	db.RequestUninstall(ctx, id)
 	u, _ := db.ClaimUninstall(ctx, id, time.Minute, 5)
-	db.CompleteUninstall(ctx, id, u.Attempt)
+	db.CompleteUninstall(ctx, id, u.Attempts)
 	if err := db.DeleteProject(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
