@@ -13,21 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
-	"path"
-	"strings"
 	"sync"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
-	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	"helm.sh/helm/v4/pkg/getter"
 	"helm.sh/helm/v4/pkg/kube"
-	"helm.sh/helm/v4/pkg/registry"
 	"helm.sh/helm/v4/pkg/release"
-	repo "helm.sh/helm/v4/pkg/repo/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -37,7 +29,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -58,15 +49,13 @@ type Config struct {
 
 // Provider installs Helm charts. It implements marketplace.Provider.
 type Provider struct {
-	cfg      Config
-	getters  getter.Providers
-	registry *registry.Client
+	cfg    Config
+	charts *chartSource
 
 	admin kubernetes.Interface // the marketplace's own identity: namespaces and their RBAC only
 
 	mu      sync.Mutex
 	clients map[string]*genericclioptions.ConfigFlags // per namespace, impersonating its deployer; each caches its discovery
-	charts  map[string]*chart.Chart                   // by chart URL or OCI reference with version
 	ready   map[string]bool                           // namespaces whose deployer account exists
 
 	uninstalling map[string]chan struct{} // "namespace/release" -> closed when its Helm uninstall returns
@@ -77,16 +66,9 @@ const deployer = "marketplace-deployer"
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
 func New(cfg Config) (*Provider, error) {
-	// Helm's registry client takes no context: its HTTP client's timeout is what bounds a registry
-	// that accepts a connection and never answers.
-	opts := []registry.ClientOption{registry.ClientOptEnableCache(true),
-		registry.ClientOptHTTPClient(&http.Client{Timeout: time.Minute, Transport: http.DefaultTransport})}
-	if cfg.OCIPlainHTTP {
-		opts = append(opts, registry.ClientOptPlainHTTP())
-	}
-	rc, err := registry.NewClient(opts...)
+	charts, err := newChartSource(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("helm registry client: %w", err)
+		return nil, err
 	}
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
@@ -98,11 +80,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{
 		cfg:          cfg,
-		getters:      getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
-		registry:     rc,
+		charts:       charts,
 		admin:        admin,
 		clients:      map[string]*genericclioptions.ConfigFlags{},
-		charts:       map[string]*chart.Chart{},
 		ready:        map[string]bool{},
 		uninstalling: map[string]chan struct{}{},
 	}, nil
@@ -226,7 +206,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 		}
 	}
 
-	ch, err := p.loadChart(app.Deployment)
+	ch, err := p.charts.load(app.Deployment)
 	if err != nil {
 		return placement, err
 	}
@@ -332,83 +312,6 @@ func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, ns,
 	case <-ctx.Done():
 		return fmt.Errorf("helm uninstall %s: %w", name, ctx.Err())
 	}
-}
-
-// loadChart fetches the chart of spec, from memory when the same chart version was fetched before.
-func (p *Provider) loadChart(spec marketplace.DeploymentSpec) (*chart.Chart, error) {
-	ref, err := p.chartRef(spec)
-	if err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	ch := p.charts[ref]
-	p.mu.Unlock()
-	if ch != nil {
-		return ch, nil
-	}
-	u, err := url.Parse(ref)
-	if err != nil {
-		return nil, fmt.Errorf("chart reference %q: %w", ref, err)
-	}
-	g, err := p.getters.ByScheme(u.Scheme)
-	if err != nil {
-		return nil, fmt.Errorf("chart reference %q: %w", ref, err)
-	}
-	buf, err := g.Get(ref)
-	if err != nil {
-		return nil, fmt.Errorf("download chart %s: %w", ref, err)
-	}
-	ch, err = loader.LoadArchive(buf)
-	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %w", ref, err)
-	}
-	p.mu.Lock()
-	p.charts[ref] = ch
-	p.mu.Unlock()
-	return ch, nil
-}
-
-// chartRef resolves spec to a downloadable reference: the chart URL from the repository's index for
-// http(s) repositories, or the oci:// reference with the registry's tag; either way the newest version
-// that matches ChartVersion (an exact version, a range, or empty for the newest stable one).
-func (p *Provider) chartRef(spec marketplace.DeploymentSpec) (string, error) {
-	if ref, ok := strings.CutPrefix(spec.RepoURL, "oci://"); ok {
-		ref = strings.TrimSuffix(ref, "/")
-		if spec.ChartName != "" && path.Base(ref) != spec.ChartName {
-			ref += "/" + spec.ChartName
-		}
-		tags, err := p.registry.Tags(ref)
-		if err != nil {
-			return "", fmt.Errorf("list the versions of oci://%s: %w", ref, err)
-		}
-		tag, err := registry.GetTagMatchingVersionOrConstraint(tags, spec.ChartVersion)
-		if err != nil {
-			return "", fmt.Errorf("chart oci://%s has no version matching %q (it has %s)", ref, spec.ChartVersion, strings.Join(tags, ", "))
-		}
-		return "oci://" + ref + ":" + tag, nil
-	}
-	indexURL := strings.TrimSuffix(spec.RepoURL, "/") + "/index.yaml"
-	g, err := p.getters.ByScheme(strings.SplitN(indexURL, ":", 2)[0])
-	if err != nil {
-		return "", fmt.Errorf("chart repository %s: %w", spec.RepoURL, err)
-	}
-	buf, err := g.Get(indexURL)
-	if err != nil {
-		return "", fmt.Errorf("chart repository %s cannot be read: %w", spec.RepoURL, err)
-	}
-	var idx repo.IndexFile
-	if err := yaml.Unmarshal(buf.Bytes(), &idx); err != nil {
-		return "", fmt.Errorf("chart repository %s has an invalid index.yaml: %w", spec.RepoURL, err)
-	}
-	idx.SortEntries()
-	cv, err := idx.Get(spec.ChartName, spec.ChartVersion)
-	if err != nil {
-		return "", fmt.Errorf("chart %q version %q is not in repository %s", spec.ChartName, spec.ChartVersion, spec.RepoURL)
-	}
-	if len(cv.URLs) == 0 {
-		return "", fmt.Errorf("chart %q %s in repository %s has no download URL", spec.ChartName, cv.Version, spec.RepoURL)
-	}
-	return repo.ResolveReferenceURL(spec.RepoURL, cv.URLs[0])
 }
 
 // chartVersion returns the version of a chart of any API version Helm loads.
