@@ -20,10 +20,7 @@ import (
 // restarts it, and checks the deployment ends installed with exactly one Helm release and exactly one
 // usage record.
 func TestWorkerCrashMidInstall(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "marketplace")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build marketplace: %v\n%s", err, out)
-	}
+	bin := buildMarketplace(t)
 	mp := startMarketplace(t, "api", map[string]string{"DEPLOY_LEASE": "2s"})
 	ctx := context.Background()
 	cs := kube(t)
@@ -36,10 +33,10 @@ func TestWorkerCrashMidInstall(t *testing.T) {
 		"inputs":     []map[string]any{{"name": "nodeSelector.crash-test", "default": label}}})
 	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"})
 
-	worker := startWorker(t, bin, mp.Environ, "worker-1.log")
+	worker := startWorker(t, bin, mp.Environ, filepath.Join(t.TempDir(), "worker-1.log"))
 	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
 
-	ns, release := mp.Environ["K8S_NAMESPACE_PREFIX"]+"-project-1", "deployment-1"
+	ns, release := mp.Environ["K8S_NAMESPACE_PREFIX"]+"-deployment-1", "deployment-1"
 	waitFor(t, 2*time.Minute, "Helm to record the release as pending-install", func() bool {
 		rels := helmReleases(t, ns, release)
 		return len(rels) == 1 && rels[0].Labels["status"] == "pending-install"
@@ -62,7 +59,7 @@ func TestWorkerCrashMidInstall(t *testing.T) {
 	}
 	patch(`"` + label + `"`)
 	t.Cleanup(func() { patch("null") })
-	worker = startWorker(t, bin, mp.Environ, "worker-2.log")
+	worker = startWorker(t, bin, mp.Environ, filepath.Join(t.TempDir(), "worker-2.log"))
 
 	d := mp.waitForStatus(t, tok, 1, "installed", 3*time.Minute)
 	if n := num(t, d["attempts"]); n != 2 {
@@ -98,9 +95,8 @@ func TestWorkerCrashMidInstall(t *testing.T) {
 
 // startWorker runs `marketplace worker` as a process of its own with environ; it is killed when the test
 // ends if still running. Its log goes to a file in the test's temp dir, shown when the test fails.
-func startWorker(t *testing.T, bin string, environ map[string]string, logName string) *exec.Cmd {
+func startWorker(t *testing.T, bin string, environ map[string]string, logPath string) *exec.Cmd {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), logName)
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +123,7 @@ func startWorker(t *testing.T, bin string, environ map[string]string, logName st
 		logFile.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("%s:\n%s", logName, b)
+			t.Logf("%s:\n%s", filepath.Base(logPath), b)
 		}
 	})
 	return cmd

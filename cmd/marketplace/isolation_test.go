@@ -49,7 +49,7 @@ func TestChartCannotLeaveItsNamespace(t *testing.T) {
 	}
 
 	// Nor through the node: a privileged pod with the host's filesystem is refused by Pod Security.
-	nsB := mp.Environ["K8S_NAMESPACE_PREFIX"] + "-project-2"
+	nsB := mp.Environ["K8S_NAMESPACE_PREFIX"] + "-deployment-4"
 	mp.must(t, 202, "POST", "/api/deployments/install", tokB, map[string]any{"application_id": 2, "project_id": 2,
 		"inputs": map[string]any{"target": nsB, "privileged": true}})
 	d := mp.waitForStatus(t, tokB, 4, "failed", 2*time.Minute)

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/marketplace/marketplace/internal/billing"
 	"github.com/marketplace/marketplace/internal/chartrepo"
@@ -67,6 +68,9 @@ type Config struct {
 	RetryBackoff      time.Duration `env:"DEPLOY_RETRY_BACKOFF" envDefault:"5s"`
 	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"5s"`
 	NamespacePrefix   string        `env:"K8S_NAMESPACE_PREFIX" envDefault:"mp"`
+	Quota             string        `env:"K8S_QUOTA" envDefault:"pods=50,requests.cpu=4,requests.memory=8Gi,limits.cpu=8,limits.memory=16Gi,persistentvolumeclaims=10,requests.storage=50Gi,services.loadbalancers=2,services.nodeports=0"`
+	DefaultRequests   string        `env:"K8S_DEFAULT_REQUESTS" envDefault:"cpu=50m,memory=64Mi"`
+	DefaultLimits     string        `env:"K8S_DEFAULT_LIMITS" envDefault:"cpu=500m,memory=512Mi"`
 	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`
 	ChartRepoAddr     string        `env:"CHART_REPO_ADDR" envDefault:"127.0.0.1:8879"`
@@ -156,8 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	providers := map[string]marketplace.Provider{}
 	if cfg.Kubeconfig != "" {
-		k8s, err := kubernetes.New(kubernetes.Config{Kubeconfig: cfg.Kubeconfig,
-			CacheDir: filepath.Join(cfg.CacheDir, "kube"), NamespacePrefix: cfg.NamespacePrefix, OCIPlainHTTP: cfg.OCIPlainHTTP, Logger: log.With("provider", "kubernetes")})
+		k8s, err := newKubernetesProvider(ctx, cfg, db, log)
 		if err != nil {
 			return err
 		}
@@ -204,6 +207,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
 	}
 	return g.Wait()
+}
+
+// newKubernetesProvider configures the Helm provider from cfg, labelling what it creates with the
+// database's instance id.
+func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, log *slog.Logger) (*kubernetes.Provider, error) {
+	instance, err := db.InstanceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
+		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
+		Logger: log.With("provider", "kubernetes")}
+	for _, r := range []struct {
+		env  string
+		from string
+		into *corev1.ResourceList
+	}{{"K8S_QUOTA", cfg.Quota, &kcfg.Quota}, {"K8S_DEFAULT_REQUESTS", cfg.DefaultRequests, &kcfg.DefaultRequests},
+		{"K8S_DEFAULT_LIMITS", cfg.DefaultLimits, &kcfg.DefaultLimits}} {
+		if *r.into, err = kubernetes.ParseResources(r.from); err != nil {
+			return nil, fmt.Errorf("configuration: %s: %w", r.env, err)
+		}
+	}
+	return kubernetes.New(kcfg)
 }
 
 // serveHTTP serves handler on addr until ctx is done, then lets requests in flight finish.

@@ -53,7 +53,7 @@ func TestSeedWorkflow(t *testing.T) {
 	d := mp.waitForStatus(t, tok2, 1, "installed", 2*time.Minute)
 	placement := d["placement"].(map[string]any)
 	ns, release := placement["namespace"].(string), placement["release_name"].(string)
-	if !strings.HasPrefix(ns, mp.Environ["K8S_NAMESPACE_PREFIX"]+"-project-1") || release == "" || placement["chart_version"] != "0.1.0" {
+	if !strings.HasPrefix(ns, mp.Environ["K8S_NAMESPACE_PREFIX"]+"-deployment-1") || release == "" || placement["chart_version"] != "0.1.0" {
 		t.Fatalf("placement: %v", placement)
 	}
 

@@ -162,6 +162,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	if op == marketplace.OpUninstall {
 		claim = s.store.ClaimUninstall
 	}
+	claimed := time.Now() // the lease runs from no later than this
 	d, err := claim(ctx, id, s.cfg.Lease, s.cfg.MaxAttempts)
 	if err != nil {
 		return err
@@ -171,32 +172,49 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	attempt := d.Attempts
 	log := s.log.With("deployment", id, "op", op, "attempt", attempt)
 	start := time.Now()
+	log.Info("attempt started")
 
-	workCtx, cancel := context.WithTimeout(ctx, s.cfg.OperationTimeout)
-	defer cancel()
-	lost := s.heartbeat(workCtx, cancel, id, op, attempt)
-
+	// leaseCtx ends when the lease can no longer be vouched for; the provider's work and the clean-up
+	// of a final failure both run under it, and a provider returns only once its work has stopped.
+	leaseCtx, cancelLease := context.WithCancel(ctx)
+	defer cancelLease()
+	lost := s.heartbeat(leaseCtx, cancelLease, id, op, attempt, claimed)
+	workCtx, cancelWork := context.WithTimeout(leaseCtx, s.cfg.OperationTimeout)
 	var placement marketplace.Placement
 	err = s.run(workCtx, d, op, &placement)
+	cancelWork()
+
+	final := attempt >= s.cfg.MaxAttempts
+	cleanedUp := false
+	if err != nil && final && op == marketplace.OpInstall && leaseCtx.Err() == nil {
+		// Nothing of a failed install may stay running unbilled: remove what the attempts created.
+		cleanCtx, cancelClean := context.WithTimeout(leaseCtx, max(s.cfg.OperationTimeout, 2*time.Minute))
+		if cerr := s.runUninstall(cleanCtx, d); cerr != nil {
+			log.Warn("could not remove the resources of a failed install; the reconciler retries", "err", cerr)
+			err = fmt.Errorf("%w (its resources could not be removed yet: %v)", err, cerr)
+		} else {
+			cleanedUp = true
+			err = fmt.Errorf("%w; everything the install created was removed", err)
+		}
+		cancelClean()
+	}
 
 	// The work is over; what remains is recording it, which must happen even when ctx is cancelled.
-	cancel()
+	cancelLease()
 	claimLost := <-lost
 	recordCtx, cancelRecord := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancelRecord()
 	switch {
 	case claimLost:
-		log.Warn("lease lost; another attempt owns the deployment")
+		log.Warn("lease lost; the attempt stopped and another attempt owns the deployment")
 		s.metrics.observe(op, "lost", start)
 		return nil
 	case err != nil && ctx.Err() != nil:
-		// The worker is stopping: hand the deployment back at once instead of counting a failure.
+		// The worker is stopping: hand the deployment back at once, without counting the attempt.
 		log.Info("worker stopping; handing the deployment back", "err", err)
 		s.metrics.observe(op, "handed_back", start)
-		_, herr := s.store.ExtendLease(recordCtx, id, op, attempt, 0)
-		return herr
+		return ignoreLost(s.store.HandBack(recordCtx, id, op, attempt))
 	case err != nil:
-		final := attempt >= s.cfg.MaxAttempts
 		backoff := s.backoff(attempt)
 		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
 		outcome := "retry"
@@ -204,7 +222,9 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 			outcome = "failed"
 		}
 		s.metrics.observe(op, outcome, start)
-		if ferr := s.store.FailAttempt(recordCtx, id, op, attempt, fmt.Sprintf("%s attempt %d of %d: %v", op, attempt, s.cfg.MaxAttempts, err), backoff, final); ferr != nil {
+		failure := marketplace.AttemptFailure{Reason: fmt.Sprintf("%s attempt %d of %d: %v", op, attempt, s.cfg.MaxAttempts, err),
+			RetryAfter: backoff, Final: final, CleanedUp: cleanedUp}
+		if ferr := s.store.FailAttempt(recordCtx, id, op, attempt, failure); ferr != nil {
 			return ignoreLost(ferr)
 		}
 		if !final {
@@ -230,17 +250,13 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 
 // run calls the provider for op. A panic in the provider is an attempt that failed, not a lost worker.
 func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("the %s provider panicked: %v", d.Type, v)
-		}
-	}()
+	if op == marketplace.OpUninstall {
+		return s.runUninstall(ctx, d)
+	}
+	defer recoverPanic(d, &err)
 	p := s.providers[d.Type]
 	if p == nil {
 		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
-	}
-	if op == marketplace.OpUninstall {
-		return p.Uninstall(ctx, d)
 	}
 	app, err := s.store.FindAppByID(ctx, d.ApplicationID)
 	if err != nil {
@@ -250,28 +266,56 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 	return err
 }
 
+// runUninstall removes a deployment's resources through its provider.
+func (s *Service) runUninstall(ctx context.Context, d *marketplace.Deployment) (err error) {
+	defer recoverPanic(d, &err)
+	p := s.providers[d.Type]
+	if p == nil {
+		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
+	}
+	return p.Uninstall(ctx, d)
+}
+
+func recoverPanic(d *marketplace.Deployment, err *error) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("the %s provider panicked: %v", d.Type, v)
+	}
+}
+
 // heartbeat extends the lease every third of it until ctx is done. The returned channel yields exactly
-// one value: true (after calling cancel) if the claim was lost, false once ctx is done otherwise. A
-// worker that cannot reach the database to extend its lease stops the work before the lease can have
-// expired, so two attempts never run at once.
-func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, id int64, op marketplace.Operation, attempt int) <-chan bool {
+// one value: true (after calling cancel) if the claim was lost, false once ctx is done otherwise.
+//
+// Each renewal has a deadline well inside the lease, and a worker that has not renewed for half a lease
+// (a database that stalls or refuses) gives the claim up: cancel stops the work, and providers return
+// only once their work has stopped, so the attempt is over before the lease can lapse and another
+// worker's attempt can begin. held is when the lease was last known to start.
+func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, id int64, op marketplace.Operation, attempt int, held time.Time) <-chan bool {
 	lost := make(chan bool, 1)
+	giveUp := s.cfg.Lease / 2
 	go func() {
-		t := time.NewTicker(s.cfg.Lease / 3)
-		defer t.Stop()
-		extended := time.Now()
+		renew := time.NewTicker(s.cfg.Lease / 3)
+		defer renew.Stop()
+		deadline := time.NewTimer(time.Until(held.Add(giveUp)))
+		defer deadline.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				lost <- false
 				return
-			case <-t.C:
-				ok, err := s.store.ExtendLease(ctx, id, op, attempt, s.cfg.Lease)
-				if err == nil && ok {
-					extended = time.Now()
-					continue
-				}
-				if (err == nil && !ok) || time.Since(extended) > s.cfg.Lease*2/3 {
+			case <-deadline.C:
+				s.log.Warn("lease not renewed for half its length; stopping the attempt", "deployment", id, "op", op, "attempt", attempt)
+				lost <- true
+				cancel()
+				return
+			case <-renew.C:
+				sent := time.Now() // the new lease runs from no later than this
+				callCtx, cancelCall := context.WithTimeout(ctx, s.cfg.Lease/6)
+				ok, err := s.store.ExtendLease(callCtx, id, op, attempt, s.cfg.Lease)
+				cancelCall()
+				switch {
+				case err == nil && ok:
+					deadline.Reset(time.Until(sent.Add(giveUp)))
+				case err == nil && !ok:
 					lost <- true
 					cancel()
 					return
@@ -302,15 +346,29 @@ func ignoreLost(err error) error {
 // deployment whose worker died.
 func (s *Service) Reconcile(ctx context.Context) error {
 	ctx = marketplace.OperatorContext(ctx)
+	// Removing failed deployments' resources can take as long as an uninstall: it runs beside the
+	// re-queueing, never in its way.
+	cleaning := make(chan struct{})
+	go func() {
+		defer close(cleaning)
+		s.every(ctx, "clean up failed deployments", s.cleanUpFailures)
+	}()
+	s.every(ctx, "reconcile", s.ReconcileOnce)
+	<-cleaning
+	return nil
+}
+
+// every runs f now and every ReconcileInterval until ctx is done.
+func (s *Service) every(ctx context.Context, what string, f func(context.Context) error) {
 	t := time.NewTicker(s.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
-		if err := s.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("reconcile", "err", err)
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn(what, "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}
@@ -334,6 +392,33 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 		}
 	}
 	return s.removeDeletedProjects(ctx)
+}
+
+// cleanUpFailures removes the resources of failed deployments that still may have some: a final failure
+// whose own clean-up failed, or one whose worker never reported back. No attempt holds them (a failed
+// deployment has no lease, and an abandoned attempt stopped itself before its lease lapsed), and removal
+// is idempotent, so a consumer's DELETE at the same time is harmless.
+func (s *Service) cleanUpFailures(ctx context.Context) error {
+	ds, err := s.store.FindUncleanedFailures(ctx, 20)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if s.providers[d.Type] == nil {
+			continue // another process, with that provider, removes them
+		}
+		opCtx, cancel := context.WithTimeout(ctx, max(s.cfg.OperationTimeout, 2*time.Minute))
+		err := s.runUninstall(opCtx, d)
+		cancel()
+		if err != nil {
+			s.log.Warn("could not remove the resources of a failed deployment", "deployment", d.ID, "err", err)
+			continue
+		}
+		if err := s.store.MarkCleanedUp(ctx, d.ID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // removeDeletedProjects removes what providers keep per project (a namespace) for projects deleted

@@ -1,18 +1,19 @@
-// Package kubernetes is the Provider for k8s applications: the Helm v4 SDK in process, one namespace per
-// project and one release per deployment, charts from HTTP(S) chart repositories or OCI registries.
+// Package kubernetes is the Provider for k8s applications: the Helm v4 SDK in process, one namespace
+// and one release per deployment, charts from HTTP(S) chart repositories or OCI registries.
 //
 // A chart is a publisher's code running against the cluster, so Helm does not act with the
-// marketplace's own credentials: the provider creates each project's namespace with a service account
-// bound to the namespaced "admin" role, and Helm impersonates that account. A chart can then create
-// nothing cluster-scoped and touch nothing in another tenant's namespace.
+// marketplace's own credentials: each deployment gets a namespace of its own and a deployer identity
+// bound there alone, and Helm impersonates it (see boundary.go). Each attempt's clients pass through a
+// fence (fence.go), so an attempt that loses its lease is really over before another can begin.
 package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,26 +23,33 @@ import (
 	"helm.sh/helm/v4/pkg/release"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// Config says which cluster to use.
+// Config says which cluster to use and how deployments are fenced in it.
 type Config struct {
 	// Kubeconfig is the path of the kubeconfig file.
 	Kubeconfig string
 	// CacheDir holds client-go's discovery cache (instead of ~/.kube/cache).
 	CacheDir string
-	// NamespacePrefix starts every namespace the provider creates (<prefix>-project-<id>), so several
-	// marketplaces can share one cluster.
+	// NamespacePrefix starts every namespace the provider creates (<prefix>-deployment-<id>, and
+	// <prefix>-system), so several marketplaces can share one cluster.
 	NamespacePrefix string
+	// Instance is this marketplace's identity (from its database): what the provider creates carries it,
+	// and nothing without it is ever adopted or deleted.
+	Instance string
+	// Quota is the ResourceQuota of every deployment's namespace.
+	Quota corev1.ResourceList
+	// DefaultRequests and DefaultLimits are the LimitRange defaults of a container that sets none.
+	DefaultRequests, DefaultLimits corev1.ResourceList
 	// OCIPlainHTTP talks plain HTTP to OCI registries (Helm's --plain-http), for registries on loopback.
 	OCIPlainHTTP bool
 	Logger       *slog.Logger
@@ -52,20 +60,17 @@ type Provider struct {
 	cfg    Config
 	charts *chartSource
 
-	admin kubernetes.Interface // the marketplace's own identity: namespaces and their RBAC only
+	admin kubernetes.Interface // the marketplace's own identity: namespaces, their fences, cluster set-up
 
-	mu      sync.Mutex
-	clients map[string]*genericclioptions.ConfigFlags // per namespace, impersonating its deployer; each caches its discovery
-	ready   map[string]bool                           // namespaces whose deployer account exists
-
-	uninstalling map[string]chan struct{} // "namespace/release" -> closed when its Helm uninstall returns
+	mu           sync.Mutex
+	clusterReady bool // the system namespace, deployer role and admission policy are in place
 }
-
-// deployer is the service account Helm impersonates in each project namespace.
-const deployer = "marketplace-deployer"
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
 func New(cfg Config) (*Provider, error) {
+	if cfg.Instance == "" {
+		return nil, errors.New("kubernetes provider: the marketplace instance id is required")
+	}
 	charts, err := newChartSource(cfg)
 	if err != nil {
 		return nil, err
@@ -78,113 +83,84 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return &Provider{
-		cfg:          cfg,
-		charts:       charts,
-		admin:        admin,
-		clients:      map[string]*genericclioptions.ConfigFlags{},
-		ready:        map[string]bool{},
-		uninstalling: map[string]chan struct{}{},
-	}, nil
+	return &Provider{cfg: cfg, charts: charts, admin: admin}, nil
 }
 
-// ensureNamespace creates a project's namespace, its deployer service account and the binding of that
-// account to the namespaced "admin" cluster role, each unless it exists.
-func (p *Provider) ensureNamespace(ctx context.Context, ns string) error {
-	p.mu.Lock()
-	done := p.ready[ns]
-	p.mu.Unlock()
-	if done {
-		return nil
-	}
-	labels := map[string]string{"app.kubernetes.io/managed-by": "marketplace"}
-	create := func(what string, err error) error {
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %s in namespace %s: %w", what, ns, err)
+// ParseResources reads a list of resource quantities such as "pods=20,requests.cpu=2,limits.memory=4Gi".
+func ParseResources(s string) (corev1.ResourceList, error) {
+	list := corev1.ResourceList{}
+	for _, kv := range splitList(s) {
+		name, value, ok := cutEqual(kv)
+		if !ok {
+			return nil, fmt.Errorf("%q is not name=quantity", kv)
 		}
-		return nil
+		q, err := resource.ParseQuantity(value)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a quantity", name, value)
+		}
+		list[corev1.ResourceName(name)] = q
 	}
-	// Pod Security "baseline": no privileged pods, host namespaces or hostPath volumes, which would let a
-	// chart out of its namespace through the node. Patched too, for namespaces made before this rule.
-	nsLabels := map[string]string{"app.kubernetes.io/managed-by": "marketplace",
-		"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "baseline"}
-	_, err := p.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: nsLabels}}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": nsLabels}})
-		_, err = p.admin.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, patch, metav1.PatchOptions{})
-	}
-	if err := create("namespace", err); err != nil {
-		return err
-	}
-	_, err = p.admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
-		ObjectMeta: metav1.ObjectMeta{Name: deployer, Labels: labels}}, metav1.CreateOptions{})
-	if err := create("service account", err); err != nil {
-		return err
-	}
-	_, err = p.admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: deployer, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: deployer, Namespace: ns}},
-	}, metav1.CreateOptions{})
-	if err := create("role binding", err); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.ready[ns] = true
-	p.mu.Unlock()
-	return nil
+	return list, nil
 }
 
-// Namespace is the namespace of a project.
-func (p *Provider) Namespace(projectID int64) string {
-	return fmt.Sprintf("%s-project-%d", p.cfg.NamespacePrefix, projectID)
+// Namespace is the namespace of a deployment.
+func (p *Provider) Namespace(deploymentID int64) string {
+	return p.cfg.NamespacePrefix + "-deployment-" + strconv.FormatInt(deploymentID, 10)
+}
+
+// legacyNamespace is where deployments lived when a project shared one namespace; only uninstalls
+// still go there.
+func (p *Provider) legacyNamespace(projectID int64) string {
+	return p.cfg.NamespacePrefix + "-project-" + strconv.FormatInt(projectID, 10)
 }
 
 // ReleaseName is the Helm release of a deployment.
-func ReleaseName(deploymentID int64) string { return fmt.Sprintf("deployment-%d", deploymentID) }
-
-// actionConfig returns a Helm action configuration for namespace ns.
-func (p *Provider) actionConfig(ns string) (*action.Configuration, error) {
-	p.mu.Lock()
-	flags := p.clients[ns]
-	if flags == nil {
-		impersonate := "system:serviceaccount:" + ns + ":" + deployer
-		flags = genericclioptions.NewConfigFlags(true)
-		flags.KubeConfig = &p.cfg.Kubeconfig
-		flags.Namespace = &ns
-		flags.CacheDir = &p.cfg.CacheDir
-		flags.Impersonate = &impersonate
-		p.clients[ns] = flags
-	}
-	p.mu.Unlock()
-	cfg := action.NewConfiguration(action.ConfigurationSetLogger(p.cfg.Logger.Handler()))
-	if err := cfg.Init(flags, ns, "secret"); err != nil {
-		return nil, fmt.Errorf("helm configuration for namespace %s: %w", ns, err)
-	}
-	return cfg, nil
+func ReleaseName(deploymentID int64) string {
+	return "deployment-" + strconv.FormatInt(deploymentID, 10)
 }
 
-// Install installs the application's chart as the deployment's release in its project's namespace and
+// actionConfig returns a Helm configuration for namespace ns that impersonates user, and the fence all
+// its requests pass through. The caller closes the fence when its attempt is over.
+func (p *Provider) actionConfig(ns, user string) (*action.Configuration, *fence, error) {
+	f := newFence()
+	flags := genericclioptions.NewConfigFlags(true)
+	flags.KubeConfig = &p.cfg.Kubeconfig
+	flags.Namespace = &ns
+	flags.CacheDir = &p.cfg.CacheDir
+	flags.Impersonate = &user
+	flags.WrapConfigFn = func(c *rest.Config) *rest.Config {
+		c.Wrap(f.wrap)
+		return c
+	}
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(p.cfg.Logger.Handler()))
+	if err := cfg.Init(flags, ns, "secret"); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("helm configuration for namespace %s: %w", ns, err)
+	}
+	return cfg, f, nil
+}
+
+// Install installs the application's chart as the deployment's release in a namespace of its own and
 // waits until its resources are ready. Install is idempotent: a deployed release is returned as is, and a
 // release left half-done by a crashed attempt is removed and installed again, so a retry converges on
-// exactly one release.
+// exactly one release. It returns only once every request it made to the cluster has ended.
 func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (marketplace.Placement, error) {
-	placement := marketplace.Placement{
-		Namespace:   p.Namespace(d.ProjectID),
-		ReleaseName: ReleaseName(d.ID),
-	}
+	placement := marketplace.Placement{Namespace: p.Namespace(d.ID), ReleaseName: ReleaseName(d.ID)}
 	values, err := app.Values(d.Inputs)
 	if err != nil {
 		return placement, err
 	}
-	if err := p.ensureNamespace(ctx, placement.Namespace); err != nil {
+	if err := p.ensureCluster(ctx); err != nil {
 		return placement, err
 	}
-	cfg, err := p.actionConfig(placement.Namespace)
+	if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
+		return placement, err
+	}
+	cfg, f, err := p.actionConfig(placement.Namespace, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, err
 	}
+	defer f.Close()
 
 	last, err := cfg.Releases.Last(placement.ReleaseName)
 	switch {
@@ -201,7 +177,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 			return placement, nil
 		}
 		// pending-install or failed: an earlier attempt died; start over from nothing.
-		if err := p.uninstall(ctx, cfg, placement.Namespace, placement.ReleaseName); err != nil {
+		if err := p.uninstallRelease(ctx, cfg, placement.ReleaseName); err != nil {
 			return placement, fmt.Errorf("remove release %s left %s by an earlier attempt: %w", placement.ReleaseName, rel.Status(), err)
 		}
 	}
@@ -223,88 +199,106 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	return placement, nil
 }
 
-// Uninstall removes the deployment's release and waits until its resources are gone. A release that
-// does not exist counts as removed.
+// Uninstall removes the deployment's release, then its namespace with whatever is left in it, and waits
+// until the namespace is gone. A deployment without a namespace counts as removed, and a namespace this
+// marketplace did not make for the deployment is never touched.
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	ns := d.Placement.Namespace
 	if ns == "" {
-		ns = p.Namespace(d.ProjectID)
+		ns = p.Namespace(d.ID)
 	}
-	if _, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		return nil // no namespace, no release
+	n, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if ns == p.Namespace(d.ID) {
+			return p.removeDeploymentNamespace(ctx, ns, d.ID) // the identity may outlive a namespace deleted by hand
+		}
+		return nil
 	} else if err != nil {
 		return fmt.Errorf("get namespace %s: %w", ns, err)
 	}
-	if err := p.ensureNamespace(ctx, ns); err != nil {
-		return err
+	if ns == p.legacyNamespace(d.ProjectID) && n.Labels[labelManagedBy] == "marketplace" {
+		return p.uninstallLegacy(ctx, ns, d.ID)
 	}
-	cfg, err := p.actionConfig(ns)
+	if !p.ownsNamespace(n, d.ID) {
+		p.cfg.Logger.Warn("not touching a namespace this marketplace did not make for the deployment", "namespace", ns, "deployment", d.ID)
+		return nil
+	}
+	if n.DeletionTimestamp == nil {
+		if err := p.ensureCluster(ctx); err != nil {
+			return err
+		}
+		// The identity is re-made if missing, so its release's hooks run and its record goes.
+		if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
+			return err
+		}
+		cfg, f, err := p.actionConfig(ns, p.deployerUser(d.ID))
+		if err != nil {
+			return err
+		}
+		err = p.uninstallRelease(ctx, cfg, ReleaseName(d.ID))
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return p.removeDeploymentNamespace(ctx, ns, d.ID)
+}
+
+// uninstallLegacy removes a release from a project namespace of the one-namespace-per-project layout,
+// as its in-namespace deployer account, and leaves the namespace to the project's removal.
+func (p *Provider) uninstallLegacy(ctx context.Context, ns string, id int64) error {
+	cfg, f, err := p.actionConfig(ns, "system:serviceaccount:"+ns+":marketplace-deployer")
 	if err != nil {
 		return err
 	}
-	return p.uninstall(ctx, cfg, ns, ReleaseName(d.ID))
+	defer f.Close()
+	return p.uninstallRelease(ctx, cfg, ReleaseName(id))
 }
 
-// RemoveProject deletes a deleted project's namespace (Kubernetes finishes the deletion in the
-// background). A namespace the marketplace did not create is left alone.
+// RemoveProject deletes what is left of a deleted project: the namespaces of its deployments (there are
+// none once each deployment is uninstalled) and its namespace from the per-project layout. Kubernetes
+// finishes the deletion in the background. A namespace the marketplace did not create is left alone.
 func (p *Provider) RemoveProject(ctx context.Context, projectID int64) error {
-	ns := p.Namespace(projectID)
-	p.mu.Lock()
-	delete(p.ready, ns)
-	delete(p.clients, ns)
-	p.mu.Unlock()
-	n, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("get namespace %s: %w", ns, err)
+	list, err := p.admin.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
+		LabelSelector: labelInstance + "=" + p.cfg.Instance + "," + labelProject + "=" + strconv.FormatInt(projectID, 10)})
+	if err != nil {
+		return fmt.Errorf("list the namespaces of project %d: %w", projectID, err)
 	}
-	if n.Labels["app.kubernetes.io/managed-by"] != "marketplace" {
-		p.cfg.Logger.Warn("not deleting a namespace the marketplace did not create", "namespace", ns)
-		return nil
+	names := []string{}
+	for _, n := range list.Items {
+		names = append(names, n.Name)
 	}
-	err = p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete namespace %s: %w", ns, err)
+	legacy, err := p.admin.CoreV1().Namespaces().Get(ctx, p.legacyNamespace(projectID), metav1.GetOptions{})
+	if err == nil && legacy.Labels[labelManagedBy] == "marketplace" && legacy.Labels[labelInstance] == "" {
+		names = append(names, legacy.Name)
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get namespace %s: %w", p.legacyNamespace(projectID), err)
+	}
+	for _, ns := range names {
+		err := p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete namespace %s: %w", ns, err)
+		}
 	}
 	return nil
 }
 
-// uninstall removes release name of namespace ns and waits for its resources to go. Helm's
-// Uninstall.Run takes no context: its Timeout bounds the wait, ctx bounds how long we listen, and a run
-// that outlives its ctx is waited for before the next attempt on the same release starts another.
-func (p *Provider) uninstall(ctx context.Context, cfg *action.Configuration, ns, name string) error {
-	key := ns + "/" + name
-	p.mu.Lock()
-	previous := p.uninstalling[key]
-	p.mu.Unlock()
-	if previous != nil {
-		select {
-		case <-previous:
-		case <-ctx.Done():
-			return fmt.Errorf("helm uninstall %s: an earlier uninstall is still running: %w", name, ctx.Err())
-		}
-	}
+// uninstallRelease removes release name. Helm's Uninstall.Run takes no context, so it runs aside and
+// ctx bounds how long we listen; its clients are fenced, so once the caller closes the fence nothing of
+// a run that outlived ctx reaches the cluster. It does not wait for the resources to go: the namespace's
+// deletion that follows does.
+func (p *Provider) uninstallRelease(ctx context.Context, cfg *action.Configuration, name string) error {
 	un := action.NewUninstall(cfg)
 	un.IgnoreNotFound = true
-	un.WaitStrategy = kube.StatusWatcherStrategy
+	un.WaitStrategy = kube.HookOnlyStrategy // the namespace's deletion waits for the resources
 	un.Timeout = timeLeft(ctx)
-	running := make(chan struct{})
-	p.mu.Lock()
-	p.uninstalling[key] = running
-	p.mu.Unlock()
-	var err error
+	done := make(chan error, 1)
 	go func() {
-		defer func() {
-			p.mu.Lock()
-			delete(p.uninstalling, key)
-			p.mu.Unlock()
-			close(running)
-		}()
-		_, err = un.Run(name)
+		_, err := un.Run(name)
+		done <- err
 	}()
 	select {
-	case <-running:
+	case err := <-done:
 		if err != nil {
 			return fmt.Errorf("helm uninstall %s: %w", name, err)
 		}
@@ -328,4 +322,20 @@ func timeLeft(ctx context.Context) time.Duration {
 		return time.Until(dl)
 	}
 	return 5 * time.Minute
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func cutEqual(kv string) (string, string, bool) {
+	k, v, ok := strings.Cut(kv, "=")
+	return strings.TrimSpace(k), strings.TrimSpace(v), ok && strings.TrimSpace(k) != ""
 }

@@ -34,7 +34,9 @@ type Deployment struct {
 	HourlyRate    Money     `json:"hourly_rate"`
 	Placement     Placement `json:"placement"`
 	FailureReason string    `json:"failure_reason,omitempty"`
-	Attempts      int       `json:"attempts"`
+	// CleanedUpAt is when the resources of a failed install were removed; absent while that is owed.
+	CleanedUpAt *time.Time `json:"cleaned_up_at,omitempty"`
+	Attempts    int        `json:"attempts"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 }
@@ -86,11 +88,18 @@ type WorkStore interface {
 	// the deployment was accepted at, in one transaction.
 	CompleteInstall(ctx context.Context, id int64, attempt int, p Placement) error
 	CompleteUninstall(ctx context.Context, id int64, attempt int) error
-	// FailAttempt records a failed attempt: retried after retryAfter, or failed for good when final.
-	FailAttempt(ctx context.Context, id int64, op Operation, attempt int, reason string, retryAfter time.Duration, final bool) error
+	// FailAttempt records a failed attempt: retried after f.RetryAfter, or failed for good when f.Final.
+	FailAttempt(ctx context.Context, id int64, op Operation, attempt int, f AttemptFailure) error
+	// HandBack releases attempt's claim without counting it (a worker stopping): the operation is due
+	// again at once, with the attempt it had before the claim.
+	HandBack(ctx context.Context, id int64, op Operation, attempt int) error
 	// FailAbandoned ends failed every deployment whose last allowed attempt lost its lease without
 	// reporting back (a worker killed or stuck every time), so nothing stays in flight forever.
 	FailAbandoned(ctx context.Context, maxAttempts int) (int64, error)
+	// FindUncleanedFailures lists failed deployments whose resources are not known to be removed.
+	FindUncleanedFailures(ctx context.Context, limit int) ([]*Deployment, error)
+	// MarkCleanedUp records that a failed deployment's resources are removed.
+	MarkCleanedUp(ctx context.Context, id int64) error
 	// FindDeletedProjects lists deleted projects whose provider resources are not removed yet.
 	FindDeletedProjects(ctx context.Context, limit int) ([]int64, error)
 	// MarkProjectRemoved records that a deleted project's provider resources are gone.
@@ -98,6 +107,14 @@ type WorkStore interface {
 	// FindOwedWork lists what a worker owes: deployments whose operation is due and not held by a live
 	// lease.
 	FindOwedWork(ctx context.Context, limit int) ([]Task, error)
+}
+
+// AttemptFailure is how an attempt failed and what follows.
+type AttemptFailure struct {
+	Reason     string
+	RetryAfter time.Duration // when not Final
+	Final      bool          // no attempts left: the deployment ends failed
+	CleanedUp  bool          // a final install failure whose resources were removed
 }
 
 // Operation is what a task does.

@@ -30,6 +30,9 @@ var migrations embed.FS
 // DB is the store. It implements the service interfaces of package marketplace.
 type DB struct {
 	pool *pgxpool.Pool
+	// work carries the workers' guarded transitions and lease renewals on connections of their own, so
+	// a burst of API requests cannot make a lease renewal wait for a connection until its lease lapses.
+	work *pgxpool.Pool
 }
 
 // Open connects to the database at url, creating the database when it does not exist yet. It does not
@@ -55,7 +58,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
 	}
-	return &DB{pool: pool}, nil
+	workCfg := cfg.Copy()
+	workCfg.MaxConns, workCfg.MinConns = 4, 0
+	work, err := pgxpool.NewWithConfig(ctx, workCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
+	}
+	return &DB{pool: pool, work: work}, nil
 }
 
 // createDatabase creates cfg's database through the postgres maintenance database when it is missing.
@@ -112,7 +122,20 @@ func (db *DB) Migrate(ctx context.Context) error {
 func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 
 // Close closes every connection.
-func (db *DB) Close() { db.pool.Close() }
+func (db *DB) Close() {
+	db.pool.Close()
+	db.work.Close()
+}
+
+// InstanceID is this marketplace's identity, made when its database was: what it creates outside the
+// database (Kubernetes namespaces) carries it, so nothing of another marketplace is ever adopted.
+func (db *DB) InstanceID(ctx context.Context) (string, error) {
+	var id string
+	if err := db.pool.QueryRow(ctx, `SELECT id::text FROM instance`).Scan(&id); err != nil {
+		return "", fmt.Errorf("read the instance id: %w", err)
+	}
+	return id, nil
+}
 
 // notFound is the one answer for rows that are absent or belong to someone else.
 func notFound(what string, id int64) error {

@@ -12,13 +12,13 @@ import (
 )
 
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate,
-namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, created_at, updated_at`
+namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
 	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
 		&d.HourlyRate, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
-		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CreatedAt, &d.UpdatedAt)
+		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt)
 	return &d, err
 }
 

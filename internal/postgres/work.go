@@ -35,7 +35,7 @@ RETURNING `+deploymentColumns, lease, maxAttempts)
 }
 
 func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration, maxAttempts int) (*marketplace.Deployment, error) {
-	d, err := scanDeployment(db.pool.QueryRow(ctx, q, id, lease, maxAttempts))
+	d, err := scanDeployment(db.work.QueryRow(ctx, q, id, lease, maxAttempts))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -44,10 +44,9 @@ func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration
 	return d, nil
 }
 
-// ExtendLease keeps attempt's claim alive for another lease; false means the claim is lost. A lease of
-// zero hands the deployment back at once (a worker shutting down).
+// ExtendLease keeps attempt's claim alive for another lease; false means the claim is lost.
 func (db *DB) ExtendLease(ctx context.Context, id int64, op marketplace.Operation, attempt int, lease time.Duration) (bool, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE deployments SET lease_expires_at = now() + $3::interval
+	tag, err := db.work.Exec(ctx, `UPDATE deployments SET lease_expires_at = now() + $3::interval
 WHERE id = $1 AND attempts = $2 AND status = $4 AND lease_expires_at IS NOT NULL`,
 		id, attempt, lease, inFlight(op))
 	if err != nil {
@@ -60,7 +59,7 @@ WHERE id = $1 AND attempts = $2 AND status = $4 AND lease_expires_at IS NOT NULL
 // rate the deployment was accepted at, in one transaction. The record is unique per deployment, so a
 // replay cannot open a second one.
 func (db *DB) CompleteInstall(ctx context.Context, id int64, attempt int, p marketplace.Placement) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE deployments
 SET status = 'installed', namespace = $3, release_name = $4, chart_version = $5, vm_name = $6, ip_address = $7,
     failure_reason = '', lease_expires_at = NULL, updated_at = now()
@@ -84,7 +83,7 @@ ON CONFLICT (deployment_id) DO NOTHING`, id)
 
 // CompleteUninstall marks the deployment uninstalled.
 func (db *DB) CompleteUninstall(ctx context.Context, id int64, attempt int) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE deployments
+	tag, err := db.work.Exec(ctx, `UPDATE deployments
 SET status = 'uninstalled', failure_reason = '', lease_expires_at = NULL, updated_at = now()
 WHERE id = $1 AND attempts = $2 AND status = 'uninstalling'`, id, attempt)
 	if err != nil {
@@ -97,12 +96,14 @@ WHERE id = $1 AND attempts = $2 AND status = 'uninstalling'`, id, attempt)
 }
 
 // FailAttempt releases attempt's claim with the reason it failed. The operation is due again after
-// retryAfter, or, when final, the deployment ends failed.
-func (db *DB) FailAttempt(ctx context.Context, id int64, op marketplace.Operation, attempt int, reason string, retryAfter time.Duration, final bool) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE deployments
+// f.RetryAfter, or, when f.Final, the deployment ends failed (and records whether its resources were
+// removed).
+func (db *DB) FailAttempt(ctx context.Context, id int64, op marketplace.Operation, attempt int, f marketplace.AttemptFailure) error {
+	tag, err := db.work.Exec(ctx, `UPDATE deployments
 SET status = CASE WHEN $5 THEN 'failed' WHEN status = 'installing' THEN 'pending' ELSE status END,
-    failure_reason = $3, lease_expires_at = NULL, next_attempt_at = now() + $4::interval, updated_at = now()
-WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, reason, retryAfter, final, inFlight(op))
+    failure_reason = $3, lease_expires_at = NULL, next_attempt_at = now() + $4::interval, updated_at = now(),
+    cleaned_up_at = CASE WHEN $7 THEN now() END
+WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, f.Reason, f.RetryAfter, f.Final, inFlight(op), f.Final && f.CleanedUp)
 	if err != nil {
 		return fmt.Errorf("record failed attempt %d of deployment %d: %w", attempt, id, err)
 	}
@@ -112,10 +113,48 @@ WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, reason, retryAfte
 	return nil
 }
 
+// HandBack releases attempt's claim without counting the attempt: a worker that stops mid-attempt must
+// not use up the deployment's attempts. The operation is due again at once.
+func (db *DB) HandBack(ctx context.Context, id int64, op marketplace.Operation, attempt int) error {
+	tag, err := db.work.Exec(ctx, `UPDATE deployments
+SET status = CASE WHEN status = 'installing' THEN 'pending' ELSE status END, attempts = attempts - 1,
+    lease_expires_at = NULL, next_attempt_at = now(), updated_at = now()
+WHERE id = $1 AND attempts = $2 AND status = $3`, id, attempt, inFlight(op))
+	if err != nil {
+		return fmt.Errorf("hand back attempt %d of deployment %d: %w", attempt, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("hand back attempt %d of deployment %d: %w", attempt, id, marketplace.ErrClaimLost)
+	}
+	return nil
+}
+
+// FindUncleanedFailures lists failed deployments whose resources are not known to be removed: a final
+// failure whose removal failed, or one ended by FailAbandoned.
+func (db *DB) FindUncleanedFailures(ctx context.Context, limit int) ([]*marketplace.Deployment, error) {
+	rows, _ := db.work.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments
+WHERE status = 'failed' AND cleaned_up_at IS NULL ORDER BY id LIMIT $1`, limit)
+	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Deployment, error) { return scanDeployment(row) })
+	if err != nil {
+		return nil, fmt.Errorf("find failed deployments to clean up: %w", err)
+	}
+	return ds, nil
+}
+
+// MarkCleanedUp records that a failed deployment's resources are removed. A deployment no longer
+// failed (its consumer deleted it meanwhile) is left as it is.
+func (db *DB) MarkCleanedUp(ctx context.Context, id int64) error {
+	if _, err := db.work.Exec(ctx, `UPDATE deployments SET cleaned_up_at = now()
+WHERE id = $1 AND status = 'failed' AND cleaned_up_at IS NULL`, id); err != nil {
+		return fmt.Errorf("mark deployment %d cleaned up: %w", id, err)
+	}
+	return nil
+}
+
 // FailAbandoned ends failed every deployment whose last allowed attempt lost its lease without
 // reporting back.
 func (db *DB) FailAbandoned(ctx context.Context, maxAttempts int) (int64, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE deployments
+	tag, err := db.work.Exec(ctx, `UPDATE deployments
 SET status = 'failed', lease_expires_at = NULL, updated_at = now(),
     failure_reason = replace(status, 'ing', '') || ' attempt ' || attempts || ' of ' || $1::int ||
                      ': the worker stopped reporting (killed, or stuck past its lease) and no attempts are left'
@@ -137,7 +176,7 @@ func inFlight(op marketplace.Operation) marketplace.Status {
 // FindOwedWork lists the tasks the queue must hold: every deployment whose operation is due and not held
 // by a live lease. The reconciler enqueues them; their ids make the enqueue a no-op when already queued.
 func (db *DB) FindOwedWork(ctx context.Context, limit int) ([]marketplace.Task, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT id, status, attempts FROM deployments
+	rows, _ := db.work.Query(ctx, `SELECT id, status, attempts FROM deployments
 WHERE status IN ('pending', 'installing', 'uninstalling')
   AND ((lease_expires_at IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
 ORDER BY next_attempt_at LIMIT $1`, limit)

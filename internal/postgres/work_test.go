@@ -91,7 +91,7 @@ func TestGuardedTransitions(t *testing.T) {
 		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, dead.Attempts, lease); ok {
 			t.Fatal("the dead attempt extended a lease it lost")
 		}
-		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, dead.Attempts, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, dead.Attempts, marketplace.AttemptFailure{Reason: "late", Final: true}); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("late failure of the dead attempt: %v, want ErrClaimLost", err)
 		}
 		if err := db.CompleteInstall(ctx, id, next.Attempts, marketplace.Placement{}); err != nil {
@@ -102,7 +102,7 @@ func TestGuardedTransitions(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
-		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, "boom", time.Hour, false); err != nil {
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, marketplace.AttemptFailure{Reason: "boom", RetryAfter: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 		if again, _ := db.ClaimInstall(ctx, id, lease, 5); again != nil {
@@ -180,8 +180,26 @@ func TestGuardedTransitions(t *testing.T) {
 		if ok, _ := db.ExtendLease(ctx, id, marketplace.OpInstall, c.Attempts, 0); ok {
 			t.Fatal("an install attempt released the uninstall's lease")
 		}
-		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, "late", 0, true); !errors.Is(err, marketplace.ErrClaimLost) {
+		if err := db.HandBack(ctx, id, marketplace.OpInstall, c.Attempts); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("an install attempt handed back the uninstall: %v", err)
+		}
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, marketplace.AttemptFailure{Reason: "late", Final: true}); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("an install attempt failed the uninstall: %v", err)
+		}
+	})
+	t.Run("a handed-back attempt is not counted and is due again at once", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease, 1)
+		if err := db.HandBack(ctx, id, marketplace.OpInstall, c.Attempts); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.HandBack(ctx, id, marketplace.OpInstall, c.Attempts); !errors.Is(err, marketplace.ErrClaimLost) {
+			t.Fatalf("a second hand-back of the same attempt: %v, want claim lost", err)
+		}
+		again, err := db.ClaimInstall(ctx, id, lease, 1)
+		if err != nil || again == nil || again.Attempts != 1 {
+			t.Fatalf("claim after hand-back with 1 attempt allowed: %+v, %v; want attempt 1", again, err)
 		}
 	})
 	t.Run("the bill keeps the rate the install was accepted at", func(t *testing.T) {

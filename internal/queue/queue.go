@@ -106,6 +106,10 @@ type ServerConfig struct {
 type Server struct {
 	srv *asynq.Server
 	mux *asynq.ServeMux
+	// stopping is closed when Run's context ends. It cancels the tasks in flight at once, so they hand
+	// their deployments back before the process exits: asynq itself would only abandon them after
+	// ShutdownTimeout, without cancelling them, and the attempt would count as used.
+	stopping chan struct{}
 }
 
 // NewServer returns a server that runs h's methods for install and uninstall tasks.
@@ -129,8 +133,18 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 		},
 	})
 	mux := asynq.NewServeMux()
+	stopping := make(chan struct{})
 	run := func(op marketplace.Operation, f func(context.Context, int64) error) asynq.HandlerFunc {
 		return func(ctx context.Context, t *asynq.Task) error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-stopping:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			var p payload
 			if err := json.Unmarshal(t.Payload(), &p); err != nil || p.DeploymentID <= 0 {
 				// A malformed task can never succeed: drop it, loudly, instead of retrying or panicking.
@@ -148,7 +162,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 	}
 	mux.Handle(string(marketplace.OpInstall), run(marketplace.OpInstall, h.Install))
 	mux.Handle(string(marketplace.OpUninstall), run(marketplace.OpUninstall, h.Uninstall))
-	return &Server{srv: srv, mux: mux}, nil
+	return &Server{srv: srv, mux: mux, stopping: stopping}, nil
 }
 
 // Run processes tasks until ctx is done, then stops taking work and lets tasks in flight finish (or
@@ -158,6 +172,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	<-ctx.Done()
+	close(s.stopping)
 	s.srv.Shutdown()
 	return nil
 }
