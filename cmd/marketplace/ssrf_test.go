@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func writeChart(t *testing.T, dir, name, schema string) {
 // publisherRepository is a chart repository a publisher controls, on an address the operator allowed.
 // Under /schema/ it serves real charts whose values schemas refer to the canary and to a local file;
 // /redirect/index.yaml redirects to the canary; /entry/index.yaml lists charts whose download URLs are
-// on the canary.
+// on the canary; /big/index.yaml weighs 2 MiB.
 func publisherRepository(t *testing.T, canary *canaryServer) *httptest.Server {
 	t.Helper()
 	src, built := t.TempDir(), t.TempDir()
@@ -87,6 +88,9 @@ entries:
 		http.Redirect(w, r, canary.URL+"/index.yaml", http.StatusFound)
 	})
 	mux.HandleFunc("/entry/index.yaml", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, entryIndex) })
+	mux.HandleFunc("/big/index.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("apiVersion: v1\n# " + strings.Repeat("x", 2<<20) + "\n"))
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -97,11 +101,12 @@ entries:
 // URL takes — a literal address, a name, a decimal address, an IPv4-mapped IPv6 address, a redirect, a
 // chart URL in an index, a values schema $ref (and a file: $ref) — and each is refused at publish time
 // (422 naming MARKETPLACE_FETCH_ALLOW, nothing stored) or ends failed saying why. The canary counts zero
-// requests, its secret appears in no answer, and the allowed repositories keep working.
+// requests, its secret appears in no answer, and the allowed repositories keep working, within the size
+// limit (MARKETPLACE_FETCH_MAX_BYTES).
 func TestPublisherURLsCannotReachInside(t *testing.T) {
 	canary := startCanary(t)
 	repo := publisherRepository(t, canary)
-	mp := startMarketplace(t, "serve", map[string]string{"DEPLOY_MAX_ATTEMPTS": "1",
+	mp := startMarketplace(t, "serve", map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "MARKETPLACE_FETCH_MAX_BYTES": "1048576",
 		"MARKETPLACE_FETCH_ALLOW": testRepositories() + "," + repo.Listener.Addr().String()})
 	_, tok := mp.user(t, "publisher")
 	var answers []string // every body the API answered, searched for the canary's secret at the end
@@ -167,6 +172,7 @@ func TestPublisherURLsCannotReachInside(t *testing.T) {
 			{"an index entry with a decimal address", repo.URL + "/entry", "decimal", "non-standard form"},
 			{"a schema $ref on the canary", repo.URL + "/schema", "schema-http", fmt.Sprintf("values.schema.json refers to http://127.0.0.1:%d/schema.json", canary.Port)},
 			{"a schema file: $ref", repo.URL + "/schema", "schema-file", "values.schema.json refers to file:///etc/passwd"},
+			{"an index over the size limit", repo.URL + "/big", "hello-web", "is larger than the limit of 1048576 bytes"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				appID := num(t, call(t, 201, "POST", "/api/apps/new", app(tc.name, tc.repoURL, tc.chart)).JSON(t)["id"])
@@ -176,6 +182,7 @@ func TestPublisherURLsCannotReachInside(t *testing.T) {
 				answers = append(answers, fmt.Sprint(d))
 				answersMu.Unlock()
 				reason, _ := d["failure_reason"].(string)
+				t.Logf("failure reason: %s", reason)
 				if !strings.Contains(reason, tc.reason) {
 					t.Errorf("failure reason %q does not say %q", reason, tc.reason)
 				}
@@ -254,5 +261,19 @@ func TestOCIPullSendsNoOperatorCredentials(t *testing.T) {
 		if strings.Contains(a, password) {
 			t.Fatalf("the operator's registry password was sent to a publisher's registry (Authorization: %s)", a)
 		}
+	}
+}
+
+// TestFetchAllowMustBeValid checks that the marketplace does not start with an allow-list entry it
+// cannot read, and says which entry and what it should look like.
+func TestFetchAllowMustBeValid(t *testing.T) {
+	environ := map[string]string{"DATABASE_URL": tenv.Database(t), "REDIS_URL": tenv.RedisURL(t),
+		"MARKETPLACE_ADDR": "127.0.0.1:0", "MARKETPLACE_CACHE_DIR": t.TempDir(), "LOG_LEVEL": "warn",
+		"MARKETPLACE_FETCH_ALLOW": "127.0.0.1:8879,10.0.0.1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"marketplace", "serve"}, func(k string) string { return environ[k] }, testLog{t})
+	if err == nil || !strings.Contains(err.Error(), `MARKETPLACE_FETCH_ALLOW entry "10.0.0.1": must be host:port`) {
+		t.Fatalf("run: %v, want an error naming the bad MARKETPLACE_FETCH_ALLOW entry", err)
 	}
 }
