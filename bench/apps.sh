@@ -73,7 +73,7 @@ echo "== starting marketplace serve on $ADDR (KUBECONFIG unset, LOG_LEVEL=warn)"
 redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis database
 CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
 env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" LOG_LEVEL=warn \
-  MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+  MARKETPLACE_FETCH_ALLOW=127.0.0.1:8879 MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
 BASE_PID=
 cleanup() {

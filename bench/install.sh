@@ -29,6 +29,9 @@ OUT=${OUT:-bench/results/install-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 [ -f "$KUBECONFIG" ] || { echo "no cluster: $KUBECONFIG is missing (make cluster)" >&2; exit 1; }
 port_free "$ADDR"
+# installbench serves the chart repository here; the marketplace refuses loopback unless allowed.
+REPO_ADDR=${REPO_ADDR:-127.0.0.1:8878}
+port_free "$REPO_ADDR"
 
 echo "== building bench/.bin/marketplace and bench/.bin/installbench"
 build_marketplace
@@ -43,7 +46,7 @@ redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis datab
 echo "== starting marketplace serve on $ADDR (KUBECONFIG=$KUBECONFIG, K8S_NAMESPACE_PREFIX=$PREFIX)"
 CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
 DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" \
-  K8S_NAMESPACE_PREFIX="$PREFIX" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+  K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$REPO_ADDR" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
 cleanup() {
   kill "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
@@ -54,7 +57,7 @@ trap 'exit 130' INT TERM
 wait_http "http://$ADDR/readyz"
 
 machine >"$OUT/machine-before.txt"
-bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" \
+bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" \
   -n "$N" -warmup "$WARMUP" ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
 machine >"$OUT/machine-after.txt"
 

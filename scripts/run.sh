@@ -15,7 +15,9 @@ go build -o .local/bin/marketplace ./cmd/marketplace
 .local/bin/marketplace chartrepo &
 CHARTREPO=$!
 echo "chart repository: http://${CHART_REPO_ADDR:-127.0.0.1:8879} (chart hello-web)"
-.local/bin/marketplace serve &
+# The marketplace fetches nothing from loopback unless allowed: allow the bundled repository.
+MARKETPLACE_FETCH_ALLOW="${CHART_REPO_ADDR:-127.0.0.1:8879}${MARKETPLACE_FETCH_ALLOW:+,$MARKETPLACE_FETCH_ALLOW}" \
+  .local/bin/marketplace serve &
 SERVE=$!
 # Ctrl-C, or a TERM to this script, stops both (serve drains gracefully on TERM).
 trap 'kill -TERM $SERVE $CHARTREPO 2>/dev/null || true' INT TERM EXIT

@@ -48,6 +48,7 @@ import (
 
 type options struct {
 	api, kubeconfig, chartsDir, mpPrefix, directPrefix, out string
+	repoAddr                                                string
 	n, warmup                                               int
 	mpFlags                                                 bool
 	poll, timeout                                           time.Duration
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&o.mpPrefix, "mp-prefix", "", "the marketplace's K8S_NAMESPACE_PREFIX, to delete its namespaces at the end")
 	flag.StringVar(&o.directPrefix, "direct-prefix", "", "the prefix of the direct installs' namespaces (default <mp-prefix>-direct)")
 	flag.StringVar(&o.out, "out", "", "write the measurements as JSON here")
+	flag.StringVar(&o.repoAddr, "repo-addr", "127.0.0.1:0", "where to serve the chart repository (the marketplace's MARKETPLACE_FETCH_ALLOW must name it)")
 	flag.IntVar(&o.n, "n", 10, "measured installs (and uninstalls) per side")
 	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured installs and uninstalls per side first")
 	flag.DurationVar(&o.poll, "poll", 10*time.Millisecond, "how often to poll a deployment's status")
@@ -110,7 +112,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := chartrepo.Build(o.chartsDir, repoDir); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", o.repoAddr)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -58,6 +59,7 @@ func startMarketplace(t *testing.T, role string, extra map[string]string) *insta
 		"BILLING_INTERVAL":        "1s",
 		"LOG_LEVEL":               "warn",
 		"OCI_PLAIN_HTTP":          "true",
+		"MARKETPLACE_FETCH_ALLOW": testRepositories(),
 		"HOME":                    os.Getenv("HOME"),
 	}
 	for k, v := range extra {
@@ -88,6 +90,18 @@ func startMarketplace(t *testing.T, role string, extra map[string]string) *insta
 		})
 	}
 	return inst
+}
+
+// testRepositories is MARKETPLACE_FETCH_ALLOW for the test chart repository and OCI registry, both on
+// loopback, which the marketplace refuses to fetch from unless allowed.
+func testRepositories() string {
+	var hosts []string
+	for _, repo := range []string{tenv.ChartRepo, tenv.OCIRepo} {
+		if u, err := url.Parse(repo); err == nil && u.Host != "" {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	return strings.Join(hosts, ",")
 }
 
 // testLog sends the marketplace's log to the test's log.

@@ -35,6 +35,7 @@ import (
 	"github.com/marketplace/marketplace/internal/billing"
 	"github.com/marketplace/marketplace/internal/chartrepo"
 	"github.com/marketplace/marketplace/internal/deploy"
+	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/httpapi"
 	"github.com/marketplace/marketplace/internal/kubernetes"
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -72,6 +73,8 @@ type Config struct {
 	DefaultRequests   string        `env:"K8S_DEFAULT_REQUESTS" envDefault:"cpu=50m,memory=64Mi"`
 	DefaultLimits     string        `env:"K8S_DEFAULT_LIMITS" envDefault:"cpu=500m,memory=512Mi"`
 	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`
+	FetchAllow        string        `env:"MARKETPLACE_FETCH_ALLOW"`
+	FetchMaxBytes     int64         `env:"MARKETPLACE_FETCH_MAX_BYTES" envDefault:"20971520"`
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`
 	ChartRepoAddr     string        `env:"CHART_REPO_ADDR" envDefault:"127.0.0.1:8879"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
@@ -158,9 +161,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer queueClient.Close()
 
+	// Every publisher's URL is fetched through this guard, which refuses internal addresses, the cluster's
+	// API server among them.
+	fetchCfg := fetch.Config{Allow: cfg.FetchAllow, MaxBytes: cfg.FetchMaxBytes}
+	if cfg.Kubeconfig != "" {
+		apiServer, err := kubernetes.APIServer(cfg.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		fetchCfg.Forbid = append(fetchCfg.Forbid, apiServer)
+	}
+	guard, err := fetch.New(ctx, fetchCfg)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+
 	providers := map[string]marketplace.Provider{}
 	if cfg.Kubeconfig != "" {
-		k8s, err := newKubernetesProvider(ctx, cfg, db, log)
+		k8s, err := newKubernetesProvider(ctx, cfg, db, guard, log)
 		if err != nil {
 			return err
 		}
@@ -185,7 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		handler := httpapi.NewHandler(httpapi.Deps{
 			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
-			Metrics: metrics, Logger: log,
+			Metrics: metrics, Logger: log, URLs: guard,
 		})
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })
 	}
@@ -211,14 +229,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // newKubernetesProvider configures the Helm provider from cfg, labelling what it creates with the
 // database's instance id.
-func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, log *slog.Logger) (*kubernetes.Provider, error) {
+func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*kubernetes.Provider, error) {
 	instance, err := db.InstanceID(ctx)
 	if err != nil {
 		return nil, err
 	}
 	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
 		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
-		Logger: log.With("provider", "kubernetes")}
+		Fetch: guard, Logger: log.With("provider", "kubernetes")}
 	for _, r := range []struct {
 		env  string
 		from string

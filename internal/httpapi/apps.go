@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -17,23 +18,51 @@ type appRequest struct {
 	Inputs      []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set"`
 }
 
-func (r *appRequest) application(c marketplace.Caller) (*marketplace.Application, error) {
+func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls URLChecker) (*marketplace.Application, error) {
 	publisher, err := c.ResolveOwner("publisher_id", r.PublisherID)
 	if err != nil {
 		return nil, err
 	}
 	a := &marketplace.Application{Name: r.Name, Description: r.Description, PublisherID: publisher,
 		HourlyRate: r.HourlyRate, Deployment: r.Deployment, Inputs: r.Inputs}
-	return a, a.Validate()
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	return a, checkURLs(ctx, urls, a.Deployment)
+}
+
+// URLChecker refuses a URL the marketplace would not fetch from for a publisher: one whose host is an
+// internal address (loopback, private, link-local...) the operator did not allow. Its errors say why.
+type URLChecker interface {
+	CheckURL(ctx context.Context, rawURL string) error
+}
+
+// checkURLs refuses, before anything is stored, an application whose chart repository (or VM image URL)
+// is known now to point inside the operator's network. Fetches are checked again when they dial.
+func checkURLs(ctx context.Context, urls URLChecker, spec marketplace.DeploymentSpec) error {
+	if urls == nil {
+		return nil
+	}
+	field, u := "deployment.repoURL", spec.RepoURL
+	if spec.Type == marketplace.TypeVM {
+		field, u = "deployment.image", spec.Image
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil // a path on the VM host, not a fetch
+		}
+	}
+	if err := urls.CheckURL(ctx, u); err != nil {
+		return marketplace.Errorf(marketplace.EINVALID, "%s %q: %v", field, u, err)
+	}
+	return nil
 }
 
 type createAppInput struct {
 	Body appRequest
 }
 
-func createApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
+func createApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *createAppInput) (*body[*marketplace.Application], error) {
-		a, err := in.Body.application(marketplace.CallerFrom(ctx))
+		a, err := in.Body.application(ctx, marketplace.CallerFrom(ctx), urls)
 		if err == nil {
 			err = apps.CreateApp(ctx, a)
 		}
@@ -87,7 +116,7 @@ type updateAppInput struct {
 }
 
 // updateApp replaces an application. Open usage records keep the rate they started with.
-func updateApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
+func updateApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
 		caller := marketplace.CallerFrom(ctx)
 		if in.Body.PublisherID == 0 && caller.Operator {
@@ -97,7 +126,7 @@ func updateApp(apps marketplace.AppService, log *slog.Logger) func(context.Conte
 			}
 			in.Body.PublisherID = current.PublisherID
 		}
-		a, err := in.Body.application(caller)
+		a, err := in.Body.application(ctx, caller, urls)
 		if err == nil {
 			a.ID = in.ID
 			err = apps.UpdateApp(ctx, a)

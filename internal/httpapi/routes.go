@@ -21,10 +21,10 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("list-users", http.MethodGet, "/api/users", "List users (the operator sees all, a user itself)", 200), listUsers(s, log))
 	huma.Register(api, op("list-user-deployments", http.MethodGet, "/api/users/{id}/deployments", "A user's deployments, optionally by status", 200), listUserDeployments(s, log))
 
-	huma.Register(api, op("create-app", http.MethodPost, "/api/apps/new", "Publish an application", 201), createApp(s, log))
+	huma.Register(api, op("create-app", http.MethodPost, "/api/apps/new", "Publish an application", 201), createApp(s, d.URLs, log))
 	huma.Register(api, op("list-apps", http.MethodGet, "/api/apps", "The catalog, paginated", 200), listApps(s, log))
 	huma.Register(api, op("get-app", http.MethodGet, "/api/apps/{id}", "One application", 200), getApp(s, log))
-	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, log))
+	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, d.URLs, log))
 	huma.Register(api, op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments", 204), deleteApp(s, log))
 
 	huma.Register(api, op("create-project", http.MethodPost, "/api/user/project/new", "Create a project", 201), createProject(s, log))

@@ -48,6 +48,9 @@ type Deps struct {
 	Ready   map[string]Pinger
 	Metrics *prometheus.Registry
 	Logger  *slog.Logger
+	// URLs checks publishers' URLs when an application is published or changed; nil checks none (they
+	// are checked again whenever they are fetched).
+	URLs URLChecker
 }
 
 // NewHandler returns the whole HTTP API.

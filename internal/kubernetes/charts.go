@@ -1,28 +1,36 @@
 package kubernetes
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/getter"
 	"helm.sh/helm/v4/pkg/registry"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 	"sigs.k8s.io/yaml"
 
+	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 // chartSource fetches publishers' charts: chart repository indexes and archives over HTTP(S), and OCI
-// registries.
+// registries. Every fetch goes through the fetch guard (no internal addresses, capped sizes), and no
+// fetch carries credentials of the operator's: not Docker's, not Helm's.
 type chartSource struct {
-	getters  getter.Providers
+	fetch    *fetch.Guard
+	oci      getter.Getter
 	registry *registry.Client
 
 	mu     sync.Mutex
@@ -30,10 +38,25 @@ type chartSource struct {
 }
 
 func newChartSource(cfg Config) (*chartSource, error) {
-	// Helm's registry client takes no context: its HTTP client's timeout is what bounds a registry
-	// that accepts a connection and never answers.
-	opts := []registry.ClientOption{registry.ClientOptEnableCache(true),
-		registry.ClientOptHTTPClient(&http.Client{Timeout: time.Minute, Transport: http.DefaultTransport})}
+	if cfg.Fetch == nil {
+		return nil, errors.New("kubernetes provider: no fetch guard configured")
+	}
+	credentials, err := emptyRegistryCredentials(cfg.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	// Helm's registry client takes no context: the guard's client timeout is what bounds a registry
+	// that accepts a connection and never answers. Left to itself, the client reads credentials from
+	// Helm's registry config, ~/.docker/config.json and credential helpers, and would hand the
+	// operator's registry passwords to any publisher's registry: an authorizer of our own that knows no
+	// credentials (anonymous tokens still work) and an empty credentials file of the marketplace's
+	// replace all of that.
+	client := cfg.Fetch.HTTPClient()
+	authorizer := auth.Client{Client: client, Cache: auth.NewCache(),
+		Credential: func(context.Context, string) (auth.Credential, error) { return auth.EmptyCredential, nil }}
+	authorizer.SetUserAgent("marketplace")
+	opts := []registry.ClientOption{registry.ClientOptHTTPClient(client), registry.ClientOptCredentialsFile(credentials),
+		registry.ClientOptAuthorizer(authorizer)}
 	if cfg.OCIPlainHTTP {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
@@ -41,16 +64,30 @@ func newChartSource(cfg Config) (*chartSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helm registry client: %w", err)
 	}
-	return &chartSource{
-		getters:  getter.Getters(getter.WithRegistryClient(rc), getter.WithTimeout(time.Minute)),
-		registry: rc,
-		charts:   map[string]*chart.Chart{},
-	}, nil
+	oci, err := getter.NewOCIGetter(getter.WithRegistryClient(rc))
+	if err != nil {
+		return nil, fmt.Errorf("helm OCI getter: %w", err)
+	}
+	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, charts: map[string]*chart.Chart{}}, nil
 }
 
-// load fetches the chart of spec, from memory when the same chart version was fetched before.
-func (c *chartSource) load(spec marketplace.DeploymentSpec) (*chart.Chart, error) {
-	ref, err := c.ref(spec)
+// emptyRegistryCredentials writes the registry credentials file the marketplace gives Helm: one with
+// no credentials in it, in the marketplace's cache directory.
+func emptyRegistryCredentials(cacheDir string) (string, error) {
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return "", fmt.Errorf("cache directory: %w", err)
+	}
+	file := filepath.Join(cacheDir, "registry-credentials.json")
+	if err := os.WriteFile(file, []byte("{}\n"), 0o600); err != nil {
+		return "", fmt.Errorf("registry credentials file: %w", err)
+	}
+	return file, nil
+}
+
+// load fetches the chart of spec, from memory when the same chart version was fetched before. A chart
+// whose values schema refers to anything outside itself is refused (see checkSchemaRefs).
+func (c *chartSource) load(ctx context.Context, spec marketplace.DeploymentSpec) (*chart.Chart, error) {
+	ref, err := c.ref(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -60,21 +97,22 @@ func (c *chartSource) load(spec marketplace.DeploymentSpec) (*chart.Chart, error
 	if ch != nil {
 		return ch, nil
 	}
-	u, err := url.Parse(ref)
-	if err != nil {
-		return nil, fmt.Errorf("chart reference %q: %w", ref, err)
+	var archive []byte
+	if strings.HasPrefix(ref, "oci://") {
+		buf, err := c.oci.Get(ref)
+		if err != nil {
+			return nil, fmt.Errorf("download chart %s: %w", ref, withoutRegistryText(err))
+		}
+		archive = buf.Bytes()
+	} else if archive, err = c.fetch.Get(ctx, ref, "chart archive"); err != nil {
+		return nil, err
 	}
-	g, err := c.getters.ByScheme(u.Scheme)
-	if err != nil {
-		return nil, fmt.Errorf("chart reference %q: %w", ref, err)
-	}
-	buf, err := g.Get(ref)
-	if err != nil {
-		return nil, fmt.Errorf("download chart %s: %w", ref, err)
-	}
-	ch, err = loader.LoadArchive(buf)
+	ch, err = loader.LoadArchive(bytes.NewReader(archive))
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", ref, err)
+	}
+	if err := checkSchemaRefs(ch); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	c.charts[ref] = ch
@@ -85,7 +123,7 @@ func (c *chartSource) load(spec marketplace.DeploymentSpec) (*chart.Chart, error
 // ref resolves spec to a downloadable reference: the chart URL from the repository's index for
 // http(s) repositories, or the oci:// reference with the registry's tag; either way the newest version
 // that matches ChartVersion (an exact version, a range, or empty for the newest stable one).
-func (c *chartSource) ref(spec marketplace.DeploymentSpec) (string, error) {
+func (c *chartSource) ref(ctx context.Context, spec marketplace.DeploymentSpec) (string, error) {
 	if ref, ok := strings.CutPrefix(spec.RepoURL, "oci://"); ok {
 		ref = strings.TrimSuffix(ref, "/")
 		if spec.ChartName != "" && path.Base(ref) != spec.ChartName {
@@ -93,7 +131,7 @@ func (c *chartSource) ref(spec marketplace.DeploymentSpec) (string, error) {
 		}
 		tags, err := c.registry.Tags(ref)
 		if err != nil {
-			return "", fmt.Errorf("list the versions of oci://%s: %w", ref, err)
+			return "", fmt.Errorf("list the versions of oci://%s: %w", ref, withoutRegistryText(err))
 		}
 		tag, err := registry.GetTagMatchingVersionOrConstraint(tags, spec.ChartVersion)
 		if err != nil {
@@ -102,17 +140,14 @@ func (c *chartSource) ref(spec marketplace.DeploymentSpec) (string, error) {
 		return "oci://" + ref + ":" + tag, nil
 	}
 	indexURL := strings.TrimSuffix(spec.RepoURL, "/") + "/index.yaml"
-	g, err := c.getters.ByScheme(strings.SplitN(indexURL, ":", 2)[0])
-	if err != nil {
-		return "", fmt.Errorf("chart repository %s: %w", spec.RepoURL, err)
-	}
-	buf, err := g.Get(indexURL)
+	buf, err := c.fetch.Get(ctx, indexURL, "index")
 	if err != nil {
 		return "", fmt.Errorf("chart repository %s cannot be read: %w", spec.RepoURL, err)
 	}
+	// The YAML parser's errors quote the document: they are not repeated, the document is not ours.
 	var idx repo.IndexFile
-	if err := yaml.Unmarshal(buf.Bytes(), &idx); err != nil {
-		return "", fmt.Errorf("chart repository %s has an invalid index.yaml: %w", spec.RepoURL, err)
+	if err := yaml.Unmarshal(buf, &idx); err != nil || idx.APIVersion == "" {
+		return "", fmt.Errorf("chart repository %s has no valid index.yaml: %s is not a Helm repository index", spec.RepoURL, indexURL)
 	}
 	idx.SortEntries()
 	cv, err := idx.Get(spec.ChartName, spec.ChartVersion)
@@ -122,5 +157,30 @@ func (c *chartSource) ref(spec marketplace.DeploymentSpec) (string, error) {
 	if len(cv.URLs) == 0 {
 		return "", fmt.Errorf("chart %q %s in repository %s has no download URL", spec.ChartName, cv.Version, spec.RepoURL)
 	}
-	return repo.ResolveReferenceURL(spec.RepoURL, cv.URLs[0])
+	chartURL, err := repo.ResolveReferenceURL(spec.RepoURL, cv.URLs[0])
+	if err != nil {
+		return "", fmt.Errorf("chart %q %s in repository %s has an invalid download URL", spec.ChartName, cv.Version, spec.RepoURL)
+	}
+	// An index may name any URL; it is fetched like the repository itself, and said so early.
+	if !strings.HasPrefix(chartURL, "http://") && !strings.HasPrefix(chartURL, "https://") {
+		return "", fmt.Errorf("chart %q %s in repository %s has a download URL that is not http or https", spec.ChartName, cv.Version, spec.RepoURL)
+	}
+	if err := c.fetch.CheckURL(ctx, chartURL); err != nil {
+		return "", fmt.Errorf("chart %q %s in repository %s is downloaded from %s: %w", spec.ChartName, cv.Version, spec.RepoURL, chartURL, err)
+	}
+	return chartURL, nil
+}
+
+// withoutRegistryText replaces an error answer of a registry with its status: the text of the answer is
+// the remote's, not ours to repeat.
+func withoutRegistryText(err error) error {
+	var answer *errcode.ErrorResponse
+	if errors.As(err, &answer) {
+		where := ""
+		if answer.URL != nil {
+			where = " " + answer.URL.Redacted()
+		}
+		return fmt.Errorf("the registry answered %d %s to %s%s", answer.StatusCode, http.StatusText(answer.StatusCode), answer.Method, where)
+	}
+	return err
 }

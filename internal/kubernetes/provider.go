@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
@@ -52,6 +53,7 @@ type Config struct {
 	DefaultRequests, DefaultLimits corev1.ResourceList
 	// OCIPlainHTTP talks plain HTTP to OCI registries (Helm's --plain-http), for registries on loopback.
 	OCIPlainHTTP bool
+	Fetch        *fetch.Guard // every chart index, archive and registry is fetched through it
 	Logger       *slog.Logger
 }
 
@@ -182,7 +184,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 		}
 	}
 
-	ch, err := p.charts.load(app.Deployment)
+	ch, err := p.charts.load(ctx, app.Deployment)
 	if err != nil {
 		return placement, err
 	}
