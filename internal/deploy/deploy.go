@@ -163,7 +163,11 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		claim = s.store.ClaimUninstall
 	}
 	claimed := time.Now() // the lease runs from no later than this
-	d, err := claim(ctx, id, s.cfg.Lease, s.cfg.MaxAttempts)
+	// A worker whose database stalls must not sit on the task: give up soon, and the reconciler sends it
+	// again, to whichever worker takes it.
+	claimCtx, cancelClaim := context.WithTimeout(ctx, s.cfg.Lease/3)
+	d, err := claim(claimCtx, id, s.cfg.Lease, s.cfg.MaxAttempts)
+	cancelClaim()
 	if err != nil {
 		return err
 	} else if d == nil {

@@ -10,13 +10,13 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/getter"
 	"helm.sh/helm/v4/pkg/registry"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
+	"k8s.io/utils/lru"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 	"sigs.k8s.io/yaml"
@@ -33,9 +33,11 @@ type chartSource struct {
 	oci      getter.Getter
 	registry *registry.Client
 
-	mu     sync.Mutex
-	charts map[string]*chart.Chart // by chart URL or OCI reference with version
+	charts *lru.Cache // *chart.Chart by chart URL or OCI reference with version; bounded, the least recent go
 }
+
+// chartCacheSize bounds the charts kept in memory: a publisher can list any number of versions.
+const chartCacheSize = 64
 
 func newChartSource(cfg Config) (*chartSource, error) {
 	if cfg.Fetch == nil {
@@ -68,7 +70,7 @@ func newChartSource(cfg Config) (*chartSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helm OCI getter: %w", err)
 	}
-	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, charts: map[string]*chart.Chart{}}, nil
+	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, charts: lru.New(chartCacheSize)}, nil
 }
 
 // emptyRegistryCredentials writes the registry credentials file the marketplace gives Helm: one with
@@ -91,11 +93,8 @@ func (c *chartSource) load(ctx context.Context, spec marketplace.DeploymentSpec)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	ch := c.charts[ref]
-	c.mu.Unlock()
-	if ch != nil {
-		return ch, nil
+	if cached, ok := c.charts.Get(ref); ok {
+		return cached.(*chart.Chart), nil
 	}
 	var archive []byte
 	if strings.HasPrefix(ref, "oci://") {
@@ -107,16 +106,14 @@ func (c *chartSource) load(ctx context.Context, spec marketplace.DeploymentSpec)
 	} else if archive, err = c.fetch.Get(ctx, ref, "chart archive"); err != nil {
 		return nil, err
 	}
-	ch, err = loader.LoadArchive(bytes.NewReader(archive))
+	ch, err := loader.LoadArchive(bytes.NewReader(archive))
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", ref, err)
 	}
 	if err := checkSchemaRefs(ch); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	c.charts[ref] = ch
-	c.mu.Unlock()
+	c.charts.Add(ref, ch)
 	return ch, nil
 }
 

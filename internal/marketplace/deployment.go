@@ -37,8 +37,8 @@ type Deployment struct {
 	// CleanedUpAt is when the resources of a failed install were removed; absent while that is owed.
 	CleanedUpAt *time.Time `json:"cleaned_up_at,omitempty"`
 	Attempts    int        `json:"attempts"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 // Placement is where a deployment's resources live.
