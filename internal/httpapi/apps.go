@@ -40,7 +40,7 @@ func createApp(apps marketplace.AppService, log *slog.Logger) func(context.Conte
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{a}, nil
+		return &body[*marketplace.Application]{redactApp(a)}, nil
 	}
 }
 
@@ -66,7 +66,7 @@ func listApps(apps marketplace.AppService, log *slog.Logger) func(context.Contex
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[appPage]{appPage{Data: data, Page: in.Page, Limit: in.Limit, TotalItems: total,
+		return &body[appPage]{appPage{Data: redactApps(data), Page: in.Page, Limit: in.Limit, TotalItems: total,
 			TotalPages: (total + in.Limit - 1) / in.Limit}}, nil
 	}
 }
@@ -77,7 +77,7 @@ func getApp(apps marketplace.AppService, log *slog.Logger) func(context.Context,
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{a}, nil
+		return &body[*marketplace.Application]{redactApp(a)}, nil
 	}
 }
 
@@ -86,17 +86,19 @@ type updateAppInput struct {
 	Body appRequest
 }
 
-// updateApp replaces an application. Open usage records keep the rate they started with.
+// updateApp replaces an application. Open usage records keep the rate they started with. A repoURL
+// sent back as it was read (credentials redacted) keeps the stored credentials.
 func updateApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
 		caller := marketplace.CallerFrom(ctx)
+		current, err := apps.FindAppByID(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
 		if in.Body.PublisherID == 0 && caller.Operator {
-			current, err := apps.FindAppByID(ctx, in.ID)
-			if err != nil {
-				return nil, problem(ctx, log, err)
-			}
 			in.Body.PublisherID = current.PublisherID
 		}
+		keepStoredCredentials(&in.Body.Deployment, current.Deployment)
 		a, err := in.Body.application(caller)
 		if err == nil {
 			a.ID = in.ID
@@ -105,7 +107,7 @@ func updateApp(apps marketplace.AppService, log *slog.Logger) func(context.Conte
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{a}, nil
+		return &body[*marketplace.Application]{redactApp(a)}, nil
 	}
 }
 
