@@ -24,7 +24,7 @@ func newBill(userID, deploymentID int64, records []*marketplace.UsageRecord) *bo
 
 type userBillingInput struct {
 	ID int64 `path:"id" minimum:"1"`
-	pageInput
+	PageQuery
 }
 
 // userBilling answers a page of a user's usage records; X-Total-Count and Link are about the records,
@@ -35,7 +35,7 @@ func userBilling(billing marketplace.BillingService, log *slog.Logger) func(cont
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newPaged(&in.pageInput, total, bill{UserID: in.ID, Records: records, TotalAmount: sum}), nil
+		return newPaged(&in.PageQuery, total, bill{UserID: in.ID, Records: records, TotalAmount: sum}), nil
 	}
 }
 

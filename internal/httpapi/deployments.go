@@ -64,7 +64,7 @@ func getDeployment(deployments marketplace.DeploymentService, log *slog.Logger) 
 
 type listDeploymentsInput struct {
 	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled"`
-	pageInput
+	PageQuery
 }
 
 func listDeployments(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
@@ -73,6 +73,6 @@ func listDeployments(deployments marketplace.DeploymentService, log *slog.Logger
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newPaged(&in.pageInput, total, redactDeployments(ds)), nil
+		return newPaged(&in.PageQuery, total, redactDeployments(ds)), nil
 	}
 }

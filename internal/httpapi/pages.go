@@ -13,9 +13,10 @@ import (
 // maxPageLimit bounds a page of every list, so no request makes the server read a whole table.
 const maxPageLimit = 500
 
-// pageInput is the page a list request asks for. Lists keep the seed API's JSON arrays as bodies; the
-// paging travels in the query and in headers.
-type pageInput struct {
+// PageQuery is the page a list request asks for. Lists keep the seed API's JSON arrays as bodies; the
+// paging travels in the query and in headers. It is exported because huma reads only exported embedded
+// fields.
+type PageQuery struct {
 	Page  int `query:"page" minimum:"1" maximum:"1000000" default:"1" doc:"which page of the list, from 1"`
 	Limit int `query:"limit" minimum:"1" maximum:"500" default:"100" doc:"items per page"`
 
@@ -23,12 +24,12 @@ type pageInput struct {
 }
 
 // Resolve keeps the request's URL, from which the links to the neighbouring pages are made.
-func (p *pageInput) Resolve(ctx huma.Context) []error {
+func (p *PageQuery) Resolve(ctx huma.Context) []error {
 	p.url = ctx.URL()
 	return nil
 }
 
-func (p *pageInput) page() marketplace.Page { return marketplace.Page{Number: p.Page, Limit: p.Limit} }
+func (p *PageQuery) page() marketplace.Page { return marketplace.Page{Number: p.Page, Limit: p.Limit} }
 
 // paged is a response that is one page of a list: X-Total-Count says how long the whole list is, and
 // Link (RFC 8288) points at the next and previous pages when there are some.
@@ -39,7 +40,7 @@ type paged[T any] struct {
 }
 
 // newPaged returns the page b of a list of total items, with its links.
-func newPaged[T any](in *pageInput, total int, b T) *paged[T] {
+func newPaged[T any](in *PageQuery, total int, b T) *paged[T] {
 	out := &paged[T]{TotalCount: total, Body: b}
 	link := func(page int, rel string) string {
 		u := url.URL{Path: in.url.Path}

@@ -34,7 +34,7 @@ func createProject(projects marketplace.ProjectService, log *slog.Logger) func(c
 
 type userProjectsInput struct {
 	UserID int64 `path:"userID" minimum:"1"`
-	pageInput
+	PageQuery
 }
 
 func listUserProjects(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *userProjectsInput) (*paged[[]*marketplace.Project], error) {
@@ -43,13 +43,13 @@ func listUserProjects(projects marketplace.ProjectService, log *slog.Logger) fun
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newPaged(&in.pageInput, total, ps), nil
+		return newPaged(&in.PageQuery, total, ps), nil
 	}
 }
 
 type projectInput struct {
 	ID int64 `path:"id" minimum:"1"`
-	pageInput
+	PageQuery
 }
 
 // getProject answers the project with a page of its deployments (newest first); X-Total-Count and Link
@@ -65,7 +65,7 @@ func getProject(s Store, log *slog.Logger) func(context.Context, *projectInput) 
 			return nil, problem(ctx, log, err)
 		}
 		p.Deployments = redactDeployments(ds)
-		return newPaged(&in.pageInput, total, p), nil
+		return newPaged(&in.PageQuery, total, p), nil
 	}
 }
 

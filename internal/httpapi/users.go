@@ -49,7 +49,7 @@ func createUser(users marketplace.UserService, log *slog.Logger) func(context.Co
 }
 
 type listUsersInput struct {
-	pageInput
+	PageQuery
 }
 
 func listUsers(users marketplace.UserService, log *slog.Logger) func(context.Context, *listUsersInput) (*paged[[]*marketplace.User], error) {
@@ -58,14 +58,14 @@ func listUsers(users marketplace.UserService, log *slog.Logger) func(context.Con
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newPaged(&in.pageInput, total, us), nil
+		return newPaged(&in.PageQuery, total, us), nil
 	}
 }
 
 type userDeploymentsInput struct {
 	ID     int64  `path:"id" minimum:"1"`
 	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled" doc:"only deployments in this status"`
-	pageInput
+	PageQuery
 }
 
 func listUserDeployments(s Store, log *slog.Logger) func(context.Context, *userDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
@@ -78,7 +78,7 @@ func listUserDeployments(s Store, log *slog.Logger) func(context.Context, *userD
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newPaged(&in.pageInput, total, redactDeployments(ds)), nil
+		return newPaged(&in.PageQuery, total, redactDeployments(ds)), nil
 	}
 }
 
