@@ -67,6 +67,13 @@ func TestBadInput(t *testing.T) {
 		{"invalid chart name", "POST", "/api/apps/new", tok1, app(spec("chartName", "Nginx!")), 422, "not a valid chart name"},
 		{"vm without image", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "cpu", "2", "memory", "4Gi")), 422, "image"},
 		{"vm cpu not a number", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "two", "memory", "4Gi")), 422, "cpu"},
+		{"NUL in the image of a k8s app", "POST", "/api/apps/new", tok1, app(spec("image", "a\u0000b")), 422, "NUL"},
+		{"NUL in the cpu of a k8s app", "POST", "/api/apps/new", tok1, app(spec("cpu", "\u0000")), 422, "NUL"},
+		{"NUL in the repoURL of a vm app", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4Gi", "repoURL", "x\u0000")), 422, "NUL"},
+		{"NUL in the chartVersion of a vm app", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4Gi", "chartVersion", "\u0000")), 422, "NUL"},
+		{"huge memory on a k8s app", "POST", "/api/apps/new", tok1, app(spec("memory", strings.Repeat("9", 5000))), 422, "length"},
+		{"huge chartName on a vm app", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4Gi", "chartName", strings.Repeat("c", 5000))), 422, "length"},
+		{"NUL in an update's image", "PUT", "/api/apps/1", tok1, app(spec("image", "\u0000")), 422, "NUL"},
 		{"vm memory without unit", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4GB")), 422, "memory"},
 		{"input of unknown type", "POST", "/api/apps/new", tok1, app(set("inputs", []map[string]any{{"name": "a", "type": "date"}})), 422, "one of"},
 		{"input default of wrong type", "POST", "/api/apps/new", tok1, app(set("inputs", []map[string]any{{"name": "a", "type": "integer", "default": "x"}})), 422, "not a integer"},
@@ -90,7 +97,6 @@ func TestBadInput(t *testing.T) {
 		{"bad type filter", "GET", "/api/apps?deploymentType=docker", tok1, "", 422, "one of"},
 		{"no token", "GET", "/api/apps", "", "", 401, "Bearer"},
 		{"wrong token", "GET", "/api/apps", "mpt_not-a-token", "", 401, "not valid"},
-		{"delete an app with live deployments", "DELETE", "/api/apps/1", tok1, "", 409, "live deployment"},
 		{"delete a project with live deployments", "DELETE", "/api/user/project/1", tok2, "", 409, "live deployment"},
 	}
 	for _, tc := range cases {
