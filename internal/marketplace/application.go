@@ -73,6 +73,7 @@ type AppFilter struct {
 // AppService is the catalog. Anyone signed in reads it; only an application's publisher (or the
 // operator) changes it.
 type AppService interface {
+	// FindAppByID returns an application of the catalog or a retired one (RetiredAt set).
 	FindAppByID(ctx context.Context, id int64) (*Application, error)
 	FindApps(ctx context.Context, f AppFilter) ([]*Application, int, error)
 	// CreateApp refuses (ECONFLICT) beyond the publisher's application quota.
@@ -302,4 +303,20 @@ func setPath(m map[string]any, path []string, v any) {
 		m = next
 	}
 	m[path[len(path)-1]] = v
+}
+
+// userinfoRE finds the credentials of a URL (scheme://user:password@), wherever it appears in a text.
+var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s"']*@`)
+
+// RedactedUserinfo replaces the credentials of a URL shown to anyone.
+const RedactedUserinfo = "REDACTED"
+
+// RedactURLs hides the credentials of every URL in s (https://user:pass@host becomes
+// https://REDACTED@host): a publisher's repository credentials are kept for fetching but never shown,
+// neither in the application nor in an error a consumer reads.
+func RedactURLs(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return userinfoRE.ReplaceAllString(s, "${1}"+RedactedUserinfo+"@")
 }

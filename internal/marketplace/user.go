@@ -65,3 +65,11 @@ type ProjectService interface {
 	// DeleteProject refuses (ECONFLICT) while the project has live deployments.
 	DeleteProject(ctx context.Context, id int64) error
 }
+
+// Quotas bound what one user may own at once, whoever acts for it (the operator too): a shared cluster
+// must not be filled by one tenant. Zero means no limit.
+type Quotas struct {
+	Projects    int // projects not deleted
+	Deployments int // deployments not uninstalled
+	Apps        int // applications in the catalog (neither deleted nor retired)
+}
