@@ -113,7 +113,11 @@ func TestSeedWorkflow(t *testing.T) {
 		t.Fatalf("catalog page: %v", page)
 	}
 	mp.must(t, 409, "DELETE", "/api/user/project/1", tok2, nil)
-	mp.must(t, 409, "DELETE", "/api/apps/1", tok1, nil)
+	// Deleting an application a consumer runs retires it: out of the catalog, its deployment untouched.
+	mp.must(t, 204, "DELETE", "/api/apps/1", tok1, nil)
+	if a := mp.must(t, 200, "GET", "/api/apps/1", tok2, nil).JSON(t); a["retired_at"] == nil {
+		t.Fatalf("application 1 after its delete with a live deployment: %v, want retired", a)
+	}
 
 	// 6. Delete: billing stops at the request, the release and its resources go.
 	mp.must(t, 202, "DELETE", "/api/deployments/1", tok2, nil)
