@@ -59,6 +59,12 @@ type Config struct {
 	Addr              string        `env:"MARKETPLACE_ADDR" envDefault:":3000"`
 	Kubeconfig        string        `env:"KUBECONFIG"`
 	AdminToken        string        `env:"MARKETPLACE_ADMIN_TOKEN"`
+	MetricsPublic     bool          `env:"METRICS_PUBLIC" envDefault:"false"`
+	UserCreateRate    float64       `env:"USER_CREATE_RATE" envDefault:"30"`
+	UserCreateBurst   int           `env:"USER_CREATE_BURST" envDefault:"10"`
+	QuotaProjects     int           `env:"QUOTA_PROJECTS_PER_USER" envDefault:"50"`
+	QuotaDeployments  int           `env:"QUOTA_DEPLOYMENTS_PER_USER" envDefault:"200"`
+	QuotaApps         int           `env:"QUOTA_APPS_PER_USER" envDefault:"100"`
 	BillingInterval   time.Duration `env:"BILLING_INTERVAL" envDefault:"5m"`
 	CacheDir          string        `env:"MARKETPLACE_CACHE_DIR"`
 	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"8"`
@@ -142,7 +148,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("unknown role %q\n%s", role, usage)
 	}
 
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithQuotas(marketplace.Quotas{
+		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps}))
 	if err != nil {
 		return err
 	}
@@ -201,7 +208,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, ctx := errgroup.WithContext(ctx)
 	if role == "serve" || role == "api" {
 		handler := httpapi.NewHandler(httpapi.Deps{
-			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken,
+			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
+			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard,
 		})
@@ -220,7 +228,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if role == "worker" {
 		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", httpapi.OperatorOnly(cfg.AdminToken, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
+		mux.Handle("/metrics", httpapi.OperatorOnly(cfg.AdminToken, cfg.MetricsPublic, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
 	}

@@ -69,7 +69,7 @@ func createApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) f
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{a}, nil
+		return &body[*marketplace.Application]{redactApp(a)}, nil
 	}
 }
 
@@ -95,7 +95,7 @@ func listApps(apps marketplace.AppService, log *slog.Logger) func(context.Contex
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[appPage]{appPage{Data: data, Page: in.Page, Limit: in.Limit, TotalItems: total,
+		return &body[appPage]{appPage{Data: redactApps(data), Page: in.Page, Limit: in.Limit, TotalItems: total,
 			TotalPages: (total + in.Limit - 1) / in.Limit}}, nil
 	}
 }
@@ -106,7 +106,7 @@ func getApp(apps marketplace.AppService, log *slog.Logger) func(context.Context,
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{a}, nil
+		return &body[*marketplace.Application]{redactApp(a)}, nil
 	}
 }
 
@@ -115,17 +115,19 @@ type updateAppInput struct {
 	Body appRequest
 }
 
-// updateApp replaces an application. Open usage records keep the rate they started with.
+// updateApp replaces an application. Open usage records keep the rate they started with. A repoURL
+// sent back as it was read (credentials redacted) keeps the stored credentials.
 func updateApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
 		caller := marketplace.CallerFrom(ctx)
+		current, err := apps.FindAppByID(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
 		if in.Body.PublisherID == 0 && caller.Operator {
-			current, err := apps.FindAppByID(ctx, in.ID)
-			if err != nil {
-				return nil, problem(ctx, log, err)
-			}
 			in.Body.PublisherID = current.PublisherID
 		}
+		keepStoredCredentials(&in.Body.Deployment, current.Deployment)
 		a, err := in.Body.application(ctx, caller, urls)
 		if err == nil {
 			a.ID = in.ID
@@ -134,7 +136,21 @@ func updateApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) f
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{a}, nil
+		return &body[*marketplace.Application]{redactApp(a)}, nil
+	}
+}
+
+// retireApp takes an application out of the catalog; its running deployments keep it.
+func retireApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Application], error) {
+	return func(ctx context.Context, in *idInput) (*body[*marketplace.Application], error) {
+		if err := apps.RetireApp(ctx, in.ID); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		a, err := apps.FindAppByID(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.Application]{Body: a}, nil
 	}
 }
 

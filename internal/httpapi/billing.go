@@ -11,7 +11,7 @@ type bill struct {
 	UserID       int64                      `json:"user_id"`
 	DeploymentID int64                      `json:"deployment_id,omitempty"`
 	Records      []*marketplace.UsageRecord `json:"records"`
-	TotalAmount  marketplace.Money          `json:"total_amount" doc:"the sum of the records' amounts, exact"`
+	TotalAmount  marketplace.Money          `json:"total_amount" doc:"the sum of the amounts of all the records (every page's), exact"`
 }
 
 func newBill(userID, deploymentID int64, records []*marketplace.UsageRecord) *body[bill] {
@@ -22,13 +22,20 @@ func newBill(userID, deploymentID int64, records []*marketplace.UsageRecord) *bo
 	return &body[bill]{b}
 }
 
-func userBilling(billing marketplace.BillingService, log *slog.Logger) func(context.Context, *idInput) (*body[bill], error) {
-	return func(ctx context.Context, in *idInput) (*body[bill], error) {
-		records, err := billing.FindUsageRecords(ctx, in.ID, 0)
+type userBillingInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	PageQuery
+}
+
+// userBilling answers a page of a user's usage records; X-Total-Count and Link are about the records,
+// and total_amount is the whole bill.
+func userBilling(billing marketplace.BillingService, log *slog.Logger) func(context.Context, *userBillingInput) (*paged[bill], error) {
+	return func(ctx context.Context, in *userBillingInput) (*paged[bill], error) {
+		records, total, sum, err := billing.FindUsageRecordsPage(ctx, in.ID, in.page())
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newBill(in.ID, 0, records), nil
+		return newPaged(&in.PageQuery, total, bill{UserID: in.ID, Records: records, TotalAmount: sum}), nil
 	}
 }
 

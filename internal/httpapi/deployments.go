@@ -58,20 +58,21 @@ func getDeployment(deployments marketplace.DeploymentService, log *slog.Logger) 
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Deployment]{d}, nil
+		return &body[*marketplace.Deployment]{redactDeployment(d)}, nil
 	}
 }
 
 type listDeploymentsInput struct {
 	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled"`
+	PageQuery
 }
 
-func listDeployments(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *listDeploymentsInput) (*body[[]*marketplace.Deployment], error) {
-	return func(ctx context.Context, in *listDeploymentsInput) (*body[[]*marketplace.Deployment], error) {
-		ds, err := deployments.FindDeployments(ctx, marketplace.DeploymentFilter{Status: marketplace.Status(in.Status)})
+func listDeployments(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
+	return func(ctx context.Context, in *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
+		ds, total, err := deployments.FindDeployments(ctx, marketplace.DeploymentFilter{Status: marketplace.Status(in.Status), Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[[]*marketplace.Deployment]{ds}, nil
+		return newPaged(&in.PageQuery, total, redactDeployments(ds)), nil
 	}
 }

@@ -43,7 +43,6 @@ func bearer(header string) string {
 // requirement, and answers 401 to a request without a valid token.
 func authenticate(api huma.API, users marketplace.UserService, operatorToken string, log *slog.Logger) func(huma.Context, func(huma.Context)) {
 	isOperator := operatorCheck(operatorToken)
-	tokens := newTokenCache(users, time.Minute, 100_000)
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if len(ctx.Operation().Security) == 0 {
 			next(ctx)
@@ -58,23 +57,35 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 		var caller marketplace.Caller
 		if isOperator(hash) {
 			caller.Operator = true
+		} else if !wellFormedToken(token) {
+			huma.WriteErr(api, ctx, http.StatusUnauthorized, "the bearer token is not valid")
+			return
 		} else {
-			id, err := tokens.userID(ctx.Context(), hash)
+			u, err := users.FindUserByTokenHash(ctx.Context(), hash)
 			if err != nil {
 				huma.WriteErr(api, ctx, problem(ctx.Context(), log, err).GetStatus(), marketplace.ErrorMessage(err))
 				return
 			}
-			caller.UserID = id
+			caller.UserID = u.ID
 		}
 		next(huma.WithContext(ctx, marketplace.WithCaller(ctx.Context(), caller)))
 	}
 }
 
-// OperatorOnly lets through only requests with the operator's bearer token (anyone when none is set).
-func OperatorOnly(operatorToken string, next http.Handler) http.Handler {
+// OperatorOnly lets through only requests with the operator's bearer token, or every request when public
+// is set. Without an operator token nobody can be the operator, so everything is refused unless public:
+// an operator who forgot the token must not publish every tenant's activity by accident.
+func OperatorOnly(operatorToken string, public bool, next http.Handler) http.Handler {
 	isOperator := operatorCheck(operatorToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if operatorToken != "" && !isOperator(HashToken(bearer(r.Header.Get("Authorization")))) {
+		switch {
+		case public:
+		case operatorToken == "":
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"type":"/problems/forbidden","title":"Forbidden","status":403,"detail":"no operator token is configured: set MARKETPLACE_ADMIN_TOKEN and send it as a bearer token, or METRICS_PUBLIC=true to let anyone read the metrics"}`))
+			return
+		case !isOperator(HashToken(bearer(r.Header.Get("Authorization")))):
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"type":"/problems/unauthorized","title":"Unauthorized","status":401,"detail":"send the operator's bearer token (MARKETPLACE_ADMIN_TOKEN)"}`))

@@ -13,6 +13,68 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
+// openAPIDocument fetches the served document.
+func openAPIDocument(t *testing.T) map[string]any {
+	t.Helper()
+	srv := httptest.NewServer(NewHandler(Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// TestMoneyIsDecimalInTheDocument checks every money field of every schema is a number of format
+// decimal, so no generated client reads an amount into a binary float.
+func TestMoneyIsDecimalInTheDocument(t *testing.T) {
+	schemas := openAPIDocument(t)["components"].(map[string]any)["schemas"].(map[string]any)
+	found := 0
+	for name, s := range schemas {
+		props, _ := s.(map[string]any)["properties"].(map[string]any)
+		for _, field := range []string{"hourly_rate", "amount", "total_amount"} {
+			p, ok := props[field].(map[string]any)
+			if !ok {
+				continue
+			}
+			found++
+			if p["type"] != "number" || p["format"] != "decimal" {
+				t.Errorf("%s.%s is %v, want a number of format decimal", name, field, p)
+			}
+		}
+	}
+	if found < 5 { // the application, its request, the deployment, the usage record (2), the bill
+		t.Errorf("found %d money fields, want every one of them", found)
+	}
+}
+
+// TestListsDocumentPaging checks every list documents page and limit (at most maxPageLimit) and the
+// X-Total-Count and Link headers.
+func TestListsDocumentPaging(t *testing.T) {
+	paths := openAPIDocument(t)["paths"].(map[string]any)
+	for _, path := range []string{"/api/users", "/api/users/{id}/deployments", "/api/user/project/{userID}",
+		"/api/user/project/{id}/deployments", "/api/deployments", "/api/billing/user/{id}"} {
+		get := paths[path].(map[string]any)["get"].(map[string]any)
+		params := map[string]map[string]any{}
+		for _, p := range get["parameters"].([]any) {
+			p := p.(map[string]any)
+			params[p["name"].(string)] = p["schema"].(map[string]any)
+		}
+		if params["page"] == nil || params["limit"] == nil || params["limit"]["maximum"] != float64(maxPageLimit) {
+			t.Errorf("GET %s: page and limit (at most %d) are not both documented: %v", path, maxPageLimit, params)
+		}
+		headers := get["responses"].(map[string]any)["200"].(map[string]any)["headers"].(map[string]any)
+		if headers["X-Total-Count"] == nil || headers["Link"] == nil {
+			t.Errorf("GET %s: X-Total-Count and Link are not documented: %v", path, headers)
+		}
+	}
+}
+
 // TestOpenAPIMatchesRoutes fails when the served OpenAPI document and the router disagree: every
 // documented operation is routed and every routed API path is documented.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
@@ -67,7 +129,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"GET /api/apps", "GET /api/apps/{id}", "PUT /api/apps/{id}", "DELETE /api/apps/{id}", "POST /api/user/project/new",
 		"GET /api/user/project/{userID}", "GET /api/user/project/{id}/deployments", "DELETE /api/user/project/{id}",
 		"POST /api/deployments/install", "GET /api/deployments", "GET /api/deployments/{id}", "DELETE /api/deployments/{id}",
-		"GET /api/billing/user/{id}", "GET /api/billing/user/{id}/deployment/{deploymentID}", "GET /healthz", "GET /readyz"}
+		"GET /api/billing/user/{id}", "GET /api/billing/user/{id}/deployment/{deploymentID}", "GET /healthz", "GET /readyz",
+		// Beyond the seed: token rotation and revocation.
+		"POST /api/users/{id}/tokens", "GET /api/users/{id}/tokens", "DELETE /api/users/{id}/tokens/{tokenID}",
+		"POST /api/apps/{id}/retire"}
 	sort.Strings(seed)
 	for _, op := range seed {
 		if !documented[op] {

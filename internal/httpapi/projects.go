@@ -34,28 +34,38 @@ func createProject(projects marketplace.ProjectService, log *slog.Logger) func(c
 
 type userProjectsInput struct {
 	UserID int64 `path:"userID" minimum:"1"`
+	PageQuery
 }
 
-func listUserProjects(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *userProjectsInput) (*body[[]*marketplace.Project], error) {
-	return func(ctx context.Context, in *userProjectsInput) (*body[[]*marketplace.Project], error) {
-		ps, err := projects.FindProjectsByUser(ctx, in.UserID)
+func listUserProjects(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *userProjectsInput) (*paged[[]*marketplace.Project], error) {
+	return func(ctx context.Context, in *userProjectsInput) (*paged[[]*marketplace.Project], error) {
+		ps, total, err := projects.FindProjectsByUser(ctx, in.UserID, in.page())
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[[]*marketplace.Project]{ps}, nil
+		return newPaged(&in.PageQuery, total, ps), nil
 	}
 }
 
-func getProject(projects marketplace.ProjectService, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Project], error) {
-	return func(ctx context.Context, in *idInput) (*body[*marketplace.Project], error) {
-		p, err := projects.FindProjectByID(ctx, in.ID)
+type projectInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	PageQuery
+}
+
+// getProject answers the project with a page of its deployments (newest first); X-Total-Count and Link
+// are about its deployments.
+func getProject(s Store, log *slog.Logger) func(context.Context, *projectInput) (*paged[*marketplace.Project], error) {
+	return func(ctx context.Context, in *projectInput) (*paged[*marketplace.Project], error) {
+		p, err := s.FindProjectByID(ctx, in.ID)
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		if p.Deployments == nil {
-			p.Deployments = []*marketplace.Deployment{}
+		ds, total, err := s.FindDeployments(ctx, marketplace.DeploymentFilter{ProjectID: p.ID, Page: in.page()})
+		if err != nil {
+			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Project]{p}, nil
+		p.Deployments = redactDeployments(ds)
+		return newPaged(&in.PageQuery, total, p), nil
 	}
 }
 

@@ -17,34 +17,48 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, public("health", http.MethodGet, "/healthz", "Liveness", 200), healthz())
 	huma.Register(api, public("ready", http.MethodGet, "/readyz", "Readiness: PostgreSQL and Redis answer", 200), readyz(d.Ready))
 
-	huma.Register(api, public("create-user", http.MethodPost, "/api/users/new", "Create a user; its token is shown once", 201), createUser(s, log))
-	huma.Register(api, op("list-users", http.MethodGet, "/api/users", "List users (the operator sees all, a user itself)", 200), listUsers(s, log))
-	huma.Register(api, op("list-user-deployments", http.MethodGet, "/api/users/{id}/deployments", "A user's deployments, optionally by status", 200), listUserDeployments(s, log))
+	createUserOp := public("create-user", http.MethodPost, "/api/users/new", "Create a user; its token is shown once (rate-limited per client address)", 201)
+	createUserOp.Middlewares = huma.Middlewares{rateLimited(api, newClientLimiter(d.UserCreatePerMinute, d.UserCreateBurst), "user creations")}
+	createUserOp.Errors = append(createUserOp.Errors, http.StatusTooManyRequests)
+	huma.Register(api, createUserOp, createUser(s, log))
+	huma.Register(api, op("list-users", http.MethodGet, "/api/users", "List users (the operator sees all, a user itself), paginated", 200), listUsers(s, log))
+	huma.Register(api, op("list-user-deployments", http.MethodGet, "/api/users/{id}/deployments", "A user's deployments, optionally by status, paginated", 200), listUserDeployments(s, log))
+	huma.Register(api, mayConflict(op("create-token", http.MethodPost, "/api/users/{id}/tokens", "Create another token of a user (the user or the operator); shown once", 201)), createToken(s, log))
+	huma.Register(api, op("list-tokens", http.MethodGet, "/api/users/{id}/tokens", "A user's tokens, without their secrets", 200), listTokens(s, log))
+	huma.Register(api, op("revoke-token", http.MethodDelete, "/api/users/{id}/tokens/{tokenID}", "Revoke a token: it is refused at once, by every replica", 204), revokeToken(s, log))
 
-	huma.Register(api, op("create-app", http.MethodPost, "/api/apps/new", "Publish an application", 201), createApp(s, d.URLs, log))
+	huma.Register(api, mayConflict(op("create-app", http.MethodPost, "/api/apps/new", "Publish an application (within the publisher's quota)", 201)), createApp(s, d.URLs, log))
 	huma.Register(api, op("list-apps", http.MethodGet, "/api/apps", "The catalog, paginated", 200), listApps(s, log))
 	huma.Register(api, op("get-app", http.MethodGet, "/api/apps/{id}", "One application", 200), getApp(s, log))
 	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, d.URLs, log))
-	huma.Register(api, op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments", 204), deleteApp(s, log))
+	huma.Register(api, mayConflict(op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments (a failed one is not)", 204)), deleteApp(s, log))
+	huma.Register(api, op("retire-app", http.MethodPost, "/api/apps/{id}/retire", "Retire an application: out of the catalog, no new installs, its running deployments keep it", 200), retireApp(s, log))
 
-	huma.Register(api, op("create-project", http.MethodPost, "/api/user/project/new", "Create a project", 201), createProject(s, log))
-	huma.Register(api, op("list-user-projects", http.MethodGet, "/api/user/project/{userID}", "A user's projects", 200), listUserProjects(s, log))
-	huma.Register(api, op("get-project-deployments", http.MethodGet, "/api/user/project/{id}/deployments", "A project with its deployments", 200), getProject(s, log))
-	huma.Register(api, op("delete-project", http.MethodDelete, "/api/user/project/{id}", "Delete a project; 409 while it has live deployments", 204), deleteProject(s, log))
+	huma.Register(api, mayConflict(op("create-project", http.MethodPost, "/api/user/project/new", "Create a project (within the user's quota)", 201)), createProject(s, log))
+	huma.Register(api, op("list-user-projects", http.MethodGet, "/api/user/project/{userID}", "A user's projects, paginated", 200), listUserProjects(s, log))
+	huma.Register(api, op("get-project-deployments", http.MethodGet, "/api/user/project/{id}/deployments", "A project with a page of its deployments", 200), getProject(s, log))
+	huma.Register(api, mayConflict(op("delete-project", http.MethodDelete, "/api/user/project/{id}", "Delete a project; 409 while it has live deployments", 204)), deleteProject(s, log))
 
-	huma.Register(api, op("install", http.MethodPost, "/api/deployments/install", "Deploy an application into a project (queued)", 202), install(d.Deployer, log))
-	huma.Register(api, op("list-deployments", http.MethodGet, "/api/deployments", "The caller's deployments", 200), listDeployments(s, log))
+	huma.Register(api, mayConflict(op("install", http.MethodPost, "/api/deployments/install", "Deploy an application into a project (queued; within the consumer's quota; not a retired application)", 202)), install(d.Deployer, log))
+	huma.Register(api, op("list-deployments", http.MethodGet, "/api/deployments", "The caller's deployments, paginated", 200), listDeployments(s, log))
 	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status", 200), getDeployment(s, log))
 	huma.Register(api, op("uninstall", http.MethodDelete, "/api/deployments/{id}", "Delete a deployment (queued); billing stops now", 202), uninstall(d.Deployer, log))
 
-	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "All billing records of a user", 200), userBilling(s, log))
+	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
 
 	if d.Metrics != nil {
 		// Queue depths and attempt counts are every tenant's activity: only the operator reads them.
-		router.Handle("/metrics", OperatorOnly(d.OperatorToken,
+		router.Handle("/metrics", OperatorOnly(d.OperatorToken, d.MetricsPublic,
 			promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{Registry: prometheus.Registerer(d.Metrics)})))
 	}
+}
+
+// mayConflict documents that o answers 409 when the state forbids it (a quota reached, a retired
+// application, live deployments).
+func mayConflict(o huma.Operation) huma.Operation {
+	o.Errors = append(o.Errors, http.StatusConflict)
+	return o
 }
 
 // op describes an operation that needs a bearer token.

@@ -21,6 +21,7 @@ import (
 // Store is what the API reads and writes.
 type Store interface {
 	marketplace.UserService
+	marketplace.TokenService
 	marketplace.AppService
 	marketplace.ProjectService
 	marketplace.DeploymentService
@@ -44,6 +45,12 @@ type Deps struct {
 	Deployer Deployer
 	// OperatorToken, when not empty, is a bearer token that acts as the operator.
 	OperatorToken string
+	// MetricsPublic lets anyone read /metrics; otherwise only the operator may.
+	MetricsPublic bool
+	// UserCreatePerMinute and UserCreateBurst limit POST /api/users/new per client address; a rate of 0
+	// means no limit.
+	UserCreatePerMinute float64
+	UserCreateBurst     int
 	// Ready are checked by /readyz by name (postgres, redis).
 	Ready   map[string]Pinger
 	Metrics *prometheus.Registry
@@ -70,7 +77,18 @@ func humaConfig() huma.Config {
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "the token returned once by POST /api/users/new"},
 	}
-	cfg.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[marketplace.Money](), reflect.TypeFor[float64]())
+	cfg.Components.Schemas.RegisterTypeAlias(reflect.TypeFor[marketplace.Money](), reflect.TypeFor[decimalNumber]())
 	cfg.Transformers = append(cfg.Transformers, problemTypes)
 	return cfg
+}
+
+// decimalNumber is how the OpenAPI document describes marketplace.Money: a JSON number written with its
+// exact decimal digits, which a client must not read into a binary float. Requests send numbers, as the
+// seed API's clients always have.
+type decimalNumber struct{}
+
+// Schema is a number of format decimal, never double.
+func (decimalNumber) Schema(huma.Registry) *huma.Schema {
+	return &huma.Schema{Type: huma.TypeNumber, Format: "decimal",
+		Description: "an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float"}
 }

@@ -2,53 +2,68 @@ package httpapi
 
 import (
 	"context"
-	"sync"
+	"log/slog"
 	"time"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// tokenCache remembers which user a token hash belongs to for a short while, so an authenticated
-// request costs one database round trip (its own query), not two. Users and tokens are never changed
-// or revoked, so a stale entry cannot grant what the database would refuse; the TTL bounds memory and
-// keeps each replica's copy young. It is a cache: every replica rebuilds it from the database.
-type tokenCache struct {
-	users marketplace.UserService
-	ttl   time.Duration
-	max   int
+// There is no cache of valid tokens: every authenticated request looks its token up in PostgreSQL (one
+// unique-index lookup), so a token revoked through any replica is refused by every replica at once. A
+// cache of unknown tokens would not help either: a flood of random tokens never repeats one, and a string
+// that cannot be a token is refused without a query (wellFormedToken).
 
-	mu      sync.Mutex
-	entries map[string]tokenEntry
+// wellFormedToken reports whether s could be a user token at all.
+func wellFormedToken(s string) bool {
+	if len(s) != tokenLength || s[:len(tokenPrefix)] != tokenPrefix {
+		return false
+	}
+	for _, c := range []byte(s[len(tokenPrefix):]) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
-type tokenEntry struct {
-	userID  int64
-	expires time.Time
+type createdToken struct {
+	ID        int64     `json:"id"`
+	UserID    int64     `json:"user_id"`
+	CreatedAt time.Time `json:"created_at"`
+	Token     string    `json:"token" doc:"the bearer token; shown only now"`
 }
 
-func newTokenCache(users marketplace.UserService, ttl time.Duration, max int) *tokenCache {
-	return &tokenCache{users: users, ttl: ttl, max: max, entries: map[string]tokenEntry{}}
+func createToken(tokens marketplace.TokenService, log *slog.Logger) func(context.Context, *idInput) (*body[createdToken], error) {
+	return func(ctx context.Context, in *idInput) (*body[createdToken], error) {
+		token := newToken()
+		t, err := tokens.CreateToken(ctx, in.ID, HashToken(token))
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[createdToken]{createdToken{ID: t.ID, UserID: t.UserID, CreatedAt: t.CreatedAt, Token: token}}, nil
+	}
 }
 
-// userID returns the id of the user whose token has this hash, or the store's error (EUNAUTHORIZED for
-// an unknown token, which is not cached).
-func (c *tokenCache) userID(ctx context.Context, hash []byte) (int64, error) {
-	now := time.Now()
-	c.mu.Lock()
-	e, ok := c.entries[string(hash)]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.userID, nil
+func listTokens(tokens marketplace.TokenService, log *slog.Logger) func(context.Context, *idInput) (*body[[]*marketplace.Token], error) {
+	return func(ctx context.Context, in *idInput) (*body[[]*marketplace.Token], error) {
+		ts, err := tokens.FindTokens(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[[]*marketplace.Token]{ts}, nil
 	}
-	u, err := c.users.FindUserByTokenHash(ctx, hash)
-	if err != nil {
-		return 0, err
+}
+
+type tokenInput struct {
+	ID      int64 `path:"id" minimum:"1"`
+	TokenID int64 `path:"tokenID" minimum:"1"`
+}
+
+func revokeToken(tokens marketplace.TokenService, log *slog.Logger) func(context.Context, *tokenInput) (*struct{}, error) {
+	return func(ctx context.Context, in *tokenInput) (*struct{}, error) {
+		if err := tokens.DeleteToken(ctx, in.ID, in.TokenID); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return nil, nil
 	}
-	c.mu.Lock()
-	if len(c.entries) >= c.max { // full: start over rather than track recency
-		clear(c.entries)
-	}
-	c.entries[string(hash)] = tokenEntry{userID: u.ID, expires: now.Add(c.ttl)}
-	c.mu.Unlock()
-	return u.ID, nil
 }

@@ -20,14 +20,26 @@ type createdUser struct {
 	Token string `json:"token" doc:"the bearer token of this user; shown only now"`
 }
 
+// tokenPrefix starts every user token, so a token is recognisable (in a leaked file, by a secret scanner)
+// and a string that cannot be one is refused without asking the database.
+const tokenPrefix = "mpt_"
+
+// tokenLength is the length of a user token: the prefix and 32 random bytes in unpadded base64url.
+const tokenLength = len(tokenPrefix) + 43
+
+// newToken returns a fresh random user token.
+func newToken() string {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	return tokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+}
+
 func createUser(users marketplace.UserService, log *slog.Logger) func(context.Context, *createUserInput) (*body[createdUser], error) {
 	return func(ctx context.Context, in *createUserInput) (*body[createdUser], error) {
 		if err := marketplace.ValidateName("name", in.Body.Name); err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		secret := make([]byte, 32)
-		rand.Read(secret)
-		token := "mpt_" + base64.RawURLEncoding.EncodeToString(secret)
+		token := newToken()
 		u := createdUser{User: marketplace.User{Name: in.Body.Name}, Token: token}
 		if err := users.CreateUser(ctx, &u.User, HashToken(token)); err != nil {
 			return nil, problem(ctx, log, err)
@@ -36,31 +48,37 @@ func createUser(users marketplace.UserService, log *slog.Logger) func(context.Co
 	}
 }
 
-func listUsers(users marketplace.UserService, log *slog.Logger) func(context.Context, *struct{}) (*body[[]*marketplace.User], error) {
-	return func(ctx context.Context, _ *struct{}) (*body[[]*marketplace.User], error) {
-		us, err := users.FindUsers(ctx)
+type listUsersInput struct {
+	PageQuery
+}
+
+func listUsers(users marketplace.UserService, log *slog.Logger) func(context.Context, *listUsersInput) (*paged[[]*marketplace.User], error) {
+	return func(ctx context.Context, in *listUsersInput) (*paged[[]*marketplace.User], error) {
+		us, total, err := users.FindUsers(ctx, in.page())
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[[]*marketplace.User]{us}, nil
+		return newPaged(&in.PageQuery, total, us), nil
 	}
 }
 
 type userDeploymentsInput struct {
 	ID     int64  `path:"id" minimum:"1"`
 	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled" doc:"only deployments in this status"`
+	PageQuery
 }
 
-func listUserDeployments(s Store, log *slog.Logger) func(context.Context, *userDeploymentsInput) (*body[[]*marketplace.Deployment], error) {
-	return func(ctx context.Context, in *userDeploymentsInput) (*body[[]*marketplace.Deployment], error) {
+func listUserDeployments(s Store, log *slog.Logger) func(context.Context, *userDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
+	return func(ctx context.Context, in *userDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
 		if _, err := s.FindUserByID(ctx, in.ID); err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		ds, err := s.FindDeployments(ctx, marketplace.DeploymentFilter{ConsumerID: in.ID, Status: marketplace.Status(in.Status)})
+		ds, total, err := s.FindDeployments(ctx, marketplace.DeploymentFilter{ConsumerID: in.ID,
+			Status: marketplace.Status(in.Status), Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[[]*marketplace.Deployment]{ds}, nil
+		return newPaged(&in.PageQuery, total, redactDeployments(ds)), nil
 	}
 }
 

@@ -29,20 +29,26 @@ type Application struct {
 	Inputs      []Input        `json:"inputs"`
 	CreatedAt   time.Time      `json:"created_at"`
 	UpdatedAt   time.Time      `json:"updated_at"`
+	// RetiredAt is when its publisher retired it: it left the catalog
+	// and takes no new installs, but stays readable until those deployments are gone.
+	RetiredAt *time.Time `json:"retired_at,omitempty"`
 }
 
 // DeploymentSpec says how an application is deployed. Field names are the seed API's.
 type DeploymentSpec struct {
 	Type string `json:"type" enum:"k8s,vm"`
 	// k8s: an http(s) chart repository URL and a chart name, or an oci:// reference (chartName optional).
-	RepoURL      string `json:"repoURL" required:"false"`
-	ChartName    string `json:"chartName" required:"false"`
-	ChartVersion string `json:"chartVersion" required:"false"`
+	RepoURL      string `json:"repoURL" required:"false" maxLength:"2000"`
+	ChartName    string `json:"chartName" required:"false" maxLength:"2000"`
+	ChartVersion string `json:"chartVersion" required:"false" maxLength:"2000"`
 	// vm: base image, vCPUs and memory.
-	Image  string `json:"image" required:"false"`
-	CPU    string `json:"cpu" required:"false"`
-	Memory string `json:"memory" required:"false"`
+	Image  string `json:"image" required:"false" maxLength:"2000"`
+	CPU    string `json:"cpu" required:"false" maxLength:"2000"`
+	Memory string `json:"memory" required:"false" maxLength:"2000"`
 }
+
+// maxSpecField bounds every field of a deployment spec, the ones of the other type included.
+const maxSpecField = 2000
 
 // Input is one install-time parameter a consumer may set. Name is a dotted path into the chart's values
 // (service.port sets {"service": {"port": ...}}).
@@ -67,11 +73,17 @@ type AppFilter struct {
 // AppService is the catalog. Anyone signed in reads it; only an application's publisher (or the
 // operator) changes it.
 type AppService interface {
+	// FindAppByID returns an application of the catalog or a retired one (RetiredAt set).
 	FindAppByID(ctx context.Context, id int64) (*Application, error)
 	FindApps(ctx context.Context, f AppFilter) ([]*Application, int, error)
+	// CreateApp refuses (ECONFLICT) beyond the publisher's application quota.
 	CreateApp(ctx context.Context, app *Application) error
 	UpdateApp(ctx context.Context, app *Application) error
+	// DeleteApp deletes an application; ECONFLICT while deployments of it are live (a failed one is not).
 	DeleteApp(ctx context.Context, id int64) error
+	// RetireApp takes an application out of the catalog and refuses new installs of it, while its
+	// deployments keep running; it stays readable by id until it is deleted.
+	RetireApp(ctx context.Context, id int64) error
 }
 
 var (
@@ -155,13 +167,23 @@ func (a *Application) Validate() error {
 	return nil
 }
 
-// Validate checks a deployment spec for its type.
+// Validate checks a deployment spec for its type. Every field is checked for what storage cannot hold
+// (NUL) and for size, the fields of the other type too: they are stored as sent even though unused.
 func (s *DeploymentSpec) Validate() error {
+	for _, f := range []struct{ name, value string }{{"repoURL", s.RepoURL}, {"chartName", s.ChartName},
+		{"chartVersion", s.ChartVersion}, {"image", s.Image}, {"cpu", s.CPU}, {"memory", s.Memory}} {
+		if err := validateText("deployment."+f.name, f.value); err != nil {
+			return err
+		}
+		if len(f.value) > maxSpecField {
+			return Errorf(EINVALID, "deployment.%s must be at most %d bytes, got %d", f.name, maxSpecField, len(f.value))
+		}
+	}
 	switch s.Type {
 	case TypeK8s:
 		u, err := url.Parse(s.RepoURL)
 		if s.RepoURL == "" || err != nil || u.Host == "" {
-			return Errorf(EINVALID, "deployment.repoURL must be an http(s) chart repository URL or an oci:// reference, got %q", s.RepoURL)
+			return Errorf(EINVALID, "deployment.repoURL must be an http(s) chart repository URL or an oci:// reference, got %q", RedactURLs(s.RepoURL))
 		}
 		switch u.Scheme {
 		case "http", "https":
@@ -179,10 +201,7 @@ func (s *DeploymentSpec) Validate() error {
 			return Errorf(EINVALID, "deployment.chartVersion %q is not a version or version range", s.ChartVersion)
 		}
 	case TypeVM:
-		if err := validateText("deployment.image", s.Image); err != nil {
-			return err
-		}
-		if strings.TrimSpace(s.Image) == "" || len(s.Image) > 1000 {
+		if strings.TrimSpace(s.Image) == "" {
 			return Errorf(EINVALID, "deployment.image is required for a vm application (a base image path or URL)")
 		}
 		if !cpuRE.MatchString(s.CPU) {
@@ -286,4 +305,20 @@ func setPath(m map[string]any, path []string, v any) {
 		m = next
 	}
 	m[path[len(path)-1]] = v
+}
+
+// userinfoRE finds the credentials of a URL (scheme://user:password@), wherever it appears in a text.
+var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s"']*@`)
+
+// RedactedUserinfo replaces the credentials of a URL shown to anyone.
+const RedactedUserinfo = "REDACTED"
+
+// RedactURLs hides the credentials of every URL in s (https://user:pass@host becomes
+// https://REDACTED@host): a publisher's repository credentials are kept for fetching but never shown,
+// neither in the application nor in an error a consumer reads.
+func RedactURLs(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return userinfoRE.ReplaceAllString(s, "${1}"+RedactedUserinfo+"@")
 }

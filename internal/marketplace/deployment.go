@@ -50,19 +50,23 @@ type Placement struct {
 	IPAddress    string `json:"ip_address,omitempty"`
 }
 
-// DeploymentFilter selects deployments.
+// DeploymentFilter selects a page of deployments.
 type DeploymentFilter struct {
 	ConsumerID int64
 	ProjectID  int64
 	Status     Status
+	Page       Page
 }
 
 // DeploymentService stores deployments, scoped to the caller.
 type DeploymentService interface {
 	// CreateDeployment stores a pending deployment; the status itself records that an install is owed.
+	// It refuses (ECONFLICT) an application that is retired and a consumer at its deployment quota.
 	CreateDeployment(ctx context.Context, d *Deployment) error
 	FindDeploymentByID(ctx context.Context, id int64) (*Deployment, error)
-	FindDeployments(ctx context.Context, f DeploymentFilter) ([]*Deployment, error)
+	// FindDeployments lists a page of the caller's deployments that match f, newest first, and how many
+	// match in all.
+	FindDeployments(ctx context.Context, f DeploymentFilter) ([]*Deployment, int, error)
 	// RequestUninstall moves an installed or failed deployment to uninstalling and closes its usage record
 	// at this moment, in one transaction. An in-flight deployment is ECONFLICT.
 	RequestUninstall(ctx context.Context, id int64) (*Deployment, error)

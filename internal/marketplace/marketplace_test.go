@@ -92,3 +92,18 @@ func TestResolveOwner(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"https://user:pass@charts.example.com/x", "https://REDACTED@charts.example.com/x"},
+		{"https://token@charts.example.com", "https://REDACTED@charts.example.com"},
+		{"oci://u:p@registry.example.com/charts", "oci://REDACTED@registry.example.com/charts"},
+		{`fetch "https://a:b@h/index.yaml": 401; retry https://c:d@h2/`, `fetch "https://REDACTED@h/index.yaml": 401; retry https://REDACTED@h2/`},
+		{"https://charts.example.com/x@1.0", "https://charts.example.com/x@1.0"},
+		{"mail me@example.com", "mail me@example.com"},
+	} {
+		if got := marketplace.RedactURLs(tc.in); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type BillingService interface {
 	// FindUsageRecords lists the records of a user, optionally of one deployment, with the amount
 	// accrued up to now for records still open.
 	FindUsageRecords(ctx context.Context, userID, deploymentID int64) ([]*UsageRecord, error)
+	// FindUsageRecordsPage lists a page of a user's records by id, how many there are in all and the sum
+	// of all their amounts (not only the page's).
+	FindUsageRecordsPage(ctx context.Context, userID int64, p Page) ([]*UsageRecord, int, Money, error)
 	// MeterOpenUsage brings the stored amount of every open record up to now in one statement and
 	// returns how many it updated.
 	MeterOpenUsage(ctx context.Context) (int64, error)

@@ -12,18 +12,19 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at`
+const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at, retired_at`
 
 func scanApp(row pgx.Row, a *marketplace.Application) error {
 	return row.Scan(&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
-		&a.CreatedAt, &a.UpdatedAt)
+		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt)
 }
 
-// FindAppByID returns an application of the catalog; deleted ones are not found.
+// FindAppByID returns an application of the catalog, or a retired one (whose deployments still need it);
+// deleted ones are not found.
 func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Application, error) {
 	var a marketplace.Application
 	err := scanApp(db.pool.QueryRow(ctx,
-		`SELECT `+appColumns+` FROM applications WHERE id = $1 AND deleted_at IS NULL`, id), &a)
+		`SELECT `+appColumns+` FROM applications WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id), &a)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("application", id)
 	} else if err != nil {
@@ -88,7 +89,7 @@ SELECT total.n, a.* FROM total LEFT JOIN LATERAL (` + page + `) a ON true
 		}
 		var a marketplace.Application
 		err := rows.Scan(&total, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-			&a.Inputs, &a.CreatedAt, &a.UpdatedAt)
+			&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt)
 		if err != nil {
 			return nil, 0, fmt.Errorf("find applications: %w", err)
 		}
@@ -100,23 +101,27 @@ SELECT total.n, a.* FROM total LEFT JOIN LATERAL (` + page + `) a ON true
 	return apps, total, nil
 }
 
-// CreateApp stores a validated application; the caller must be its publisher or the operator.
+// CreateApp stores a validated application; the caller must be its publisher or the operator, and the
+// publisher within its application quota.
 func (db *DB) CreateApp(ctx context.Context, a *marketplace.Application) error {
-	if !marketplace.CallerFrom(ctx).Owns(a.PublisherID) {
-		return notFound("user", a.PublisherID)
-	}
-	err := db.pool.QueryRow(ctx, `INSERT INTO applications
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, a.PublisherID); err != nil {
+			return err
+		}
+		if err := checkQuota(ctx, tx, a.PublisherID, db.quotas.Apps, "published applications", "QUOTA_APPS_PER_USER",
+			`SELECT count(*) FROM applications WHERE publisher_id = $1 AND deleted_at IS NULL`); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO applications
   (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
-SELECT id, $2, $3, $4, $5, $6, $7 FROM users WHERE id = $1
-RETURNING id, created_at, updated_at`,
-		a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
-		Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound("user", a.PublisherID)
-	} else if err != nil {
-		return fmt.Errorf("create application: %w", err)
-	}
-	return nil
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, updated_at`,
+			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
+			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("create application: %w", err)
+		}
+		return nil
+	})
 }
 
 // UpdateApp replaces an application's fields; only its publisher (or the operator) finds it.
@@ -136,11 +141,55 @@ RETURNING publisher_id, created_at, updated_at`,
 	return nil
 }
 
-// DeleteApp removes an application from the catalog, refusing while any deployment of it is live. The
-// row stays for the history of its deployments and usage records.
+// DeleteApp deletes one of the caller's applications (a retired one included), refusing (ECONFLICT)
+// while deployments of it are live: a failed deployment is not live, so it never blocks its publisher.
+// RetireApp is the way out of the catalog while they run.
 func (db *DB) DeleteApp(ctx context.Context, id int64) error {
-	return db.softDelete(ctx, softDeletion{what: "application", table: "applications", owner: "publisher_id",
-		deploymentKey: "application_id"}, id)
+	return db.changeApp(ctx, id, func(tx pgx.Tx) error {
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments
+WHERE application_id = $1 AND status NOT IN ('uninstalled', 'failed')`, id).Scan(&live); err != nil {
+			return fmt.Errorf("delete application %d: %w", id, err)
+		}
+		if live > 0 {
+			return marketplace.Errorf(marketplace.ECONFLICT, "application %d has %d live deployment(s); delete them first, "+
+				"or retire it (POST /api/apps/%d/retire): out of the catalog and no new installs, while the running ones keep running", id, live, id)
+		}
+		_, err := tx.Exec(ctx, `UPDATE applications SET deleted_at = coalesce(deleted_at, now()), retired_at = NULL WHERE id = $1`, id)
+		return err
+	})
+}
+
+// RetireApp takes one of the caller's applications out of the catalog and refuses new installs of it,
+// while its deployments keep running: it stays readable by id (RetiredAt set) until it is deleted.
+func (db *DB) RetireApp(ctx context.Context, id int64) error {
+	return db.changeApp(ctx, id, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE applications SET deleted_at = coalesce(deleted_at, now()), retired_at = coalesce(retired_at, now())
+WHERE id = $1`, id)
+		return err
+	})
+}
+
+// changeApp runs change on one of the caller's applications of the catalog or retired ones, with its
+// row locked (installs take a share lock on it).
+func (db *DB) changeApp(ctx context.Context, id int64, change func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT true FROM applications
+WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) AND ($2 = 0 OR publisher_id = $2)
+FOR UPDATE`, id, scopeUser(ctx)).Scan(new(bool))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("application", id)
+		} else if err != nil {
+			return fmt.Errorf("change application %d: %w", id, err)
+		}
+		if err := change(tx); err != nil {
+			if marketplace.ErrorCode(err) != marketplace.EINTERNAL {
+				return err
+			}
+			return fmt.Errorf("change application %d: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // softDeletion names the columns of a row that is deleted by marking it, once no deployment uses it.

@@ -89,7 +89,7 @@ func TestFindAppsDeepPages(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, `
-INSERT INTO users (name, token_hash) VALUES ('a', 'a'), ('b', 'b'), ('c', 'c');
+INSERT INTO users (name) VALUES ('a'), ('b'), ('c');
 INSERT INTO applications (publisher_id, name, hourly_rate, deployment_type, deployment)
 SELECT 1 + g % 3, 'app', 1, CASE WHEN g % 4 = 0 THEN 'vm' ELSE 'k8s' END, '{"type": "k8s"}'
 FROM generate_series(1, 1500) g;

@@ -25,7 +25,7 @@ func BenchmarkMeterOpenUsage(b *testing.B) {
 				b.Fatal(err)
 			}
 			for _, stmt := range []string{
-				`INSERT INTO users (name, token_hash) VALUES ('u', 'h')`,
+				`INSERT INTO users (name) VALUES ('u')`,
 				`INSERT INTO applications (publisher_id, name, hourly_rate, deployment_type, deployment) VALUES (1, 'a', 1.234567, 'k8s', '{}')`,
 				`INSERT INTO projects (user_id, name) VALUES (1, 'p')`,
 				fmt.Sprintf(`INSERT INTO deployments (application_id, project_id, consumer_id, type, status)

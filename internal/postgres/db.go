@@ -32,12 +32,21 @@ type DB struct {
 	pool *pgxpool.Pool
 	// work carries the workers' guarded transitions and lease renewals on connections of their own, so
 	// a burst of API requests cannot make a lease renewal wait for a connection until its lease lapses.
-	work *pgxpool.Pool
+	work   *pgxpool.Pool
+	quotas marketplace.Quotas
+}
+
+// Option tunes a DB.
+type Option func(*DB)
+
+// WithQuotas bounds what each user may own; without it nothing is bounded.
+func WithQuotas(q marketplace.Quotas) Option {
+	return func(db *DB) { db.quotas = q }
 }
 
 // Open connects to the database at url, creating the database when it does not exist yet. It does not
 // migrate; call Migrate.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
@@ -65,7 +74,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
 	}
-	return &DB{pool: pool, work: work}, nil
+	db := &DB{pool: pool, work: work}
+	for _, o := range opts {
+		o(db)
+	}
+	return db, nil
 }
 
 // createDatabase creates cfg's database through the postgres maintenance database when it is missing.

@@ -24,27 +24,39 @@ func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 
 // CreateDeployment stores a pending deployment of an application into one of the caller's projects, with
 // the application's hourly rate of this moment, which its usage record will bill. The pending status is
-// itself the record that an install is owed: nothing accepted is lost if the queue is down.
+// itself the record that an install is owed: nothing accepted is lost if the queue is down. A retired
+// application and a consumer at its deployment quota are refused (ECONFLICT); the consumer's row lock
+// makes the quota's count and the insert one step.
 func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) error {
-	if !marketplace.CallerFrom(ctx).Owns(d.ConsumerID) {
-		return notFound("user", d.ConsumerID)
-	}
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, d.ConsumerID); err != nil {
+			return err
+		}
 		// The share lock orders this against DeleteApp, which locks the application for update.
 		var appType string
 		var rate marketplace.Money
-		err := tx.QueryRow(ctx, `SELECT deployment_type, hourly_rate FROM applications WHERE id = $1 AND deleted_at IS NULL FOR SHARE`,
-			d.ApplicationID).Scan(&appType, &rate)
+		var retired bool
+		err := tx.QueryRow(ctx, `SELECT deployment_type, hourly_rate, retired_at IS NOT NULL FROM applications
+WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) FOR SHARE`,
+			d.ApplicationID).Scan(&appType, &rate, &retired)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("application", d.ApplicationID)
 		} else if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
+		}
+		if retired {
+			return marketplace.Errorf(marketplace.ECONFLICT,
+				"application %d is retired: its publisher withdrew it, so it takes no new installs (its deployments keep running)", d.ApplicationID)
 		}
 		if err := tx.QueryRow(ctx, `SELECT true FROM projects WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE`,
 			d.ProjectID, d.ConsumerID).Scan(new(bool)); errors.Is(err, pgx.ErrNoRows) {
 			return notFound("project", d.ProjectID)
 		} else if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
+		}
+		if err := checkQuota(ctx, tx, d.ConsumerID, db.quotas.Deployments, "live deployments", "QUOTA_DEPLOYMENTS_PER_USER",
+			`SELECT count(*) FROM deployments WHERE consumer_id = $1 AND status <> 'uninstalled'`); err != nil {
+			return err
 		}
 		if d.Inputs == nil {
 			d.Inputs = map[string]any{}
@@ -72,13 +84,14 @@ WHERE id = $1 AND ($2 = 0 OR consumer_id = $2)`, id, scopeUser(ctx)))
 	return d, nil
 }
 
-// FindDeployments lists the caller's deployments that match f, newest first.
-func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilter) ([]*marketplace.Deployment, error) {
-	q := `SELECT ` + deploymentColumns + ` FROM deployments WHERE true`
+// FindDeployments lists a page of the caller's deployments that match f, newest first, and how many
+// match in all.
+func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilter) ([]*marketplace.Deployment, int, error) {
+	where := ` WHERE true`
 	var args []any
 	add := func(cond string, v any) {
 		args = append(args, v)
-		q += " AND " + cond + " $" + strconv.Itoa(len(args))
+		where += " AND " + cond + " $" + strconv.Itoa(len(args))
 	}
 	if scope := scopeUser(ctx); scope != 0 {
 		add("consumer_id =", scope)
@@ -92,14 +105,13 @@ func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilte
 	if f.Status != "" {
 		add("status =", string(f.Status))
 	}
-	rows, _ := db.pool.Query(ctx, q+" ORDER BY id DESC", args...)
-	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Deployment, error) {
-		return scanDeployment(row)
-	})
+	var total int
+	ds, err := findPage(ctx, db.pool, `SELECT count(*) FROM deployments`+where,
+		`SELECT `+deploymentColumns+` FROM deployments`+where+` ORDER BY id DESC`, args, f.Page, scanDeployment, &total)
 	if err != nil {
-		return nil, fmt.Errorf("find deployments: %w", err)
+		return nil, 0, fmt.Errorf("find deployments: %w", err)
 	}
-	return ds, nil
+	return ds, total, nil
 }
 
 // RequestUninstall moves one of the caller's deployments to uninstalling and closes its usage record at

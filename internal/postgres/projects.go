@@ -10,22 +10,28 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// CreateProject stores a project of p.UserID, who must be the caller (or the operator acts).
+// CreateProject stores a project of p.UserID, who must be the caller (or the operator acts), within the
+// user's project quota.
 func (db *DB) CreateProject(ctx context.Context, p *marketplace.Project) error {
-	if !marketplace.CallerFrom(ctx).Owns(p.UserID) {
-		return notFound("user", p.UserID)
-	}
-	err := db.pool.QueryRow(ctx, `INSERT INTO projects (user_id, name) SELECT id, $2 FROM users WHERE id = $1
-RETURNING id, created_at`, p.UserID, p.Name).Scan(&p.ID, &p.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound("user", p.UserID)
-	} else if err != nil {
-		return fmt.Errorf("create project: %w", err)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, p.UserID); err != nil {
+			return err
+		}
+		if err := checkQuota(ctx, tx, p.UserID, db.quotas.Projects, "projects", "QUOTA_PROJECTS_PER_USER",
+			`SELECT count(*) FROM projects WHERE user_id = $1 AND deleted_at IS NULL`); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO projects (user_id, name) VALUES ($1, $2) RETURNING id, created_at`,
+			p.UserID, p.Name).Scan(&p.ID, &p.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("create project: %w", err)
+		}
+		return nil
+	})
 }
 
-// FindProjectByID returns one of the caller's projects with its deployments.
+// FindProjectByID returns one of the caller's projects, without its deployments (FindDeployments pages
+// through them).
 func (db *DB) FindProjectByID(ctx context.Context, id int64) (*marketplace.Project, error) {
 	var p marketplace.Project
 	err := db.pool.QueryRow(ctx, `SELECT id, user_id, name, created_at FROM projects
@@ -36,28 +42,25 @@ WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR user_id = $2)`, id, scopeUse
 	} else if err != nil {
 		return nil, fmt.Errorf("find project %d: %w", id, err)
 	}
-	p.Deployments, err = db.FindDeployments(ctx, marketplace.DeploymentFilter{ProjectID: id})
-	if err != nil {
-		return nil, err
-	}
 	return &p, nil
 }
 
-// FindProjectsByUser lists a user's projects; another user's list is not found.
-func (db *DB) FindProjectsByUser(ctx context.Context, userID int64) ([]*marketplace.Project, error) {
+// FindProjectsByUser lists a page of a user's projects by id; another user's list is not found.
+func (db *DB) FindProjectsByUser(ctx context.Context, userID int64, page marketplace.Page) ([]*marketplace.Project, int, error) {
 	if _, err := db.FindUserByID(ctx, userID); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT id, user_id, name, created_at FROM projects
-WHERE user_id = $1 AND deleted_at IS NULL ORDER BY id`, userID)
-	projects, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Project, error) {
-		var p marketplace.Project
-		return &p, row.Scan(&p.ID, &p.UserID, &p.Name, &p.CreatedAt)
-	})
+	var total int
+	projects, err := findPage(ctx, db.pool, `SELECT count(*) FROM projects WHERE user_id = $1 AND deleted_at IS NULL`,
+		`SELECT id, user_id, name, created_at FROM projects WHERE user_id = $1 AND deleted_at IS NULL ORDER BY id`,
+		[]any{userID}, page, func(row pgx.Row) (*marketplace.Project, error) {
+			var p marketplace.Project
+			return &p, row.Scan(&p.ID, &p.UserID, &p.Name, &p.CreatedAt)
+		}, &total)
 	if err != nil {
-		return nil, fmt.Errorf("find projects of user %d: %w", userID, err)
+		return nil, 0, fmt.Errorf("find projects of user %d: %w", userID, err)
 	}
-	return projects, nil
+	return projects, total, nil
 }
 
 // DeleteProject removes one of the caller's projects, refusing while it has live deployments. The

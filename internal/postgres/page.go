@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// findPage returns one page of a list and the list's totals in one round trip. totalsSQL sums up what
+// listSQL lists (count(*) and any other aggregates, scanned into totals); listSQL is in its stable order,
+// without LIMIT; both take args. The totals are joined to the page, so a page past the end still carries
+// them (as one row of NULLs, which is not an item).
+func findPage[T any](ctx context.Context, q querier, totalsSQL, listSQL string, args []any, p marketplace.Page,
+	scan func(pgx.Row) (T, error), totals ...any) ([]T, error) {
+	limit := "ALL"
+	if p.Limit > 0 {
+		args = append(args, p.Limit)
+		limit = "$" + strconv.Itoa(len(args))
+	}
+	args = append(args, p.Offset())
+	rows, err := q.Query(ctx, `SELECT totals.*, page.* FROM (`+totalsSQL+`) AS totals
+LEFT JOIN LATERAL (`+listSQL+` LIMIT `+limit+` OFFSET $`+strconv.Itoa(len(args))+`) AS page ON true`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := make([]T, 0, min(p.Limit, 1000))
+	for rows.Next() {
+		if rows.RawValues()[len(totals)] == nil {
+			dest := make([]any, len(rows.FieldDescriptions()))
+			copy(dest, totals)
+			if err := rows.Scan(dest...); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		item, err := scan(totalsRow{rows, totals})
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, item)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// totalsRow hands an item's scanner the columns after the totals, which it scans on the side.
+type totalsRow struct {
+	pgx.Rows
+	totals []any
+}
+
+func (r totalsRow) Scan(dest ...any) error {
+	return r.Rows.Scan(append(append([]any{}, r.totals...), dest...)...)
+}
