@@ -4,7 +4,7 @@
 //
 // Marketplace side: POST /api/deployments/install, then GET /api/deployments/{id} every 10 ms until the
 // status is installed; DELETE /api/deployments/{id}, then poll until uninstalled. Every install goes into
-// a fresh project, so into a fresh namespace (<prefix>-project-<id>).
+// a fresh project, into a fresh namespace of its own (<prefix>-deployment-<id>).
 //
 // Direct side: what a Go program using the Helm SDK does: cli.New() settings for the namespace, an
 // action.Configuration on the secret driver, action.NewInstall with CreateNamespace and the kstatus
@@ -182,10 +182,9 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		slots[i].projectID = p.ID
-		slots[i].mpNamespace = fmt.Sprintf("%s-project-%d", o.mpPrefix, p.ID)
 		slots[i].hNamespace = fmt.Sprintf("%s-%d", o.directPrefix, i)
 		slots[i].releaseName = fmt.Sprintf("direct-%d", i)
-		namespaces = append(namespaces, slots[i].mpNamespace, slots[i].hNamespace)
+		namespaces = append(namespaces, slots[i].hNamespace)
 		if o.mpFlags {
 			slots[i].fNamespace = fmt.Sprintf("%s-flags-%d", o.directPrefix, i)
 			namespaces = append(namespaces, slots[i].fNamespace)
@@ -221,6 +220,8 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		s.deploymentID = q.DeploymentID
+		// Each deployment has a namespace of its own, which its uninstall deletes.
+		s.mpNamespace = fmt.Sprintf("%s-deployment-%d", o.mpPrefix, q.DeploymentID)
 		if err := mp.waitFor(ctx, q.DeploymentID, "installed", o.poll, o.timeout); err != nil {
 			return err
 		}

@@ -192,7 +192,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	cleanedUp := false
 	if err != nil && final && op == marketplace.OpInstall && leaseCtx.Err() == nil {
 		// Nothing of a failed install may stay running unbilled: remove what the attempts created.
-		cleanCtx, cancelClean := context.WithTimeout(leaseCtx, max(s.cfg.OperationTimeout, 2*time.Minute))
+		cleanCtx, cancelClean := context.WithTimeout(leaseCtx, max(s.cfg.OperationTimeout, 2*time.Minute)) // the lease still holds it
 		if cerr := s.runUninstall(cleanCtx, d); cerr != nil {
 			log.Warn("could not remove the resources of a failed install; the reconciler retries", "err", cerr)
 			err = fmt.Errorf("%w (its resources could not be removed yet: %v)", err, cerr)
@@ -399,9 +399,9 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 }
 
 // cleanUpFailures removes the resources of failed deployments that still may have some: a final failure
-// whose own clean-up failed, or one whose worker never reported back. No attempt holds them (a failed
-// deployment has no lease, and an abandoned attempt stopped itself before its lease lapsed), and removal
-// is idempotent, so a consumer's DELETE at the same time is harmless.
+// whose own clean-up failed, or one whose worker never reported back. Each removal holds the deployment
+// under a lease that outlasts its deadline, and the provider returns only once its work has stopped, so
+// two removals (or a removal and an uninstall the consumer asked for) never overlap, on any replica.
 func (s *Service) cleanUpFailures(ctx context.Context) error {
 	ds, err := s.store.FindUncleanedFailures(ctx, 20)
 	if err != nil {
@@ -411,11 +411,17 @@ func (s *Service) cleanUpFailures(ctx context.Context) error {
 		if s.providers[d.Type] == nil {
 			continue // another process, with that provider, removes them
 		}
-		opCtx, cancel := context.WithTimeout(ctx, max(s.cfg.OperationTimeout, 2*time.Minute))
+		timeout := max(s.cfg.OperationTimeout, 2*time.Minute)
+		if held, err := s.store.ClaimCleanup(ctx, d.ID, timeout+s.cfg.Lease); err != nil {
+			return err
+		} else if !held {
+			continue
+		}
+		opCtx, cancel := context.WithTimeout(ctx, timeout)
 		err := s.runUninstall(opCtx, d)
 		cancel()
 		if err != nil {
-			s.log.Warn("could not remove the resources of a failed deployment", "deployment", d.ID, "err", err)
+			s.log.Warn("could not remove the resources of a failed deployment; trying again once its claim lapses", "deployment", d.ID, "err", err)
 			continue
 		}
 		if err := s.store.MarkCleanedUp(ctx, d.ID); err != nil {

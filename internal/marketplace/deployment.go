@@ -102,7 +102,10 @@ type WorkStore interface {
 	FailAbandoned(ctx context.Context, maxAttempts int) (int64, error)
 	// FindUncleanedFailures lists failed deployments whose resources are not known to be removed.
 	FindUncleanedFailures(ctx context.Context, limit int) ([]*Deployment, error)
-	// MarkCleanedUp records that a failed deployment's resources are removed.
+	// ClaimCleanup holds a failed deployment for the removal of its resources for lease, so one removal
+	// runs at a time (an uninstall requested meanwhile waits for the lease); false when another holds it.
+	ClaimCleanup(ctx context.Context, id int64, lease time.Duration) (bool, error)
+	// MarkCleanedUp records that a failed deployment's resources are removed and releases its claim.
 	MarkCleanedUp(ctx context.Context, id int64) error
 	// FindDeletedProjects lists deleted projects whose provider resources are not removed yet.
 	FindDeletedProjects(ctx context.Context, limit int) ([]int64, error)

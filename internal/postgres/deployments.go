@@ -136,7 +136,9 @@ WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
 				"deployment %d is being installed; delete it once it is installed or failed", id)
 		}
 		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
-SET status = 'uninstalling', attempts = 0, lease_expires_at = NULL, next_attempt_at = now(), failure_reason = '',
+SET status = 'uninstalling', attempts = 0, next_attempt_at = now(), failure_reason = '',
+    -- A failed deployment's clean-up may hold a lease: the uninstall waits for it, one removal at a time.
+    lease_expires_at = CASE WHEN status = 'failed' THEN lease_expires_at END,
     updated_at = now()
 WHERE id = $1 RETURNING `+deploymentColumns, id))
 		if err != nil {

@@ -133,7 +133,8 @@ WHERE id = $1 AND attempts = $2 AND status = $3`, id, attempt, inFlight(op))
 // failure whose removal failed, or one ended by FailAbandoned.
 func (db *DB) FindUncleanedFailures(ctx context.Context, limit int) ([]*marketplace.Deployment, error) {
 	rows, _ := db.work.Query(ctx, `SELECT `+deploymentColumns+` FROM deployments
-WHERE status = 'failed' AND cleaned_up_at IS NULL ORDER BY id LIMIT $1`, limit)
+WHERE status = 'failed' AND cleaned_up_at IS NULL AND (lease_expires_at IS NULL OR lease_expires_at < now())
+ORDER BY id LIMIT $1`, limit)
 	ds, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Deployment, error) { return scanDeployment(row) })
 	if err != nil {
 		return nil, fmt.Errorf("find failed deployments to clean up: %w", err)
@@ -141,10 +142,22 @@ WHERE status = 'failed' AND cleaned_up_at IS NULL ORDER BY id LIMIT $1`, limit)
 	return ds, nil
 }
 
-// MarkCleanedUp records that a failed deployment's resources are removed. A deployment no longer
-// failed (its consumer deleted it meanwhile) is left as it is.
+// ClaimCleanup holds a failed deployment whose resources are still owed a removal for lease, unless
+// another removal holds it. It reports whether the caller now holds it.
+func (db *DB) ClaimCleanup(ctx context.Context, id int64, lease time.Duration) (bool, error) {
+	tag, err := db.work.Exec(ctx, `UPDATE deployments SET lease_expires_at = now() + $2::interval
+WHERE id = $1 AND status = 'failed' AND cleaned_up_at IS NULL AND (lease_expires_at IS NULL OR lease_expires_at < now())`, id, lease)
+	if err != nil {
+		return false, fmt.Errorf("claim the clean-up of deployment %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// MarkCleanedUp records that a failed deployment's resources are removed and releases its clean-up
+// claim. A deployment no longer failed (its consumer deleted it meanwhile) is left as it is: its
+// uninstall goes ahead once the claim's lease has lapsed.
 func (db *DB) MarkCleanedUp(ctx context.Context, id int64) error {
-	if _, err := db.work.Exec(ctx, `UPDATE deployments SET cleaned_up_at = now()
+	if _, err := db.work.Exec(ctx, `UPDATE deployments SET cleaned_up_at = now(), lease_expires_at = NULL
 WHERE id = $1 AND status = 'failed' AND cleaned_up_at IS NULL`, id); err != nil {
 		return fmt.Errorf("mark deployment %d cleaned up: %w", id, err)
 	}

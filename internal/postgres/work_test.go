@@ -202,6 +202,45 @@ func TestGuardedTransitions(t *testing.T) {
 			t.Fatalf("claim after hand-back with 1 attempt allowed: %+v, %v; want attempt 1", again, err)
 		}
 	})
+	t.Run("one removal of a failed deployment at a time, an uninstall waits for it", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease, 1)
+		if err := db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, marketplace.AttemptFailure{Reason: "boom", Final: true}); err != nil {
+			t.Fatal(err)
+		}
+		if owed, _ := db.FindUncleanedFailures(ctx, 10); len(owed) != 1 {
+			t.Fatalf("%d failures owed a clean-up, want 1", len(owed))
+		}
+		if held, err := db.ClaimCleanup(ctx, id, lease); err != nil || !held {
+			t.Fatalf("first clean-up claim: %v, %v", held, err)
+		}
+		if held, _ := db.ClaimCleanup(ctx, id, lease); held {
+			t.Fatal("a second removal claimed the deployment while the first holds it")
+		}
+		if owed, _ := db.FindUncleanedFailures(ctx, 10); len(owed) != 0 {
+			t.Fatalf("a held clean-up is listed as owed: %d", len(owed))
+		}
+		if _, err := db.RequestUninstall(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := db.ClaimUninstall(ctx, id, lease, 5); u != nil {
+			t.Fatal("the uninstall started while the clean-up holds the deployment")
+		}
+	})
+	t.Run("a clean failure is marked and not listed again", func(t *testing.T) {
+		t.Parallel()
+		db, ctx, id := newDeployment(t)
+		c, _ := db.ClaimInstall(ctx, id, lease, 1)
+		db.FailAttempt(ctx, id, marketplace.OpInstall, c.Attempts, marketplace.AttemptFailure{Reason: "boom", Final: true, CleanedUp: true})
+		if owed, _ := db.FindUncleanedFailures(ctx, 10); len(owed) != 0 {
+			t.Fatalf("a failure cleaned up by its attempt is owed a clean-up: %d", len(owed))
+		}
+		d, _ := db.FindDeploymentByID(ctx, id)
+		if d.CleanedUpAt == nil {
+			t.Fatal("the deployment does not say it was cleaned up")
+		}
+	})
 	t.Run("the bill keeps the rate the install was accepted at", func(t *testing.T) {
 		t.Parallel()
 		db, ctx, id := newDeployment(t)
