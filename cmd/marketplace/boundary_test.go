@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -30,7 +31,7 @@ func TestDeploymentIsABoundary(t *testing.T) {
 	mp.must(t, 201, "POST", "/api/apps/new", tok, map[string]any{"name": "hostile", "hourly_rate": 1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hostile"},
 		"inputs": []map[string]any{{"name": "trick"}, {"name": "lookupNamespace"}, {"name": "systemNamespace"},
-			{"name": "deployerAccount"}}})
+			{"name": "deployerAccount"}, {"name": "deployerRole"}}})
 	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "shared"})
 	install := func(app int64, inputs map[string]any) int64 {
 		return num(t, mp.must(t, 202, "POST", "/api/deployments/install", tok,
@@ -55,6 +56,9 @@ func TestDeploymentIsABoundary(t *testing.T) {
 	np, err := cs.NetworkingV1().NetworkPolicies(vns).Get(ctx, "marketplace-project-only", metav1.GetOptions{})
 	if err != nil || len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["marketplace.dev/project"] != "1" {
 		t.Errorf("network policy: %v %+v", err, np.Spec)
+	}
+	if len(np.Spec.PolicyTypes) != 2 || len(np.Spec.Egress) != 3 || !strings.Contains(fmt.Sprint(np.Spec.Egress[2].To), "169.254.0.0/16") {
+		t.Errorf("network policy egress: %+v; want DNS, the project and public addresses only", np.Spec.Egress)
 	}
 	if q, err := cs.CoreV1().ResourceQuotas(vns).Get(ctx, "marketplace-quota", metav1.GetOptions{}); err != nil || q.Spec.Hard.Pods().Value() != 50 {
 		t.Errorf("resource quota: %v %+v", err, q.Spec)
@@ -95,6 +99,10 @@ func TestDeploymentIsABoundary(t *testing.T) {
 			return err
 		}},
 		{"delete-binding", "may not be created, changed or deleted by a chart", nil},
+		{"finalizer", "may not set finalizers of its own", func(ns string) error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "undeletable", metav1.GetOptions{})
+			return err
+		}},
 	} {
 		inputs := map[string]any{"trick": tc.trick, "systemNamespace": system}
 		id := install(2, inputs)
@@ -118,6 +126,29 @@ func TestDeploymentIsABoundary(t *testing.T) {
 	}
 	if _, err := cs.RbacV1().RoleBindings(vns).Get(ctx, "marketplace-deployer", metav1.GetOptions{}); err != nil {
 		t.Errorf("the victim's deployer binding: %v", err)
+	}
+
+	// The chart gives its own service account the deployer's rights: its pods (run here as that account,
+	// since kwok runs no containers) are held to the same rules as Helm.
+	id = install(2, map[string]any{"trick": "own-account", "deployerRole": prefix + "-deployer"})
+	mp.waitForStatus(t, tok, id, "installed", 2*time.Minute)
+	asPod := kubeAs(t, fmt.Sprintf("system:serviceaccount:%s:default", namespace(id)))
+	_, err = asPod.CoreV1().Services(namespace(id)).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "intercept"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}, ExternalIPs: []string{"10.0.0.1"}}}, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "externalIPs") {
+		t.Errorf("the chart's own account made a Service with externalIPs: %v", err)
+	}
+	if err := asPod.RbacV1().RoleBindings(namespace(id)).Delete(ctx, "marketplace-deployer", metav1.DeleteOptions{}); err == nil || !strings.Contains(err.Error(), "may not be") {
+		t.Errorf("the chart's own account deleted Helm's binding: %v", err)
+	}
+	_, err = asPod.RbacV1().RoleBindings(namespace(id)).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "to-everyone"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: prefix + "-deployer"},
+		Subjects: []rbacv1.Subject{{Kind: "Group", APIGroup: "rbac.authorization.k8s.io", Name: "system:authenticated"}}}, metav1.CreateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "only to service accounts of its own namespace") {
+		t.Errorf("the chart's own account bound the deployer role to everyone: %v", err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(namespace(id)).Get(ctx, "marketplace-deployer", metav1.GetOptions{}); err != nil {
+		t.Errorf("Helm's binding after the chart's account tried: %v", err)
 	}
 
 	// resource-policy keep: the uninstall removes the namespace with whatever the chart kept.

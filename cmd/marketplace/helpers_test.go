@@ -252,6 +252,21 @@ func kube(t *testing.T) kubernetes.Interface {
 	return cs
 }
 
+// kubeAs returns a clientset of the local cluster that impersonates user.
+func kubeAs(t *testing.T, user string) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", tenv.Kubecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Impersonate.UserName = user
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
 // cleanupNamespaces deletes the namespaces a test's marketplace created.
 func cleanupNamespaces(t *testing.T, prefix string) {
 	cs := kube(t)

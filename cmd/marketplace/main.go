@@ -75,7 +75,7 @@ type Config struct {
 	RetryBackoff      time.Duration `env:"DEPLOY_RETRY_BACKOFF" envDefault:"5s"`
 	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"5s"`
 	NamespacePrefix   string        `env:"K8S_NAMESPACE_PREFIX" envDefault:"mp"`
-	Quota             string        `env:"K8S_QUOTA" envDefault:"pods=50,requests.cpu=4,requests.memory=8Gi,limits.cpu=8,limits.memory=16Gi,persistentvolumeclaims=10,requests.storage=50Gi,services.loadbalancers=2,services.nodeports=0"`
+	Quota             string        `env:"K8S_QUOTA" envDefault:"pods=50,requests.cpu=4,requests.memory=8Gi,limits.cpu=8,limits.memory=16Gi,persistentvolumeclaims=10,requests.storage=50Gi,services.loadbalancers=2,services.nodeports=0,count/configmaps=200,count/secrets=200,count/services=50,count/jobs.batch=50,count/cronjobs.batch=20"`
 	DefaultRequests   string        `env:"K8S_DEFAULT_REQUESTS" envDefault:"cpu=50m,memory=64Mi"`
 	DefaultLimits     string        `env:"K8S_DEFAULT_LIMITS" envDefault:"cpu=500m,memory=512Mi"`
 	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -407,28 +408,32 @@ func (s *Service) cleanUpFailures(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A few at a time: one whose removal hangs until its deadline must not hold up the others.
+	var g errgroup.Group
+	g.SetLimit(4)
 	for _, d := range ds {
 		if s.providers[d.Type] == nil {
 			continue // another process, with that provider, removes them
 		}
-		timeout := max(s.cfg.OperationTimeout, 2*time.Minute)
-		if held, err := s.store.ClaimCleanup(ctx, d.ID, timeout+s.cfg.Lease); err != nil {
-			return err
-		} else if !held {
-			continue
-		}
-		opCtx, cancel := context.WithTimeout(ctx, timeout)
-		err := s.runUninstall(opCtx, d)
-		cancel()
-		if err != nil {
-			s.log.Warn("could not remove the resources of a failed deployment; trying again once its claim lapses", "deployment", d.ID, "err", err)
-			continue
-		}
-		if err := s.store.MarkCleanedUp(ctx, d.ID); err != nil {
-			return err
-		}
+		g.Go(func() error { return s.cleanUp(ctx, d) })
 	}
-	return nil
+	return g.Wait()
+}
+
+// cleanUp removes one failed deployment's resources, if no other removal holds it.
+func (s *Service) cleanUp(ctx context.Context, d *marketplace.Deployment) error {
+	timeout := max(s.cfg.OperationTimeout, 2*time.Minute)
+	if held, err := s.store.ClaimCleanup(ctx, d.ID, timeout+s.cfg.Lease); err != nil || !held {
+		return err
+	}
+	opCtx, cancel := context.WithTimeout(ctx, timeout)
+	err := s.runUninstall(opCtx, d)
+	cancel()
+	if err != nil {
+		s.log.Warn("could not remove the resources of a failed deployment; trying again once its claim lapses", "deployment", d.ID, "err", err)
+		return nil
+	}
+	return s.store.MarkCleanedUp(ctx, d.ID)
 }
 
 // removeDeletedProjects removes what providers keep per project (a namespace) for projects deleted

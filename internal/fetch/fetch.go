@@ -358,7 +358,8 @@ func (g *Guard) Get(ctx context.Context, rawURL, what string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s cannot be fetched: the server answered %s", what, rawURL, resp.Status)
+		// The status code, not the remote's own reason phrase: nothing the remote wrote is repeated.
+		return nil, fmt.Errorf("%s %s cannot be fetched: the server answered %d %s", what, rawURL, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	body, err := ReadAll(resp.Body, g.maxBytes, what+" "+rawURL)
 	if err != nil {

@@ -150,7 +150,7 @@ func retireApp(apps marketplace.AppService, log *slog.Logger) func(context.Conte
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[*marketplace.Application]{Body: a}, nil
+		return &body[*marketplace.Application]{Body: redactApp(a)}, nil
 	}
 }
 

@@ -21,14 +21,14 @@ var statusOf = map[string]int{
 }
 
 // problem turns a domain error into a problem+json response. Internal errors are logged with their
-// detail and shown only as "internal error".
+// detail and shown only as "internal error". A URL quoted in a message never shows its credentials.
 func problem(ctx context.Context, log *slog.Logger, err error) huma.StatusError {
 	code := marketplace.ErrorCode(err)
 	status := statusOf[code]
 	if status == http.StatusInternalServerError {
 		log.ErrorContext(ctx, "internal error", "err", err)
 	}
-	return huma.NewError(status, marketplace.ErrorMessage(err))
+	return huma.NewError(status, marketplace.RedactURLs(marketplace.ErrorMessage(err)))
 }
 
 // problemTypes gives every problem a type URI by status, so clients can tell the classes apart.

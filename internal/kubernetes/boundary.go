@@ -12,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -111,14 +112,15 @@ func (p *Provider) ensureCluster(ctx context.Context) error {
 
 // deployerRules is what a chart may do inside its own namespace: the objects applications are made
 // of. Not in it: NetworkPolicies, ResourceQuotas and LimitRanges (the marketplace's fences), anything
-// cluster-scoped, and the escalate, bind and impersonate verbs.
+// cluster-scoped, Endpoints, and the escalate, bind and impersonate verbs.
 func deployerRules() []rbacv1.PolicyRule {
 	all := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
 	read := []string{"get", "list", "watch"}
 	return []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Verbs: all, Resources: []string{"pods", "pods/log", "services", "endpoints",
+		{APIGroups: []string{""}, Verbs: all, Resources: []string{"pods", "pods/log", "services",
 			"configmaps", "secrets", "serviceaccounts", "persistentvolumeclaims", "replicationcontrollers"}},
-		{APIGroups: []string{""}, Verbs: read, Resources: []string{"events", "resourcequotas", "limitranges"}},
+		// Endpoints written by hand would send a Service's traffic anywhere (CVE-2021-25740): read only.
+		{APIGroups: []string{""}, Verbs: read, Resources: []string{"endpoints", "events", "resourcequotas", "limitranges"}},
 		{APIGroups: []string{"apps"}, Verbs: all, Resources: []string{"deployments", "deployments/scale", "statefulsets",
 			"statefulsets/scale", "daemonsets", "replicasets", "controllerrevisions"}},
 		{APIGroups: []string{"batch"}, Verbs: all, Resources: []string{"jobs", "cronjobs"}},
@@ -135,26 +137,26 @@ func deployerRules() []rbacv1.PolicyRule {
 	}
 }
 
-// admissionObjects are the policy that holds on every request a deployer identity makes in the
-// marketplace's namespaces, whatever the cluster's flags, and its binding.
+// admissionObjects are the policy that holds on every request made in the marketplace's namespaces by
+// a deployer identity or by any service account of a deployment's namespace (a chart may give its own
+// accounts rights, and its pods run as them), whatever the cluster's flags, and its binding.
 func (p *Provider) admissionObjects() (*admissionv1.ValidatingAdmissionPolicy, *admissionv1.ValidatingAdmissionPolicyBinding) {
 	fail := admissionv1.Fail
 	deny := []admissionv1.ValidationAction{admissionv1.Deny}
-	ops := []admissionv1.OperationType{admissionv1.Create, admissionv1.Update, admissionv1.Delete}
-	rule := func(group, resource string) admissionv1.NamedRuleWithOperations {
-		return admissionv1.NamedRuleWithOperations{RuleWithOperations: admissionv1.RuleWithOperations{Operations: ops,
-			Rule: admissionv1.Rule{APIGroups: []string{group}, APIVersions: []string{"*"}, Resources: []string{resource}}}}
-	}
+	everything := admissionv1.NamedRuleWithOperations{RuleWithOperations: admissionv1.RuleWithOperations{
+		Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update, admissionv1.Delete},
+		Rule:       admissionv1.Rule{APIGroups: []string{"*"}, APIVersions: []string{"*"}, Resources: []string{"*"}}}}
+	chartIdentity := fmt.Sprintf("request.userInfo.username.startsWith(%q) || request.userInfo.username.startsWith(%q)",
+		"system:serviceaccount:"+p.systemNamespace()+":", "system:serviceaccount:"+p.cfg.NamespacePrefix+"-deployment-")
 	policy := &admissionv1.ValidatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: p.admissionPolicy(), Labels: p.labels(nil)},
 		Spec: admissionv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy: &fail,
 			MatchConstraints: &admissionv1.MatchResources{
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{labelInstance: p.cfg.Instance}},
-				ResourceRules:     []admissionv1.NamedRuleWithOperations{rule("", "services"), rule("rbac.authorization.k8s.io", "rolebindings")},
+				ResourceRules:     []admissionv1.NamedRuleWithOperations{everything},
 			},
-			MatchConditions: []admissionv1.MatchCondition{{Name: "deployer",
-				Expression: fmt.Sprintf("request.userInfo.username.startsWith(%q)", "system:serviceaccount:"+p.systemNamespace()+":")}},
+			MatchConditions: []admissionv1.MatchCondition{{Name: "a-chart-identity", Expression: chartIdentity}},
 			Validations: []admissionv1.Validation{
 				{Expression: `request.operation == "DELETE" || request.kind.kind != "Service" || !has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0`,
 					Message: "a marketplace deployment may not set spec.externalIPs on a Service (it would intercept other traffic, CVE-2020-8554)"},
@@ -162,6 +164,13 @@ func (p *Provider) admissionObjects() (*admissionv1.ValidatingAdmissionPolicy, *
 					Message: "the marketplace's own role binding " + deployerBinding + " may not be created, changed or deleted by a chart"},
 				{Expression: `request.operation == "DELETE" || request.kind.kind != "RoleBinding" || !has(object.subjects) || object.subjects.all(s, s.kind == "ServiceAccount" && has(s.namespace) && s.namespace == request.namespace)`,
 					Message: "a marketplace deployment may bind roles only to service accounts of its own namespace"},
+				// A finalizer nobody removes would keep the namespace from ever being deleted, and with it
+				// the uninstall; only Kubernetes' own are allowed.
+				{Expression: `request.operation == "DELETE" || !has(object.metadata.finalizers) || object.metadata.finalizers.all(f, f.startsWith("kubernetes.io/") || f.startsWith("batch.kubernetes.io/") || f == "foregroundDeletion" || f == "orphan")`,
+					Message: "a marketplace deployment may not set finalizers of its own (they would keep its namespace from being deleted)"},
+				// ingress-nginx runs snippet annotations as its own configuration (CVE-2021-25742).
+				{Expression: `request.operation == "DELETE" || request.kind.kind != "Ingress" || !has(object.metadata.annotations) || !object.metadata.annotations.exists(k, k.endsWith("-snippet") || k.endsWith("/snippet"))`,
+					Message: "a marketplace deployment may not set snippet annotations on an Ingress"},
 			},
 		},
 	}
@@ -243,18 +252,8 @@ func (p *Provider) ensureDeploymentNamespace(ctx context.Context, d deploymentRe
 	}
 	policy := owned
 	policy.Name = "marketplace-project-only"
-	_, err = p.admin.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{
-		ObjectMeta: policy,
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			// Traffic from the deployments of the same project only.
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
-					labelInstance: p.cfg.Instance, labelProject: strconv.FormatInt(d.projectID, 10)}},
-			}}}},
-		},
-	}, metav1.CreateOptions{})
+	_, err = p.admin.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{ObjectMeta: policy,
+		Spec: p.networkPolicy(d.projectID)}, metav1.CreateOptions{})
 	if err := create("the network policy", err); err != nil {
 		return err
 	}
@@ -271,6 +270,32 @@ func (p *Provider) ensureDeploymentNamespace(ctx context.Context, d deploymentRe
 		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
 			Default: p.cfg.DefaultLimits, DefaultRequest: p.cfg.DefaultRequests}}}}, metav1.CreateOptions{})
 	return create("the limit range", err)
+}
+
+// networkPolicy lets traffic in from the deployments of the same project only, and out to them, to the
+// cluster's DNS and to public addresses: not to other projects, the nodes, the API server, cloud
+// metadata or anything else on the operator's private networks.
+func (p *Provider) networkPolicy(projectID int64) networkingv1.NetworkPolicySpec {
+	sameProject := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
+		labelInstance: p.cfg.Instance, labelProject: strconv.FormatInt(projectID, 10)}}}
+	udp, tcp := corev1.ProtocolUDP, corev1.ProtocolTCP
+	dns := intstr.FromInt32(53)
+	return networkingv1.NetworkPolicySpec{
+		PodSelector: metav1.LabelSelector{},
+		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
+		Ingress:     []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{sameProject}}},
+		Egress: []networkingv1.NetworkPolicyEgressRule{
+			{To: []networkingv1.NetworkPolicyPeer{sameProject}},
+			{To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &udp, Port: &dns}, {Protocol: &tcp, Port: &dns}}},
+			{To: []networkingv1.NetworkPolicyPeer{
+				{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: []string{"10.0.0.0/8", "172.16.0.0/12",
+					"192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"}}},
+				{IPBlock: &networkingv1.IPBlock{CIDR: "::/0", Except: []string{"fc00::/7", "fe80::/10", "::1/128"}}},
+			}},
+		},
+	}
 }
 
 // deploymentRef is what the namespace of a deployment is made from.

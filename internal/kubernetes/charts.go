@@ -2,9 +2,11 @@ package kubernetes
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
@@ -33,11 +35,15 @@ type chartSource struct {
 	oci      getter.Getter
 	registry *registry.Client
 
-	charts *lru.Cache // *chart.Chart by chart URL or OCI reference with version; bounded, the least recent go
+	archives *lru.Cache // []byte chart archives by chart URL or OCI reference with version; the least recent go
 }
 
-// chartCacheSize bounds the charts kept in memory: a publisher can list any number of versions.
-const chartCacheSize = 64
+// The archives kept in memory: at most archiveCacheSize of at most maxCachedArchive bytes each, since
+// a publisher can list any number of versions.
+const (
+	archiveCacheSize = 64
+	maxCachedArchive = 1 << 20
+)
 
 func newChartSource(cfg Config) (*chartSource, error) {
 	if cfg.Fetch == nil {
@@ -70,7 +76,7 @@ func newChartSource(cfg Config) (*chartSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helm OCI getter: %w", err)
 	}
-	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, charts: lru.New(chartCacheSize)}, nil
+	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, archives: lru.New(archiveCacheSize)}, nil
 }
 
 // emptyRegistryCredentials writes the registry credentials file the marketplace gives Helm: one with
@@ -86,35 +92,63 @@ func emptyRegistryCredentials(cacheDir string) (string, error) {
 	return file, nil
 }
 
-// load fetches the chart of spec, from memory when the same chart version was fetched before. A chart
+// load fetches the chart of spec, its archive from memory when the same chart version was fetched
+// before. Each call loads a chart of its own from the archive: Helm changes the chart it installs (it
+// drops disabled subcharts), so one consumer's values must never shape what the next one gets. A chart
 // whose values schema refers to anything outside itself is refused (see checkSchemaRefs).
 func (c *chartSource) load(ctx context.Context, spec marketplace.DeploymentSpec) (*chart.Chart, error) {
 	ref, err := c.ref(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	if cached, ok := c.charts.Get(ref); ok {
-		return cached.(*chart.Chart), nil
-	}
-	var archive []byte
-	if strings.HasPrefix(ref, "oci://") {
-		buf, err := c.oci.Get(ref)
-		if err != nil {
-			return nil, fmt.Errorf("download chart %s: %w", ref, withoutRegistryText(err))
+	archive, cached := c.archives.Get(ref)
+	if !cached {
+		if strings.HasPrefix(ref, "oci://") {
+			buf, err := c.oci.Get(ref)
+			if err != nil {
+				return nil, fmt.Errorf("download chart %s: %w", ref, withoutRegistryText(err))
+			}
+			archive = buf.Bytes()
+		} else if archive, err = c.fetch.Get(ctx, ref, "chart archive"); err != nil {
+			return nil, err
 		}
-		archive = buf.Bytes()
-	} else if archive, err = c.fetch.Get(ctx, ref, "chart archive"); err != nil {
-		return nil, err
 	}
-	ch, err := loader.LoadArchive(bytes.NewReader(archive))
+	if err := checkUnpackedSize(archive.([]byte), maxUnpackedChart); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", ref, err)
+	}
+	ch, err := loader.LoadArchive(bytes.NewReader(archive.([]byte)))
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", ref, err)
 	}
 	if err := checkSchemaRefs(ch); err != nil {
 		return nil, err
 	}
-	c.charts.Add(ref, ch)
+	if !cached && len(archive.([]byte)) <= maxCachedArchive {
+		c.archives.Add(ref, archive)
+	}
 	return ch, nil
+}
+
+// maxUnpackedChart bounds what a chart archive may unpack to: a release is stored in one Secret of at
+// most 1 MiB, so no installable chart comes near it, and a small archive of zeros cannot fill a worker's
+// memory.
+const maxUnpackedChart = 16 << 20
+
+// checkUnpackedSize refuses an archive that unpacks to more than max bytes, reading it as a stream.
+func checkUnpackedSize(archive []byte, max int64) error {
+	zr, err := gzip.NewReader(bytes.NewReader(archive))
+	if err != nil {
+		return fmt.Errorf("not a gzipped chart archive: %w", err)
+	}
+	defer zr.Close()
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, max+1))
+	if err != nil {
+		return fmt.Errorf("not a gzipped chart archive: %w", err)
+	}
+	if n > max {
+		return fmt.Errorf("the archive unpacks to more than %d bytes", max)
+	}
+	return nil
 }
 
 // ref resolves spec to a downloadable reference: the chart URL from the repository's index for
@@ -132,7 +166,7 @@ func (c *chartSource) ref(ctx context.Context, spec marketplace.DeploymentSpec) 
 		}
 		tag, err := registry.GetTagMatchingVersionOrConstraint(tags, spec.ChartVersion)
 		if err != nil {
-			return "", fmt.Errorf("chart oci://%s has no version matching %q (it has %s)", ref, spec.ChartVersion, strings.Join(tags, ", "))
+			return "", fmt.Errorf("chart oci://%s has no version matching %q (it has %s)", ref, spec.ChartVersion, someTags(tags))
 		}
 		return "oci://" + ref + ":" + tag, nil
 	}
@@ -180,4 +214,14 @@ func withoutRegistryText(err error) error {
 		return fmt.Errorf("the registry answered %d %s to %s%s", answer.StatusCode, http.StatusText(answer.StatusCode), answer.Method, where)
 	}
 	return err
+}
+
+// someTags names a registry's first tags, not all of them: the registry is a publisher's, its tag list
+// as long as it likes.
+func someTags(tags []string) string {
+	const shown = 10
+	if len(tags) <= shown {
+		return strings.Join(tags, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(tags[:shown], ", "), len(tags)-shown)
 }

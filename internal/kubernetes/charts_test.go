@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/registry"
 
+	"github.com/marketplace/marketplace/internal/chartrepo"
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -187,5 +190,58 @@ func TestRegistryGetsNoOperatorCredentials(t *testing.T) {
 	_, err = src.load(context.Background(), marketplace.DeploymentSpec{Type: "k8s", RepoURL: "oci://" + host + "/charts/missing"})
 	if err == nil || strings.Contains(err.Error(), "registry-secret-text") || !strings.Contains(err.Error(), "answered 404 Not Found") {
 		t.Fatalf("error %v: want the registry's status, not its text", err)
+	}
+}
+
+// TestEachLoadIsAChartOfItsOwn checks that two installs of the same chart version get charts of their
+// own: Helm drops disabled subcharts from the chart it installs, and one consumer's values must not shape
+// what the next one installs.
+func TestEachLoadIsAChartOfItsOwn(t *testing.T) {
+	dir := t.TempDir()
+	if err := chartrepo.Build(filepath.Join("..", "..", "charts"), dir); err != nil {
+		t.Fatal(err)
+	}
+	repo := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer repo.Close()
+	guard, err := fetch.New(context.Background(), fetch.Config{Allow: repo.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := newChartSource(Config{CacheDir: t.TempDir(), Fetch: guard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := marketplace.DeploymentSpec{Type: "k8s", RepoURL: repo.URL, ChartName: "hello-web"}
+	first, err := src.load(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates := len(first.Templates)
+	first.Templates = nil // what Helm's processing of one install may do to its chart
+	second, err := src.load(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first || len(second.Templates) != templates || templates == 0 {
+		t.Fatalf("the second load shares the first's chart: %d templates, want %d", len(second.Templates), templates)
+	}
+}
+
+// TestArchiveBombIsRefused checks that an archive unpacking past the limit is refused without being
+// unpacked into memory.
+func TestArchiveBombIsRefused(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(make([]byte, maxUnpackedChart+1))
+	zw.Close()
+	if err := checkUnpackedSize(buf.Bytes(), maxUnpackedChart); err == nil || !strings.Contains(err.Error(), "unpacks to more than") {
+		t.Fatalf("a %d-byte archive of zeros: %v, want refused", buf.Len(), err)
+	}
+	buf.Reset()
+	zw = gzip.NewWriter(&buf)
+	zw.Write([]byte("small"))
+	zw.Close()
+	if err := checkUnpackedSize(buf.Bytes(), maxUnpackedChart); err != nil {
+		t.Fatalf("a small archive: %v", err)
 	}
 }

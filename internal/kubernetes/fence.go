@@ -26,8 +26,10 @@ type fence struct {
 	inflight sync.WaitGroup
 }
 
-func newFence() *fence {
-	ctx, cancel := context.WithCancel(context.Background())
+// newFence returns a fence that also closes to new requests once attempt ends: a stale attempt that
+// comes back from something slow (a registry) finds the cluster shut to it before it can write.
+func newFence(attempt context.Context) *fence {
+	ctx, cancel := context.WithCancel(attempt)
 	return &fence{ctx: ctx, cancel: cancel}
 }
 
@@ -53,7 +55,7 @@ type fencedTransport struct {
 func (t fencedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := t.fence
 	f.mu.Lock()
-	if f.closed {
+	if f.closed || f.ctx.Err() != nil {
 		f.mu.Unlock()
 		return nil, errFenced
 	}

@@ -122,9 +122,9 @@ func ReleaseName(deploymentID int64) string {
 }
 
 // actionConfig returns a Helm configuration for namespace ns that impersonates user, and the fence all
-// its requests pass through. The caller closes the fence when its attempt is over.
-func (p *Provider) actionConfig(ns, user string) (*action.Configuration, *fence, error) {
-	f := newFence()
+// its requests pass through, shut once ctx ends. The caller closes the fence when its attempt is over.
+func (p *Provider) actionConfig(ctx context.Context, ns, user string) (*action.Configuration, *fence, error) {
+	f := newFence(ctx)
 	flags := genericclioptions.NewConfigFlags(true)
 	flags.KubeConfig = &p.cfg.Kubeconfig
 	flags.Namespace = &ns
@@ -158,7 +158,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
 		return placement, err
 	}
-	cfg, f, err := p.actionConfig(placement.Namespace, p.deployerUser(d.ID))
+	cfg, f, err := p.actionConfig(ctx, placement.Namespace, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, err
 	}
@@ -233,7 +233,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 		if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
 			return err
 		}
-		cfg, f, err := p.actionConfig(ns, p.deployerUser(d.ID))
+		cfg, f, err := p.actionConfig(ctx, ns, p.deployerUser(d.ID))
 		if err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 // uninstallLegacy removes a release from a project namespace of the one-namespace-per-project layout,
 // as its in-namespace deployer account, and leaves the namespace to the project's removal.
 func (p *Provider) uninstallLegacy(ctx context.Context, ns string, id int64) error {
-	cfg, f, err := p.actionConfig(ns, "system:serviceaccount:"+ns+":marketplace-deployer")
+	cfg, f, err := p.actionConfig(ctx, ns, "system:serviceaccount:"+ns+":marketplace-deployer")
 	if err != nil {
 		return err
 	}
