@@ -1,0 +1,124 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Reconcile queues every task the database says is owed, every ReconcileInterval until ctx is done. It
+// is what makes an install accepted during a Redis outage run once Redis is back, and what takes over a
+// deployment whose worker died.
+func (s *Service) Reconcile(ctx context.Context) error {
+	ctx = marketplace.OperatorContext(ctx)
+	// Removing failed deployments' resources can take as long as an uninstall: it runs beside the
+	// re-queueing, never in its way.
+	cleaning := make(chan struct{})
+	go func() {
+		defer close(cleaning)
+		s.every(ctx, "clean up failed deployments", s.cleanUpFailures)
+	}()
+	s.every(ctx, "reconcile", s.ReconcileOnce)
+	<-cleaning
+	return nil
+}
+
+// every runs f now and every ReconcileInterval until ctx is done.
+func (s *Service) every(ctx context.Context, what string, f func(context.Context) error) {
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn(what, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReconcileOnce queues the owed tasks once.
+func (s *Service) ReconcileOnce(ctx context.Context) error {
+	if n, err := s.store.FailAbandoned(ctx, s.cfg.MaxAttempts); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Warn("deployments failed: their last attempt never reported back", "count", n)
+	}
+	tasks, err := s.store.FindOwedWork(ctx, 500)
+	if err != nil {
+		return err
+	}
+	s.metrics.owed.Set(float64(len(tasks)))
+	for _, t := range tasks {
+		if err := s.queue.Enqueue(ctx, t); err != nil {
+			return fmt.Errorf("re-queue %d owed task(s): %w", len(tasks), err)
+		}
+	}
+	return s.removeDeletedProjects(ctx)
+}
+
+// cleanUpFailures removes the resources of failed deployments that still may have some: a final failure
+// whose own clean-up failed, or one whose worker never reported back. Each removal holds the deployment
+// under a lease that outlasts its deadline, and the provider returns only once its work has stopped, so
+// two removals (or a removal and an uninstall the consumer asked for) never overlap, on any replica.
+func (s *Service) cleanUpFailures(ctx context.Context) error {
+	ds, err := s.store.FindUncleanedFailures(ctx, 20)
+	if err != nil {
+		return err
+	}
+	// A few at a time: one whose removal hangs until its deadline must not hold up the others.
+	var g errgroup.Group
+	g.SetLimit(4)
+	for _, d := range ds {
+		if s.providers[d.Type] == nil {
+			continue // another process, with that provider, removes them
+		}
+		g.Go(func() error { return s.cleanUp(ctx, d) })
+	}
+	return g.Wait()
+}
+
+// cleanUp removes one failed deployment's resources, if no other removal holds it.
+func (s *Service) cleanUp(ctx context.Context, d *marketplace.Deployment) error {
+	timeout := max(s.cfg.OperationTimeout, 2*time.Minute)
+	if held, err := s.store.ClaimCleanup(ctx, d.ID, timeout+s.cfg.Lease); err != nil || !held {
+		return err
+	}
+	opCtx, cancel := context.WithTimeout(ctx, timeout)
+	err := s.runUninstall(opCtx, d)
+	cancel()
+	if err != nil {
+		s.log.Warn("could not remove the resources of a failed deployment; trying again once its claim lapses", "deployment", d.ID, "err", err)
+		return nil
+	}
+	return s.store.MarkCleanedUp(ctx, d.ID)
+}
+
+// removeDeletedProjects removes what providers keep per project (a namespace) for projects deleted
+// since the last pass. A project can only be deleted once none of its deployments is live, so there is
+// nothing of a deployment left to lose.
+func (s *Service) removeDeletedProjects(ctx context.Context) error {
+	ids, err := s.store.FindDeletedProjects(ctx, 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		for typ, p := range s.providers {
+			if r, ok := p.(marketplace.ProjectRemover); ok {
+				if err := r.RemoveProject(ctx, id); err != nil {
+					return fmt.Errorf("remove %s resources of project %d: %w", typ, id, err)
+				}
+			}
+		}
+		if err := s.store.MarkProjectRemoved(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
