@@ -38,11 +38,14 @@ func TestDeploymentIsABoundary(t *testing.T) {
 			map[string]any{"application_id": app, "project_id": 1, "inputs": inputs}).JSON(t)["deploymentID"])
 	}
 	namespace := func(id int64) string { return fmt.Sprintf("%s-deployment-%d", prefix, id) }
+	// gone waits until a deployment's namespace, with everything in it, is deleted: once the marketplace
+	// has deleted it, Kubernetes finishes in the background.
 	gone := func(id int64) {
 		t.Helper()
-		if _, err := cs.CoreV1().Namespaces().Get(ctx, namespace(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("namespace %s of deployment %d: %v, want it gone", namespace(id), id, err)
-		}
+		waitFor(t, time.Minute, "namespace "+namespace(id)+" to be gone", func() bool {
+			_, err := cs.CoreV1().Namespaces().Get(ctx, namespace(id), metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
 	}
 
 	victim := install(1, nil)

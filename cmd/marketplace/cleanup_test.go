@@ -41,9 +41,13 @@ func TestFailedInstallLeavesNothingRunning(t *testing.T) {
 	if d["cleaned_up_at"] == nil {
 		t.Errorf("the deployment does not say it was cleaned up: %v", d)
 	}
-	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("namespace %s after the failure: %v, want it gone", ns, err)
+	if n, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil && n.DeletionTimestamp == nil {
+		t.Fatalf("namespace %s after the failure is not being deleted", ns)
 	}
+	waitFor(t, time.Minute, "namespace "+ns+" to be gone", func() bool {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
 	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=deployment-1"})
 	if err != nil {
 		t.Fatal(err)

@@ -164,9 +164,9 @@ func TestSeedWorkflow(t *testing.T) {
 	// With nothing live, the project and the application may go.
 	mp.must(t, 204, "DELETE", "/api/user/project/1", tok2, nil)
 	mp.must(t, 204, "DELETE", "/api/apps/1", tok1, nil)
-	waitFor(t, time.Minute, "the deleted project's namespace to go", func() bool {
-		n, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		return apierrors.IsNotFound(err) || (err == nil && n.DeletionTimestamp != nil)
+	waitFor(t, time.Minute, "the uninstalled deployment's namespace to go", func() bool {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
 	})
 	mp.must(t, 404, "GET", "/api/apps/1", tok1, nil)
 }

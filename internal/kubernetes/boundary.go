@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Each deployment is a boundary of its own: a namespace made for it alone, and a deployer identity that
@@ -306,24 +304,13 @@ func (p *Provider) ownsNamespace(n *corev1.Namespace, id int64) bool {
 	return n.Labels[labelInstance] == p.cfg.Instance && n.Labels[labelDeployment] == strconv.FormatInt(id, 10)
 }
 
-// removeDeploymentNamespace deletes a deployment's namespace, with everything in it whatever the chart
-// annotated (helm.sh/resource-policy: keep included), waits until it is gone, then deletes the
-// deployment's deployer identity.
+// removeDeploymentNamespace deletes a deployment's namespace (Kubernetes deletes everything in it,
+// and nothing new can be made in it meanwhile) and the deployment's deployer identity.
 func (p *Provider) removeDeploymentNamespace(ctx context.Context, ns string, id int64) error {
 	background := metav1.DeletePropagationBackground
 	err := p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &background})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete namespace %s: %w", ns, err)
-	}
-	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		_, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return true, nil
-		}
-		return false, err
-	})
-	if err != nil {
-		return fmt.Errorf("wait for namespace %s to be deleted: %w", ns, err)
 	}
 	err = p.admin.CoreV1().ServiceAccounts(p.systemNamespace()).Delete(ctx, deployerAccount(id), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {

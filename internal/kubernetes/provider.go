@@ -201,9 +201,12 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	return placement, nil
 }
 
-// Uninstall removes the deployment's release, then its namespace with whatever is left in it, and waits
-// until the namespace is gone. A deployment without a namespace counts as removed, and a namespace this
-// marketplace did not make for the deployment is never touched.
+// Uninstall removes the deployment's release (its hooks run, and Helm waits until its resources are
+// gone), then deletes its namespace with whatever is left in it, whatever the chart annotated
+// (helm.sh/resource-policy: keep included), and the deployer identity. Once the namespace is terminating
+// nothing can be created in it and Kubernetes deletes the rest, so Uninstall does not wait for that. A
+// deployment without a namespace counts as removed, and a namespace this marketplace did not make for the
+// deployment is never touched.
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	ns := d.Placement.Namespace
 	if ns == "" {
@@ -226,21 +229,18 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 		return nil
 	}
 	if n.DeletionTimestamp == nil {
-		if err := p.ensureCluster(ctx); err != nil {
-			return err
-		}
-		// The identity is re-made if missing, so its release's hooks run and its record goes.
-		if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
-			return err
-		}
 		cfg, f, err := p.actionConfig(ctx, ns, p.deployerUser(d.ID))
 		if err != nil {
 			return err
 		}
 		err = p.uninstallRelease(ctx, cfg, ReleaseName(d.ID))
 		f.Close()
-		if err != nil {
-			return err
+		if ctx.Err() != nil {
+			return err // the attempt is over (its lease, or its worker); the next one starts again
+		} else if err != nil {
+			// A release Helm cannot remove (a chart's broken delete hook, a record it cannot read) goes
+			// with its namespace all the same.
+			p.cfg.Logger.Warn("helm could not uninstall the release; deleting its namespace", "namespace", ns, "err", err)
 		}
 	}
 	return p.removeDeploymentNamespace(ctx, ns, d.ID)
@@ -287,12 +287,11 @@ func (p *Provider) RemoveProject(ctx context.Context, projectID int64) error {
 
 // uninstallRelease removes release name. Helm's Uninstall.Run takes no context, so it runs aside and
 // ctx bounds how long we listen; its clients are fenced, so once the caller closes the fence nothing of
-// a run that outlived ctx reaches the cluster. It does not wait for the resources to go: the namespace's
-// deletion that follows does.
+// a run that outlived ctx reaches the cluster.
 func (p *Provider) uninstallRelease(ctx context.Context, cfg *action.Configuration, name string) error {
 	un := action.NewUninstall(cfg)
 	un.IgnoreNotFound = true
-	un.WaitStrategy = kube.HookOnlyStrategy // the namespace's deletion waits for the resources
+	un.WaitStrategy = kube.StatusWatcherStrategy
 	un.Timeout = timeLeft(ctx)
 	done := make(chan error, 1)
 	go func() {
