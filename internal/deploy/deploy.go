@@ -21,6 +21,7 @@ import (
 // Store is what this package needs of the database.
 type Store interface {
 	marketplace.AppService
+	marketplace.VersionService
 	marketplace.DeploymentService
 	marketplace.WorkStore
 }
@@ -98,13 +99,15 @@ type InstallRequest struct {
 	ConsumerID    int64
 	ApplicationID int64
 	ProjectID     int64
-	Inputs        map[string]any
+	// Version is the application version to install; 0 is its latest one not deprecated.
+	Version int
+	Inputs  map[string]any
 }
 
 // RequestInstall validates and records an install, then rings the queue. When the queue is unreachable
 // the deployment is still recorded and the reconciler queues it later: acceptance is a promise.
 func (s *Service) RequestInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, error) {
-	app, err := s.store.FindAppByID(ctx, r.ApplicationID)
+	app, err := s.store.FindAppVersion(ctx, r.ApplicationID, r.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +118,9 @@ func (s *Service) RequestInstall(ctx context.Context, r InstallRequest) (*market
 	if _, err := app.Values(r.Inputs); err != nil {
 		return nil, err
 	}
-	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID, Inputs: r.Inputs}
+	// The version checked here is the one pinned: the store refuses it if it was deprecated meanwhile.
+	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,
+		Version: app.Version, Inputs: r.Inputs}
 	if err := s.store.CreateDeployment(ctx, d); err != nil {
 		return nil, err
 	}
@@ -262,9 +267,10 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 	if p == nil {
 		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
 	}
-	app, err := s.store.FindAppByID(ctx, d.ApplicationID)
+	// The version the deployment pinned when it was accepted, whatever its publisher did since.
+	app, err := s.store.FindAppVersion(ctx, d.ApplicationID, d.Version)
 	if err != nil {
-		return fmt.Errorf("load application %d: %w", d.ApplicationID, err)
+		return fmt.Errorf("load application %d version %d: %w", d.ApplicationID, d.Version, err)
 	}
 	*placement, err = p.Install(ctx, d, app)
 	return err

@@ -13,6 +13,7 @@ type installInput struct {
 		ConsumerID    int64          `json:"consumer_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
 		ApplicationID int64          `json:"application_id" minimum:"1"`
 		ProjectID     int64          `json:"project_id" minimum:"1"`
+		Version       int            `json:"version" required:"false" minimum:"1" doc:"the application version to install; defaults to its latest one not deprecated"`
 		Inputs        map[string]any `json:"inputs" required:"false" doc:"values for the application's inputs, by name"`
 	}
 }
@@ -30,7 +31,7 @@ func install(deployer Deployer, log *slog.Logger) func(context.Context, *install
 			return nil, problem(ctx, log, err)
 		}
 		d, err := deployer.RequestInstall(ctx, deploy.InstallRequest{ConsumerID: consumer,
-			ApplicationID: in.Body.ApplicationID, ProjectID: in.Body.ProjectID, Inputs: in.Body.Inputs})
+			ApplicationID: in.Body.ApplicationID, ProjectID: in.Body.ProjectID, Version: in.Body.Version, Inputs: in.Body.Inputs})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
@@ -52,10 +53,13 @@ func uninstall(deployer Deployer, log *slog.Logger) func(context.Context, *idInp
 	}
 }
 
-func getDeployment(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Deployment], error) {
+func getDeployment(s Store, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Deployment], error) {
 	return func(ctx context.Context, in *idInput) (*body[*marketplace.Deployment], error) {
-		d, err := deployments.FindDeploymentByID(ctx, in.ID)
+		d, err := s.FindDeploymentByID(ctx, in.ID)
 		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		if err := withChangelogs(ctx, s, d); err != nil {
 			return nil, problem(ctx, log, err)
 		}
 		return &body[*marketplace.Deployment]{redactDeployment(d)}, nil
@@ -63,13 +67,15 @@ func getDeployment(deployments marketplace.DeploymentService, log *slog.Logger) 
 }
 
 type listDeploymentsInput struct {
-	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled"`
+	Status          string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled"`
+	UpdateAvailable bool   `query:"update_available" doc:"only deployments with a newer version of their application out"`
 	PageQuery
 }
 
 func listDeployments(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
 	return func(ctx context.Context, in *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
-		ds, total, err := deployments.FindDeployments(ctx, marketplace.DeploymentFilter{Status: marketplace.Status(in.Status), Page: in.page()})
+		ds, total, err := deployments.FindDeployments(ctx, marketplace.DeploymentFilter{Status: marketplace.Status(in.Status),
+			UpdateAvailable: in.UpdateAvailable, Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}

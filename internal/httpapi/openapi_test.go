@@ -132,7 +132,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"GET /api/billing/user/{id}", "GET /api/billing/user/{id}/deployment/{deploymentID}", "GET /healthz", "GET /readyz",
 		// Beyond the seed: token rotation and revocation.
 		"POST /api/users/{id}/tokens", "GET /api/users/{id}/tokens", "DELETE /api/users/{id}/tokens/{tokenID}",
-		"POST /api/apps/{id}/retire"}
+		"POST /api/apps/{id}/retire", "POST /api/apps/{id}/versions", "GET /api/apps/{id}/versions",
+		"POST /api/apps/{id}/versions/{version}/deprecate"}
 	sort.Strings(seed)
 	for _, op := range seed {
 		if !documented[op] {

@@ -32,6 +32,9 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("get-app", http.MethodGet, "/api/apps/{id}", "One application", 200), getApp(s, log))
 	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, d.URLs, log))
 	huma.Register(api, mayConflict(op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments (a failed one is not)", 204)), deleteApp(s, log))
+	huma.Register(api, op("create-version", http.MethodPost, "/api/apps/{id}/versions", "Publish the next version of an application (its publisher only); it becomes the current one", 201), createVersion(s, d.URLs, log))
+	huma.Register(api, op("list-versions", http.MethodGet, "/api/apps/{id}/versions", "An application's versions, oldest first", 200), listVersions(s, log))
+	huma.Register(api, op("deprecate-version", http.MethodPost, "/api/apps/{id}/versions/{version}/deprecate", "Deprecate a version: no new installs of it; running deployments keep it", 200), deprecateVersion(s, log))
 	huma.Register(api, op("retire-app", http.MethodPost, "/api/apps/{id}/retire", "Retire an application: out of the catalog, no new installs, its running deployments keep it", 200), retireApp(s, log))
 
 	huma.Register(api, mayConflict(op("create-project", http.MethodPost, "/api/user/project/new", "Create a project (within the user's quota)", 201)), createProject(s, log))

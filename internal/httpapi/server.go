@@ -23,6 +23,7 @@ type Store interface {
 	marketplace.UserService
 	marketplace.TokenService
 	marketplace.AppService
+	marketplace.VersionService
 	marketplace.ProjectService
 	marketplace.DeploymentService
 	marketplace.BillingService

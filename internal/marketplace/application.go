@@ -27,8 +27,10 @@ type Application struct {
 	HourlyRate  Money          `json:"hourly_rate"`
 	Deployment  DeploymentSpec `json:"deployment"`
 	Inputs      []Input        `json:"inputs"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
+	// Version is the number of its latest version, whose spec, inputs and rate the application shows.
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// RetiredAt is when its publisher retired it: it left the catalog
 	// and takes no new installs, but stays readable until those deployments are gone.
 	RetiredAt *time.Time `json:"retired_at,omitempty"`

@@ -30,6 +30,10 @@ type Deployment struct {
 	Type          string         `json:"type"`
 	Status        Status         `json:"status"`
 	Inputs        map[string]any `json:"inputs"`
+	// Version is the application version the deployment was accepted with: what it installs.
+	Version int `json:"version"`
+	// UpdateAvailable names a newer version of the application, when there is one not deprecated.
+	UpdateAvailable *VersionUpdate `json:"update_available,omitempty"`
 	// HourlyRate is the application's rate when the install was accepted; the usage record bills it.
 	HourlyRate    Money     `json:"hourly_rate"`
 	Placement     Placement `json:"placement"`
@@ -52,10 +56,12 @@ type Placement struct {
 
 // DeploymentFilter selects a page of deployments.
 type DeploymentFilter struct {
-	ConsumerID int64
-	ProjectID  int64
-	Status     Status
-	Page       Page
+	// UpdateAvailable selects the deployments with a newer version of their application out.
+	UpdateAvailable bool
+	ConsumerID      int64
+	ProjectID       int64
+	Status          Status
+	Page            Page
 }
 
 // DeploymentService stores deployments, scoped to the caller.

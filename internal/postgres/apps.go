@@ -12,11 +12,11 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at, retired_at`
+const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at, retired_at, version`
 
 func scanApp(row pgx.Row, a *marketplace.Application) error {
 	return row.Scan(&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
-		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt)
+		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
 }
 
 // FindAppByID returns an application of the catalog, or a retired one (whose deployments still need it);
@@ -89,7 +89,7 @@ SELECT total.n, a.* FROM total LEFT JOIN LATERAL (` + page + `) a ON true
 		}
 		var a marketplace.Application
 		err := rows.Scan(&total, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-			&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt)
+			&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
 		if err != nil {
 			return nil, 0, fmt.Errorf("find applications: %w", err)
 		}
@@ -114,31 +114,45 @@ func (db *DB) CreateApp(ctx context.Context, a *marketplace.Application) error {
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO applications
   (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, updated_at`,
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, updated_at, version`,
 			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
-			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt)
+			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
 		if err != nil {
 			return fmt.Errorf("create application: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs)
+VALUES ($1, 1, $2, $3, $4)`, a.ID, a.HourlyRate, a.Deployment, a.Inputs); err != nil {
+			return fmt.Errorf("create application %d version 1: %w", a.ID, err)
 		}
 		return nil
 	})
 }
 
-// UpdateApp replaces an application's fields; only its publisher (or the operator) finds it.
+// UpdateApp replaces an application's fields; only its publisher (or the operator) finds it. A change of
+// its spec, inputs or rate is a new version (the seed's update keeps working by creating versions), so
+// deployments already accepted keep the version they pinned.
 func (db *DB) UpdateApp(ctx context.Context, a *marketplace.Application) error {
-	err := db.pool.QueryRow(ctx, `UPDATE applications
-SET name = $3, description = $4, hourly_rate = $5, deployment_type = $6, deployment = $7, inputs = $8,
-    updated_at = now()
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE applications
+SET name = $3, description = $4, hourly_rate = $5, deployment_type = $6, deployment = $7, inputs = $8, updated_at = now(),
+    version = version + CASE WHEN hourly_rate <> $5 OR deployment <> $7 OR inputs <> $8 THEN 1 ELSE 0 END
 WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2)
-RETURNING publisher_id, created_at, updated_at`,
-		a.ID, scopeUser(ctx), a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
-		Scan(&a.PublisherID, &a.CreatedAt, &a.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return notFound("application", a.ID)
-	} else if err != nil {
-		return fmt.Errorf("update application %d: %w", a.ID, err)
-	}
-	return nil
+RETURNING publisher_id, created_at, updated_at, version`,
+			a.ID, scopeUser(ctx), a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
+			Scan(&a.PublisherID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("application", a.ID)
+		} else if err != nil {
+			return fmt.Errorf("update application %d: %w", a.ID, err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs, changelog)
+VALUES ($1, $2, $3, $4, $5, 'updated through PUT /api/apps/{id}') ON CONFLICT (application_id, version) DO NOTHING`,
+			a.ID, a.Version, a.HourlyRate, a.Deployment, a.Inputs)
+		if err != nil {
+			return fmt.Errorf("update application %d: version %d: %w", a.ID, a.Version, err)
+		}
+		return nil
+	})
 }
 
 // DeleteApp deletes one of the caller's applications (a retired one included), refusing (ECONFLICT)

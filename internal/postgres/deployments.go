@@ -11,14 +11,23 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate,
+// latestVersion is the newest version of a deployment's application open to installs.
+const latestVersion = `(SELECT max(v.version) FROM application_versions v
+ WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL)`
+
+const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,
+` + latestVersion + ` AS latest_version,
 namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
+	var latest *int
 	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
-		&d.HourlyRate, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
+		&d.HourlyRate, &d.Version, &latest, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
 		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt)
+	if latest != nil && *latest > d.Version {
+		d.UpdateAvailable = &marketplace.VersionUpdate{Version: *latest}
+	}
 	return &d, err
 }
 
@@ -32,17 +41,33 @@ func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) e
 		if err := lockUser(ctx, tx, d.ConsumerID); err != nil {
 			return err
 		}
-		// The share lock orders this against DeleteApp, which locks the application for update.
+		// The share lock orders this against DeleteApp and CreateVersion, which lock the application for
+		// update.
 		var appType string
-		var rate marketplace.Money
 		var retired bool
-		err := tx.QueryRow(ctx, `SELECT deployment_type, hourly_rate, retired_at IS NOT NULL FROM applications
+		err := tx.QueryRow(ctx, `SELECT deployment_type, retired_at IS NOT NULL FROM applications
 WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) FOR SHARE`,
-			d.ApplicationID).Scan(&appType, &rate, &retired)
+			d.ApplicationID).Scan(&appType, &retired)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("application", d.ApplicationID)
 		} else if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
+		}
+		// The version it pins (the latest one open to installs unless one is named) and that version's rate.
+		var rate marketplace.Money
+		var deprecated bool
+		err = tx.QueryRow(ctx, `SELECT version, hourly_rate, deprecated_at IS NOT NULL FROM application_versions
+WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL)) ORDER BY version DESC LIMIT 1`,
+			d.ApplicationID, d.Version).Scan(&d.Version, &rate, &deprecated)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) && d.Version == 0:
+			return marketplace.Errorf(marketplace.ECONFLICT, "every version of application %d is deprecated: it takes no new installs", d.ApplicationID)
+		case errors.Is(err, pgx.ErrNoRows):
+			return marketplace.Errorf(marketplace.EINVALID, "application %d has no version %d", d.ApplicationID, d.Version)
+		case err != nil:
+			return fmt.Errorf("create deployment: %w", err)
+		case deprecated:
+			return marketplace.Errorf(marketplace.ECONFLICT, "version %d of application %d is deprecated: it takes no new installs", d.Version, d.ApplicationID)
 		}
 		if retired {
 			return marketplace.Errorf(marketplace.ECONFLICT,
@@ -62,8 +87,8 @@ WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) FOR SHARE`,
 			d.Inputs = map[string]any{}
 		}
 		created, err := scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments
-  (application_id, project_id, consumer_id, type, inputs, hourly_rate) VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate))
+  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version) VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version))
 		if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
 		}
@@ -104,6 +129,9 @@ func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilte
 	}
 	if f.Status != "" {
 		add("status =", string(f.Status))
+	}
+	if f.UpdateAvailable {
+		where += " AND version < " + latestVersion
 	}
 	var total int
 	ds, err := findPage(ctx, db.pool, `SELECT count(*) FROM deployments`+where,

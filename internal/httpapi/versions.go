@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+type createVersionInput struct {
+	ID   int64 `path:"id" minimum:"1"`
+	Body struct {
+		HourlyRate marketplace.Money          `json:"hourly_rate" minimum:"0" doc:"price per hour of deployments of this version, at most 6 decimal places"`
+		Deployment marketplace.DeploymentSpec `json:"deployment" doc:"the chart (or image) of this version; its type stays the application's"`
+		Inputs     []marketplace.Input        `json:"inputs" required:"false" maxItems:"100"`
+		Changelog  string                     `json:"changelog" required:"false" maxLength:"10000"`
+	}
+}
+
+// createVersion publishes the next version of an application; it becomes the application's current
+// spec, and deployments of earlier versions see it as an update.
+func createVersion(versions marketplace.VersionService, urls URLChecker, log *slog.Logger) func(context.Context, *createVersionInput) (*body[*marketplace.AppVersion], error) {
+	return func(ctx context.Context, in *createVersionInput) (*body[*marketplace.AppVersion], error) {
+		v := &marketplace.AppVersion{ApplicationID: in.ID, HourlyRate: in.Body.HourlyRate, Deployment: in.Body.Deployment,
+			Inputs: in.Body.Inputs, Changelog: in.Body.Changelog}
+		if err := checkURLs(ctx, urls, v.Deployment); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		if err := versions.CreateVersion(ctx, v); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.AppVersion]{redactVersion(v)}, nil
+	}
+}
+
+func listVersions(versions marketplace.VersionService, log *slog.Logger) func(context.Context, *idInput) (*body[[]*marketplace.AppVersion], error) {
+	return func(ctx context.Context, in *idInput) (*body[[]*marketplace.AppVersion], error) {
+		vs, err := versions.FindVersions(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		for _, v := range vs {
+			redactVersion(v)
+		}
+		return &body[[]*marketplace.AppVersion]{vs}, nil
+	}
+}
+
+type versionInput struct {
+	ID      int64 `path:"id" minimum:"1"`
+	Version int   `path:"version" minimum:"1"`
+}
+
+// deprecateVersion stops new installs of a version; running deployments keep it.
+func deprecateVersion(versions marketplace.VersionService, log *slog.Logger) func(context.Context, *versionInput) (*body[*marketplace.AppVersion], error) {
+	return func(ctx context.Context, in *versionInput) (*body[*marketplace.AppVersion], error) {
+		v, err := versions.DeprecateVersion(ctx, in.ID, in.Version)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.AppVersion]{redactVersion(v)}, nil
+	}
+}
+
+// withChangelogs completes a deployment's update notice with the changelogs of the versions after its
+// own, oldest first.
+func withChangelogs(ctx context.Context, versions marketplace.VersionService, d *marketplace.Deployment) error {
+	if d.UpdateAvailable == nil {
+		return nil
+	}
+	vs, err := versions.FindVersions(ctx, d.ApplicationID)
+	if err != nil {
+		return err
+	}
+	d.UpdateAvailable.Changelogs = []string{}
+	for _, v := range vs {
+		if v.Version > d.Version && v.DeprecatedAt == nil {
+			d.UpdateAvailable.Changelogs = append(d.UpdateAvailable.Changelogs, v.Changelog)
+		}
+	}
+	return nil
+}
+
+func redactVersion(v *marketplace.AppVersion) *marketplace.AppVersion {
+	v.Deployment.RepoURL = marketplace.RedactURLs(v.Deployment.RepoURL)
+	return v
+}
