@@ -53,7 +53,7 @@ func uninstall(deployer Deployer, log *slog.Logger) func(context.Context, *idInp
 	}
 }
 
-func getDeployment(s Store, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Deployment], error) {
+func getDeployment(s Store, deployer Deployer, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Deployment], error) {
 	return func(ctx context.Context, in *idInput) (*body[*marketplace.Deployment], error) {
 		d, err := s.FindDeploymentByID(ctx, in.ID)
 		if err != nil {
@@ -62,6 +62,7 @@ func getDeployment(s Store, log *slog.Logger) func(context.Context, *idInput) (*
 		if err := withChangelogs(ctx, s, d); err != nil {
 			return nil, problem(ctx, log, err)
 		}
+		d.Health = deployer.Health(ctx, d)
 		return &body[*marketplace.Deployment]{redactDeployment(d)}, nil
 	}
 }

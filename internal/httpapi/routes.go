@@ -44,7 +44,7 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 
 	huma.Register(api, mayConflict(op("install", http.MethodPost, "/api/deployments/install", "Deploy an application into a project (queued; within the consumer's quota; not a retired application)", 202)), install(d.Deployer, log))
 	huma.Register(api, op("list-deployments", http.MethodGet, "/api/deployments", "The caller's deployments, paginated", 200), listDeployments(s, log))
-	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status", 200), getDeployment(s, log))
+	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status, and its live health when installed", 200), getDeployment(s, d.Deployer, log))
 	huma.Register(api, op("uninstall", http.MethodDelete, "/api/deployments/{id}", "Delete a deployment (queued); billing stops now", 202), uninstall(d.Deployer, log))
 
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))

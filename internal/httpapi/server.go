@@ -33,6 +33,8 @@ type Store interface {
 type Deployer interface {
 	RequestInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Deployment, error)
 	RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error)
+	// Health is what the deployment's provider sees now, quickly or not at all (nil).
+	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
 }
 
 // Pinger is a dependency /readyz checks.

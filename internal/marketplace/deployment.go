@@ -38,6 +38,8 @@ type Deployment struct {
 	HourlyRate    Money     `json:"hourly_rate"`
 	Placement     Placement `json:"placement"`
 	FailureReason string    `json:"failure_reason,omitempty"`
+	// Health is what the provider sees now (an installed deployment read on its own).
+	Health *Health `json:"health,omitempty"`
 	// CleanedUpAt is when the resources of a failed install were removed; absent while that is owed.
 	CleanedUpAt *time.Time `json:"cleaned_up_at,omitempty"`
 	Attempts    int        `json:"attempts"`
@@ -167,4 +169,53 @@ type Provider interface {
 	Install(ctx context.Context, d *Deployment, app *Application) (Placement, error)
 	// Uninstall is idempotent: resources already gone count as removed.
 	Uninstall(ctx context.Context, d *Deployment) error
+}
+
+// Health is what the provider sees of a deployment right now, beside its recorded status.
+type Health struct {
+	// Status is healthy (every workload has all its replicas ready), progressing (some not ready yet),
+	// unhealthy (a workload has none ready) or unknown (the provider did not answer in time).
+	Status    string           `json:"status" enum:"healthy,progressing,unhealthy,unknown"`
+	Workloads []WorkloadHealth `json:"workloads,omitempty"`
+	// Revision is the Helm release's revision; State a VM's domain state.
+	Revision  int       `json:"revision,omitempty"`
+	State     string    `json:"state,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// WorkloadHealth is one workload's replicas.
+type WorkloadHealth struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Ready   int32  `json:"ready"`
+	Desired int32  `json:"desired"`
+}
+
+// Health statuses.
+const (
+	HealthHealthy     = "healthy"
+	HealthProgressing = "progressing"
+	HealthUnhealthy   = "unhealthy"
+	HealthUnknown     = "unknown"
+)
+
+// HealthOf summarizes workloads: unhealthy when one has no ready replica, progressing when one has fewer
+// than it wants, healthy otherwise.
+func HealthOf(workloads []WorkloadHealth) string {
+	status := HealthHealthy
+	for _, w := range workloads {
+		switch {
+		case w.Ready == 0:
+			return HealthUnhealthy
+		case w.Ready < w.Desired:
+			status = HealthProgressing
+		}
+	}
+	return status
+}
+
+// HealthChecker is a Provider that can tell how a deployment is doing right now.
+type HealthChecker interface {
+	Health(ctx context.Context, d *Deployment) (*Health, error)
 }

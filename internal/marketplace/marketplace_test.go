@@ -107,3 +107,20 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthOf(t *testing.T) {
+	for _, tc := range []struct {
+		workloads []marketplace.WorkloadHealth
+		want      string
+	}{
+		{nil, marketplace.HealthHealthy},
+		{[]marketplace.WorkloadHealth{{Ready: 2, Desired: 2}}, marketplace.HealthHealthy},
+		{[]marketplace.WorkloadHealth{{Ready: 2, Desired: 2}, {Ready: 1, Desired: 3}}, marketplace.HealthProgressing},
+		{[]marketplace.WorkloadHealth{{Ready: 1, Desired: 3}, {Ready: 0, Desired: 1}}, marketplace.HealthUnhealthy},
+		{[]marketplace.WorkloadHealth{{Ready: 0, Desired: 0}}, marketplace.HealthUnhealthy},
+	} {
+		if got := marketplace.HealthOf(tc.workloads); got != tc.want {
+			t.Errorf("HealthOf(%+v) = %s, want %s", tc.workloads, got, tc.want)
+		}
+	}
+}
