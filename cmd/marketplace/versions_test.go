@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,52 @@ func TestVersionsArePinned(t *testing.T) {
 	second := mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), con, nil).JSON(t)
 	if num(t, second["version"]) != 2 || second["hourly_rate"].(fmt.Stringer).String() != "9" || second["update_available"] != nil {
 		t.Errorf("a new install: version %v at %v (update %v), want version 2 at 9 and no update", second["version"], second["hourly_rate"], second["update_available"])
+	}
+}
+
+// TestInstallPreview asks for a dry run: it validates like an install, lists what the chart would create
+// and what it would cost for 30 days, and records or creates nothing.
+func TestInstallPreview(t *testing.T) {
+	mp := startMarketplace(t, "api", nil)
+	_, pub := mp.user(t, "publisher")
+	_, con := mp.user(t, "consumer")
+	_, other := mp.user(t, "another consumer")
+	mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 1.25,
+		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"},
+		"inputs":     []map[string]any{{"name": "replicaCount", "type": "integer", "default": 2}}})
+	mp.must(t, 201, "POST", "/api/user/project/new", con, map[string]any{"name": "p"})
+	before := snapshot(t, mp.DatabaseURL)
+
+	answer := mp.must(t, 200, "POST", "/api/deployments/install?dry_run=true", con,
+		map[string]any{"application_id": 1, "project_id": 1, "inputs": map[string]any{"replicaCount": 3}}).JSON(t)
+	preview := answer["preview"].(map[string]any)
+	kinds := map[string]bool{}
+	for _, r := range preview["resources"].([]any) {
+		kinds[r.(map[string]any)["kind"].(string)] = true
+	}
+	if !kinds["Deployment"] || !kinds["Service"] || len(kinds) != 2 {
+		t.Errorf("previewed resources %v, want the chart's Deployment and Service", preview["resources"])
+	}
+	if manifest, _ := preview["manifest"].(string); !strings.Contains(manifest, "replicas: 3") {
+		t.Errorf("the previewed manifest does not carry the consumer's replicaCount: %q", manifest)
+	}
+	if preview["cost_30_days"].(fmt.Stringer).String() != "900" || preview["hourly_rate"].(fmt.Stringer).String() != "1.25" {
+		t.Errorf("previewed cost %v per 30 days at %v an hour, want 900 at 1.25", preview["cost_30_days"], preview["hourly_rate"])
+	}
+	mustProblem(t, mp.call(t, "POST", "/api/deployments/install?dry_run=true", con,
+		map[string]any{"application_id": 1, "project_id": 1, "inputs": map[string]any{"replicaCount": "many"}}), 422, "replicaCount")
+	mustProblem(t, mp.call(t, "POST", "/api/deployments/install?dry_run=true", other,
+		map[string]any{"application_id": 1, "project_id": 1}), 404)
+	if snapshot(t, mp.DatabaseURL) != before {
+		t.Fatal("a dry run changed the database")
+	}
+	nss, err := kube(t).CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nss.Items {
+		if strings.HasPrefix(n.Name, mp.Environ["K8S_NAMESPACE_PREFIX"]+"-deployment-") {
+			t.Errorf("a dry run made namespace %s", n.Name)
+		}
 	}
 }

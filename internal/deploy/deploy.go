@@ -23,6 +23,7 @@ import (
 type Store interface {
 	marketplace.AppService
 	marketplace.VersionService
+	marketplace.ProjectService
 	marketplace.DeploymentService
 	marketplace.WorkStore
 }
@@ -110,25 +111,71 @@ type InstallRequest struct {
 // RequestInstall validates and records an install, then rings the queue. When the queue is unreachable
 // the deployment is still recorded and the reconciler queues it later: acceptance is a promise.
 func (s *Service) RequestInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, error) {
-	app, err := s.store.FindAppVersion(ctx, r.ApplicationID, r.Version)
+	d, _, err := s.checkInstall(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	if s.providers[app.Deployment.Type] == nil {
-		return nil, marketplace.Errorf(marketplace.EINVALID,
-			"application %d is of type %q, which this marketplace has no provider for", app.ID, app.Deployment.Type)
-	}
-	if _, err := app.Values(r.Inputs); err != nil {
-		return nil, err
-	}
 	// The version checked here is the one pinned: the store refuses it if it was deprecated meanwhile.
-	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,
-		Version: app.Version, Inputs: r.Inputs}
 	if err := s.store.CreateDeployment(ctx, d); err != nil {
 		return nil, err
 	}
 	s.ring(ctx, marketplace.Task{Op: marketplace.OpInstall, DeploymentID: d.ID})
 	return d, nil
+}
+
+// PreviewInstall checks an install request as RequestInstall does and tells what the install would
+// create and cost, recording and changing nothing.
+func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*marketplace.Preview, error) {
+	d, app, err := s.checkInstall(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	project, err := s.store.FindProjectByID(ctx, r.ProjectID)
+	if err != nil {
+		return nil, err
+	} else if project.UserID != r.ConsumerID {
+		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "project %d not found", r.ProjectID)
+	}
+	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}
+	if p, ok := s.providers[app.Deployment.Type].(marketplace.Previewer); ok {
+		if preview, err = p.Preview(ctx, d, app); err != nil {
+			return nil, err
+		}
+	}
+	preview.Version, preview.HourlyRate, preview.Cost30Days = app.Version, app.HourlyRate, marketplace.CostFor30Days(app.HourlyRate)
+	return preview, nil
+}
+
+// checkInstall validates an install request: the application version exists and takes installs, a
+// provider installs its type, and the inputs fit it. It returns the deployment to record and the
+// application as of the version it pins.
+func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, *marketplace.Application, error) {
+	app, err := s.store.FindAppVersion(ctx, r.ApplicationID, r.Version)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.providers[app.Deployment.Type] == nil {
+		return nil, nil, marketplace.Errorf(marketplace.EINVALID,
+			"application %d is of type %q, which this marketplace has no provider for", app.ID, app.Deployment.Type)
+	}
+	if _, err := app.Values(r.Inputs); err != nil {
+		return nil, nil, err
+	}
+	if r.Version != 0 {
+		versions, err := s.store.FindVersions(ctx, r.ApplicationID)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, v := range versions {
+			if v.Version == r.Version && v.DeprecatedAt != nil {
+				return nil, nil, marketplace.Errorf(marketplace.ECONFLICT,
+					"version %d of application %d is deprecated: it takes no new installs", r.Version, r.ApplicationID)
+			}
+		}
+	}
+	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,
+		Version: app.Version, Inputs: r.Inputs}
+	return d, app, nil
 }
 
 // RequestUninstall records an uninstall (which closes the usage record) and rings the queue.

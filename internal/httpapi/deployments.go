@@ -3,13 +3,15 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/marketplace/marketplace/internal/deploy"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 type installInput struct {
-	Body struct {
+	DryRun bool `query:"dry_run" doc:"validate and preview the install (resources, cost) without creating anything; answers 200"`
+	Body   struct {
 		ConsumerID    int64          `json:"consumer_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
 		ApplicationID int64          `json:"application_id" minimum:"1"`
 		ProjectID     int64          `json:"project_id" minimum:"1"`
@@ -20,22 +22,38 @@ type installInput struct {
 
 type queued struct {
 	Message      string             `json:"message"`
-	DeploymentID int64              `json:"deploymentID"`
-	Status       marketplace.Status `json:"status"`
+	DeploymentID int64              `json:"deploymentID,omitempty" doc:"absent on a dry run"`
+	Status       marketplace.Status `json:"status,omitempty" doc:"absent on a dry run"`
+	// Preview is what a dry run would do.
+	Preview *marketplace.Preview `json:"preview,omitempty"`
 }
 
-func install(deployer Deployer, log *slog.Logger) func(context.Context, *installInput) (*body[queued], error) {
-	return func(ctx context.Context, in *installInput) (*body[queued], error) {
+type installOutput struct {
+	Status int
+	Body   queued
+}
+
+func install(deployer Deployer, log *slog.Logger) func(context.Context, *installInput) (*installOutput, error) {
+	return func(ctx context.Context, in *installInput) (*installOutput, error) {
 		consumer, err := marketplace.CallerFrom(ctx).ResolveOwner("consumer_id", in.Body.ConsumerID)
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		d, err := deployer.RequestInstall(ctx, deploy.InstallRequest{ConsumerID: consumer,
-			ApplicationID: in.Body.ApplicationID, ProjectID: in.Body.ProjectID, Version: in.Body.Version, Inputs: in.Body.Inputs})
+		r := deploy.InstallRequest{ConsumerID: consumer, ApplicationID: in.Body.ApplicationID, ProjectID: in.Body.ProjectID,
+			Version: in.Body.Version, Inputs: in.Body.Inputs}
+		if in.DryRun {
+			p, err := deployer.PreviewInstall(ctx, r)
+			if err != nil {
+				return nil, problem(ctx, log, err)
+			}
+			return &installOutput{Status: http.StatusOK, Body: queued{Message: "Dry run: nothing was created", Preview: p}}, nil
+		}
+		d, err := deployer.RequestInstall(ctx, r)
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[queued]{queued{Message: "Deployment request queued", DeploymentID: d.ID, Status: d.Status}}, nil
+		return &installOutput{Status: http.StatusAccepted,
+			Body: queued{Message: "Deployment request queued", DeploymentID: d.ID, Status: d.Status}}, nil
 	}
 }
 

@@ -32,6 +32,7 @@ type Store interface {
 // Deployer accepts install and uninstall requests.
 type Deployer interface {
 	RequestInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Deployment, error)
+	PreviewInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Preview, error)
 	RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error)
 	// Health is what the deployment's provider sees now, quickly or not at all (nil).
 	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
