@@ -133,7 +133,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		// Beyond the seed: token rotation and revocation.
 		"POST /api/users/{id}/tokens", "GET /api/users/{id}/tokens", "DELETE /api/users/{id}/tokens/{tokenID}",
 		"POST /api/apps/{id}/retire", "POST /api/apps/{id}/versions", "GET /api/apps/{id}/versions",
-		"POST /api/apps/{id}/versions/{version}/deprecate"}
+		"POST /api/apps/{id}/versions/{version}/deprecate", "GET /api/audit"}
 	sort.Strings(seed)
 	for _, op := range seed {
 		if !documented[op] {

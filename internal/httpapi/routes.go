@@ -11,7 +11,7 @@ import (
 
 // addRoutes is the whole API surface, top to bottom.
 func addRoutes(router chi.Router, api huma.API, d Deps) {
-	api.UseMiddleware(authenticate(api, d.Store, d.OperatorToken, d.Logger))
+	api.UseMiddleware(authenticate(api, d.Store, d.OperatorToken, d.Logger), audited(d.Store, d.Logger))
 	s, log := d.Store, d.Logger
 
 	huma.Register(api, public("health", http.MethodGet, "/healthz", "Liveness", 200), healthz())
@@ -49,6 +49,8 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
+
+	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
 
 	if d.Metrics != nil {
 		// Queue depths and attempt counts are every tenant's activity: only the operator reads them.

@@ -27,6 +27,7 @@ type Store interface {
 	marketplace.ProjectService
 	marketplace.DeploymentService
 	marketplace.BillingService
+	marketplace.AuditService
 }
 
 // Deployer accepts install and uninstall requests.

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAuditTrailTellsTheStory installs and deletes a deployment and reads the consumer's audit trail:
+// every request that changed something and every status the deployment took, in order, with their
+// actors; another user reads none of it, and the operator reads all of it.
+func TestAuditTrailTellsTheStory(t *testing.T) {
+	mp := startMarketplace(t, "serve", nil)
+	_, pub := mp.user(t, "publisher")
+	con, tok := mp.user(t, "consumer")
+	_, stranger := mp.user(t, "stranger")
+	mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 1,
+		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}})
+	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"})
+	mp.must(t, 200, "POST", "/api/deployments/install?dry_run=true", tok, map[string]any{"application_id": 1, "project_id": 1})
+	mp.must(t, 422, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1, "inputs": map[string]any{"x": 1}})
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
+	mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
+	mp.must(t, 202, "DELETE", "/api/deployments/1", tok, nil)
+	mp.waitForStatus(t, tok, 1, "uninstalled", 2*time.Minute)
+
+	story := func(token string) []string {
+		var lines []string
+		for _, e := range mp.must(t, 200, "GET", "/api/audit?limit=500", token, nil).List(t) {
+			lines = append(lines, fmt.Sprintf("%s %s %s", e["actor"], e["action"], e["resource"]))
+		}
+		return lines
+	}
+	user := fmt.Sprintf("user:%d", con)
+	want := []string{
+		user + " POST /api/user/project/new /api/user/project/new",
+		"marketplace deployment.pending deployment:1",
+		user + " POST /api/deployments/install /api/deployments/install",
+		"marketplace deployment.installing deployment:1",
+		"marketplace deployment.installed deployment:1",
+		"marketplace deployment.uninstalling deployment:1",
+		user + " DELETE /api/deployments/{id} /api/deployments/1",
+		"marketplace deployment.uninstalled deployment:1",
+	}
+	if got := story(tok); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the consumer's audit trail:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := story(stranger); len(got) != 0 {
+		t.Errorf("a stranger reads %d events of others: %v", len(got), got)
+	}
+	// The operator's: the three sign-ups, the publisher's application, then the consumer's story.
+	all := story(mp.Environ["MARKETPLACE_ADMIN_TOKEN"])
+	if len(all) != 4+len(want) || all[0] != "anonymous POST /api/users/new /api/users/new" ||
+		!strings.HasSuffix(all[3], "POST /api/apps/new /api/apps/new") || strings.Join(all[4:], "\n") != strings.Join(want, "\n") {
+		t.Errorf("the operator's audit trail:\n%s", strings.Join(all, "\n"))
+	}
+	if l := mp.must(t, 200, "GET", "/api/audit?resource=deployment:1", tok, nil).List(t); len(l) != 5 {
+		t.Errorf("the events of deployment 1: %d, want its 5 statuses", len(l))
+	}
+}

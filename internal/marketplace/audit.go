@@ -1,0 +1,33 @@
+package marketplace
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// AuditEvent is one change: who did what to which resource, when, in which request.
+type AuditEvent struct {
+	ID        int64           `json:"id"`
+	At        time.Time       `json:"at"`
+	Actor     string          `json:"actor" doc:"user:<id>, operator, anonymous, or marketplace (a worker, the reconciler, a request's effect)"`
+	OwnerID   *int64          `json:"owner_id,omitempty" doc:"the user whose resource it is"`
+	RequestID string          `json:"request_id,omitempty"`
+	Action    string          `json:"action" doc:"the request (POST /api/apps/new) or the status a deployment took (deployment.installed)"`
+	Resource  string          `json:"resource,omitempty" doc:"the path of the request, or deployment:<id>"`
+	Detail    json.RawMessage `json:"detail"`
+}
+
+// AuditFilter selects events.
+type AuditFilter struct {
+	Resource string // exact, e.g. deployment:7
+	Actor    string // exact, e.g. user:3
+	Page     Page
+}
+
+// AuditService appends to the audit trail and reads it: the operator reads all of it, a user the events
+// of its own resources.
+type AuditService interface {
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	FindAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, int, error)
+}
