@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VM=$ROOT/.local/vm
 NETNS=${VMHOST_NETNS:-marketplace-vm}
 CACHE=${MARKETPLACE_CACHE:-$HOME/.cache/marketplace}/vm
-PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables busybox-static syslinux syslinux-common mtools dosfstools"
+PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables busybox-static syslinux syslinux-common mtools dosfstools curl"
 
 answering() { [ -S /run/libvirt/libvirt-sock ] && virsh -c qemu:///system version >/dev/null 2>&1; }
 
@@ -63,6 +63,7 @@ image() {
   cached=$CACHE/test-guest-$key.qcow2
   mkdir -p "$CACHE" "$VM/images" "$VM/pool"
   [ -f "$cached" ] || bash "$ROOT/scripts/vmguest/build.sh" "$cached"
+  find "$CACHE" -name "test-guest-*.qcow2" ! -name "$(basename "$cached")" -delete  # older builds
   cmp -s "$cached" "$VM/images/test-guest.qcow2" || cp "$cached" "$VM/images/test-guest.qcow2"
 }
 
