@@ -31,7 +31,30 @@ func publishVM(t *testing.T, mp *instance, image string) string {
 		"deployment": map[string]any{"type": "vm", "image": image, "cpu": "1 vCPU", "memory": "256Mi"},
 		"inputs":     []map[string]any{{"name": "greeting", "type": "string", "default": "hi"}}})
 	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "vms"})
+	var instance string
+	query(t, mp.DatabaseURL, `SELECT replace(id::text, '-', '') FROM instance`, nil, &instance)
+	t.Cleanup(func() { removeVMs(t, "mp-"+instance[:12]+"-") })
 	return tok
+}
+
+// removeVMs removes what a failed test left on the VM host: the domains and volumes named with prefix
+// (this test's marketplace instance).
+func removeVMs(t *testing.T, prefix string) {
+	virsh := func(args ...string) string {
+		out, _ := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).Output()
+		return string(out)
+	}
+	for _, name := range strings.Fields(virsh("list", "--all", "--name")) {
+		if strings.HasPrefix(name, prefix) {
+			t.Logf("removing domain %s left by the test", name)
+			virsh("destroy", name)
+			virsh("undefine", name)
+		}
+	}
+	vols, _ := filepath.Glob(filepath.Join(tenv.VMDir, "pool", prefix+"*"))
+	for _, v := range vols {
+		virsh("vol-delete", "--pool", "marketplace", filepath.Base(v))
+	}
 }
 
 // domainExists asks libvirt itself whether a domain of that name is defined.
