@@ -15,7 +15,8 @@ import (
 // vmEnv is the environment of a marketplace on the local VM host.
 func vmEnv(extra map[string]string) map[string]string {
 	env := map[string]string{"LIBVIRT_URI": "qemu:///system", "VM_DIR": tenv.VMDir, "VM_BOOT_TIMEOUT": "90s",
-		"DEPLOY_TIMEOUT": "3m"}
+		"DEPLOY_TIMEOUT": "3m",
+		"PATH":           os.Getenv("PATH")} // a worker process finds the seed tools (mkfs.vfat, mcopy) on it
 	for k, v := range extra {
 		env[k] = v
 	}
