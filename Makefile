@@ -3,12 +3,12 @@ SHELL := /bin/bash
 export GOFLAGS := -buildvcs=false
 KUBECONFIG_LOCAL := $(CURDIR)/.local/cluster/kubeconfig
 
-.PHONY: run test cluster cluster-down registry services build bench clean
+.PHONY: run test cluster cluster-down registry services vmhost vmhost-down build bench clean
 
 run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the chart repository, serve
 	bash scripts/run.sh
 
-test: services cluster registry ## every test, against real PostgreSQL, Redis, the local cluster and an OCI registry
+test: services cluster registry vmhost ## every test, against real PostgreSQL, Redis, the local cluster, an OCI registry and the local VM host
 	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 30m ./...
 
 services: ## start PostgreSQL and Redis when they are not running
@@ -20,6 +20,12 @@ cluster: ## build (once, cached in ~/.cache/marketplace) and start the local Kub
 registry: ## build (once, cached) the OCI registry the tests push charts to
 	bash scripts/registry.sh
 
+vmhost: ## install (apt) and start libvirt + QEMU in a network namespace of their own, build the test guest image
+	bash scripts/vmhost.sh up
+
+vmhost-down:
+	bash scripts/vmhost.sh down
+
 cluster-down:
 	bash scripts/cluster.sh down
 
@@ -29,5 +35,5 @@ build:
 bench: services cluster ## the benchmarks of bench/README.md
 	bash bench/run.sh
 
-clean: cluster-down
+clean: cluster-down vmhost-down
 	rm -rf .local

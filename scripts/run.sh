@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make run: everything on local defaults. PostgreSQL and Redis (started if needed), the local Kubernetes
-# cluster (unless KUBECONFIG is set), the bundled chart repository on 127.0.0.1:8879, then
+# cluster (unless KUBECONFIG is set), the local VM host (unless LIBVIRT_URI is set), the bundled chart repository on 127.0.0.1:8879, then
 # `marketplace serve` on :3000.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +10,7 @@ if [ -z "${KUBECONFIG:-}" ]; then
   bash scripts/cluster.sh up
   export KUBECONFIG=$ROOT/.local/cluster/kubeconfig
 fi
+[ -n "${LIBVIRT_URI:-}" ] || bash scripts/vmhost.sh up
 mkdir -p .local/bin
 go build -o .local/bin/marketplace ./cmd/marketplace
 .local/bin/marketplace chartrepo &

@@ -27,7 +27,7 @@ import (
 var tenv *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, &tenv, testenv.Options{Cluster: true, Registry: true}))
+	os.Exit(testenv.Main(m, &tenv, testenv.Options{Cluster: true, Registry: true, VMHost: true}))
 }
 
 // instance is one marketplace started in process by run(), with the database and Redis of its test.

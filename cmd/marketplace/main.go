@@ -84,6 +84,13 @@ type Config struct {
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`
 	ChartRepoAddr     string        `env:"CHART_REPO_ADDR" envDefault:"127.0.0.1:8879"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	LibvirtURI        string        `env:"LIBVIRT_URI"`
+	VMDir             string        `env:"VM_DIR" envDefault:".local/vm"`
+	VMNetwork         string        `env:"VM_NETWORK" envDefault:"marketplace"`
+	VMBootTimeout     time.Duration `env:"VM_BOOT_TIMEOUT" envDefault:"2m"`
+	VMMaxVCPUs        int           `env:"VM_MAX_VCPUS" envDefault:"8"`
+	VMMaxMemory       string        `env:"VM_MAX_MEMORY" envDefault:"16Gi"`
+	VMImageMaxBytes   int64         `env:"VM_IMAGE_MAX_BYTES" envDefault:"2147483648"`
 }
 
 // loadConfig reads Config through getenv.
@@ -193,6 +200,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}
+	vmProvider, err := newVMProvider(ctx, cfg, db, guard, log)
+	if err != nil {
+		return err
+	}
+	var consoles httpapi.ConsoleReader
+	if vmProvider != nil {
+		defer vmProvider.Close()
+		providers[marketplace.TypeVM], consoles = vmProvider, vmProvider
+	}
+	limits, err := vmLimits(cfg)
+	if err != nil {
+		return err
+	}
 	queueMetrics, err := queue.NewMetrics(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -211,7 +231,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
-			Metrics: metrics, Logger: log, URLs: guard,
+			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })
 	}

@@ -74,7 +74,7 @@ func TestBadInput(t *testing.T) {
 		{"huge memory on a k8s app", "POST", "/api/apps/new", tok1, app(spec("memory", strings.Repeat("9", 5000))), 422, "length"},
 		{"huge chartName on a vm app", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4Gi", "chartName", strings.Repeat("c", 5000))), 422, "length"},
 		{"NUL in an update's image", "PUT", "/api/apps/1", tok1, app(spec("image", "\u0000")), 422, "NUL"},
-		{"vm memory without unit", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4GB")), 422, "memory"},
+		{"vm memory without unit", "POST", "/api/apps/new", tok1, app(spec("type", "vm", "image", "i", "cpu", "2", "memory", "4")), 422, "memory"},
 		{"input of unknown type", "POST", "/api/apps/new", tok1, app(set("inputs", []map[string]any{{"name": "a", "type": "date"}})), 422, "one of"},
 		{"input default of wrong type", "POST", "/api/apps/new", tok1, app(set("inputs", []map[string]any{{"name": "a", "type": "integer", "default": "x"}})), 422, "not a integer"},
 		{"another publisher's id", "POST", "/api/apps/new", tok1, app(set("publisher_id", 2)), 422, "publisher_id 2 is not you"},

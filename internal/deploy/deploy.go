@@ -155,8 +155,10 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 		return nil, nil, err
 	}
 	if s.providers[app.Deployment.Type] == nil {
+		enable := map[string]string{marketplace.TypeK8s: "set KUBECONFIG, or `make run` starts a local cluster",
+			marketplace.TypeVM: "set LIBVIRT_URI, or `make vmhost` starts a local VM host"}[app.Deployment.Type]
 		return nil, nil, marketplace.Errorf(marketplace.EINVALID,
-			"application %d is of type %q, which this marketplace has no provider for", app.ID, app.Deployment.Type)
+			"application %d is of type %q, which this marketplace has no provider for (its operator can enable it: %s)", app.ID, app.Deployment.Type, enable)
 	}
 	if _, err := app.Values(r.Inputs); err != nil {
 		return nil, nil, err

@@ -18,7 +18,7 @@ type appRequest struct {
 	Inputs      []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set"`
 }
 
-func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls URLChecker) (*marketplace.Application, error) {
+func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls URLChecker, vm marketplace.VMLimits) (*marketplace.Application, error) {
 	publisher, err := c.ResolveOwner("publisher_id", r.PublisherID)
 	if err != nil {
 		return nil, err
@@ -26,6 +26,9 @@ func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls
 	a := &marketplace.Application{Name: r.Name, Description: r.Description, PublisherID: publisher,
 		HourlyRate: r.HourlyRate, Deployment: r.Deployment, Inputs: r.Inputs}
 	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	if err := a.Deployment.CheckVMLimits(vm); err != nil {
 		return nil, err
 	}
 	return a, checkURLs(ctx, urls, a.Deployment)
@@ -60,9 +63,9 @@ type createAppInput struct {
 	Body appRequest
 }
 
-func createApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
+func createApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *createAppInput) (*body[*marketplace.Application], error) {
-		a, err := in.Body.application(ctx, marketplace.CallerFrom(ctx), urls)
+		a, err := in.Body.application(ctx, marketplace.CallerFrom(ctx), urls, vm)
 		if err == nil {
 			err = apps.CreateApp(ctx, a)
 		}
@@ -117,7 +120,7 @@ type updateAppInput struct {
 
 // updateApp replaces an application. Open usage records keep the rate they started with. A repoURL
 // sent back as it was read (credentials redacted) keeps the stored credentials.
-func updateApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
+func updateApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
 		caller := marketplace.CallerFrom(ctx)
 		current, err := apps.FindAppByID(ctx, in.ID)
@@ -128,7 +131,7 @@ func updateApp(apps marketplace.AppService, urls URLChecker, log *slog.Logger) f
 			in.Body.PublisherID = current.PublisherID
 		}
 		keepStoredCredentials(&in.Body.Deployment, current.Deployment)
-		a, err := in.Body.application(ctx, caller, urls)
+		a, err := in.Body.application(ctx, caller, urls, vm)
 		if err == nil {
 			a.ID = in.ID
 			err = apps.UpdateApp(ctx, a)

@@ -63,6 +63,10 @@ type Deps struct {
 	// URLs checks publishers' URLs when an application is published or changed; nil checks none (they
 	// are checked again whenever they are fetched).
 	URLs URLChecker
+	// VMLimits are the largest vCPU count and memory a vm application may ask for; zero means no limit.
+	VMLimits marketplace.VMLimits
+	// Consoles reads vm deployments' serial consoles; nil when there is no VM host.
+	Consoles ConsoleReader
 }
 
 // NewHandler returns the whole HTTP API.

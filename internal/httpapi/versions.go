@@ -19,10 +19,13 @@ type createVersionInput struct {
 
 // createVersion publishes the next version of an application; it becomes the application's current
 // spec, and deployments of earlier versions see it as an update.
-func createVersion(versions marketplace.VersionService, urls URLChecker, log *slog.Logger) func(context.Context, *createVersionInput) (*body[*marketplace.AppVersion], error) {
+func createVersion(versions marketplace.VersionService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *createVersionInput) (*body[*marketplace.AppVersion], error) {
 	return func(ctx context.Context, in *createVersionInput) (*body[*marketplace.AppVersion], error) {
 		v := &marketplace.AppVersion{ApplicationID: in.ID, HourlyRate: in.Body.HourlyRate, Deployment: in.Body.Deployment,
 			Inputs: in.Body.Inputs, Changelog: in.Body.Changelog}
+		if err := v.Deployment.CheckVMLimits(vm); err != nil {
+			return nil, problem(ctx, log, err)
+		}
 		if err := checkURLs(ctx, urls, v.Deployment); err != nil {
 			return nil, problem(ctx, log, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,6 +15,10 @@ const (
 	TypeK8s = "k8s" // a Helm chart installed into Kubernetes
 	TypeVM  = "vm"  // a virtual machine started on a libvirt host
 )
+
+// SSHKeysInput is the input every vm application accepts, declared or not: public SSH keys, one per
+// line, that the guest authorizes (cloud-init's ssh_authorized_keys).
+const SSHKeysInput = "ssh_authorized_keys"
 
 // MaxNameLength bounds every name (users, applications, projects).
 const MaxNameLength = 100
@@ -90,8 +95,6 @@ type AppService interface {
 
 var (
 	chartNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$`)
-	cpuRE       = regexp.MustCompile(`^[1-9][0-9]{0,2}$`)
-	memoryRE    = regexp.MustCompile(`^[1-9][0-9]{0,6}(Mi|Gi)$`)
 	inputNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$`)
 	chartVerRE  = regexp.MustCompile(`^[0-9A-Za-z.+~^<>=*| -]{1,64}$`)
 )
@@ -203,14 +206,8 @@ func (s *DeploymentSpec) Validate() error {
 			return Errorf(EINVALID, "deployment.chartVersion %q is not a version or version range", s.ChartVersion)
 		}
 	case TypeVM:
-		if strings.TrimSpace(s.Image) == "" {
-			return Errorf(EINVALID, "deployment.image is required for a vm application (a base image path or URL)")
-		}
-		if !cpuRE.MatchString(s.CPU) {
-			return Errorf(EINVALID, "deployment.cpu must be a whole number of vCPUs from 1 to 999 as a string, got %q", s.CPU)
-		}
-		if !memoryRE.MatchString(s.Memory) {
-			return Errorf(EINVALID, "deployment.memory must be a quantity such as 512Mi or 4Gi, got %q", s.Memory)
+		if err := s.ValidateVM(); err != nil {
+			return err
 		}
 	default:
 		return Errorf(EINVALID, "deployment.type must be %q or %q, got %q", TypeK8s, TypeVM, s.Type)
@@ -255,9 +252,14 @@ func (in *Input) coerce(v any) (any, error) {
 // Values merges the application's input defaults with a consumer's inputs into chart values. Unknown
 // names, wrong types and missing required inputs are EINVALID errors.
 func (a *Application) Values(consumer map[string]any) (map[string]any, error) {
-	byName := make(map[string]*Input, len(a.Inputs))
-	for i := range a.Inputs {
-		byName[a.Inputs[i].Name] = &a.Inputs[i]
+	inputs := a.Inputs
+	if a.Deployment.Type == TypeVM && !slices.ContainsFunc(inputs, func(in Input) bool { return in.Name == SSHKeysInput }) {
+		inputs = append(slices.Clip(inputs), Input{Name: SSHKeysInput, Type: "string",
+			Description: "public SSH keys the guest authorizes, one per line"})
+	}
+	byName := make(map[string]*Input, len(inputs))
+	for i := range inputs {
+		byName[inputs[i].Name] = &inputs[i]
 	}
 	for name := range consumer {
 		if byName[name] == nil {
@@ -265,8 +267,8 @@ func (a *Application) Values(consumer map[string]any) (map[string]any, error) {
 		}
 	}
 	values := map[string]any{}
-	for i := range a.Inputs {
-		in := &a.Inputs[i]
+	for i := range inputs {
+		in := &inputs[i]
 		v, given := consumer[in.Name]
 		if !given || v == nil {
 			v = in.Default

@@ -46,6 +46,10 @@ type Env struct {
 	// OCIRepo is an oci:// reference under which a real OCI registry holds the bundled charts
 	// (oci://127.0.0.1:PORT/charts/hello-web). The registry speaks plain HTTP.
 	OCIRepo string
+	// VMDir is the local VM host's directory (images/, pool/, logs/) and VMNetNS the network namespace its
+	// guests are reachable from (scripts/vmhost.sh).
+	VMDir   string
+	VMNetNS string
 
 	cleanup []func()
 }
@@ -54,6 +58,7 @@ type Env struct {
 type Options struct {
 	Cluster  bool // needs the Kubernetes cluster and the chart repository
 	Registry bool // needs an OCI registry holding the bundled charts
+	VMHost   bool // needs the local VM host (libvirtd + QEMU, the test guest image)
 }
 
 // Main starts the environment, runs the tests and tears it down; use it from TestMain:
@@ -129,6 +134,15 @@ func start(opts Options) (*Env, error) {
 	if opts.Registry {
 		if err := e.startRegistry(); err != nil {
 			return e, err
+		}
+	}
+	if opts.VMHost {
+		e.VMDir = filepath.Join(e.Root, ".local", "vm")
+		e.VMNetNS = getenv("VMHOST_NETNS", "marketplace-vm")
+		for _, need := range []string{"/run/libvirt/libvirt-sock", filepath.Join(e.VMDir, "images", "test-guest.qcow2")} {
+			if _, err := os.Stat(need); err != nil {
+				return e, fmt.Errorf("no local VM host (%v): run `make vmhost` or `make test`", err)
+			}
 		}
 	}
 	return e, nil

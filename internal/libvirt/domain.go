@@ -1,0 +1,183 @@
+package libvirt
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// metadataNS is the namespace of the marketplace's element in a domain's <metadata>.
+const metadataNS = "https://marketplace.dev/libvirt/1"
+
+// owner is the marketplace's element in a domain's metadata: which marketplace and deployment it is.
+type owner struct {
+	XMLName    xml.Name `xml:"https://marketplace.dev/libvirt/1 deployment"`
+	Instance   string   `xml:"instance,attr"`
+	Deployment int64    `xml:"id,attr"`
+}
+
+// define creates the deployment's overlay and seed volumes and defines its domain (not started).
+func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d *marketplace.Deployment, app *marketplace.Application) (golibvirt.Domain, error) {
+	vcpus, err := app.Deployment.VCPUs()
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	mib, err := app.Deployment.MemoryMiB()
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	base, err := p.baseImage(ctx, l, app.Deployment.Image)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	overlay, err := p.ensureOverlay(ctx, l, n.overlay, base)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	values, err := app.Values(d.Inputs)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	seed, err := p.writeSeed(ctx, l, n, d, values)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	if err := os.MkdirAll(p.cfg.LogDir, 0o755); err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("console log directory: %w", err)
+	}
+	meta, err := xml.Marshal(owner{Instance: p.cfg.Instance, Deployment: d.ID})
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	port0, bootFirst := uint(0), uint(1)
+	dx := &libvirtxml.Domain{
+		Type:     "qemu", // TCG: a KVM device may exist on hosts that cannot run guests with it
+		Name:     n.domain,
+		Metadata: &libvirtxml.DomainMetadata{XML: string(meta)},
+		Memory:   &libvirtxml.DomainMemory{Value: uint(mib), Unit: "MiB"},
+		VCPU:     &libvirtxml.DomainVCPU{Value: uint(vcpus)},
+		OS:       &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"}},
+		// A smaller translation cache than QEMU's default keeps each guest's resident memory down.
+		Features: &libvirtxml.DomainFeatureList{TCG: &libvirtxml.DomainFeatureTCG{
+			TBCache: &libvirtxml.DomainFeatureTCGTBCache{Unit: "MiB", Size: 32}}},
+		OnCrash: "destroy",
+		Devices: &libvirtxml.DomainDeviceList{
+			Disks: []libvirtxml.DomainDisk{{
+				Device: "disk",
+				Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2"},
+				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: overlay}},
+				Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
+				Boot:   &libvirtxml.DomainDeviceBoot{Order: bootFirst},
+			}, {
+				Device:   "disk",
+				Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+				Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: seed}},
+				Target:   &libvirtxml.DomainDiskTarget{Dev: "vdb", Bus: "virtio"},
+				ReadOnly: &libvirtxml.DomainDiskReadOnly{},
+			}},
+			Interfaces: []libvirtxml.DomainInterface{{
+				Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: p.cfg.Network}},
+				Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+			}},
+			Serials: []libvirtxml.DomainSerial{{
+				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: n.log}},
+				Target: &libvirtxml.DomainSerialTarget{Port: &port0},
+			}},
+			Channels: []libvirtxml.DomainChannel{{
+				Source: &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "bind"}},
+				Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: "org.qemu.guest_agent.0"}},
+			}},
+			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
+		},
+	}
+	text, err := dx.Marshal()
+	if err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("domain XML of %s: %w", n.domain, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return golibvirt.Domain{}, err
+	}
+	dom, err := l.DomainDefineXMLFlags(text, 0)
+	if err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("define domain %s: %w", n.domain, err)
+	}
+	return dom, nil
+}
+
+// checkOwned refuses a domain of the deployment's name that another marketplace (or someone by hand)
+// defined: it is never adopted nor destroyed.
+func (p *Provider) checkOwned(l *golibvirt.Libvirt, dom golibvirt.Domain, deploymentID int64) error {
+	text, err := l.DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		return fmt.Errorf("read domain %s: %w", dom.Name, err)
+	}
+	var dx libvirtxml.Domain
+	if err := dx.Unmarshal(text); err != nil {
+		return fmt.Errorf("parse domain %s: %w", dom.Name, err)
+	}
+	var o owner
+	if dx.Metadata != nil {
+		// The element is found wherever libvirt put it among other applications' metadata.
+		dec := xml.NewDecoder(strings.NewReader("<m>" + dx.Metadata.XML + "</m>"))
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			if se, ok := tok.(xml.StartElement); ok && se.Name.Space == metadataNS && se.Name.Local == "deployment" {
+				dec.DecodeElement(&o, &se)
+				break
+			}
+		}
+	}
+	if o.Instance != p.cfg.Instance || o.Deployment != deploymentID {
+		return fmt.Errorf("domain %s exists but was not made by this marketplace for deployment %d; it is left alone", dom.Name, deploymentID)
+	}
+	return nil
+}
+
+// waitBooted waits until the guest agent reports an IPv4 address, which it can only do once the guest
+// has booted and taken its address. A guest that stops, or does not answer within the boot timeout,
+// fails the attempt with the end of its console.
+func (p *Provider) waitBooted(ctx context.Context, l *golibvirt.Libvirt, dom golibvirt.Domain, n names) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.BootTimeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		state, _, err := l.DomainGetState(dom, 0)
+		if err != nil {
+			return "", fmt.Errorf("state of domain %s: %w", n.domain, err)
+		}
+		if s := golibvirt.DomainState(state); s == golibvirt.DomainShutoff || s == golibvirt.DomainCrashed {
+			return "", fmt.Errorf("the guest of %s stopped while booting (%s); its console ends: %s", n.domain, stateName(s), lastLines(n.log, 3))
+		}
+		if ifaces, err := l.DomainInterfaceAddresses(dom, uint32(golibvirt.DomainInterfaceAddressesSrcAgent), 0); err == nil {
+			for _, iface := range ifaces {
+				for _, a := range iface.Addrs {
+					if ip, err := netip.ParseAddr(a.Addr); err == nil && ip.Is4() && !ip.IsLoopback() {
+						return ip.String(), nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return "", fmt.Errorf("the guest of %s did not boot within %s (its guest agent never reported an address); its console ends: %s",
+					n.domain, p.cfg.BootTimeout, lastLines(n.log, 3))
+			}
+			return "", ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

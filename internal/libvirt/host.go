@@ -1,0 +1,83 @@
+package libvirt
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+)
+
+// Storage pools the provider keeps: the operator's base images, and what it makes itself.
+const (
+	imagesPool = "marketplace-images"
+	workPool   = "marketplace"
+)
+
+// networkXML is the NAT network guests join when the host has none of that name. dnsmasq's ping check
+// (up to 3 s per offer, one at a time) starves guests that ask for addresses together: it is off.
+const networkXML = `<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
+<name>%s</name><forward mode='nat'/><bridge name='mpbr0' stp='off' delay='0'/>
+<ip address='10.213.0.1' netmask='255.255.255.0'><dhcp><range start='10.213.0.10' end='10.213.0.250'/></dhcp></ip>
+<dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options></network>`
+
+// ensureHost makes the storage pools and the network when they are missing and starts them.
+func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
+	for _, pool := range []struct{ name, dir string }{{imagesPool, p.cfg.ImageDir}, {workPool, p.cfg.PoolDir}} {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := ensurePool(l, pool.name, pool.dir); err != nil {
+			return err
+		}
+	}
+	nw, err := l.NetworkLookupByName(p.cfg.Network)
+	if isCode(err, golibvirt.ErrNoNetwork) {
+		if nw, err = l.NetworkDefineXML(fmt.Sprintf(networkXML, p.cfg.Network)); err == nil {
+			err = l.NetworkSetAutostart(nw, 1)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("libvirt network %s: %w", p.cfg.Network, err)
+	}
+	if active, err := l.NetworkIsActive(nw); err != nil {
+		return fmt.Errorf("libvirt network %s: %w", p.cfg.Network, err)
+	} else if active == 0 {
+		if err := l.NetworkCreate(nw); err != nil {
+			return fmt.Errorf("start libvirt network %s: %w", p.cfg.Network, err)
+		}
+	}
+	return nil
+}
+
+// ensurePool defines a directory storage pool at dir when none of that name exists, and starts it.
+func ensurePool(l *golibvirt.Libvirt, name, dir string) error {
+	pool, err := l.StoragePoolLookupByName(name)
+	if isCode(err, golibvirt.ErrNoStoragePool) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("storage pool %s: %w", name, err)
+		}
+		x, xerr := (&libvirtxml.StoragePool{Type: "dir", Name: name,
+			Target: &libvirtxml.StoragePoolTarget{Path: dir}}).Marshal()
+		if xerr != nil {
+			return xerr
+		}
+		if pool, err = l.StoragePoolDefineXML(x, 0); err == nil {
+			err = l.StoragePoolSetAutostart(pool, 1)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("storage pool %s: %w", name, err)
+	}
+	state, _, _, _, err := l.StoragePoolGetInfo(pool)
+	if err != nil {
+		return fmt.Errorf("storage pool %s: %w", name, err)
+	}
+	if golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
+		if err := l.StoragePoolCreate(pool, 0); err != nil {
+			return fmt.Errorf("start storage pool %s: %w", name, err)
+		}
+	}
+	return nil
+}

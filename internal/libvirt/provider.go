@@ -1,0 +1,224 @@
+// Package libvirt is the provider of vm deployments: one virtual machine per deployment on a libvirt
+// host (QEMU under TCG), booted from a copy-on-write overlay of the application's base image with a
+// cloud-init NoCloud seed of the consumer's inputs. It talks to libvirtd through the pure-Go RPC client
+// (github.com/digitalocean/go-libvirt) and builds XML with libvirt.org/go/libvirtxml.
+//
+// What it creates carries the marketplace's instance id in its name and metadata, so a domain or volume
+// of another marketplace on the same host is never adopted or removed.
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/marketplace/marketplace/internal/fetch"
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Config is how the provider reaches its host and where things live on it.
+type Config struct {
+	// URI is the libvirt connection URI (qemu:///system, qemu+unix:///system?socket=/path).
+	URI string
+	// Instance is the marketplace's instance id (postgres.DB.InstanceID).
+	Instance string
+	// ImageDir holds the base images applications name by relative path (a directory storage pool).
+	ImageDir string
+	// PoolDir holds each deployment's overlay and seed, and downloaded images (a directory storage pool).
+	PoolDir string
+	// LogDir holds each guest's serial console log.
+	LogDir string
+	// Network is the libvirt NAT network guests join; it is created when missing.
+	Network string
+	// BootTimeout bounds the wait for a started guest to answer through its agent with an address.
+	BootTimeout time.Duration
+	// ImageMaxBytes caps an image download.
+	ImageMaxBytes int64
+	// CacheDir remembers which URL gave which image digest.
+	CacheDir string
+	// Fetch guards image downloads (no internal addresses).
+	Fetch  *fetch.Guard
+	Logger *slog.Logger
+}
+
+// Provider implements marketplace.Provider for vm deployments.
+type Provider struct {
+	cfg Config
+
+	mu   sync.Mutex // guards conn
+	conn *golibvirt.Libvirt
+
+	downloads sync.Mutex // one image download at a time per process
+}
+
+// New checks the configuration and connects to the host, creating the storage pools and the network
+// when they are missing.
+func New(ctx context.Context, cfg Config) (*Provider, error) {
+	if cfg.Instance == "" {
+		return nil, errors.New("libvirt provider: no instance id")
+	}
+	for _, dir := range []*string{&cfg.ImageDir, &cfg.PoolDir, &cfg.LogDir} {
+		abs, err := filepath.Abs(*dir)
+		if err != nil {
+			return nil, fmt.Errorf("libvirt provider: %w", err)
+		}
+		*dir = abs
+	}
+	for _, tool := range []string{"mkfs.vfat", "mcopy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("libvirt provider: %s is needed to make cloud-init seeds (apt install dosfstools mtools; make vmhost does): %w", tool, err)
+		}
+	}
+	if cfg.BootTimeout <= 0 {
+		cfg.BootTimeout = 2 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Provider{cfg: cfg}
+	l, err := p.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ensureHost(ctx, l); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close ends the connection to libvirtd.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn == nil {
+		return nil
+	}
+	err := p.conn.Disconnect()
+	p.conn = nil
+	return err
+}
+
+// client returns a live connection, dialling again after libvirtd went away.
+func (p *Provider) client(ctx context.Context) (*golibvirt.Libvirt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != nil && p.conn.IsConnected() {
+		return p.conn, nil
+	}
+	u, err := url.Parse(p.cfg.URI)
+	if err != nil {
+		return nil, fmt.Errorf("LIBVIRT_URI %q: %w", p.cfg.URI, err)
+	}
+	l, err := golibvirt.ConnectToURI(u)
+	if err != nil {
+		return nil, fmt.Errorf("connect to libvirt at %s (is the VM host up? make vmhost): %w", p.cfg.URI, err)
+	}
+	p.conn = l
+	return l, nil
+}
+
+// Names of what one deployment owns. They hold a prefix of the instance id and the deployment id, so
+// they cannot collide across tenants, retries or two marketplaces sharing a host; the domain's metadata
+// holds the whole instance id.
+type names struct{ domain, overlay, seed, log string }
+
+func (p *Provider) names(deploymentID int64) names {
+	instance := strings.ReplaceAll(p.cfg.Instance, "-", "")
+	if len(instance) > 12 {
+		instance = instance[:12]
+	}
+	base := fmt.Sprintf("mp-%s-d%d", instance, deploymentID)
+	return names{domain: base, overlay: base + ".qcow2", seed: base + "-seed.img",
+		log: filepath.Join(p.cfg.LogDir, base+".console.log")}
+}
+
+// Install starts the deployment's virtual machine and waits until its guest has booted: the QEMU guest
+// agent answers with an IPv4 address. It is idempotent: a retry after a crash finds the volumes and the
+// domain it made and goes on from there.
+func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (marketplace.Placement, error) {
+	n := p.names(d.ID)
+	l, err := p.client(ctx)
+	if err != nil {
+		return marketplace.Placement{}, err
+	}
+	dom, err := l.DomainLookupByName(n.domain)
+	switch {
+	case err == nil:
+		if err := p.checkOwned(l, dom, d.ID); err != nil {
+			return marketplace.Placement{}, err
+		}
+	case golibvirt.IsNotFound(err):
+		if dom, err = p.define(ctx, l, n, d, app); err != nil {
+			return marketplace.Placement{}, err
+		}
+	default:
+		return marketplace.Placement{}, fmt.Errorf("look up domain %s: %w", n.domain, err)
+	}
+	state, _, err := l.DomainGetState(dom, 0)
+	if err != nil {
+		return marketplace.Placement{}, fmt.Errorf("state of domain %s: %w", n.domain, err)
+	}
+	if golibvirt.DomainState(state) != golibvirt.DomainRunning {
+		if err := l.DomainCreate(dom); err != nil {
+			return marketplace.Placement{}, fmt.Errorf("start domain %s: %w", n.domain, err)
+		}
+	}
+	ip, err := p.waitBooted(ctx, l, dom, n)
+	if err != nil {
+		return marketplace.Placement{}, err
+	}
+	return marketplace.Placement{VMName: n.domain, IPAddress: ip}, nil
+}
+
+// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log. What is
+// already gone counts as removed.
+func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
+	n := p.names(d.ID)
+	l, err := p.client(ctx)
+	if err != nil {
+		return err
+	}
+	dom, err := l.DomainLookupByName(n.domain)
+	switch {
+	case err == nil:
+		if err := p.checkOwned(l, dom, d.ID); err != nil {
+			return err
+		}
+		if err := l.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !golibvirt.IsNotFound(err) {
+			return fmt.Errorf("destroy domain %s: %w", n.domain, err)
+		}
+		if err := l.DomainUndefineFlags(dom, golibvirt.DomainUndefineManagedSave|golibvirt.DomainUndefineNvram); err != nil && !golibvirt.IsNotFound(err) {
+			return fmt.Errorf("undefine domain %s: %w", n.domain, err)
+		}
+	case golibvirt.IsNotFound(err):
+	default:
+		return fmt.Errorf("look up domain %s: %w", n.domain, err)
+	}
+	for _, vol := range []string{n.overlay, n.seed} {
+		if err := p.deleteVolume(ctx, l, vol); err != nil {
+			return err
+		}
+	}
+	if err := removeFile(n.log); err != nil {
+		return err
+	}
+	return nil
+}
+
+// isCode reports whether err is libvirt's error code.
+func isCode(err error, code golibvirt.ErrorNumber) bool {
+	var e golibvirt.Error
+	return errors.As(err, &e) && e.Code == uint32(code)
+}
