@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -47,9 +48,12 @@ func BenchmarkMeterOpenUsage(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
+			asOf := time.Now()
 			b.ResetTimer()
 			for range b.N {
-				metered, err := db.MeterOpenUsage(ctx)
+				// Each pass a second later, as successive runs of the job are: every record is rewritten.
+				asOf = asOf.Add(time.Second)
+				metered, err := db.MeterOpenUsage(ctx, asOf)
 				if err != nil || metered != int64(n) {
 					b.Fatalf("metered %d, %v; want %d", metered, err, n)
 				}
