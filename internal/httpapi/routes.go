@@ -47,6 +47,8 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
 
+	addLedgerRoutes(api, s, log)
+
 	if d.Metrics != nil {
 		// Queue depths and attempt counts are every tenant's activity: only the operator reads them.
 		router.Handle("/metrics", OperatorOnly(d.OperatorToken, d.MetricsPublic,

@@ -26,6 +26,7 @@ type Store interface {
 	marketplace.ProjectService
 	marketplace.DeploymentService
 	marketplace.BillingService
+	marketplace.LedgerService
 }
 
 // Deployer accepts install and uninstall requests.

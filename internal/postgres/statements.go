@@ -20,10 +20,18 @@ const (
 	rangeOverlap = `r.started_at < $3 AND (r.ended_at IS NULL OR r.ended_at > $2)`
 )
 
-// clampRange bounds a requested range by now: nothing is billed ahead of the clock.
+// clampRange bounds a requested range by now: nothing is billed ahead of the clock. A zero from is the
+// start of the current month, a zero to is now.
 func (db *DB) clampRange(from, to time.Time) (time.Time, time.Time, error) {
+	now := db.clock()
+	if from.IsZero() {
+		from = marketplace.PeriodOf(now).Start
+	}
+	if to.IsZero() {
+		to = now
+	}
 	from, to = from.UTC(), to.UTC()
-	if now := db.clock(); to.After(now) {
+	if to.After(now) {
 		to = now
 	}
 	if !from.Before(to) {
