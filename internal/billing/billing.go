@@ -51,13 +51,15 @@ func New(store Store, interval time.Duration, reg prometheus.Registerer, log *sl
 	return j
 }
 
-// Run runs the job every interval until ctx is done.
+// Run runs the job at every multiple of the interval (on the billing clock) until ctx is done: a run
+// wakes at the instant it meters as of, so stored amounts lag the clock by the run's own duration only.
 func (j *Job) Run(ctx context.Context) error {
-	t := time.NewTicker(j.interval)
-	defer t.Stop()
 	for {
+		now := j.store.Now()
+		t := time.NewTimer(now.Truncate(j.interval).Add(j.interval).Sub(now))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
