@@ -66,6 +66,8 @@ type Config struct {
 	QuotaDeployments  int           `env:"QUOTA_DEPLOYMENTS_PER_USER" envDefault:"200"`
 	QuotaApps         int           `env:"QUOTA_APPS_PER_USER" envDefault:"100"`
 	BillingInterval   time.Duration `env:"BILLING_INTERVAL" envDefault:"5m"`
+	BillingCurrency   string        `env:"BILLING_CURRENCY" envDefault:"USD"`
+	FeePercent        string        `env:"MARKETPLACE_FEE_PERCENT" envDefault:"0"`
 	CacheDir          string        `env:"MARKETPLACE_CACHE_DIR"`
 	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" envDefault:"8"`
 	QueuePoll         time.Duration `env:"QUEUE_POLL_INTERVAL" envDefault:"50ms"`
@@ -155,8 +157,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("unknown role %q\n%s", role, usage)
 	}
 
+	terms, err := billingTerms(cfg)
+	if err != nil {
+		return err
+	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithQuotas(marketplace.Quotas{
-		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps}))
+		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps}), postgres.WithBillingTerms(terms))
 	if err != nil {
 		return err
 	}
@@ -243,7 +249,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		g.Go(func() error { return worker.Run(ctx) })
 		g.Go(func() error { return deployer.Reconcile(ctx) })
-		g.Go(func() error { return billing.Run(ctx, db, cfg.BillingInterval, log) })
+		job := billing.New(db, cfg.BillingInterval, metrics, log)
+		g.Go(func() error { return job.Run(ctx) })
 	}
 	if role == "worker" {
 		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.

@@ -52,6 +52,7 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
 
 	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
+	addLedgerRoutes(api, s, log)
 
 	if d.Metrics != nil {
 		// Queue depths and attempt counts are every tenant's activity: only the operator reads them.

@@ -28,6 +28,7 @@ type Store interface {
 	marketplace.DeploymentService
 	marketplace.BillingService
 	marketplace.AuditService
+	marketplace.LedgerService
 }
 
 // Deployer accepts install and uninstall requests.

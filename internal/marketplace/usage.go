@@ -17,6 +17,13 @@ type UsageRecord struct {
 	StartedAt     time.Time  `json:"started_at"`
 	EndedAt       *time.Time `json:"ended_at"`
 	Amount        Money      `json:"amount"`
+	// BilledSeconds is floor(end − start), the end being now while the record is open; AccruedAmount is
+	// the amount of those seconds by the billing rule. MeteredAmount is what the last metering run stored,
+	// as of MeteredAt.
+	BilledSeconds int64     `json:"billed_seconds"`
+	AccruedAmount Money     `json:"accrued_amount"`
+	MeteredAmount Money     `json:"metered_amount"`
+	MeteredAt     time.Time `json:"metered_at"`
 }
 
 // BillingService reads usage records and meters open ones.
@@ -27,7 +34,7 @@ type BillingService interface {
 	// FindUsageRecordsPage lists a page of a user's records by id, how many there are in all and the sum
 	// of all their amounts (not only the page's).
 	FindUsageRecordsPage(ctx context.Context, userID int64, p Page) ([]*UsageRecord, int, Money, error)
-	// MeterOpenUsage brings the stored amount of every open record up to now in one statement and
-	// returns how many it updated.
-	MeterOpenUsage(ctx context.Context) (int64, error)
+	// MeterOpenUsage stores the amount of every open record as of asOf in one statement and returns how
+	// many it updated; runs for the same asOf store the same numbers.
+	MeterOpenUsage(ctx context.Context, asOf time.Time) (int64, error)
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,6 +35,10 @@ type DB struct {
 	// a burst of API requests cannot make a lease renewal wait for a connection until its lease lapses.
 	work   *pgxpool.Pool
 	quotas marketplace.Quotas
+	// now is the clock of billing: usage starts and ends, accruals, metering and period closes read it,
+	// never SQL now(), so a test can move time.
+	now   func() time.Time
+	terms marketplace.BillingTerms
 }
 
 // Option tunes a DB.
@@ -43,6 +48,19 @@ type Option func(*DB)
 func WithQuotas(q marketplace.Quotas) Option {
 	return func(db *DB) { db.quotas = q }
 }
+
+// WithClock makes billing read now instead of the system clock.
+func WithClock(now func() time.Time) Option {
+	return func(db *DB) { db.now = now }
+}
+
+// WithBillingTerms sets the currency and the marketplace's fee; without it, USD and no fee.
+func WithBillingTerms(t marketplace.BillingTerms) Option {
+	return func(db *DB) { db.terms = t }
+}
+
+// clock is the billing instant, at PostgreSQL's precision (microseconds) and in UTC.
+func (db *DB) clock() time.Time { return db.now().UTC().Truncate(time.Microsecond) }
 
 // Open connects to the database at url, creating the database when it does not exist yet. It does not
 // migrate; call Migrate.
@@ -74,7 +92,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %w", cfg.ConnConfig.Database, err)
 	}
-	db := &DB{pool: pool, work: work}
+	db := &DB{pool: pool, work: work, now: time.Now, terms: marketplace.BillingTerms{Currency: "USD"}}
 	for _, o := range opts {
 		o(db)
 	}

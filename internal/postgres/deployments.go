@@ -173,8 +173,8 @@ WHERE id = $1 RETURNING `+deploymentColumns, id))
 			return fmt.Errorf("uninstall deployment %d: %w", id, err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE usage_records
-SET ended_at = now(), amount = usage_amount(hourly_rate, started_at, now()), metered_at = now()
-WHERE deployment_id = $1 AND ended_at IS NULL`, id); err != nil {
+SET ended_at = greatest($2, started_at), amount = usage_amount(hourly_rate, started_at, $2), metered_at = $2
+WHERE deployment_id = $1 AND ended_at IS NULL`, id, db.clock()); err != nil {
 			return fmt.Errorf("close usage of deployment %d: %w", id, err)
 		}
 		return nil

@@ -71,9 +71,9 @@ WHERE id = $1 AND attempts = $2 AND status = 'installing'`,
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("complete install of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate)
-SELECT id, consumer_id, application_id, hourly_rate FROM deployments WHERE id = $1
-ON CONFLICT (deployment_id) DO NOTHING`, id)
+		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at)
+SELECT id, consumer_id, application_id, hourly_rate, $2, $2 FROM deployments WHERE id = $1
+ON CONFLICT (deployment_id) DO NOTHING`, id, db.clock())
 		if err != nil {
 			return fmt.Errorf("open usage of deployment %d: %w", id, err)
 		}

@@ -271,12 +271,12 @@ func TestMeterOpenUsage(t *testing.T) {
 	db, ctx, id := newDeployment(t)
 	c, _ := db.ClaimInstall(ctx, id, time.Minute, 5)
 	db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{})
-	n, err := db.MeterOpenUsage(ctx)
+	n, err := db.MeterOpenUsage(ctx, time.Now().Add(time.Second))
 	if err != nil || n != 1 {
 		t.Fatalf("metered %d, %v; want 1", n, err)
 	}
 	db.RequestUninstall(ctx, id)
-	if n, _ := db.MeterOpenUsage(ctx); n != 0 {
+	if n, _ := db.MeterOpenUsage(ctx, time.Now().Add(time.Minute)); n != 0 {
 		t.Fatalf("metered %d closed records, want 0", n)
 	}
 }

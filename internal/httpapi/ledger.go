@@ -1,0 +1,241 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// The ledger's endpoints answer JSON, or CSV for finance tools when asked with Accept: text/csv or
+// ?format=csv. Amounts are decimal strings next to a currency.
+
+// FormatQuery chooses JSON or CSV. It and RangeQuery are exported because huma reads only exported
+// embedded fields.
+type FormatQuery struct {
+	Format string `query:"format" enum:"json,csv" doc:"csv for a CSV document (as Accept: text/csv does)"`
+	Accept string `header:"Accept"`
+}
+
+func (f FormatQuery) csv() bool {
+	return f.Format == "csv" || (f.Format == "" && strings.Contains(f.Accept, "text/csv"))
+}
+
+// document is a JSON or CSV answer.
+type document struct {
+	ContentType string `header:"Content-Type"`
+	Body        []byte
+}
+
+// answer writes v as JSON, or as the CSV rows of table when asked for CSV.
+func answer(ctx context.Context, log *slog.Logger, f FormatQuery, v any, table func() [][]string) (*document, error) {
+	if f.csv() {
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		if err := w.WriteAll(table()); err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &document{ContentType: "text/csv; charset=utf-8", Body: buf.Bytes()}, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, problem(ctx, log, err)
+	}
+	return &document{ContentType: "application/json", Body: b}, nil
+}
+
+// RangeQuery is a [from, to) range: RFC 3339 instants or dates (midnight UTC).
+type RangeQuery struct {
+	From string `query:"from" doc:"start, RFC 3339 or yyyy-mm-dd (UTC); default the start of the current month"`
+	To   string `query:"to" doc:"end (excluded), RFC 3339 or yyyy-mm-dd; default and at most now"`
+}
+
+func (r RangeQuery) times() (from, to time.Time, err error) {
+	parse := func(name, s string) (time.Time, error) {
+		if s == "" {
+			return time.Time{}, nil
+		}
+		for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t.UTC(), nil
+			}
+		}
+		return time.Time{}, marketplace.Errorf(marketplace.EINVALID, "%s=%q is neither an RFC 3339 instant nor a yyyy-mm-dd date", name, s)
+	}
+	if from, err = parse("from", r.From); err != nil {
+		return
+	}
+	to, err = parse("to", r.To)
+	return
+}
+
+func rfc3339(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+type billingRuns struct {
+	Runs []*marketplace.BillingRun `json:"runs"`
+}
+
+// listBillingRuns answers the billing job's runs, latest first (the operator's only).
+func listBillingRuns(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *struct{ PageQuery }) (*paged[billingRuns], error) {
+	return func(ctx context.Context, in *struct{ PageQuery }) (*paged[billingRuns], error) {
+		runs, total, err := ledger.FindBillingRuns(ctx, in.page())
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return newPaged(&in.PageQuery, total, billingRuns{Runs: runs}), nil
+	}
+}
+
+type periodInput struct {
+	Period string `path:"period" pattern:"^[0-9]{4}-[0-9]{2}$" doc:"the month, yyyy-mm (UTC)"`
+}
+
+// closePeriod issues a month's invoices; closing a closed month answers it as it was closed.
+func closePeriod(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *periodInput) (*body[*marketplace.ClosedPeriod], error) {
+	return func(ctx context.Context, in *periodInput) (*body[*marketplace.ClosedPeriod], error) {
+		p, err := marketplace.ParsePeriod(in.Period)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		closed, err := ledger.ClosePeriod(ctx, p, "operator")
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return &body[*marketplace.ClosedPeriod]{closed}, nil
+	}
+}
+
+type invoicesInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	FormatQuery
+}
+
+func listInvoices(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *invoicesInput) (*document, error) {
+	return func(ctx context.Context, in *invoicesInput) (*document, error) {
+		invoices, err := ledger.FindInvoices(ctx, in.ID)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return answer(ctx, log, in.FormatQuery, map[string]any{"user_id": in.ID, "invoices": invoices}, func() [][]string {
+			rows := [][]string{{"number", "period", "issued_at", "currency", "total"}}
+			for _, i := range invoices {
+				rows = append(rows, []string{i.Number, i.Period, rfc3339(&i.IssuedAt), i.Currency, i.Total.StringFixed(2)})
+			}
+			return rows
+		})
+	}
+}
+
+type invoiceInput struct {
+	ID     int64  `path:"id" minimum:"1"`
+	Number string `path:"number" maxLength:"40"`
+	FormatQuery
+}
+
+func getInvoice(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *invoiceInput) (*document, error) {
+	return func(ctx context.Context, in *invoiceInput) (*document, error) {
+		inv, err := ledger.FindInvoice(ctx, in.ID, in.Number)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return answer(ctx, log, in.FormatQuery, inv, func() [][]string {
+			rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "hourly_rate", "seconds", "amount", "charge", "currency"}}
+			for _, l := range inv.Lines {
+				rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID),
+					l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
+			}
+			return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
+		})
+	}
+}
+
+type statementInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	RangeQuery
+	FormatQuery
+}
+
+func getStatement(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *statementInput) (*document, error) {
+	return func(ctx context.Context, in *statementInput) (*document, error) {
+		from, to, err := in.times()
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		st, err := ledger.FindStatement(ctx, in.ID, from, to)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return answer(ctx, log, in.FormatQuery, st, func() [][]string {
+			rows := [][]string{{"from", "to", "usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"}}
+			for _, l := range st.Lines {
+				rows = append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), itoa(l.UsageRecordID), itoa(l.DeploymentID),
+					itoa(l.ApplicationID), l.HourlyRate.String(), rfc3339(&l.StartedAt), rfc3339(l.EndedAt), itoa(l.Seconds),
+					l.Amount.StringFixed(6), st.Currency})
+			}
+			return append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), "total", "", "", "", "", "", itoa(st.Seconds), st.Total.StringFixed(6), st.Currency})
+		})
+	}
+}
+
+// revenueTable is a Revenue as CSV: one row per application, then the totals.
+func revenueTable(r *marketplace.Revenue) [][]string {
+	rows := [][]string{{"publisher_id", "period", "application_id", "name", "deployments", "seconds", "hours", "gross", "fee", "net", "currency"}}
+	for _, a := range r.Applications {
+		rows = append(rows, []string{itoa(r.PublisherID), r.Period, itoa(a.ApplicationID), a.Name, itoa(a.Deployments), itoa(a.Seconds),
+			a.Hours.String(), a.Gross.String(), a.Fee.String(), a.Net.String(), r.Currency})
+	}
+	return append(rows, []string{itoa(r.PublisherID), r.Period, "total", "", "", "", "", r.Gross.String(), r.Fee.String(), r.Net.String(), r.Currency})
+}
+
+type revenueInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	RangeQuery
+	FormatQuery
+}
+
+func getRevenue(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *revenueInput) (*document, error) {
+	return func(ctx context.Context, in *revenueInput) (*document, error) {
+		from, to, err := in.times()
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		r, err := ledger.FindRevenue(ctx, in.ID, from, to)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return answer(ctx, log, in.FormatQuery, r, func() [][]string { return revenueTable(r) })
+	}
+}
+
+type payoutInput struct {
+	ID     int64  `path:"id" minimum:"1"`
+	Period string `path:"period" pattern:"^[0-9]{4}-[0-9]{2}$"`
+	FormatQuery
+}
+
+func getPayout(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *payoutInput) (*document, error) {
+	return func(ctx context.Context, in *payoutInput) (*document, error) {
+		p, err := marketplace.ParsePeriod(in.Period)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		r, err := ledger.FindPayout(ctx, in.ID, p)
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		return answer(ctx, log, in.FormatQuery, r, func() [][]string { return revenueTable(r) })
+	}
+}

@@ -1,0 +1,162 @@
+package marketplace
+
+import (
+	"context"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// The ledger: what billing has made final. A calendar month (UTC) is a period; closing it issues one
+// numbered invoice per consumer with charges, and nothing of a closed period ever changes. Amounts in
+// these types are decimal.Decimal, which JSON carries as a string ("12.34"), next to a currency.
+
+// Period is a calendar month in UTC.
+type Period struct{ Start time.Time }
+
+// ParsePeriod reads "2026-03".
+func ParsePeriod(s string) (Period, error) {
+	t, err := time.Parse("2006-01", s)
+	if err != nil {
+		return Period{}, Errorf(EINVALID, "period %q is not a month written yyyy-mm", s)
+	}
+	return Period{t.UTC()}, nil
+}
+
+// PeriodOf is the month that holds t.
+func PeriodOf(t time.Time) Period {
+	t = t.UTC()
+	return Period{time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// End is the first instant after the period: the start of the next one.
+func (p Period) End() time.Time { return p.Start.AddDate(0, 1, 0) }
+
+// Next is the period that starts where p ends.
+func (p Period) Next() Period { return Period{p.End()} }
+
+func (p Period) String() string { return p.Start.Format("2006-01") }
+
+// BillingTerms are the operator's: the currency of every amount and the marketplace's fee on a
+// publisher's gross, in percent.
+type BillingTerms struct {
+	Currency   string
+	FeePercent decimal.Decimal
+}
+
+// BillingRun is one run of the billing job: it metered Records open usage records as of AsOf and closed
+// PeriodsClosed periods that had ended.
+type BillingRun struct {
+	ID            int64     `json:"id"`
+	AsOf          time.Time `json:"as_of"`
+	StartedAt     time.Time `json:"started_at"`
+	FinishedAt    time.Time `json:"finished_at"`
+	Records       int64     `json:"records"`
+	PeriodsClosed int       `json:"periods_closed"`
+	Error         string    `json:"error,omitempty"`
+}
+
+// ClosedPeriod is a period whose invoices are issued.
+type ClosedPeriod struct {
+	Period     string          `json:"period"`
+	StartsAt   time.Time       `json:"starts_at"`
+	EndsAt     time.Time       `json:"ends_at"`
+	ClosedAt   time.Time       `json:"closed_at"`
+	ClosedBy   string          `json:"closed_by"`
+	Currency   string          `json:"currency"`
+	FeePercent decimal.Decimal `json:"fee_percent"`
+	Invoices   int             `json:"invoices"`
+	Total      decimal.Decimal `json:"total"`
+}
+
+// Invoice is a consumer's bill for one closed period: Total is the sum of the lines' charges.
+type Invoice struct {
+	Number      string          `json:"number"`
+	UserID      int64           `json:"user_id"`
+	Period      string          `json:"period"`
+	PeriodStart time.Time       `json:"period_start"`
+	PeriodEnd   time.Time       `json:"period_end"`
+	IssuedAt    time.Time       `json:"issued_at"`
+	Currency    string          `json:"currency"`
+	Total       decimal.Decimal `json:"total"`
+	Lines       []InvoiceLine   `json:"lines,omitempty"`
+}
+
+// InvoiceLine is one deployment's usage in the period (kind "usage"), or a correction of what earlier
+// invoices charged it (kind "adjustment"). Amount is exact to 6 places; Charge is Amount rounded half to
+// even to cents.
+type InvoiceLine struct {
+	Kind          string          `json:"kind"`
+	UsageRecordID int64           `json:"usage_record_id"`
+	DeploymentID  int64           `json:"deployment_id"`
+	ApplicationID int64           `json:"application_id"`
+	HourlyRate    decimal.Decimal `json:"hourly_rate"`
+	Seconds       int64           `json:"seconds"`
+	Amount        decimal.Decimal `json:"amount"`
+	Charge        decimal.Decimal `json:"charge"`
+}
+
+// Statement is what a consumer's deployments used in [From, To): per record, the whole seconds and the
+// amount by the billing rule (the cumulative amount at To less the one at From).
+type Statement struct {
+	UserID   int64           `json:"user_id"`
+	From     time.Time       `json:"from"`
+	To       time.Time       `json:"to"`
+	Currency string          `json:"currency"`
+	Seconds  int64           `json:"seconds"`
+	Total    decimal.Decimal `json:"total"`
+	Lines    []StatementLine `json:"lines"`
+}
+
+// StatementLine is one usage record's share of a statement.
+type StatementLine struct {
+	UsageRecordID int64           `json:"usage_record_id"`
+	DeploymentID  int64           `json:"deployment_id"`
+	ApplicationID int64           `json:"application_id"`
+	HourlyRate    decimal.Decimal `json:"hourly_rate"`
+	StartedAt     time.Time       `json:"started_at"`
+	EndedAt       *time.Time      `json:"ended_at"`
+	Seconds       int64           `json:"seconds"`
+	Amount        decimal.Decimal `json:"amount"`
+}
+
+// Revenue is what a publisher's applications earned: over [From, To) by the billing rule, or, for a
+// payout (Period set), what the invoices of a closed period charged. Net = Gross − Fee.
+type Revenue struct {
+	PublisherID  int64           `json:"publisher_id"`
+	Period       string          `json:"period,omitempty"`
+	From         time.Time       `json:"from"`
+	To           time.Time       `json:"to"`
+	Currency     string          `json:"currency"`
+	FeePercent   decimal.Decimal `json:"fee_percent"`
+	Gross        decimal.Decimal `json:"gross"`
+	Fee          decimal.Decimal `json:"fee"`
+	Net          decimal.Decimal `json:"net"`
+	Applications []AppRevenue    `json:"applications"`
+}
+
+// AppRevenue is one application's part of a Revenue.
+type AppRevenue struct {
+	ApplicationID int64           `json:"application_id"`
+	Name          string          `json:"name"`
+	Deployments   int64           `json:"deployments"`
+	Seconds       int64           `json:"seconds"`
+	Hours         decimal.Decimal `json:"hours"`
+	Gross         decimal.Decimal `json:"gross"`
+	Fee           decimal.Decimal `json:"fee"`
+	Net           decimal.Decimal `json:"net"`
+}
+
+// LedgerService closes periods and reads what billing made final. Reads are scoped by the caller: a
+// consumer reads its own invoices and statements, a publisher its own revenue, the operator everything.
+type LedgerService interface {
+	// ClosePeriod issues the invoices of p. Closing a closed period returns it unchanged; p must have
+	// ended and follow the last closed period (or hold the earliest usage).
+	ClosePeriod(ctx context.Context, p Period, by string) (*ClosedPeriod, error)
+	FindBillingRuns(ctx context.Context, page Page) ([]*BillingRun, int, error)
+	FindInvoices(ctx context.Context, userID int64) ([]*Invoice, error)
+	FindInvoice(ctx context.Context, userID int64, number string) (*Invoice, error)
+	FindStatement(ctx context.Context, userID int64, from, to time.Time) (*Statement, error)
+	FindRevenue(ctx context.Context, publisherID int64, from, to time.Time) (*Revenue, error)
+	FindPayout(ctx context.Context, publisherID int64, p Period) (*Revenue, error)
+}

@@ -1,0 +1,200 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// closeLock is the advisory lock that makes period closes take turns across replicas.
+const closeLock = 7_220_010
+
+// ClosePeriod issues the invoices of period p in one transaction: for every usage record that started
+// before p ends, a "usage" line with its seconds and amount inside p (the cumulative amount at p's end
+// less the one at its start, so a running deployment splits exactly at the edge and periods add up), and
+// an "adjustment" line when what earlier invoices charged differs from the rule's amount at p's start
+// (an uninstall whose instant fell before an edge that was closed first, for instance). Each line's
+// charge is its amount rounded half to even to cents; an invoice's total is the sum of its charges.
+//
+// A closed period is returned as it was: closing twice, late, or from two replicas at once issues one
+// set of invoices. Only the operator closes.
+func (db *DB) ClosePeriod(ctx context.Context, p marketplace.Period, by string) (*marketplace.ClosedPeriod, error) {
+	if !marketplace.CallerFrom(ctx).Operator {
+		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "closing a period is the operator's")
+	}
+	now := db.clock()
+	var closed *marketplace.ClosedPeriod
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, closeLock); err != nil {
+			return err
+		}
+		var err error
+		if closed, err = findClosedPeriod(ctx, tx, p); closed != nil || err != nil {
+			return err
+		}
+		if p.End().After(now) {
+			return marketplace.Errorf(marketplace.ECONFLICT, "period %s has not ended yet: it ends at %s", p, p.End().Format(time.RFC3339))
+		}
+		if next, err := nextPeriodToClose(ctx, tx); err != nil {
+			return err
+		} else if next != nil && next.Start.Before(p.Start) {
+			return marketplace.Errorf(marketplace.ECONFLICT, "period %s is still open: close it before %s (periods close in order)", next, p)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO billing_periods (starts_at, ends_at, closed_at, closed_by, currency, fee_percent)
+VALUES ($1, $2, $3, $4, $5, $6)`, p.Start, p.End(), now, by, db.terms.Currency, db.terms.FeePercent); err != nil {
+			return err
+		}
+		start, end := p.Start, p.End()
+		for _, stmt := range []struct {
+			sql  string
+			args []any
+		}{
+			// S(t) and A(t): a record's whole seconds and amount up to t (clamped to its life).
+			{`CREATE TEMP TABLE closing ON COMMIT DROP AS
+SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, a.publisher_id, r.hourly_rate,
+       usage_seconds(r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_seconds,
+       usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_amount,
+       usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_seconds AS adjust_seconds,
+       usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_amount AS adjust_amount
+FROM usage_records r JOIN applications a ON a.id = r.application_id
+WHERE r.started_at < $2`, []any{start, end}},
+			{`CREATE TEMP TABLE closing_lines ON COMMIT DROP AS
+SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, application_id, publisher_id, hourly_rate,
+       period_seconds AS seconds, period_amount AS amount, round_half_even(period_amount, 2) AS charge
+FROM closing WHERE period_seconds <> 0 OR period_amount <> 0
+UNION ALL
+SELECT 'adjustment', usage_record_id, deployment_id, user_id, application_id, publisher_id, hourly_rate,
+       adjust_seconds, adjust_amount, round_half_even(adjust_amount, 2)
+FROM closing WHERE adjust_seconds <> 0 OR adjust_amount <> 0`, nil},
+			{`INSERT INTO invoices (number, user_id, period_start, period_end, issued_at, currency, total)
+SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM') || '-' || lpad((row_number() OVER (ORDER BY user_id))::text, 6, '0'),
+       user_id, $1, $2, $3, $4, total
+FROM (SELECT user_id, sum(charge) AS total FROM closing_lines GROUP BY user_id) t`, []any{start, end, now, db.terms.Currency}},
+			{`INSERT INTO invoice_lines (invoice_id, kind, usage_record_id, deployment_id, application_id, publisher_id,
+                           hourly_rate, seconds, amount, charge)
+SELECT i.id, l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.publisher_id, l.hourly_rate, l.seconds, l.amount, l.charge
+FROM closing_lines l JOIN invoices i ON i.user_id = l.user_id AND i.period_start = $1
+ORDER BY i.id, l.deployment_id, l.kind DESC`, []any{start}},
+			// What was invoiced moves by what these lines charged, so the next close bills the rest.
+			{`UPDATE usage_records r SET invoiced_seconds = r.invoiced_seconds + l.seconds, invoiced_amount = r.invoiced_amount + l.amount
+FROM (SELECT usage_record_id, sum(seconds) AS seconds, sum(amount) AS amount FROM closing_lines GROUP BY 1) l
+WHERE r.id = l.usage_record_id`, nil},
+			{`UPDATE billing_periods SET invoices = (SELECT count(*) FROM invoices WHERE period_start = $1),
+       total = (SELECT coalesce(sum(total), 0) FROM invoices WHERE period_start = $1)
+WHERE starts_at = $1`, []any{start}},
+		} {
+			if _, err := tx.Exec(ctx, stmt.sql, stmt.args...); err != nil {
+				return err
+			}
+		}
+		closed, err = findClosedPeriod(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		if marketplace.ErrorCode(err) != marketplace.EINTERNAL {
+			return nil, err
+		}
+		return nil, fmt.Errorf("close period %s: %w", p, err)
+	}
+	return closed, nil
+}
+
+// nextPeriodToClose is the period after the last closed one, or, before any close, the month of the
+// earliest usage; nil when there is nothing to close.
+func nextPeriodToClose(ctx context.Context, q rowQuerier) (*marketplace.Period, error) {
+	var next *time.Time
+	err := q.QueryRow(ctx, `SELECT coalesce((SELECT max(ends_at) FROM billing_periods),
+  (SELECT date_trunc('month', min(started_at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM usage_records))`).Scan(&next)
+	if err != nil || next == nil {
+		return nil, err
+	}
+	p := marketplace.PeriodOf(*next)
+	return &p, nil
+}
+
+// CloseDuePeriods closes, in order, every period that has ended and is not closed yet; the billing job
+// calls it on every run. It returns how many it closed.
+func (db *DB) CloseDuePeriods(ctx context.Context) (int, error) {
+	closed := 0
+	for {
+		next, err := nextPeriodToClose(ctx, db.pool)
+		if err != nil {
+			return closed, fmt.Errorf("find the next period to close: %w", err)
+		}
+		if next == nil || next.End().After(db.clock()) {
+			return closed, nil
+		}
+		if _, err := db.ClosePeriod(ctx, *next, "job"); err != nil {
+			return closed, err
+		}
+		closed++
+	}
+}
+
+func findClosedPeriod(ctx context.Context, q rowQuerier, p marketplace.Period) (*marketplace.ClosedPeriod, error) {
+	c := marketplace.ClosedPeriod{Period: p.String()}
+	err := q.QueryRow(ctx, `SELECT starts_at, ends_at, closed_at, closed_by, currency, fee_percent, invoices, total
+FROM billing_periods WHERE starts_at = $1`, p.Start).Scan(&c.StartsAt, &c.EndsAt, &c.ClosedAt, &c.ClosedBy,
+		&c.Currency, &c.FeePercent, &c.Invoices, &c.Total)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return &c, err
+}
+
+const invoiceColumns = `number, user_id, period_start, period_end, issued_at, currency, total`
+
+func scanInvoice(row pgx.Row) (*marketplace.Invoice, error) {
+	var i marketplace.Invoice
+	err := row.Scan(&i.Number, &i.UserID, &i.PeriodStart, &i.PeriodEnd, &i.IssuedAt, &i.Currency, &i.Total)
+	i.Period = marketplace.PeriodOf(i.PeriodStart).String()
+	return &i, err
+}
+
+// FindInvoices lists a consumer's invoices, oldest first, without their lines.
+func (db *DB) FindInvoices(ctx context.Context, userID int64) ([]*marketplace.Invoice, error) {
+	if _, err := db.FindUserByID(ctx, userID); err != nil {
+		return nil, err
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE user_id = $1 ORDER BY period_start`, userID)
+	invoices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Invoice, error) { return scanInvoice(row) })
+	if err != nil {
+		return nil, fmt.Errorf("find invoices of user %d: %w", userID, err)
+	}
+	return invoices, nil
+}
+
+// FindInvoice returns one of a consumer's invoices with its lines.
+func (db *DB) FindInvoice(ctx context.Context, userID int64, number string) (*marketplace.Invoice, error) {
+	if _, err := db.FindUserByID(ctx, userID); err != nil {
+		return nil, err
+	}
+	inv, err := scanInvoice(db.pool.QueryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE user_id = $1 AND number = $2`,
+		userID, number))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "invoice %q of user %d not found", number, userID)
+	} else if err != nil {
+		return nil, fmt.Errorf("find invoice %s of user %d: %w", number, userID, err)
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.hourly_rate, l.seconds, l.amount, l.charge
+FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.number = $1 ORDER BY l.id`, number)
+	inv.Lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.InvoiceLine, error) {
+		var l marketplace.InvoiceLine
+		err := row.Scan(&l.Kind, &l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.HourlyRate, &l.Seconds, &l.Amount, &l.Charge)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find lines of invoice %s: %w", number, err)
+	}
+	return inv, nil
+}

@@ -1,0 +1,154 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Every amount over a range [from, to) is A(to) − A(from), where A(t) is the billing rule's amount of a
+// record up to t (clamped to its life): ranges that tile add up exactly, as invoices' periods do.
+const (
+	rangeSeconds = `usage_seconds(r.started_at, least(coalesce(r.ended_at, $3), $3)) - usage_seconds(r.started_at, least(coalesce(r.ended_at, $2), $2))`
+	rangeAmount  = `usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $3), $3)) - usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $2), $2))`
+	rangeOverlap = `r.started_at < $3 AND (r.ended_at IS NULL OR r.ended_at > $2)`
+)
+
+// clampRange bounds a requested range by now: nothing is billed ahead of the clock. A zero from is the
+// start of the current month, a zero to is now.
+func (db *DB) clampRange(from, to time.Time) (time.Time, time.Time, error) {
+	now := db.clock()
+	if from.IsZero() {
+		from = marketplace.PeriodOf(now).Start
+	}
+	if to.IsZero() {
+		to = now
+	}
+	from, to = from.UTC(), to.UTC()
+	if to.After(now) {
+		to = now
+	}
+	if !from.Before(to) {
+		return from, to, marketplace.Errorf(marketplace.EINVALID, "from (%s) must be before to (%s) and before now",
+			from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return from, to, nil
+}
+
+// FindStatement lists what a consumer's usage records were billed over [from, to), to capped at now.
+func (db *DB) FindStatement(ctx context.Context, userID int64, from, to time.Time) (*marketplace.Statement, error) {
+	if _, err := db.FindUserByID(ctx, userID); err != nil {
+		return nil, err
+	}
+	from, to, err := db.clampRange(from, to)
+	if err != nil {
+		return nil, err
+	}
+	s := &marketplace.Statement{UserID: userID, From: from, To: to, Currency: db.terms.Currency, Lines: []marketplace.StatementLine{}}
+	rows, _ := db.pool.Query(ctx, `SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at,
+  `+rangeSeconds+`, `+rangeAmount+`
+FROM usage_records r WHERE r.user_id = $1 AND `+rangeOverlap+` ORDER BY r.id`, userID, from, to)
+	s.Lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.StatementLine, error) {
+		var l marketplace.StatementLine
+		err := row.Scan(&l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.HourlyRate, &l.StartedAt, &l.EndedAt,
+			&l.Seconds, &l.Amount)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("statement of user %d: %w", userID, err)
+	}
+	for _, l := range s.Lines {
+		s.Seconds += l.Seconds
+		s.Total = s.Total.Add(l.Amount)
+	}
+	return s, nil
+}
+
+// publisherScope refuses a caller who is neither the publisher nor the operator, as not found.
+func (db *DB) publisherScope(ctx context.Context, publisherID int64) error {
+	if !marketplace.CallerFrom(ctx).Owns(publisherID) {
+		return notFound("publisher", publisherID)
+	}
+	_, err := db.FindUserByID(ctx, publisherID)
+	return err
+}
+
+// FindRevenue sums, per application of the publisher, what its deployments were billed over [from, to)
+// (to capped at now), with the marketplace's fee at the current terms. Amounts are exact to 6 places.
+func (db *DB) FindRevenue(ctx context.Context, publisherID int64, from, to time.Time) (*marketplace.Revenue, error) {
+	if err := db.publisherScope(ctx, publisherID); err != nil {
+		return nil, err
+	}
+	from, to, err := db.clampRange(from, to)
+	if err != nil {
+		return nil, err
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT a.id, a.name, count(*), sum(`+rangeSeconds+`)::bigint, sum(`+rangeAmount+`)
+FROM applications a JOIN usage_records r ON r.application_id = a.id
+WHERE a.publisher_id = $1 AND `+rangeOverlap+`
+GROUP BY a.id, a.name ORDER BY a.id`, publisherID, from, to)
+	r, err := collectRevenue(rows, db.terms.FeePercent, marketplace.MaxRateDecimals)
+	if err != nil {
+		return nil, fmt.Errorf("revenue of publisher %d: %w", publisherID, err)
+	}
+	r.PublisherID, r.From, r.To, r.Currency = publisherID, from, to, db.terms.Currency
+	return r, nil
+}
+
+// FindPayout is what the invoices of closed period p charged for the publisher's applications, less
+// the fee at the terms the period was closed with, in cents.
+func (db *DB) FindPayout(ctx context.Context, publisherID int64, p marketplace.Period) (*marketplace.Revenue, error) {
+	if err := db.publisherScope(ctx, publisherID); err != nil {
+		return nil, err
+	}
+	var currency string
+	var fee decimal.Decimal
+	err := db.pool.QueryRow(ctx, `SELECT currency, fee_percent FROM billing_periods WHERE starts_at = $1`, p.Start).Scan(&currency, &fee)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "period %s is not closed: a payout exists once it is", p)
+	} else if err != nil {
+		return nil, fmt.Errorf("payout of publisher %d for %s: %w", publisherID, p, err)
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT l.application_id, a.name, count(DISTINCT l.deployment_id), sum(l.seconds)::bigint, sum(l.charge)
+FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id JOIN applications a ON a.id = l.application_id
+WHERE l.publisher_id = $1 AND i.period_start = $2
+GROUP BY l.application_id, a.name ORDER BY l.application_id`, publisherID, p.Start)
+	r, err := collectRevenue(rows, fee, 2)
+	if err != nil {
+		return nil, fmt.Errorf("payout of publisher %d for %s: %w", publisherID, p, err)
+	}
+	r.PublisherID, r.Period, r.From, r.To, r.Currency = publisherID, p.String(), p.Start, p.End(), currency
+	return r, nil
+}
+
+// collectRevenue reads (application, name, deployments, seconds, gross) rows and works out each
+// application's fee, rounded half to even to places, and net; the totals are the sums of the rows.
+func collectRevenue(rows pgx.Rows, feePercent decimal.Decimal, places int32) (*marketplace.Revenue, error) {
+	apps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.AppRevenue, error) {
+		var a marketplace.AppRevenue
+		err := row.Scan(&a.ApplicationID, &a.Name, &a.Deployments, &a.Seconds, &a.Gross)
+		return a, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &marketplace.Revenue{FeePercent: feePercent, Applications: apps}
+	if r.Applications == nil {
+		r.Applications = []marketplace.AppRevenue{}
+	}
+	hundred, hour := decimal.NewFromInt(100), decimal.NewFromInt(3600)
+	for i := range r.Applications {
+		a := &r.Applications[i]
+		a.Hours = decimal.NewFromInt(a.Seconds).DivRound(hour, 6)
+		a.Fee = a.Gross.Mul(feePercent).Div(hundred).RoundBank(places)
+		a.Net = a.Gross.Sub(a.Fee)
+		r.Gross, r.Fee, r.Net = r.Gross.Add(a.Gross), r.Fee.Add(a.Fee), r.Net.Add(a.Net)
+	}
+	return r, nil
+}
