@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -101,4 +102,18 @@ func lastLines(path string, n int) string {
 		out = out[len(out)-400:]
 	}
 	return out
+}
+
+// Health is the domain's live state: healthy while it runs, unhealthy otherwise (shut off, crashed,
+// paused, absent).
+func (p *Provider) Health(ctx context.Context, d *marketplace.Deployment) (*marketplace.Health, error) {
+	state, err := p.State(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	status := marketplace.HealthUnhealthy
+	if state == "running" || state == "blocked" { // blocked: running, waiting on a resource
+		status = marketplace.HealthHealthy
+	}
+	return &marketplace.Health{Status: status, State: state, CheckedAt: time.Now().UTC()}, nil
 }

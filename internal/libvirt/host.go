@@ -51,9 +51,32 @@ func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 	return nil
 }
 
-// ensurePool defines a directory storage pool at dir when none of that name exists, and starts it.
+// ensurePool defines a directory storage pool at dir when none of that name exists, and starts it. A
+// pool of that name left at a directory that no longer exists (a removed checkout) is defined anew; one
+// at another directory that exists belongs to another marketplace on this host and is an error.
 func ensurePool(l *golibvirt.Libvirt, name, dir string) error {
 	pool, err := l.StoragePoolLookupByName(name)
+	if err == nil {
+		desc, derr := l.StoragePoolGetXMLDesc(pool, 0)
+		var def libvirtxml.StoragePool
+		if derr == nil {
+			derr = def.Unmarshal(desc)
+		}
+		if derr != nil {
+			return fmt.Errorf("storage pool %s: %w", name, derr)
+		}
+		if def.Target != nil && def.Target.Path != dir {
+			if _, serr := os.Stat(def.Target.Path); serr == nil {
+				return fmt.Errorf("storage pool %s is at %s, not %s: another marketplace on this host uses it (set VM_DIR to share it, or remove it)",
+					name, def.Target.Path, dir)
+			}
+			l.StoragePoolDestroy(pool) // stopping a pool that is not running fails harmlessly
+			if err := l.StoragePoolUndefine(pool); err != nil {
+				return fmt.Errorf("storage pool %s: remove its definition at the vanished %s: %w", name, def.Target.Path, err)
+			}
+			err = golibvirt.Error{Code: uint32(golibvirt.ErrNoStoragePool)}
+		}
+	}
 	if isCode(err, golibvirt.ErrNoStoragePool) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("storage pool %s: %w", name, err)
