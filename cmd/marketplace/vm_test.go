@@ -128,6 +128,11 @@ func TestVMInstallBootsAndDeletes(t *testing.T) {
 	if console["live_state"] != "running" || console["status"] != "installed" {
 		t.Fatalf("console states: %v / %v, want running / installed", console["live_state"], console["status"])
 	}
+	// The deployment itself shows the domain's live state beside its recorded status.
+	health, _ := mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), tok, nil).JSON(t)["health"].(map[string]any)
+	if health["state"] != "running" || health["status"] != "healthy" {
+		t.Fatalf("health: %v, want the domain running and healthy", health)
+	}
 	_, other := mp.user(t, "other tenant")
 	mp.must(t, 404, "GET", fmt.Sprintf("/api/deployments/%d/console", id), other, nil)
 

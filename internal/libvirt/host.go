@@ -2,18 +2,26 @@ package libvirt
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 )
 
-// Storage pools the provider keeps: the operator's base images, and what it makes itself.
-const (
-	imagesPool = "marketplace-images"
-	workPool   = "marketplace"
-)
+// The storage pools the provider keeps, the operator's base images and what it makes itself, are named
+// after their directories: libvirt keeps pools host-wide, and two checkouts (or marketplaces) on one host
+// must never share one by name while pointing at different directories.
+func (p *Provider) imagesPool() string { return poolName("marketplace-images", p.cfg.ImageDir) }
+func (p *Provider) workPool() string   { return poolName("marketplace", p.cfg.PoolDir) }
+
+func poolName(prefix, dir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
+	return prefix + "-" + hex.EncodeToString(sum[:4])
+}
 
 // networkXML is the NAT network guests join when the host has none of that name. dnsmasq's ping check
 // (up to 3 s per offer, one at a time) starves guests that ask for addresses together: it is off.
@@ -24,7 +32,7 @@ const networkXML = `<network xmlns:dnsmasq='http://libvirt.org/schemas/network/d
 
 // ensureHost makes the storage pools and the network when they are missing and starts them.
 func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
-	for _, pool := range []struct{ name, dir string }{{imagesPool, p.cfg.ImageDir}, {workPool, p.cfg.PoolDir}} {
+	for _, pool := range []struct{ name, dir string }{{p.imagesPool(), p.cfg.ImageDir}, {p.workPool(), p.cfg.PoolDir}} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -51,32 +59,9 @@ func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 	return nil
 }
 
-// ensurePool defines a directory storage pool at dir when none of that name exists, and starts it. A
-// pool of that name left at a directory that no longer exists (a removed checkout) is defined anew; one
-// at another directory that exists belongs to another marketplace on this host and is an error.
+// ensurePool defines a directory storage pool at dir when none of that name exists, and starts it.
 func ensurePool(l *golibvirt.Libvirt, name, dir string) error {
 	pool, err := l.StoragePoolLookupByName(name)
-	if err == nil {
-		desc, derr := l.StoragePoolGetXMLDesc(pool, 0)
-		var def libvirtxml.StoragePool
-		if derr == nil {
-			derr = def.Unmarshal(desc)
-		}
-		if derr != nil {
-			return fmt.Errorf("storage pool %s: %w", name, derr)
-		}
-		if def.Target != nil && def.Target.Path != dir {
-			if _, serr := os.Stat(def.Target.Path); serr == nil {
-				return fmt.Errorf("storage pool %s is at %s, not %s: another marketplace on this host uses it (set VM_DIR to share it, or remove it)",
-					name, def.Target.Path, dir)
-			}
-			l.StoragePoolDestroy(pool) // stopping a pool that is not running fails harmlessly
-			if err := l.StoragePoolUndefine(pool); err != nil {
-				return fmt.Errorf("storage pool %s: remove its definition at the vanished %s: %w", name, def.Target.Path, err)
-			}
-			err = golibvirt.Error{Code: uint32(golibvirt.ErrNoStoragePool)}
-		}
-	}
 	if isCode(err, golibvirt.ErrNoStoragePool) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("storage pool %s: %w", name, err)

@@ -93,9 +93,9 @@ func (p *Provider) writeSeed(ctx context.Context, l *golibvirt.Libvirt, n names,
 	if err != nil {
 		return "", err
 	}
-	pool, err := l.StoragePoolLookupByName(workPool)
+	pool, err := l.StoragePoolLookupByName(p.workPool())
 	if err != nil {
-		return "", fmt.Errorf("storage pool %s: %w", workPool, err)
+		return "", fmt.Errorf("storage pool %s: %w", p.workPool(), err)
 	}
 	vol, err := p.uploadVolume(ctx, l, pool, n.seed, "raw", f, uint64(st.Size()))
 	if err != nil {

@@ -32,15 +32,15 @@ func (p *Provider) baseImage(ctx context.Context, l *golibvirt.Libvirt, ref stri
 	if strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://") {
 		return p.downloadedImage(ctx, l, ref)
 	}
-	pool, err := l.StoragePoolLookupByName(imagesPool)
+	pool, err := l.StoragePoolLookupByName(p.imagesPool())
 	if err != nil {
-		return image{}, fmt.Errorf("storage pool %s: %w", imagesPool, err)
+		return image{}, fmt.Errorf("storage pool %s: %w", p.imagesPool(), err)
 	}
 	vol, err := l.StorageVolLookupByName(pool, ref)
 	if isCode(err, golibvirt.ErrNoStorageVol) {
 		// A file copied in since the pool was last read.
 		if err := l.StoragePoolRefresh(pool, 0); err != nil {
-			return image{}, fmt.Errorf("refresh storage pool %s: %w", imagesPool, err)
+			return image{}, fmt.Errorf("refresh storage pool %s: %w", p.imagesPool(), err)
 		}
 		vol, err = l.StorageVolLookupByName(pool, ref)
 	}
@@ -83,9 +83,9 @@ func volumeImage(l *golibvirt.Libvirt, vol golibvirt.StorageVol) (image, error) 
 func (p *Provider) downloadedImage(ctx context.Context, l *golibvirt.Libvirt, rawURL string) (image, error) {
 	p.downloads.Lock()
 	defer p.downloads.Unlock()
-	pool, err := l.StoragePoolLookupByName(workPool)
+	pool, err := l.StoragePoolLookupByName(p.workPool())
 	if err != nil {
-		return image{}, fmt.Errorf("storage pool %s: %w", workPool, err)
+		return image{}, fmt.Errorf("storage pool %s: %w", p.workPool(), err)
 	}
 	urlKey := sha256.Sum256([]byte(rawURL))
 	index := filepath.Join(p.cfg.CacheDir, "images", hex.EncodeToString(urlKey[:]))
@@ -189,9 +189,9 @@ func (p *Provider) uploadVolume(ctx context.Context, l *golibvirt.Libvirt, pool 
 // ensureOverlay returns the path of the deployment's copy-on-write overlay of base, creating it when
 // missing: the base image itself is never written to.
 func (p *Provider) ensureOverlay(ctx context.Context, l *golibvirt.Libvirt, name string, base image) (string, error) {
-	pool, err := l.StoragePoolLookupByName(workPool)
+	pool, err := l.StoragePoolLookupByName(p.workPool())
 	if err != nil {
-		return "", fmt.Errorf("storage pool %s: %w", workPool, err)
+		return "", fmt.Errorf("storage pool %s: %w", p.workPool(), err)
 	}
 	vol, err := l.StorageVolLookupByName(pool, name)
 	if isCode(err, golibvirt.ErrNoStorageVol) {
@@ -223,9 +223,9 @@ func (p *Provider) deleteVolume(ctx context.Context, l *golibvirt.Libvirt, name 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	pool, err := l.StoragePoolLookupByName(workPool)
+	pool, err := l.StoragePoolLookupByName(p.workPool())
 	if err != nil {
-		return fmt.Errorf("storage pool %s: %w", workPool, err)
+		return fmt.Errorf("storage pool %s: %w", p.workPool(), err)
 	}
 	vol, err := l.StorageVolLookupByName(pool, name)
 	if isCode(err, golibvirt.ErrNoStorageVol) {
