@@ -5,7 +5,9 @@
 #   KUBECONFIG=/path/kubeconfig bash bench/run.sh
 #
 # apps.sh runs the marketplace without a cluster; install.sh uses $KUBECONFIG, by default the local
-# cluster's (.local/cluster/kubeconfig). Knobs of each script (RUNS, DURATION, N, ...) pass through.
+# cluster's (.local/cluster/kubeconfig); vm.sh uses the local VM host (make vmhost) and runs only when
+# its test image is there (VM_DIR, default .local/vm), or is skipped with VM=0. Knobs of each script
+# (RUNS, DURATION, ...) pass through; N is each script's own default unless set.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -24,5 +26,12 @@ cat "$RESULTS/apps/summary.md" >>"$RESULTS/summary.md"
 echo >>"$RESULTS/summary.md"
 OUT=$RESULTS/install bash bench/install.sh
 cat "$RESULTS/install/summary.md" >>"$RESULTS/summary.md"
+if [ "${VM:-1}" != 0 ] && [ -f "${VM_DIR:-.local/vm}/images/test-guest.qcow2" ]; then
+  OUT=$RESULTS/vm bash bench/vm.sh
+  echo >>"$RESULTS/summary.md"
+  cat "$RESULTS/vm/summary.md" >>"$RESULTS/summary.md"
+else
+  echo "== bench/vm.sh skipped: no ${VM_DIR:-.local/vm}/images/test-guest.qcow2 (make vmhost) or VM=0"
+fi
 echo
 echo "== summary: $RESULTS/summary.md"
