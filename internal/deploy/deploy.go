@@ -88,7 +88,7 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	metrics   *metrics
-	health    *lru.Cache // deployment id -> the last *marketplace.Health seen (health.go)
+	health    *lru.Cache // healthKey -> the last *marketplace.Health seen (health.go)
 }
 
 // New returns a Service. providers maps an application's deployment type to the provider that installs
@@ -202,10 +202,60 @@ func (s *Service) ring(ctx context.Context, t marketplace.Task) {
 	}
 }
 
+// RequestUpgrade checks and records an upgrade of an installed deployment to version (0: the latest one
+// not deprecated) with inputs (nil: the ones it runs with), then rings the queue.
+func (s *Service) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
+	d, err := s.store.FindDeploymentByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := s.providers[d.Type].(marketplace.Upgrader); !ok {
+		return nil, marketplace.Errorf(marketplace.EINVALID, "deployments of type %q cannot be upgraded yet: install the new version beside it", d.Type)
+	}
+	if inputs == nil {
+		inputs = d.Inputs
+	}
+	app, err := s.store.FindAppVersion(ctx, d.ApplicationID, version)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := app.Values(inputs); err != nil {
+		return nil, err
+	}
+	if d, err = s.store.RequestUpgrade(ctx, id, app.Version, inputs); err != nil {
+		return nil, err
+	}
+	s.ring(ctx, marketplace.Task{Op: marketplace.OpUpgrade, DeploymentID: d.ID, Attempt: d.Attempts})
+	return d, nil
+}
+
+// RequestRollback records a return of an installed deployment to the version and inputs of one of its
+// earlier revisions (0: the one before the current), as an upgrade to them: Helm makes it a new revision.
+func (s *Service) RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error) {
+	revs, err := s.store.FindRevisions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if revision == 0 && len(revs) >= 2 {
+		revision = revs[len(revs)-2].Revision
+	}
+	for _, r := range revs {
+		if r.Revision == revision && r.Revision != revs[len(revs)-1].Revision {
+			return s.RequestUpgrade(ctx, id, r.Version, r.Inputs)
+		}
+	}
+	return nil, marketplace.Errorf(marketplace.EINVALID, "deployment %d has no earlier revision %d to roll back to (see GET /api/deployments/%d/revisions)", id, revision, id)
+}
+
 // Install runs one attempt of a deployment's install. A task that finds nothing to claim (a duplicate, a
 // late retry, a deployment deleted meanwhile) does nothing.
 func (s *Service) Install(ctx context.Context, id int64) error {
 	return s.attempt(ctx, id, marketplace.OpInstall)
+}
+
+// Upgrade runs one attempt of a deployment's upgrade (or rollback).
+func (s *Service) Upgrade(ctx context.Context, id int64) error {
+	return s.attempt(ctx, id, marketplace.OpUpgrade)
 }
 
 // Uninstall runs one attempt of a deployment's uninstall.
@@ -215,10 +265,9 @@ func (s *Service) Uninstall(ctx context.Context, id int64) error {
 
 func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operation) error {
 	ctx = marketplace.OperatorContext(ctx)
-	claim := s.store.ClaimInstall
-	if op == marketplace.OpUninstall {
-		claim = s.store.ClaimUninstall
-	}
+	claim := map[marketplace.Operation]func(context.Context, int64, time.Duration, int) (*marketplace.Deployment, error){
+		marketplace.OpInstall: s.store.ClaimInstall, marketplace.OpUninstall: s.store.ClaimUninstall, marketplace.OpUpgrade: s.store.ClaimUpgrade,
+	}[op]
 	claimed := time.Now() // the lease runs from no later than this
 	// A worker whose database stalls must not sit on the task: give up soon, and the reconciler sends it
 	// again, to whichever worker takes it.
@@ -242,7 +291,8 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	lost := s.heartbeat(leaseCtx, cancelLease, id, op, attempt, claimed)
 	workCtx, cancelWork := context.WithTimeout(leaseCtx, s.cfg.OperationTimeout)
 	var placement marketplace.Placement
-	err = s.run(workCtx, d, op, &placement)
+	var revision int
+	err = s.run(workCtx, d, op, &placement, &revision)
 	cancelWork()
 
 	final := attempt >= s.cfg.MaxAttempts
@@ -296,9 +346,12 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		}
 		return nil
 	}
-	if op == marketplace.OpInstall {
+	switch op {
+	case marketplace.OpInstall:
 		err = s.store.CompleteInstall(recordCtx, id, attempt, placement)
-	} else {
+	case marketplace.OpUpgrade:
+		err = s.store.CompleteUpgrade(recordCtx, id, attempt, placement, revision)
+	default:
 		err = s.store.CompleteUninstall(recordCtx, id, attempt)
 	}
 	if err != nil {
@@ -310,7 +363,7 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 }
 
 // run calls the provider for op. A panic in the provider is an attempt that failed, not a lost worker.
-func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement) (err error) {
+func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement, revision *int) (err error) {
 	if op == marketplace.OpUninstall {
 		return s.runUninstall(ctx, d)
 	}
@@ -318,6 +371,20 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 	p := s.providers[d.Type]
 	if p == nil {
 		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
+	}
+	if op == marketplace.OpUpgrade {
+		up, ok := p.(marketplace.Upgrader)
+		if !ok {
+			return fmt.Errorf("the %s provider cannot upgrade", d.Type)
+		}
+		app, err := s.store.FindAppVersion(ctx, d.ApplicationID, d.TargetVersion)
+		if err != nil {
+			return fmt.Errorf("load application %d version %d: %w", d.ApplicationID, d.TargetVersion, err)
+		}
+		target := *d
+		target.Inputs = d.TargetInputs
+		*placement, *revision, err = up.Upgrade(ctx, &target, app)
+		return err
 	}
 	// The version the deployment pinned when it was accepted, whatever its publisher did since.
 	app, err := s.store.FindAppVersion(ctx, d.ApplicationID, d.Version)

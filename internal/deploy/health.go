@@ -25,7 +25,9 @@ func (s *Service) Health(ctx context.Context, d *marketplace.Deployment) *market
 	if !ok || d.Status != marketplace.StatusInstalled {
 		return nil
 	}
-	cached, _ := s.health.Get(d.ID)
+	// Keyed by the deployment's last change too: what was seen before an upgrade says nothing of after.
+	key := healthKey{d.ID, d.UpdatedAt.UnixNano()}
+	cached, _ := s.health.Get(key)
 	last, _ := cached.(*marketplace.Health)
 	if last != nil && time.Since(last.CheckedAt) < healthFreshness {
 		return last
@@ -40,9 +42,11 @@ func (s *Service) Health(ctx context.Context, d *marketplace.Deployment) *market
 		}
 		return unknown
 	}
-	s.health.Add(d.ID, h)
+	s.health.Add(key, h)
 	return h
 }
+
+type healthKey struct{ deployment, updated int64 }
 
 func healthError(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -86,7 +86,7 @@ func getDeployment(s Store, deployer Deployer, log *slog.Logger) func(context.Co
 }
 
 type listDeploymentsInput struct {
-	Status          string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled"`
+	Status          string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled,upgrading"`
 	UpdateAvailable bool   `query:"update_available" doc:"only deployments with a newer version of their application out"`
 	PageQuery
 }

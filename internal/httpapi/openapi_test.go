@@ -133,7 +133,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		// Beyond the seed: token rotation and revocation.
 		"POST /api/users/{id}/tokens", "GET /api/users/{id}/tokens", "DELETE /api/users/{id}/tokens/{tokenID}",
 		"POST /api/apps/{id}/retire", "POST /api/apps/{id}/versions", "GET /api/apps/{id}/versions",
-		"POST /api/apps/{id}/versions/{version}/deprecate", "GET /api/audit"}
+		"POST /api/apps/{id}/versions/{version}/deprecate", "GET /api/audit",
+		"POST /api/deployments/{id}/upgrade", "POST /api/deployments/{id}/rollback", "GET /api/deployments/{id}/revisions"}
 	sort.Strings(seed)
 	for _, op := range seed {
 		if !documented[op] {

@@ -46,6 +46,9 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("list-deployments", http.MethodGet, "/api/deployments", "The caller's deployments, paginated", 200), listDeployments(s, log))
 	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status, and its live health when installed", 200), getDeployment(s, d.Deployer, log))
 	huma.Register(api, op("deployment-console", http.MethodGet, "/api/deployments/{id}/console", "The tail of a vm deployment's serial console and its live state", 200), deploymentConsole(s, d.Consoles, log))
+	huma.Register(api, mayConflict(op("upgrade", http.MethodPost, "/api/deployments/{id}/upgrade", "Upgrade an installed deployment to another version and inputs (queued); the current revision runs until the new one is ready, and stays if it fails", 202)), upgrade(d.Deployer, log))
+	huma.Register(api, mayConflict(op("rollback", http.MethodPost, "/api/deployments/{id}/rollback", "Return an installed deployment to an earlier revision's version and inputs (queued)", 202)), rollback(d.Deployer, log))
+	huma.Register(api, op("list-revisions", http.MethodGet, "/api/deployments/{id}/revisions", "The revisions a deployment ran, oldest first", 200), listRevisions(s, log))
 	huma.Register(api, op("uninstall", http.MethodDelete, "/api/deployments/{id}", "Delete a deployment (queued); billing stops now", 202), uninstall(d.Deployer, log))
 
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))

@@ -36,6 +36,8 @@ type Deployer interface {
 	RequestInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Deployment, error)
 	PreviewInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Preview, error)
 	RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error)
+	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error)
+	RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error)
 	// Health is what the deployment's provider sees now, quickly or not at all (nil).
 	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
 }

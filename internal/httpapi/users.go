@@ -64,7 +64,7 @@ func listUsers(users marketplace.UserService, log *slog.Logger) func(context.Con
 
 type userDeploymentsInput struct {
 	ID     int64  `path:"id" minimum:"1"`
-	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled" doc:"only deployments in this status"`
+	Status string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled,upgrading" doc:"only deployments in this status"`
 	PageQuery
 }
 

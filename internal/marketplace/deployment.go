@@ -19,6 +19,9 @@ const (
 	StatusFailed       Status = "failed"
 	StatusUninstalling Status = "uninstalling"
 	StatusUninstalled  Status = "uninstalled"
+	// StatusUpgrading: an upgrade (or rollback) to TargetVersion is owed or running; the previous
+	// revision keeps running and billing meanwhile, and stays if the upgrade fails.
+	StatusUpgrading Status = "upgrading"
 )
 
 // Deployment is one application deployed into one project.
@@ -30,8 +33,12 @@ type Deployment struct {
 	Type          string         `json:"type"`
 	Status        Status         `json:"status"`
 	Inputs        map[string]any `json:"inputs"`
-	// Version is the application version the deployment was accepted with: what it installs.
+	// Version is the application version the deployment runs: the one it was accepted with, or the one
+	// its last completed upgrade or rollback installed.
 	Version int `json:"version"`
+	// TargetVersion and TargetInputs are what an upgrade under way installs.
+	TargetVersion int            `json:"target_version,omitempty"`
+	TargetInputs  map[string]any `json:"target_inputs,omitempty"`
 	// UpdateAvailable names a newer version of the application, when there is one not deprecated.
 	UpdateAvailable *VersionUpdate `json:"update_available,omitempty"`
 	// HourlyRate is the application's rate when the install was accepted; the usage record bills it.
@@ -78,6 +85,11 @@ type DeploymentService interface {
 	// RequestUninstall moves an installed or failed deployment to uninstalling and closes its usage record
 	// at this moment, in one transaction. An in-flight deployment is ECONFLICT.
 	RequestUninstall(ctx context.Context, id int64) (*Deployment, error)
+	// RequestUpgrade moves an installed deployment to upgrading towards version (0: the latest one not
+	// deprecated) with inputs; ECONFLICT unless installed, or for a deprecated version.
+	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*Deployment, error)
+	// FindRevisions lists the revisions a deployment ran, oldest first.
+	FindRevisions(ctx context.Context, id int64) ([]*Revision, error)
 }
 
 // ErrClaimLost means a worker's lease on a deployment expired and another attempt took it over; the
@@ -94,6 +106,11 @@ type WorkStore interface {
 	// expires. It returns nil, nil when there is nothing to do.
 	ClaimInstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Deployment, error)
 	ClaimUninstall(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Deployment, error)
+	ClaimUpgrade(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*Deployment, error)
+	// CompleteUpgrade marks installed at the target version and inputs, records the revision, and splits
+	// the bill: the open usage record closes now and one at the new version's rate opens, in one
+	// transaction.
+	CompleteUpgrade(ctx context.Context, id int64, attempt int, p Placement, revision int) error
 	// ExtendLease keeps a claim alive while the work runs. It reports false when the claim was lost.
 	ExtendLease(ctx context.Context, id int64, op Operation, attempt int, lease time.Duration) (bool, error)
 	// CompleteInstall marks installed, records the placement and opens the usage record with the rate
@@ -124,6 +141,21 @@ type WorkStore interface {
 	FindOwedWork(ctx context.Context, limit int) ([]Task, error)
 }
 
+// Revision is one revision a deployment ran: the version and inputs it installed.
+type Revision struct {
+	Revision     int            `json:"revision"`
+	Version      int            `json:"version"`
+	Inputs       map[string]any `json:"inputs"`
+	ChartVersion string         `json:"chart_version,omitempty"`
+	CreatedAt    time.Time      `json:"created_at"`
+}
+
+// Upgrader is a Provider that can move a deployment to another version and inputs in place, keeping the
+// previous revision running when that fails. It returns the placement and the new revision's number.
+type Upgrader interface {
+	Upgrade(ctx context.Context, d *Deployment, app *Application) (Placement, int, error)
+}
+
 // AttemptFailure is how an attempt failed and what follows.
 type AttemptFailure struct {
 	Reason     string
@@ -138,6 +170,7 @@ type Operation string
 const (
 	OpInstall   Operation = "install"
 	OpUninstall Operation = "uninstall"
+	OpUpgrade   Operation = "upgrade" // an upgrade or a rollback: another version and inputs, in place
 )
 
 // Task is one attempt of one operation on one deployment. Its ID deduplicates it in the queue.

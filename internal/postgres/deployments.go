@@ -17,14 +17,19 @@ const latestVersion = `(SELECT max(v.version) FROM application_versions v
 
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,
 ` + latestVersion + ` AS latest_version,
-namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at`
+namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at,
+target_version, target_inputs`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
-	var latest *int
+	var latest, target *int
 	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
 		&d.HourlyRate, &d.Version, &latest, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
-		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt)
+		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt,
+		&target, &d.TargetInputs)
+	if target != nil {
+		d.TargetVersion = *target
+	}
 	if latest != nil && *latest > d.Version {
 		d.UpdateAvailable = &marketplace.VersionUpdate{Version: *latest}
 	}
@@ -159,9 +164,9 @@ WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
 		switch d.Status {
 		case marketplace.StatusUninstalling, marketplace.StatusUninstalled:
 			return nil
-		case marketplace.StatusInstalling:
+		case marketplace.StatusInstalling, marketplace.StatusUpgrading:
 			return marketplace.Errorf(marketplace.ECONFLICT,
-				"deployment %d is being installed; delete it once it is installed or failed", id)
+				"deployment %d is %s; delete it once that is over (installed or failed)", id, d.Status)
 		}
 		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
 SET status = 'uninstalling', attempts = 0, next_attempt_at = now(), failure_reason = '',
@@ -180,4 +185,65 @@ WHERE deployment_id = $1 AND ended_at IS NULL`, id, db.clock()); err != nil {
 		return nil
 	})
 	return d, err
+}
+
+// RequestUpgrade moves one of the caller's installed deployments to upgrading towards a version of its
+// application (0: the latest one not deprecated) and inputs. Its current revision keeps running and
+// billing until the upgrade completes.
+func (db *DB) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
+	if inputs == nil {
+		inputs = map[string]any{}
+	}
+	var d *marketplace.Deployment
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		d, err = scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
+WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("deployment", id)
+		} else if err != nil {
+			return fmt.Errorf("upgrade deployment %d: %w", id, err)
+		}
+		if d.Status != marketplace.StatusInstalled {
+			return marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded or rolled back", id, d.Status)
+		}
+		var deprecated bool
+		err = tx.QueryRow(ctx, `SELECT version, deprecated_at IS NOT NULL FROM application_versions
+WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL)) ORDER BY version DESC LIMIT 1`,
+			d.ApplicationID, version).Scan(&version, &deprecated)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return marketplace.Errorf(marketplace.EINVALID, "application %d has no such version to upgrade to", d.ApplicationID)
+		case err != nil:
+			return fmt.Errorf("upgrade deployment %d: %w", id, err)
+		case deprecated && version != d.Version:
+			return marketplace.Errorf(marketplace.ECONFLICT, "version %d of application %d is deprecated: nothing new moves to it", version, d.ApplicationID)
+		}
+		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
+SET status = 'upgrading', target_version = $2, target_inputs = $3, attempts = 0, lease_expires_at = NULL,
+    next_attempt_at = now(), failure_reason = '', updated_at = now()
+WHERE id = $1 RETURNING `+deploymentColumns, id, version, inputs))
+		if err != nil {
+			return fmt.Errorf("upgrade deployment %d: %w", id, err)
+		}
+		return nil
+	})
+	return d, err
+}
+
+// FindRevisions lists the revisions one of the caller's deployments ran, oldest first.
+func (db *DB) FindRevisions(ctx context.Context, id int64) ([]*marketplace.Revision, error) {
+	if _, err := db.FindDeploymentByID(ctx, id); err != nil {
+		return nil, err
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT revision, version, inputs, chart_version, created_at FROM deployment_revisions
+WHERE deployment_id = $1 ORDER BY revision`, id)
+	revs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Revision, error) {
+		var r marketplace.Revision
+		return &r, row.Scan(&r.Revision, &r.Version, &r.Inputs, &r.ChartVersion, &r.CreatedAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find the revisions of deployment %d: %w", id, err)
+	}
+	return revs, nil
 }

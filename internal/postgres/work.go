@@ -44,6 +44,15 @@ func (db *DB) claim(ctx context.Context, id int64, q string, lease time.Duration
 	return d, nil
 }
 
+// ClaimUpgrade takes an upgrading deployment whose attempt is due and not held by a live lease.
+func (db *DB) ClaimUpgrade(ctx context.Context, id int64, lease time.Duration, maxAttempts int) (*marketplace.Deployment, error) {
+	return db.claim(ctx, id, `UPDATE deployments
+SET attempts = attempts + 1, lease_expires_at = now() + $2::interval, updated_at = now()
+WHERE id = $1 AND status = 'upgrading' AND attempts < $3
+  AND ((lease_expires_at IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
+RETURNING `+deploymentColumns, lease, maxAttempts)
+}
+
 // ExtendLease keeps attempt's claim alive for another lease; false means the claim is lost.
 func (db *DB) ExtendLease(ctx context.Context, id int64, op marketplace.Operation, attempt int, lease time.Duration) (bool, error) {
 	tag, err := db.work.Exec(ctx, `UPDATE deployments SET lease_expires_at = now() + $3::interval
@@ -73,9 +82,53 @@ WHERE id = $1 AND attempts = $2 AND status = 'installing'`,
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at)
 SELECT id, consumer_id, application_id, hourly_rate, $2, $2 FROM deployments WHERE id = $1
-ON CONFLICT (deployment_id) DO NOTHING`, id, db.clock())
+ON CONFLICT (deployment_id) WHERE ended_at IS NULL DO NOTHING`, id, db.clock())
 		if err != nil {
 			return fmt.Errorf("open usage of deployment %d: %w", id, err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
+SELECT id, 1, version, inputs, chart_version FROM deployments WHERE id = $1 ON CONFLICT DO NOTHING`, id)
+		if err != nil {
+			return fmt.Errorf("record the first revision of deployment %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// CompleteUpgrade marks the deployment installed at its target version and inputs, records the revision
+// and splits its bill at this instant: the open usage record closes and one at the new version's rate
+// opens, in one transaction.
+func (db *DB) CompleteUpgrade(ctx context.Context, id int64, attempt int, p marketplace.Placement, revision int) error {
+	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE deployments d
+SET status = 'installed', version = d.target_version, inputs = d.target_inputs, chart_version = $3,
+    hourly_rate = v.hourly_rate, target_version = NULL, target_inputs = NULL, failure_reason = '',
+    lease_expires_at = NULL, updated_at = now()
+FROM application_versions v
+WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
+  AND v.application_id = d.application_id AND v.version = d.target_version`, id, attempt, p.ChartVersion)
+		if err != nil {
+			return fmt.Errorf("complete upgrade of deployment %d: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("complete upgrade of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
+		}
+		now := db.clock()
+		if _, err := tx.Exec(ctx, `UPDATE usage_records
+SET ended_at = $2, amount = usage_amount(hourly_rate, started_at, $2)
+WHERE deployment_id = $1 AND ended_at IS NULL`, id, now); err != nil {
+			return fmt.Errorf("close the usage of deployment %d at its upgrade: %w", id, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at)
+SELECT id, consumer_id, application_id, hourly_rate, $2, $2 FROM deployments WHERE id = $1`, id, now); err != nil {
+			return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
+SELECT id, $2, version, inputs, chart_version FROM deployments WHERE id = $1
+ON CONFLICT (deployment_id, revision) DO UPDATE SET version = EXCLUDED.version, inputs = EXCLUDED.inputs,
+  chart_version = EXCLUDED.chart_version`, id, revision)
+		if err != nil {
+			return fmt.Errorf("record revision %d of deployment %d: %w", revision, id, err)
 		}
 		return nil
 	})
@@ -100,7 +153,10 @@ WHERE id = $1 AND attempts = $2 AND status = 'uninstalling'`, id, attempt)
 // removed).
 func (db *DB) FailAttempt(ctx context.Context, id int64, op marketplace.Operation, attempt int, f marketplace.AttemptFailure) error {
 	tag, err := db.work.Exec(ctx, `UPDATE deployments
-SET status = CASE WHEN $5 THEN 'failed' WHEN status = 'installing' THEN 'pending' ELSE status END,
+SET status = CASE WHEN $5 AND status = 'upgrading' THEN 'installed' WHEN $5 THEN 'failed'
+                  WHEN status = 'installing' THEN 'pending' ELSE status END,
+    target_version = CASE WHEN $5 THEN NULL ELSE target_version END,
+    target_inputs = CASE WHEN $5 THEN NULL ELSE target_inputs END,
     failure_reason = $3, lease_expires_at = NULL, next_attempt_at = now() + $4::interval, updated_at = now(),
     cleaned_up_at = CASE WHEN $7 THEN now() END
 WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, f.Reason, f.RetryAfter, f.Final, inFlight(op), f.Final && f.CleanedUp)
@@ -168,10 +224,11 @@ WHERE id = $1 AND status = 'failed' AND cleaned_up_at IS NULL`, id); err != nil 
 // reporting back.
 func (db *DB) FailAbandoned(ctx context.Context, maxAttempts int) (int64, error) {
 	tag, err := db.work.Exec(ctx, `UPDATE deployments
-SET status = 'failed', lease_expires_at = NULL, updated_at = now(),
-    failure_reason = replace(status, 'ing', '') || ' attempt ' || attempts || ' of ' || $1::int ||
+SET status = CASE WHEN status = 'upgrading' THEN 'installed' ELSE 'failed' END, -- a failed upgrade leaves the old revision
+    target_version = NULL, target_inputs = NULL, lease_expires_at = NULL, updated_at = now(),
+    failure_reason = replace(replace(status, 'ing', ''), 'upgrad', 'upgrade') || ' attempt ' || attempts || ' of ' || $1::int ||
                      ': the worker stopped reporting (killed, or stuck past its lease) and no attempts are left'
-WHERE status IN ('installing', 'uninstalling') AND lease_expires_at < now() AND attempts >= $1::int`, maxAttempts)
+WHERE status IN ('installing', 'uninstalling', 'upgrading') AND lease_expires_at < now() AND attempts >= $1::int`, maxAttempts)
 	if err != nil {
 		return 0, fmt.Errorf("fail abandoned deployments: %w", err)
 	}
@@ -180,8 +237,11 @@ WHERE status IN ('installing', 'uninstalling') AND lease_expires_at < now() AND 
 
 // inFlight is the status a deployment has while an attempt of op holds it.
 func inFlight(op marketplace.Operation) marketplace.Status {
-	if op == marketplace.OpUninstall {
+	switch op {
+	case marketplace.OpUninstall:
 		return marketplace.StatusUninstalling
+	case marketplace.OpUpgrade:
+		return marketplace.StatusUpgrading
 	}
 	return marketplace.StatusInstalling
 }
@@ -190,16 +250,20 @@ func inFlight(op marketplace.Operation) marketplace.Status {
 // by a live lease. The reconciler enqueues them; their ids make the enqueue a no-op when already queued.
 func (db *DB) FindOwedWork(ctx context.Context, limit int) ([]marketplace.Task, error) {
 	rows, _ := db.work.Query(ctx, `SELECT id, status, attempts FROM deployments
-WHERE status IN ('pending', 'installing', 'uninstalling')
+WHERE status IN ('pending', 'installing', 'uninstalling', 'upgrading')
   AND ((lease_expires_at IS NULL AND next_attempt_at <= now()) OR lease_expires_at < now())
 ORDER BY next_attempt_at LIMIT $1`, limit)
 	tasks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.Task, error) {
 		var t marketplace.Task
 		var status marketplace.Status
 		err := row.Scan(&t.DeploymentID, &status, &t.Attempt)
-		t.Op = marketplace.OpInstall
-		if status == marketplace.StatusUninstalling {
+		switch status {
+		case marketplace.StatusUninstalling:
 			t.Op = marketplace.OpUninstall
+		case marketplace.StatusUpgrading:
+			t.Op = marketplace.OpUpgrade
+		default:
+			t.Op = marketplace.OpInstall
 		}
 		return t, err
 	})

@@ -52,7 +52,7 @@ func (c *Client) Enqueue(ctx context.Context, t marketplace.Task) error {
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", t.ID(), err)
 	}
-	queue := InstallerQueue
+	queue := InstallerQueue // installs, and upgrades: installs of another version
 	if t.Op == marketplace.OpUninstall {
 		queue = UninstallerQueue
 	}
@@ -89,6 +89,7 @@ func (c *Client) Close() error { return c.client.Close() }
 type Handler interface {
 	Install(ctx context.Context, deploymentID int64) error
 	Uninstall(ctx context.Context, deploymentID int64) error
+	Upgrade(ctx context.Context, deploymentID int64) error
 }
 
 // ServerConfig tunes a worker server.
@@ -162,6 +163,7 @@ func NewServer(cfg ServerConfig, h Handler) (*Server, error) {
 	}
 	mux.Handle(string(marketplace.OpInstall), run(marketplace.OpInstall, h.Install))
 	mux.Handle(string(marketplace.OpUninstall), run(marketplace.OpUninstall, h.Uninstall))
+	mux.Handle(string(marketplace.OpUpgrade), run(marketplace.OpUpgrade, h.Upgrade))
 	return &Server{srv: srv, mux: mux, stopping: stopping}, nil
 }
 

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/marketplace/marketplace/internal/testenv"
+)
+
+// TestUpgradeAndRollback installs v1, publishes v2 (more replicas, another rate), upgrades, rolls back,
+// and checks at each step what the cluster runs, what the deployment says, and that the bill is split at
+// each completed change with each part at its version's rate. An upgrade to a version whose pods never
+// become ready fails with the previous revision still running and billed at its rate.
+func TestUpgradeAndRollback(t *testing.T) {
+	mp := startMarketplace(t, "serve", map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "DEPLOY_TIMEOUT": "15s"})
+	ctx := context.Background()
+	cs := kube(t)
+	_, pub := mp.user(t, "publisher")
+	con, tok := mp.user(t, "consumer")
+	spec := map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}
+	mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 1, "deployment": spec,
+		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 1}}})
+	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"})
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
+	d := mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
+	ns := d["placement"].(map[string]any)["namespace"].(string)
+	replicas := func() int32 {
+		dep, err := cs.AppsV1().Deployments(ns).Get(ctx, "deployment-1-hello-web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *dep.Spec.Replicas
+	}
+	mp.must(t, 201, "POST", "/api/apps/1/versions", pub, map[string]any{"hourly_rate": 2, "deployment": spec,
+		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 3}}, "changelog": "three replicas"})
+	if u := mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)["update_available"]; u == nil {
+		t.Fatal("no update_available after v2")
+	}
+
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"inputs": map[string]any{}})
+	d = mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
+	if num(t, d["version"]) != 2 || d["hourly_rate"].(fmt.Stringer).String() != "2" || replicas() != 3 || d["update_available"] != nil {
+		t.Fatalf("after the upgrade: version %v at %v, %d replicas, update %v; want v2 at 2 with 3 replicas", d["version"], d["hourly_rate"], replicas(), d["update_available"])
+	}
+	mp.must(t, 202, "POST", "/api/deployments/1/rollback", tok, map[string]any{})
+	d = mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
+	if num(t, d["version"]) != 1 || d["hourly_rate"].(fmt.Stringer).String() != "1" || replicas() != 1 {
+		t.Fatalf("after the rollback: version %v at %v, %d replicas; want v1 at 1 with 1 replica", d["version"], d["hourly_rate"], replicas())
+	}
+	revs := mp.must(t, 200, "GET", "/api/deployments/1/revisions", tok, nil).List(t)
+	if len(revs) != 3 || num(t, revs[0]["version"]) != 1 || num(t, revs[1]["version"]) != 2 || num(t, revs[2]["version"]) != 1 {
+		t.Fatalf("revisions: %v, want 3: v1, v2, v1", revs)
+	}
+	if h := mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)["health"].(map[string]any); num(t, h["revision"]) != 3 {
+		for _, r := range helmReleases(t, ns, "deployment-1") {
+			t.Logf("release record %s: %v", r.Name, r.Labels)
+		}
+		t.Errorf("health: %v, want Helm revision 3", h)
+	}
+
+	// A version whose pods can never be scheduled: the upgrade fails, v1 keeps running at its rate.
+	mp.must(t, 201, "POST", "/api/apps/1/versions", pub, map[string]any{"hourly_rate": 5, "deployment": spec,
+		"inputs": []map[string]any{{"name": "nodeSelector.no-such-node", "default": testenv.Name("n")}}, "changelog": "broken"})
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 3})
+	waitFor(t, 2*time.Minute, "the failed upgrade to be recorded", func() bool {
+		d = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return d["status"] == "installed" && d["failure_reason"] != nil
+	})
+	if num(t, d["version"]) != 1 || d["hourly_rate"].(fmt.Stringer).String() != "1" || replicas() != 1 {
+		t.Errorf("after the failed upgrade: version %v at %v, %d replicas; want v1 at 1 with 1 replica (%v)", d["version"], d["hourly_rate"], replicas(), d["failure_reason"])
+	}
+	dep, _ := cs.AppsV1().Deployments(ns).Get(ctx, "deployment-1-hello-web", metav1.GetOptions{})
+	if len(dep.Spec.Template.Spec.NodeSelector) != 0 {
+		t.Errorf("the cluster runs the failed version's pod template: %v", dep.Spec.Template.Spec.NodeSelector)
+	}
+
+	// The bill: one record per completed revision, each at its version's rate, back to back.
+	bill := mp.must(t, 200, "GET", fmt.Sprintf("/api/billing/user/%d/deployment/1", con), tok, nil).JSON(t)["records"].([]any)
+	if len(bill) != 3 {
+		t.Fatalf("usage records %v, want 3 (v1, v2, v1 again)", bill)
+	}
+	for i, rate := range []string{"1", "2", "1"} {
+		r := bill[i].(map[string]any)
+		if r["hourly_rate"].(fmt.Stringer).String() != rate {
+			t.Errorf("record %d at %v, want %s", i, r["hourly_rate"], rate)
+		}
+		if i < 2 && (r["ended_at"] == nil || r["ended_at"] != bill[i+1].(map[string]any)["started_at"]) {
+			t.Errorf("record %d ends at %v, the next starts at %v: want the split at one instant", i, r["ended_at"], bill[i+1].(map[string]any)["started_at"])
+		}
+	}
+	if bill[2].(map[string]any)["ended_at"] != nil {
+		t.Errorf("the running revision's record is closed: %v", bill[2])
+	}
+}
