@@ -50,20 +50,47 @@ func seedOpenUsage(b *testing.B, n int, startedBefore time.Time) string {
 //
 //	go test ./internal/postgres -run '^$' -bench MeterOpenUsage -benchtime 3x
 func BenchmarkMeterOpenUsage(b *testing.B) {
+	benchMeter(b, func(ctx context.Context, db *postgres.DB, _ *pgx.Conn, asOf time.Time) (int64, error) {
+		return db.MeterOpenUsage(ctx, asOf)
+	})
+}
+
+// BenchmarkMeterSeedRound is the yardstick for the pass above on a busy machine: the seed's statement,
+// plain round() (half away from zero, so not the billing rule), over the same records. Run both in one
+// command and compare their ratio:
+//
+//	go test ./internal/postgres -run '^$' -bench 'Meter(OpenUsage|SeedRound)' -benchtime 3x
+func BenchmarkMeterSeedRound(b *testing.B) {
+	benchMeter(b, func(ctx context.Context, _ *postgres.DB, conn *pgx.Conn, asOf time.Time) (int64, error) {
+		tag, err := conn.Exec(ctx, `UPDATE usage_records
+SET amount = round(hourly_rate * greatest(floor(extract(epoch FROM $1 - started_at)), 0) / 3600, 6), metered_at = $1
+WHERE ended_at IS NULL AND metered_at < $1 AND started_at <= $1`, asOf)
+		return tag.RowsAffected(), err
+	})
+}
+
+// benchMeter times meter over 10k, 100k and 1M open records, each size on a database of its own.
+func benchMeter(b *testing.B, meter func(ctx context.Context, db *postgres.DB, conn *pgx.Conn, asOf time.Time) (int64, error)) {
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			ctx := marketplace.OperatorContext(context.Background())
 			asOf := time.Now().UTC().Truncate(time.Second)
-			db, err := postgres.Open(ctx, seedOpenUsage(b, n, asOf))
+			url := seedOpenUsage(b, n, asOf)
+			db, err := postgres.Open(ctx, url)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer db.Close()
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close(ctx)
 			b.ResetTimer()
 			for range b.N {
 				// Each pass a second later, as successive runs of the job are: every record is rewritten.
 				asOf = asOf.Add(time.Second)
-				metered, err := db.MeterOpenUsage(ctx, asOf)
+				metered, err := meter(ctx, db, conn, asOf)
 				if err != nil || metered != int64(n) {
 					b.Fatalf("metered %d, %v; want %d", metered, err, n)
 				}
