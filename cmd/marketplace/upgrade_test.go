@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,5 +96,58 @@ func TestUpgradeAndRollback(t *testing.T) {
 	}
 	if bill[2].(map[string]any)["ended_at"] != nil {
 		t.Errorf("the running revision's record is closed: %v", bill[2])
+	}
+}
+
+// TestWorkerCrashMidUpgrade kills the worker with SIGKILL while Helm waits for an upgrade's pods; a new
+// worker takes the upgrade over and it converges: installed at the new version, exactly one deployed
+// release revision, the bill split once.
+func TestWorkerCrashMidUpgrade(t *testing.T) {
+	bin := buildMarketplace(t)
+	mp := startMarketplace(t, "api", map[string]string{"DEPLOY_LEASE": "2s"})
+	label, tok := publishWaitingApp(t, mp)
+	spec := map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}
+	worker := startWorker(t, bin, mp.Environ, filepath.Join(t.TempDir(), "worker-1.log"))
+	labelNode(t, label) // v1 installs at once
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
+	mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
+
+	// v2's pods need another label nobody has yet, so its upgrade waits in Helm until we say so.
+	second := testenv.Name("w")
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tok, map[string]any{"hourly_rate": 4, "deployment": spec,
+		"inputs": []map[string]any{{"name": "nodeSelector.fencing-test", "default": second}}})
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 2, "inputs": map[string]any{}})
+	ns := mp.Environ["K8S_NAMESPACE_PREFIX"] + "-deployment-1"
+	waitFor(t, time.Minute, "Helm to record the upgrade as pending-upgrade", func() bool {
+		for _, r := range helmReleases(t, ns, "deployment-1") {
+			if r.Labels["status"] == "pending-upgrade" {
+				return true
+			}
+		}
+		return false
+	})
+	worker.Process.Signal(syscall.SIGKILL)
+	worker.Wait()
+
+	labelNode(t, second)
+	startWorker(t, bin, mp.Environ, filepath.Join(t.TempDir(), "worker-2.log"))
+	d := mp.waitForStatus(t, tok, 1, "installed", 3*time.Minute)
+	waitFor(t, 3*time.Minute, "the upgrade to complete", func() bool {
+		d = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return d["status"] == "installed" && num(t, d["version"]) == 2
+	})
+	deployed := 0
+	for _, r := range helmReleases(t, ns, "deployment-1") {
+		if r.Labels["status"] == "deployed" {
+			deployed++
+		}
+	}
+	if deployed != 1 {
+		t.Errorf("%d release revisions deployed, want exactly 1", deployed)
+	}
+	var records, open int
+	query(t, mp.DatabaseURL, `SELECT count(*), count(*) FILTER (WHERE ended_at IS NULL) FROM usage_records WHERE deployment_id = 1`, nil, &records, &open)
+	if records != 2 || open != 1 {
+		t.Errorf("%d usage records (%d open), want 2 with the second open", records, open)
 	}
 }
