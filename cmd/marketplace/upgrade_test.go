@@ -151,3 +151,35 @@ func TestWorkerCrashMidUpgrade(t *testing.T) {
 		t.Errorf("%d usage records (%d open), want 2 with the second open", records, open)
 	}
 }
+
+// TestAutomaticUpgrade installs the same application twice, once following its versions (upgrade_policy
+// auto): when its publisher publishes v2, that deployment moves to it by itself; the other stays on v1
+// and shows the update.
+func TestAutomaticUpgrade(t *testing.T) {
+	mp := startMarketplace(t, "serve", nil)
+	_, pub := mp.user(t, "publisher")
+	_, tok := mp.user(t, "consumer")
+	spec := map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}
+	mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 1, "deployment": spec,
+		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 1}}})
+	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"})
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1, "upgrade_policy": "auto"})
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
+	mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
+	mp.waitForStatus(t, tok, 2, "installed", 2*time.Minute)
+
+	mp.must(t, 201, "POST", "/api/apps/1/versions", pub, map[string]any{"hourly_rate": 3, "deployment": spec,
+		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 2}}, "changelog": "two replicas"})
+	var auto map[string]any
+	waitFor(t, 2*time.Minute, "the auto deployment to move to v2", func() bool {
+		auto = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return auto["status"] == "installed" && num(t, auto["version"]) == 2
+	})
+	if auto["upgrade_policy"] != "auto" || auto["hourly_rate"].(fmt.Stringer).String() != "3" {
+		t.Errorf("the auto deployment: %v at %v", auto["upgrade_policy"], auto["hourly_rate"])
+	}
+	manual := mp.must(t, 200, "GET", "/api/deployments/2", tok, nil).JSON(t)
+	if num(t, manual["version"]) != 1 || manual["update_available"] == nil || manual["upgrade_policy"] != "manual" {
+		t.Errorf("the manual deployment: version %v, update %v, policy %v; want v1 with an update shown", manual["version"], manual["update_available"], manual["upgrade_policy"])
+	}
+}

@@ -105,7 +105,9 @@ type InstallRequest struct {
 	ProjectID     int64
 	// Version is the application version to install; 0 is its latest one not deprecated.
 	Version int
-	Inputs  map[string]any
+	// UpgradePolicy is manual (the default) or auto.
+	UpgradePolicy string
+	Inputs        map[string]any
 }
 
 // RequestInstall validates and records an install, then rings the queue. When the queue is unreachable
@@ -176,7 +178,7 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 		}
 	}
 	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,
-		Version: app.Version, Inputs: r.Inputs}
+		Version: app.Version, Inputs: r.Inputs, UpgradePolicy: r.UpgradePolicy}
 	return d, app, nil
 }
 

@@ -60,7 +60,28 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 			return fmt.Errorf("re-queue %d owed task(s): %w", len(tasks), err)
 		}
 	}
+	if err := s.upgradeAutomatically(ctx); err != nil {
+		return err
+	}
 	return s.removeDeletedProjects(ctx)
+}
+
+// upgradeAutomatically requests the upgrade of every deployment that follows its application's
+// versions and is behind. The request is the same guarded transition a consumer's is, so two
+// reconcilers asking at once make one upgrade.
+func (s *Service) upgradeAutomatically(ctx context.Context) error {
+	ids, err := s.store.FindAutoUpgrades(ctx, 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := s.RequestUpgrade(ctx, id, 0, nil); err != nil && marketplace.ErrorCode(err) == marketplace.EINTERNAL {
+			return err
+		} else if err != nil {
+			s.log.Info("automatic upgrade not requested", "deployment", id, "err", err)
+		}
+	}
+	return nil
 }
 
 // cleanUpFailures removes the resources of failed deployments that still may have some: a final failure

@@ -16,6 +16,7 @@ type installInput struct {
 		ApplicationID int64          `json:"application_id" minimum:"1"`
 		ProjectID     int64          `json:"project_id" minimum:"1"`
 		Version       int            `json:"version" required:"false" minimum:"1" doc:"the application version to install; defaults to its latest one not deprecated"`
+		UpgradePolicy string         `json:"upgrade_policy" required:"false" enum:"manual,auto" doc:"auto: upgraded to every new version by itself; default manual"`
 		Inputs        map[string]any `json:"inputs" required:"false" doc:"values for the application's inputs, by name"`
 	}
 }
@@ -40,7 +41,7 @@ func install(deployer Deployer, log *slog.Logger) func(context.Context, *install
 			return nil, problem(ctx, log, err)
 		}
 		r := deploy.InstallRequest{ConsumerID: consumer, ApplicationID: in.Body.ApplicationID, ProjectID: in.Body.ProjectID,
-			Version: in.Body.Version, Inputs: in.Body.Inputs}
+			Version: in.Body.Version, UpgradePolicy: in.Body.UpgradePolicy, Inputs: in.Body.Inputs}
 		if in.DryRun {
 			p, err := deployer.PreviewInstall(ctx, r)
 			if err != nil {

@@ -36,6 +36,9 @@ type Deployment struct {
 	// Version is the application version the deployment runs: the one it was accepted with, or the one
 	// its last completed upgrade or rollback installed.
 	Version int `json:"version"`
+	// UpgradePolicy is manual (upgrades when its consumer asks) or auto (to every new version not
+	// deprecated, by the reconciler, until an automatic upgrade fails).
+	UpgradePolicy string `json:"upgrade_policy" enum:"manual,auto"`
 	// TargetVersion and TargetInputs are what an upgrade under way installs.
 	TargetVersion int            `json:"target_version,omitempty"`
 	TargetInputs  map[string]any `json:"target_inputs,omitempty"`
@@ -125,6 +128,9 @@ type WorkStore interface {
 	// FailAbandoned ends failed every deployment whose last allowed attempt lost its lease without
 	// reporting back (a worker killed or stuck every time), so nothing stays in flight forever.
 	FailAbandoned(ctx context.Context, maxAttempts int) (int64, error)
+	// FindAutoUpgrades lists installed deployments that follow their application's versions (policy auto),
+	// are behind its latest version, and whose last change did not fail.
+	FindAutoUpgrades(ctx context.Context, limit int) ([]int64, error)
 	// FindUncleanedFailures lists failed deployments whose resources are not known to be removed.
 	FindUncleanedFailures(ctx context.Context, limit int) ([]*Deployment, error)
 	// ClaimCleanup holds a failed deployment for the removal of its resources for lease, so one removal

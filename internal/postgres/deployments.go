@@ -18,7 +18,7 @@ const latestVersion = `(SELECT max(v.version) FROM application_versions v
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,
 ` + latestVersion + ` AS latest_version,
 namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at,
-target_version, target_inputs`
+target_version, target_inputs, upgrade_policy`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
@@ -26,7 +26,7 @@ func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
 		&d.HourlyRate, &d.Version, &latest, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
 		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt,
-		&target, &d.TargetInputs)
+		&target, &d.TargetInputs, &d.UpgradePolicy)
 	if target != nil {
 		d.TargetVersion = *target
 	}
@@ -91,9 +91,13 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 		if d.Inputs == nil {
 			d.Inputs = map[string]any{}
 		}
+		policy := d.UpgradePolicy
+		if policy == "" {
+			policy = "manual"
+		}
 		created, err := scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments
-  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version) VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version))
+  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version, upgrade_policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version, policy))
 		if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
 		}

@@ -273,6 +273,20 @@ ORDER BY next_attempt_at LIMIT $1`, limit)
 	return tasks, nil
 }
 
+// FindAutoUpgrades lists installed deployments with policy auto behind their application's latest
+// version not deprecated, whose last change did not fail (a failed automatic upgrade is not tried again
+// and again: its consumer sees the reason and decides).
+func (db *DB) FindAutoUpgrades(ctx context.Context, limit int) ([]int64, error) {
+	rows, _ := db.work.Query(ctx, `SELECT id FROM deployments
+WHERE upgrade_policy = 'auto' AND status = 'installed' AND failure_reason = '' AND version < `+latestVersion+`
+ORDER BY id LIMIT $1`, limit)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("find deployments to upgrade automatically: %w", err)
+	}
+	return ids, nil
+}
+
 // FindDeletedProjects lists deleted projects whose provider resources are still owed a removal.
 func (db *DB) FindDeletedProjects(ctx context.Context, limit int) ([]int64, error) {
 	rows, _ := db.pool.Query(ctx, `SELECT id FROM projects
