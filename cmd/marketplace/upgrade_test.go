@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,23 @@ func TestUpgradeAndRollback(t *testing.T) {
 		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 3}}, "changelog": "three replicas"})
 	if u := mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)["update_available"]; u == nil {
 		t.Fatal("no update_available after v2")
+	}
+
+	// The preview: what would change against what runs, and the new cost; nothing changes.
+	before := snapshot(t, mp.DatabaseURL)
+	preview := mp.must(t, 200, "POST", "/api/deployments/1/upgrade?dry_run=true", tok, map[string]any{"inputs": map[string]any{}}).
+		JSON(t)["preview"].(map[string]any)
+	diff := preview["diff"].(map[string]any)
+	changed := fmt.Sprint(diff["changed"])
+	if len(diff["added"].([]any)) != 0 || len(diff["removed"].([]any)) != 0 || len(diff["changed"].([]any)) != 1 ||
+		!strings.Contains(changed, "deployment-1-hello-web") || !strings.Contains(changed, "Deployment") {
+		t.Errorf("upgrade diff %v, want only the Deployment changed", diff)
+	}
+	if preview["cost_30_days"].(fmt.Stringer).String() != "1440" || num(t, preview["version"]) != 2 {
+		t.Errorf("upgrade preview: version %v costing %v for 30 days, want v2 at 1440", preview["version"], preview["cost_30_days"])
+	}
+	if snapshot(t, mp.DatabaseURL) != before || replicas() != 1 {
+		t.Fatal("an upgrade dry run changed something")
 	}
 
 	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"inputs": map[string]any{}})

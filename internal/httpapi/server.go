@@ -38,6 +38,7 @@ type Deployer interface {
 	RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error)
 	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error)
 	RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error)
+	PreviewUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Preview, error)
 	// Health is what the deployment's provider sees now, quickly or not at all (nil).
 	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
 }

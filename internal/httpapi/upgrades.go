@@ -3,13 +3,15 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 type upgradeInput struct {
-	ID   int64 `path:"id" minimum:"1"`
-	Body struct {
+	ID     int64 `path:"id" minimum:"1"`
+	DryRun bool  `query:"dry_run" doc:"validate and preview the upgrade (what changes against what runs now, the cost) without changing anything; answers 200"`
+	Body   struct {
 		Version int            `json:"version" required:"false" minimum:"1" doc:"the application version to move to; defaults to its latest one not deprecated"`
 		Inputs  map[string]any `json:"inputs" required:"false" doc:"the inputs of the new revision; default the ones the deployment runs with"`
 	}
@@ -17,13 +19,21 @@ type upgradeInput struct {
 
 // upgrade queues an upgrade of an installed deployment: its current revision keeps running, and billing
 // at its rate, until the new one is ready.
-func upgrade(deployer Deployer, log *slog.Logger) func(context.Context, *upgradeInput) (*body[queued], error) {
-	return func(ctx context.Context, in *upgradeInput) (*body[queued], error) {
+func upgrade(deployer Deployer, log *slog.Logger) func(context.Context, *upgradeInput) (*installOutput, error) {
+	return func(ctx context.Context, in *upgradeInput) (*installOutput, error) {
+		if in.DryRun {
+			p, err := deployer.PreviewUpgrade(ctx, in.ID, in.Body.Version, in.Body.Inputs)
+			if err != nil {
+				return nil, problem(ctx, log, err)
+			}
+			return &installOutput{Status: http.StatusOK, Body: queued{Message: "Dry run: nothing was changed", Preview: p}}, nil
+		}
 		d, err := deployer.RequestUpgrade(ctx, in.ID, in.Body.Version, in.Body.Inputs)
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[queued]{queued{Message: "Deployment upgrade queued", DeploymentID: d.ID, Status: d.Status}}, nil
+		return &installOutput{Status: http.StatusAccepted,
+			Body: queued{Message: "Deployment upgrade queued", DeploymentID: d.ID, Status: d.Status}}, nil
 	}
 }
 

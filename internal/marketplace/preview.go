@@ -16,6 +16,15 @@ type Preview struct {
 	HourlyRate Money  `json:"hourly_rate"`
 	// Cost30Days is the charge for 30 days (720 hours) at HourlyRate.
 	Cost30Days Money `json:"cost_30_days"`
+	// Diff, for an upgrade, is what changes against what runs now.
+	Diff *ManifestDiff `json:"diff,omitempty"`
+}
+
+// ManifestDiff is what an upgrade would add, remove and change, object by object.
+type ManifestDiff struct {
+	Added   []PreviewResource `json:"added"`
+	Removed []PreviewResource `json:"removed"`
+	Changed []PreviewResource `json:"changed"`
 }
 
 // PreviewResource is one object an install would create.
@@ -30,7 +39,9 @@ func CostFor30Days(rate Money) Money {
 	return Money{Decimal: rate.Decimal.Mul(decimal.NewFromInt(720))}
 }
 
-// Previewer is a Provider that can tell what an install would do without doing it.
+// Previewer is a Provider that can tell what an install, or an upgrade of d to app (with d's inputs),
+// would do without doing it.
 type Previewer interface {
 	Preview(ctx context.Context, d *Deployment, app *Application) (*Preview, error)
+	PreviewUpgrade(ctx context.Context, d *Deployment, app *Application) (*Preview, error)
 }
