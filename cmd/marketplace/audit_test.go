@@ -55,7 +55,19 @@ func TestAuditTrailTellsTheStory(t *testing.T) {
 		!strings.HasSuffix(all[3], "POST /api/apps/new /api/apps/new") || strings.Join(all[4:], "\n") != strings.Join(want, "\n") {
 		t.Errorf("the operator's audit trail:\n%s", strings.Join(all, "\n"))
 	}
-	if l := mp.must(t, 200, "GET", "/api/audit?resource=deployment:1", tok, nil).List(t); len(l) != 5 {
-		t.Errorf("the events of deployment 1: %d, want its 5 statuses", len(l))
+	events := mp.must(t, 200, "GET", "/api/audit?resource=deployment:1", tok, nil).List(t)
+	if len(events) != 5 {
+		t.Errorf("the events of deployment 1: %d, want its 5 statuses", len(events))
+	}
+	// The bill links to the events that opened and closed it.
+	actionOf := map[string]any{}
+	for _, e := range events {
+		actionOf[e["id"].(fmt.Stringer).String()] = e["action"]
+	}
+	rec := mp.must(t, 200, "GET", fmt.Sprintf("/api/billing/user/%d/deployment/1", con), tok, nil).JSON(t)["records"].([]any)[0].(map[string]any)
+	opened, _ := rec["opened_event_id"].(fmt.Stringer)
+	closed, _ := rec["closed_event_id"].(fmt.Stringer)
+	if opened == nil || closed == nil || actionOf[opened.String()] != "deployment.installed" || actionOf[closed.String()] != "deployment.uninstalling" {
+		t.Errorf("usage record events %v / %v, want the installed and uninstalling events (%v)", rec["opened_event_id"], rec["closed_event_id"], actionOf)
 	}
 }

@@ -24,6 +24,9 @@ type UsageRecord struct {
 	AccruedAmount Money     `json:"accrued_amount"`
 	MeteredAmount Money     `json:"metered_amount"`
 	MeteredAt     time.Time `json:"metered_at"`
+	// OpenedEventID and ClosedEventID are the audit events (GET /api/audit) that opened and closed it.
+	OpenedEventID *int64 `json:"opened_event_id,omitempty"`
+	ClosedEventID *int64 `json:"closed_event_id,omitempty"`
 }
 
 // BillingService reads usage records and meters open ones.

@@ -17,13 +17,15 @@ func usageColumns(asOf string) string {
 	upTo := `coalesce(ended_at, ` + asOf + `::timestamptz)`
 	return `id, deployment_id, user_id, application_id, hourly_rate, started_at, ended_at,
   CASE WHEN ended_at IS NULL THEN usage_amount(hourly_rate, started_at, ` + asOf + `) ELSE amount END,
-  usage_seconds(started_at, ` + upTo + `), usage_amount(hourly_rate, started_at, ` + upTo + `), amount, metered_at`
+  usage_seconds(started_at, ` + upTo + `), usage_amount(hourly_rate, started_at, ` + upTo + `), amount, metered_at,
+  opened_event_id, closed_event_id`
 }
 
 func scanUsageRecord(row pgx.Row) (*marketplace.UsageRecord, error) {
 	var r marketplace.UsageRecord
 	return &r, row.Scan(&r.ID, &r.DeploymentID, &r.UserID, &r.ApplicationID, &r.HourlyRate, &r.StartedAt,
-		&r.EndedAt, &r.Amount, &r.BilledSeconds, &r.AccruedAmount, &r.MeteredAmount, &r.MeteredAt)
+		&r.EndedAt, &r.Amount, &r.BilledSeconds, &r.AccruedAmount, &r.MeteredAmount, &r.MeteredAt,
+		&r.OpenedEventID, &r.ClosedEventID)
 }
 
 // FindUsageRecords lists a user's usage records, of one deployment when deploymentID is not 0. Open

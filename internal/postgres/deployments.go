@@ -11,6 +11,10 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
+// lastEventOf is the audit event a deployment's status change just wrote (a trigger writes one per
+// status, in the same transaction): what opened or closed a usage record. $1 is the deployment.
+const lastEventOf = `(SELECT max(e.id) FROM audit_events e WHERE e.resource = 'deployment:' || $1::bigint)`
+
 // latestVersion is the newest version of a deployment's application open to installs.
 const latestVersion = `(SELECT max(v.version) FROM application_versions v
  WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL)`
@@ -182,7 +186,8 @@ WHERE id = $1 RETURNING `+deploymentColumns, id))
 			return fmt.Errorf("uninstall deployment %d: %w", id, err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE usage_records
-SET ended_at = greatest($2, started_at), amount = usage_amount(hourly_rate, started_at, $2), metered_at = $2
+SET ended_at = greatest($2, started_at), amount = usage_amount(hourly_rate, started_at, $2), metered_at = $2,
+    closed_event_id = `+lastEventOf+`
 WHERE deployment_id = $1 AND ended_at IS NULL`, id, db.clock()); err != nil {
 			return fmt.Errorf("close usage of deployment %d: %w", id, err)
 		}

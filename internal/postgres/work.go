@@ -80,8 +80,8 @@ WHERE id = $1 AND attempts = $2 AND status = 'installing'`,
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("complete install of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at)
-SELECT id, consumer_id, application_id, hourly_rate, $2, $2 FROM deployments WHERE id = $1
+		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
+SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FROM deployments WHERE id = $1
 ON CONFLICT (deployment_id) WHERE ended_at IS NULL DO NOTHING`, id, db.clock())
 		if err != nil {
 			return fmt.Errorf("open usage of deployment %d: %w", id, err)
@@ -115,12 +115,13 @@ WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
 		}
 		now := db.clock()
 		if _, err := tx.Exec(ctx, `UPDATE usage_records
-SET ended_at = $2, amount = usage_amount(hourly_rate, started_at, $2)
+SET ended_at = greatest($2, started_at), amount = usage_amount(hourly_rate, started_at, $2), metered_at = $2,
+    closed_event_id = `+lastEventOf+`
 WHERE deployment_id = $1 AND ended_at IS NULL`, id, now); err != nil {
 			return fmt.Errorf("close the usage of deployment %d at its upgrade: %w", id, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at)
-SELECT id, consumer_id, application_id, hourly_rate, $2, $2 FROM deployments WHERE id = $1`, id, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
+SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FROM deployments WHERE id = $1`, id, now); err != nil {
 			return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
