@@ -115,6 +115,24 @@ func TestUpgradeAndRollback(t *testing.T) {
 	if bill[2].(map[string]any)["ended_at"] != nil {
 		t.Errorf("the running revision's record is closed: %v", bill[2])
 	}
+
+	// The audit trail tells the story, in order; another user reads none of it.
+	var story []string
+	for _, e := range mp.must(t, 200, "GET", "/api/audit?limit=500", tok, nil).List(t) {
+		if a := e["action"].(string); strings.HasPrefix(a, "deployment.") || strings.Contains(a, "/api/deployments") {
+			story = append(story, a)
+		}
+	}
+	want := []string{"deployment.pending", "POST /api/deployments/install", "deployment.installing", "deployment.installed",
+		"deployment.upgrading", "POST /api/deployments/{id}/upgrade", "deployment.installed",
+		"deployment.upgrading", "POST /api/deployments/{id}/rollback", "deployment.installed",
+		"deployment.upgrading", "POST /api/deployments/{id}/upgrade", "deployment.installed"}
+	if strings.Join(story, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the consumer's audit trail:\n%s\nwant:\n%s", strings.Join(story, "\n"), strings.Join(want, "\n"))
+	}
+	if l := mp.must(t, 200, "GET", "/api/audit", pub, nil).List(t); len(l) != 3 {
+		t.Errorf("the publisher reads %d events, want its own 3 (the app and two versions): %v", len(l), l)
+	}
 }
 
 // TestWorkerCrashMidUpgrade kills the worker with SIGKILL while Helm waits for an upgrade's pods; a new
