@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -162,12 +163,8 @@ func (db *DB) RequestUninstall(ctx context.Context, id int64) (*marketplace.Depl
 	var d *marketplace.Deployment
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var err error
-		d, err = scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
-WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("deployment", id)
-		} else if err != nil {
-			return fmt.Errorf("uninstall deployment %d: %w", id, err)
+		if d, err = lockDeployment(ctx, tx, id); err != nil {
+			return err
 		}
 		switch d.Status {
 		case marketplace.StatusUninstalling, marketplace.StatusUninstalled:
@@ -185,74 +182,31 @@ WHERE id = $1 RETURNING `+deploymentColumns, id))
 		if err != nil {
 			return fmt.Errorf("uninstall deployment %d: %w", id, err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE usage_records
+		return closeUsage(ctx, tx, id, db.clock())
+	})
+	return d, err
+}
+
+// lockDeployment reads one of the caller's deployments and locks it for the rest of tx.
+func lockDeployment(ctx context.Context, tx pgx.Tx, id int64) (*marketplace.Deployment, error) {
+	d, err := scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
+WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("deployment", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("lock deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// closeUsage closes a deployment's open usage record at at, linking the audit event of the status change
+// that closed it (written by the status trigger in the same transaction).
+func closeUsage(ctx context.Context, tx pgx.Tx, id int64, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE usage_records
 SET ended_at = greatest($2, started_at), amount = usage_amount(hourly_rate, started_at, $2), metered_at = $2,
     closed_event_id = `+lastEventOf+`
-WHERE deployment_id = $1 AND ended_at IS NULL`, id, db.clock()); err != nil {
-			return fmt.Errorf("close usage of deployment %d: %w", id, err)
-		}
-		return nil
-	})
-	return d, err
-}
-
-// RequestUpgrade moves one of the caller's installed deployments to upgrading towards a version of its
-// application (0: the latest one not deprecated) and inputs. Its current revision keeps running and
-// billing until the upgrade completes.
-func (db *DB) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
-	if inputs == nil {
-		inputs = map[string]any{}
+WHERE deployment_id = $1 AND ended_at IS NULL`, id, at); err != nil {
+		return fmt.Errorf("close usage of deployment %d: %w", id, err)
 	}
-	var d *marketplace.Deployment
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		var err error
-		d, err = scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
-WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("deployment", id)
-		} else if err != nil {
-			return fmt.Errorf("upgrade deployment %d: %w", id, err)
-		}
-		if d.Status != marketplace.StatusInstalled {
-			return marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded or rolled back", id, d.Status)
-		}
-		var deprecated bool
-		err = tx.QueryRow(ctx, `SELECT version, deprecated_at IS NOT NULL FROM application_versions
-WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL)) ORDER BY version DESC LIMIT 1`,
-			d.ApplicationID, version).Scan(&version, &deprecated)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return marketplace.Errorf(marketplace.EINVALID, "application %d has no such version to upgrade to", d.ApplicationID)
-		case err != nil:
-			return fmt.Errorf("upgrade deployment %d: %w", id, err)
-		case deprecated && version != d.Version:
-			return marketplace.Errorf(marketplace.ECONFLICT, "version %d of application %d is deprecated: nothing new moves to it", version, d.ApplicationID)
-		}
-		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
-SET status = 'upgrading', target_version = $2, target_inputs = $3, attempts = 0, lease_expires_at = NULL,
-    next_attempt_at = now(), failure_reason = '', updated_at = now()
-WHERE id = $1 RETURNING `+deploymentColumns, id, version, inputs))
-		if err != nil {
-			return fmt.Errorf("upgrade deployment %d: %w", id, err)
-		}
-		return nil
-	})
-	return d, err
-}
-
-// FindRevisions lists the revisions one of the caller's deployments ran, oldest first.
-func (db *DB) FindRevisions(ctx context.Context, id int64) ([]*marketplace.Revision, error) {
-	if _, err := db.FindDeploymentByID(ctx, id); err != nil {
-		return nil, err
-	}
-	rows, _ := db.pool.Query(ctx, `SELECT revision, version, inputs, chart_version, created_at FROM deployment_revisions
-WHERE deployment_id = $1 ORDER BY revision`, id)
-	revs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Revision, error) {
-		var r marketplace.Revision
-		return &r, row.Scan(&r.Revision, &r.Version, &r.Inputs, &r.ChartVersion, &r.CreatedAt)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find the revisions of deployment %d: %w", id, err)
-	}
-	return revs, nil
+	return nil
 }

@@ -95,46 +95,6 @@ SELECT id, 1, version, inputs, chart_version FROM deployments WHERE id = $1 ON C
 	})
 }
 
-// CompleteUpgrade marks the deployment installed at its target version and inputs, records the revision
-// and splits its bill at this instant: the open usage record closes and one at the new version's rate
-// opens, in one transaction.
-func (db *DB) CompleteUpgrade(ctx context.Context, id int64, attempt int, p marketplace.Placement, revision int) error {
-	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE deployments d
-SET status = 'installed', version = d.target_version, inputs = d.target_inputs, chart_version = $3,
-    hourly_rate = v.hourly_rate, target_version = NULL, target_inputs = NULL, failure_reason = '',
-    lease_expires_at = NULL, updated_at = now()
-FROM application_versions v
-WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
-  AND v.application_id = d.application_id AND v.version = d.target_version`, id, attempt, p.ChartVersion)
-		if err != nil {
-			return fmt.Errorf("complete upgrade of deployment %d: %w", id, err)
-		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("complete upgrade of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
-		}
-		now := db.clock()
-		if _, err := tx.Exec(ctx, `UPDATE usage_records
-SET ended_at = greatest($2, started_at), amount = usage_amount(hourly_rate, started_at, $2), metered_at = $2,
-    closed_event_id = `+lastEventOf+`
-WHERE deployment_id = $1 AND ended_at IS NULL`, id, now); err != nil {
-			return fmt.Errorf("close the usage of deployment %d at its upgrade: %w", id, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
-SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FROM deployments WHERE id = $1`, id, now); err != nil {
-			return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
-SELECT id, $2, version, inputs, chart_version FROM deployments WHERE id = $1
-ON CONFLICT (deployment_id, revision) DO UPDATE SET version = EXCLUDED.version, inputs = EXCLUDED.inputs,
-  chart_version = EXCLUDED.chart_version`, id, revision)
-		if err != nil {
-			return fmt.Errorf("record revision %d of deployment %d: %w", revision, id, err)
-		}
-		return nil
-	})
-}
-
 // CompleteUninstall marks the deployment uninstalled.
 func (db *DB) CompleteUninstall(ctx context.Context, id int64, attempt int) error {
 	tag, err := db.work.Exec(ctx, `UPDATE deployments

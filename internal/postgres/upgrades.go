@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// RequestUpgrade moves one of the caller's installed deployments to upgrading towards a version of its
+// application (0: the latest one not deprecated) and inputs. Its current revision keeps running and
+// billing until the upgrade completes.
+func (db *DB) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
+	if inputs == nil {
+		inputs = map[string]any{}
+	}
+	var d *marketplace.Deployment
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		if d, err = lockDeployment(ctx, tx, id); err != nil {
+			return err
+		}
+		if d.Status != marketplace.StatusInstalled {
+			return marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded or rolled back", id, d.Status)
+		}
+		var deprecated bool
+		err = tx.QueryRow(ctx, `SELECT version, deprecated_at IS NOT NULL FROM application_versions
+WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL)) ORDER BY version DESC LIMIT 1`,
+			d.ApplicationID, version).Scan(&version, &deprecated)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return marketplace.Errorf(marketplace.EINVALID, "application %d has no such version to upgrade to", d.ApplicationID)
+		case err != nil:
+			return fmt.Errorf("upgrade deployment %d: %w", id, err)
+		case deprecated && version != d.Version:
+			return marketplace.Errorf(marketplace.ECONFLICT, "version %d of application %d is deprecated: nothing new moves to it", version, d.ApplicationID)
+		}
+		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
+SET status = 'upgrading', target_version = $2, target_inputs = $3, attempts = 0, lease_expires_at = NULL,
+    next_attempt_at = now(), failure_reason = '', updated_at = now()
+WHERE id = $1 RETURNING `+deploymentColumns, id, version, inputs))
+		if err != nil {
+			return fmt.Errorf("upgrade deployment %d: %w", id, err)
+		}
+		return nil
+	})
+	return d, err
+}
+
+// FindRevisions lists the revisions one of the caller's deployments ran, oldest first.
+func (db *DB) FindRevisions(ctx context.Context, id int64) ([]*marketplace.Revision, error) {
+	if _, err := db.FindDeploymentByID(ctx, id); err != nil {
+		return nil, err
+	}
+	rows, _ := db.pool.Query(ctx, `SELECT revision, version, inputs, chart_version, created_at FROM deployment_revisions
+WHERE deployment_id = $1 ORDER BY revision`, id)
+	revs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Revision, error) {
+		var r marketplace.Revision
+		return &r, row.Scan(&r.Revision, &r.Version, &r.Inputs, &r.ChartVersion, &r.CreatedAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find the revisions of deployment %d: %w", id, err)
+	}
+	return revs, nil
+}
+
+// CompleteUpgrade marks the deployment installed at its target version and inputs, records the revision
+// and splits its bill at this instant: the open usage record closes and one at the new version's rate
+// opens, in one transaction.
+func (db *DB) CompleteUpgrade(ctx context.Context, id int64, attempt int, p marketplace.Placement, revision int) error {
+	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE deployments d
+SET status = 'installed', version = d.target_version, inputs = d.target_inputs, chart_version = $3,
+    hourly_rate = v.hourly_rate, target_version = NULL, target_inputs = NULL, failure_reason = '',
+    lease_expires_at = NULL, updated_at = now()
+FROM application_versions v
+WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
+  AND v.application_id = d.application_id AND v.version = d.target_version`, id, attempt, p.ChartVersion)
+		if err != nil {
+			return fmt.Errorf("complete upgrade of deployment %d: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("complete upgrade of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
+		}
+		now := db.clock()
+		if err := closeUsage(ctx, tx, id, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
+SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FROM deployments WHERE id = $1`, id, now); err != nil {
+			return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
+SELECT id, $2, version, inputs, chart_version FROM deployments WHERE id = $1
+ON CONFLICT (deployment_id, revision) DO UPDATE SET version = EXCLUDED.version, inputs = EXCLUDED.inputs,
+  chart_version = EXCLUDED.chart_version`, id, revision)
+		if err != nil {
+			return fmt.Errorf("record revision %d of deployment %d: %w", revision, id, err)
+		}
+		return nil
+	})
+}
