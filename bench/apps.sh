@@ -25,8 +25,9 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-20s}
 APPS=10000 # the checks below assume it
 OUT=${OUT:-bench/results/apps-$(date -u +%Y%m%dT%H%M%SZ)}
-TOKEN=mpt_bench_publisher_1 # publisher 1's bearer token; stored as its SHA-256 like the API does
-TOKEN2=mpt_bench_publisher_2
+# Publishers' bearer tokens, of the API's form (mpt_ and 43 base64url characters), stored as their SHA-256.
+TOKEN=mpt_bench-publisher-1-aaaaaaaaaaaaaaaaaaaaaaaaa
+TOKEN2=mpt_bench-publisher-2-aaaaaaaaaaaaaaaaaaaaaaaaa
 mkdir -p "$OUT"
 
 command -v wrk >/dev/null || { echo "installing wrk"; bash scripts/apt-install.sh wrk; }
@@ -46,9 +47,8 @@ hash2=$(printf %s "$TOKEN2" | sha256sum | cut -d' ' -f1)
 # Publisher 1 owns 2 of every 3 applications, publisher 2 the rest; odd ids are k8s, even ids vm. The
 # trigger on applications keeps application_counts exact as the rows go in.
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
-INSERT INTO users (name, token_hash) VALUES
-  ('Bench Publisher 1', decode('$hash1', 'hex')),
-  ('Bench Publisher 2', decode('$hash2', 'hex'));
+INSERT INTO users (name) VALUES ('Bench Publisher 1'), ('Bench Publisher 2');
+INSERT INTO tokens (user_id, hash) VALUES (1, decode('$hash1', 'hex')), (2, decode('$hash2', 'hex'));
 INSERT INTO applications (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
 SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
        'Benchmark app ' || i,
