@@ -1,11 +1,14 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"sort"
 	"sync"
 	"testing"
@@ -71,8 +74,8 @@ func (r modelRecord) secondsAt(t time.Time) int64 {
 
 // TestLedgerProperties plays random lifetimes over January to mid-May 2023 (months of 31, 28, 31, 30
 // days) on two replicas sharing a database and a clock: installs (some failing), uninstalls, rate
-// changes, instants exactly on month edges, and the billing job run at random instants, twice in a row or
-// on both replicas at once. Every number the store shows must equal the rule recomputed here.
+// changes, instants exactly on month edges, and the billing job run at random instants, twice in a row, on
+// both replicas at once, or beside another OS process running it (this test binary run again). Every number the store shows must equal the rule recomputed here.
 func TestLedgerProperties(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -190,8 +193,10 @@ func TestLedgerProperties(t *testing.T) {
 		}})
 	}
 	closedDigests := map[string]string{}
+	processRuns := 0
+	defer func() { t.Logf("%d of the job's runs had another process running it at the same instant", processRuns) }()
 	runJobs := func() {
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
 		case 0:
 			_, err := jobs[0].RunOnce(ctx)
 			must(err)
@@ -209,6 +214,14 @@ func TestLedgerProperties(t *testing.T) {
 			wg.Wait()
 			must(errs[0])
 			must(errs[1])
+		case 3: // this replica and another process at once
+			processRuns++
+			child := ledgerJobProcess(t, url, clk.Now())
+			_, err := jobs[0].RunOnce(ctx)
+			must(err)
+			if out, err := child(); err != nil {
+				t.Fatalf("the billing job in another process: %v\n%s", err, out)
+			}
 		}
 		for p, digest := range ledgerDigests(t, url) {
 			if old, ok := closedDigests[p]; ok && old != digest {
@@ -261,4 +274,47 @@ FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id GROUP BY 1`)
 		out[p] = d
 	}
 	return out
+}
+
+// ledgerJobEnv, when set to a database URL, makes the test binary a second process that runs the billing
+// job once at the instant in ledgerJobAtEnv, then exits.
+const (
+	ledgerJobEnv   = "MP_TEST_LEDGER_JOB_DB"
+	ledgerJobAtEnv = "MP_TEST_LEDGER_JOB_AT"
+)
+
+// ledgerJobProcess starts this test binary as another process running the billing job once at at on the
+// database of url; the returned function waits for it and returns its output.
+func ledgerJobProcess(t *testing.T, url string, at time.Time) func() ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), ledgerJobEnv+"="+url, ledgerJobAtEnv+"="+at.Format(time.RFC3339Nano))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the billing job process: %v", err)
+	}
+	return func() ([]byte, error) { err := cmd.Wait(); return out.Bytes(), err }
+}
+
+// runLedgerJobProcess is the other process's side: one billing run as of the instant it was given.
+func runLedgerJobProcess() int {
+	at, err := time.Parse(time.RFC3339Nano, os.Getenv(ledgerJobAtEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "billing job process:", err)
+		return 2
+	}
+	ctx := marketplace.OperatorContext(context.Background())
+	db, err := postgres.Open(ctx, os.Getenv(ledgerJobEnv), postgres.WithClock(func() time.Time { return at }),
+		postgres.WithBillingTerms(marketplace.BillingTerms{Currency: "EUR", FeePercent: decimal.RequireFromString("12.5")}))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "billing job process:", err)
+		return 1
+	}
+	defer db.Close()
+	if _, err := billing.New(db, 5*time.Minute, nil, slog.New(slog.NewTextHandler(io.Discard, nil))).RunOnce(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "billing job process:", err)
+		return 1
+	}
+	return 0
 }

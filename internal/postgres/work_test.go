@@ -15,7 +15,12 @@ import (
 
 var tenv *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &tenv, testenv.Options{})) }
+func TestMain(m *testing.M) {
+	if os.Getenv(ledgerJobEnv) != "" {
+		os.Exit(runLedgerJobProcess()) // this binary re-run as a second replica's billing job
+	}
+	os.Exit(testenv.Main(m, &tenv, testenv.Options{}))
+}
 
 // newDeployment opens a fresh database with one user, application, project and pending deployment.
 func newDeployment(t *testing.T) (*postgres.DB, context.Context, int64) {
