@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/testenv"
+)
+
+// TestVMUpgradeResize installs a vm application at 1 vCPU and 256Mi, publishes v2 at 2 vCPUs and 384Mi
+// and upgrades to it with new inputs: the deployment is installed at v2 once the resized guest booted,
+// libvirt runs it at the new size, the guest answers with the new inputs, the revisions are 2 and the
+// bill is split once. Then v3 names an image that cannot boot: its upgrade fails and v2 runs again, at
+// its size and rate, with its disk.
+func TestVMUpgradeResize(t *testing.T) {
+	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "VM_BOOT_TIMEOUT": "60s", "DEPLOY_TIMEOUT": "4m"}))
+	tok := publishVM(t, mp, "test-guest.qcow2")
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1,
+		"inputs": map[string]any{"greeting": "first"}})
+	d := mp.waitForStatus(t, tok, 1, "installed", 3*time.Minute)
+	vm := d["placement"].(map[string]any)["vm_name"].(string)
+	if cpus, mem := dominfo(t, vm); cpus != 1 || mem != 256*1024 {
+		t.Fatalf("v1 runs with %d vCPUs and %d KiB, want 1 and 256 MiB", cpus, mem)
+	}
+
+	spec := map[string]any{"type": "vm", "image": "test-guest.qcow2", "cpu": "2 vCPU", "memory": "384Mi"}
+	inputs := []map[string]any{{"name": "greeting", "type": "string", "default": "hi"}}
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tok, map[string]any{"hourly_rate": 3, "deployment": spec, "inputs": inputs})
+	greeting := testenv.Name("second-")
+	start := time.Now()
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 2, "inputs": map[string]any{"greeting": greeting}})
+	d = mp.waitForStatus(t, tok, 1, "installed", 3*time.Minute)
+	t.Logf("upgrade request to installed: %s", time.Since(start).Round(10*time.Millisecond))
+	if num(t, d["version"]) != 2 || d["hourly_rate"].(fmt.Stringer).String() != "3" {
+		t.Fatalf("after the upgrade: version %v at %v (%v), want v2 at 3", d["version"], d["hourly_rate"], d["failure_reason"])
+	}
+	if cpus, mem := dominfo(t, vm); cpus != 2 || mem != 384*1024 {
+		t.Fatalf("v2 runs with %d vCPUs and %d KiB, want 2 and 384 MiB", cpus, mem)
+	}
+	ip := d["placement"].(map[string]any)["ip_address"].(string)
+	guestAnswers(t, ip, greeting)
+	if revs := mp.must(t, 200, "GET", "/api/deployments/1/revisions", tok, nil).List(t); len(revs) != 2 ||
+		num(t, revs[0]["revision"]) != 1 || num(t, revs[1]["revision"]) != 2 || num(t, revs[1]["version"]) != 2 {
+		t.Fatalf("revisions %v, want 1 (v1) and 2 (v2)", revs)
+	}
+	checkBill(t, mp, []string{"2", "3"})
+	pool := func() []string {
+		vols, _ := filepath.Glob(filepath.Join(tenv.VMDir, "pool", vm+"*"))
+		return vols
+	}
+	if vols := pool(); len(vols) != 2 {
+		t.Fatalf("volumes %v, want the overlay and one seed", vols)
+	}
+
+	// v3's image is a blank disk: no boot, no guest agent. The upgrade fails and v2 runs again.
+	broken := testenv.Name("blank-") + ".img"
+	blank := filepath.Join(tenv.VMDir, "images", broken)
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(blank) })
+	spec = map[string]any{"type": "vm", "image": broken, "cpu": "1 vCPU", "memory": "256Mi"}
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tok, map[string]any{"hourly_rate": 5, "deployment": spec, "inputs": inputs})
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 3})
+	waitFor(t, 4*time.Minute, "the failed upgrade to be recorded", func() bool {
+		d = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return d["status"] == "installed" && d["failure_reason"] != nil && d["failure_reason"] != ""
+	})
+	t.Logf("failed upgrade: %v", d["failure_reason"])
+	if num(t, d["version"]) != 2 || d["hourly_rate"].(fmt.Stringer).String() != "3" {
+		t.Fatalf("after the failed upgrade: version %v at %v, want v2 at 3", d["version"], d["hourly_rate"])
+	}
+	if cpus, mem := dominfo(t, vm); cpus != 2 || mem != 384*1024 {
+		t.Fatalf("after the failed upgrade the domain has %d vCPUs and %d KiB, want v2's 2 and 384 MiB", cpus, mem)
+	}
+	guestAnswers(t, d["placement"].(map[string]any)["ip_address"].(string), greeting)
+	if vols := pool(); len(vols) != 2 {
+		t.Fatalf("volumes %v after the failed upgrade, want v2's overlay and seed only", vols)
+	}
+	checkBill(t, mp, []string{"2", "3"})
+}
+
+// dominfo asks libvirt for a domain's vCPUs and memory (KiB).
+func dominfo(t *testing.T, name string) (cpus, kib int) {
+	t.Helper()
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "dominfo", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("virsh dominfo %s: %v: %s", name, err, out)
+	}
+	if m := regexp.MustCompile(`(?m)^CPU\(s\):\s+(\d+)`).FindSubmatch(out); m != nil {
+		fmt.Sscan(string(m[1]), &cpus)
+	}
+	if m := regexp.MustCompile(`(?m)^Max memory:\s+(\d+) KiB`).FindSubmatch(out); m != nil {
+		fmt.Sscan(string(m[1]), &kib)
+	}
+	return cpus, kib
+}
+
+// guestAnswers waits until the guest at ip serves inputs.json with the greeting.
+func guestAnswers(t *testing.T, ip, greeting string) {
+	t.Helper()
+	var page string
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if page, err = guestHTTP(t, ip, "inputs.json"); err == nil && strings.Contains(page, greeting) {
+			return
+		}
+	}
+	t.Fatalf("the guest on %s does not answer with greeting %q: %v: %s", ip, greeting, err, page)
+}
+
+// checkBill checks deployment 1's usage records: one per completed revision at its rate, back to back,
+// the last open.
+func checkBill(t *testing.T, mp *instance, rates []string) {
+	t.Helper()
+	var n, open, contiguous int
+	var got string
+	query(t, mp.DatabaseURL, `SELECT count(*), count(*) FILTER (WHERE ended_at IS NULL),
+  string_agg(hourly_rate::text, ',' ORDER BY started_at),
+  count(*) FILTER (WHERE ended_at IS NULL OR EXISTS (SELECT 1 FROM usage_records n WHERE n.deployment_id = 1 AND n.started_at = r.ended_at))
+FROM usage_records r WHERE deployment_id = 1`, nil, &n, &open, &got, &contiguous)
+	if n != len(rates) || open != 1 || contiguous != n {
+		t.Errorf("%d usage records (%d open, %d back to back) at %s, want %d at %v", n, open, contiguous, got, len(rates), rates)
+	}
+	for _, r := range rates {
+		if !strings.Contains(got, r) {
+			t.Errorf("usage records at %s, want one at %s", got, r)
+		}
+	}
+}
