@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 // and upgrades to it with new inputs: the deployment is installed at v2 once the resized guest booted,
 // libvirt runs it at the new size, the guest answers with the new inputs, the revisions are 2 and the
 // bill is split once. Then v3 names an image that cannot boot: its upgrade fails and v2 runs again, at
-// its size and rate, with its disk.
+// its size and rate, with its disk. Then v4 names another image: the disk is replaced.
 func TestVMUpgradeResize(t *testing.T) {
 	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "VM_BOOT_TIMEOUT": "60s", "DEPLOY_TIMEOUT": "4m"}))
 	tok := publishVM(t, mp, "test-guest.qcow2")
@@ -84,6 +85,43 @@ func TestVMUpgradeResize(t *testing.T) {
 		t.Fatalf("volumes %v after the failed upgrade, want v2's overlay and seed only", vols)
 	}
 	checkBill(t, mp, []string{"2", "3"})
+
+	// v4 is a new image (a copy of the test guest under another name): the disk is replaced by a fresh
+	// overlay of it, under the other volume name, and the old overlay goes once the new one booted.
+	copied := testenv.Name("copy-") + ".qcow2"
+	if out, err := exec.Command("cp", filepath.Join(tenv.VMDir, "images", "test-guest.qcow2"), filepath.Join(tenv.VMDir, "images", copied)).CombinedOutput(); err != nil {
+		t.Fatalf("copy the test image: %v: %s", err, out)
+	}
+	t.Cleanup(func() { os.Remove(filepath.Join(tenv.VMDir, "images", copied)) })
+	spec = map[string]any{"type": "vm", "image": copied, "cpu": "1 vCPU", "memory": "256Mi"}
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tok, map[string]any{"hourly_rate": 4, "deployment": spec, "inputs": inputs})
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 4, "inputs": map[string]any{"greeting": greeting}})
+	waitFor(t, 3*time.Minute, "the upgrade to v4", func() bool {
+		d = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return d["status"] == "installed" && num(t, d["version"]) == 4
+	})
+	if cpus, mem := dominfo(t, vm); cpus != 1 || mem != 256*1024 {
+		t.Fatalf("v4 runs with %d vCPUs and %d KiB, want 1 and 256 MiB", cpus, mem)
+	}
+	guestAnswers(t, d["placement"].(map[string]any)["ip_address"].(string), greeting)
+	vols := pool()
+	if len(vols) != 2 || !slices.Contains(vols, filepath.Join(tenv.VMDir, "pool", vm+"-b.qcow2")) {
+		t.Fatalf("volumes %v after the new image, want the other overlay and one seed", vols)
+	}
+	if out, err := exec.Command("qemu-img", "info", "-U", vols[slices.Index(vols, filepath.Join(tenv.VMDir, "pool", vm+"-b.qcow2"))]).CombinedOutput(); err != nil || !strings.Contains(string(out), copied) {
+		t.Fatalf("the new overlay's backing file is not %s: %v: %s", copied, err, out)
+	}
+	if revs := mp.must(t, 200, "GET", "/api/deployments/1/revisions", tok, nil).List(t); len(revs) != 3 || num(t, revs[2]["revision"]) != 3 {
+		t.Fatalf("revisions %v, want 3", revs)
+	}
+	checkBill(t, mp, []string{"2", "3", "4"})
+
+	// The delete removes the volumes under either name.
+	mp.must(t, 202, "DELETE", "/api/deployments/1", tok, nil)
+	mp.waitForStatus(t, tok, 1, "uninstalled", 2*time.Minute)
+	if vols := pool(); len(vols) != 0 || domainExists(t, vm) {
+		t.Fatalf("after the delete: volumes %v, domain defined %v", vols, domainExists(t, vm))
+	}
 }
 
 // dominfo asks libvirt for a domain's vCPUs and memory (KiB).
