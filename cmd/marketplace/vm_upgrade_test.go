@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,4 +172,57 @@ FROM usage_records r WHERE deployment_id = 1`, nil, &n, &open, &got, &contiguous
 			t.Errorf("usage records at %s, want one at %s", got, r)
 		}
 	}
+}
+
+// TestVMUpgradeCrash kills the worker with SIGKILL while the upgraded guest boots (from a blank image
+// that never will): the domain is left defined as the half-done revision. The next worker's attempt
+// starts again from the previous definition kept in the domain's metadata, fails to boot the new image
+// too and restores v1: its definition and its own overlay, the guest answering again, the new volumes
+// gone.
+func TestVMUpgradeCrash(t *testing.T) {
+	bin := buildMarketplace(t)
+	mp := startMarketplace(t, "api", vmEnv(map[string]string{"DEPLOY_LEASE": "2s", "DEPLOY_MAX_ATTEMPTS": "2", "VM_BOOT_TIMEOUT": "20s"}))
+	tok := publishVM(t, mp, "test-guest.qcow2")
+	worker := startWorker(t, bin, mp.Environ, filepath.Join(t.TempDir(), "worker-1.log"))
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1,
+		"inputs": map[string]any{"greeting": "first"}})
+	d := mp.waitForStatus(t, tok, 1, "installed", 3*time.Minute)
+	vm := d["placement"].(map[string]any)["vm_name"].(string)
+	ip := d["placement"].(map[string]any)["ip_address"].(string)
+
+	broken := testenv.Name("blank-") + ".img"
+	blank := filepath.Join(tenv.VMDir, "images", broken)
+	if err := os.WriteFile(blank, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(blank) })
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tok, map[string]any{"hourly_rate": 5,
+		"deployment": map[string]any{"type": "vm", "image": broken, "cpu": "2 vCPU", "memory": "384Mi"},
+		"inputs":     []map[string]any{{"name": "greeting", "type": "string", "default": "hi"}}})
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 2})
+	waitFor(t, time.Minute, "the half-done revision to be defined", func() bool {
+		out, _ := exec.Command("virsh", "-c", "qemu:///system", "dumpxml", "--inactive", vm).Output()
+		return strings.Contains(string(out), vm+"-b.qcow2") && strings.Contains(string(out), "previous")
+	})
+	worker.Process.Signal(syscall.SIGKILL)
+	worker.Wait()
+
+	startWorker(t, bin, mp.Environ, filepath.Join(t.TempDir(), "worker-2.log"))
+	waitFor(t, 3*time.Minute, "the failed upgrade to be recorded", func() bool {
+		d = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return d["status"] == "installed" && d["failure_reason"] != nil && d["failure_reason"] != ""
+	})
+	t.Logf("failed upgrade: %v", d["failure_reason"])
+	if num(t, d["version"]) != 1 {
+		t.Fatalf("after the failed upgrade: version %v, want 1", d["version"])
+	}
+	if cpus, mem := dominfo(t, vm); cpus != 1 || mem != 256*1024 {
+		t.Fatalf("after the failed upgrade the domain has %d vCPUs and %d KiB, want v1's 1 and 256 MiB", cpus, mem)
+	}
+	guestAnswers(t, ip, "first")
+	vols, _ := filepath.Glob(filepath.Join(tenv.VMDir, "pool", vm+"*"))
+	if len(vols) != 2 || !slices.Contains(vols, filepath.Join(tenv.VMDir, "pool", vm+".qcow2")) {
+		t.Fatalf("volumes %v, want v1's overlay and seed only", vols)
+	}
+	checkBill(t, mp, []string{"2"})
 }

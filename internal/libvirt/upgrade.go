@@ -86,6 +86,10 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 		if err := prev.Unmarshal(prevText); err != nil {
 			return placement, 0, fmt.Errorf("parse the previous definition kept in domain %s: %w", n.domain, err)
 		}
+		// The half-done revision may be running from the volumes about to be made afresh.
+		if err := powerOff(l, dom); err != nil {
+			return placement, 0, err
+		}
 	}
 	oldOverlay, oldSeed, mac := disks(prev)
 	if oldOverlay == "" || oldSeed == "" {
