@@ -21,7 +21,7 @@ import (
 // bill is split once. Then v3 names an image that cannot boot: its upgrade fails and v2 runs again, at
 // its size and rate, with its disk. Then v4 names another image: the disk is replaced.
 func TestVMUpgradeResize(t *testing.T) {
-	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "VM_BOOT_TIMEOUT": "60s", "DEPLOY_TIMEOUT": "4m"}))
+	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "VM_BOOT_TIMEOUT": "30s", "DEPLOY_TIMEOUT": "3m"}))
 	tok := publishVM(t, mp, "test-guest.qcow2")
 	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1,
 		"inputs": map[string]any{"greeting": "first"}})
