@@ -18,11 +18,26 @@ import (
 // metadataNS is the namespace of the marketplace's element in a domain's <metadata>.
 const metadataNS = "https://marketplace.dev/libvirt/1"
 
-// owner is the marketplace's element in a domain's metadata: which marketplace and deployment it is.
+// owner is the marketplace's element in a domain's metadata: which marketplace and deployment it is,
+// and, for upgrades, what the definition runs (Target, a digest of image, size and seed) and, while an
+// upgrade has not booted yet, the inactive definition it replaced (Previous), so a retry after a crash
+// knows what to return to.
 type owner struct {
 	XMLName    xml.Name `xml:"https://marketplace.dev/libvirt/1 deployment"`
 	Instance   string   `xml:"instance,attr"`
 	Deployment int64    `xml:"id,attr"`
+	Target     string   `xml:"target,attr,omitempty"`
+	Previous   string   `xml:"previous,omitempty"`
+}
+
+// shape is what a domain definition is made of: its size, its disks' paths and its metadata.
+type shape struct {
+	vcpus         int
+	mib           int64
+	overlay, seed string
+	uuid          string // kept across an upgrade: libvirt refuses a new one for the domain's name
+	mac           string // kept across an upgrade so the guest's DHCP lease, and its address, stay
+	meta          owner
 }
 
 // define creates the deployment's overlay and seed volumes and defines its domain (not started).
@@ -54,17 +69,35 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := os.MkdirAll(p.cfg.LogDir, 0o755); err != nil {
 		return golibvirt.Domain{}, fmt.Errorf("console log directory: %w", err)
 	}
-	meta, err := xml.Marshal(owner{Instance: p.cfg.Instance, Deployment: d.ID})
+	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed,
+		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID}})
 	if err != nil {
 		return golibvirt.Domain{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return golibvirt.Domain{}, err
+	}
+	dom, err := l.DomainDefineXMLFlags(text, 0)
+	if err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("define domain %s: %w", n.domain, err)
+	}
+	return dom, nil
+}
+
+// domainXML is the definition of the deployment's domain of shape s.
+func (p *Provider) domainXML(n names, s shape) (string, error) {
+	meta, err := xml.Marshal(s.meta)
+	if err != nil {
+		return "", fmt.Errorf("metadata of %s: %w", n.domain, err)
 	}
 	port0, bootFirst := uint(0), uint(1)
 	dx := &libvirtxml.Domain{
 		Type:     "qemu", // TCG: a KVM device may exist on hosts that cannot run guests with it
 		Name:     n.domain,
+		UUID:     s.uuid,
 		Metadata: &libvirtxml.DomainMetadata{XML: string(meta)},
-		Memory:   &libvirtxml.DomainMemory{Value: uint(mib), Unit: "MiB"},
-		VCPU:     &libvirtxml.DomainVCPU{Value: uint(vcpus)},
+		Memory:   &libvirtxml.DomainMemory{Value: uint(s.mib), Unit: "MiB"},
+		VCPU:     &libvirtxml.DomainVCPU{Value: uint(s.vcpus)},
 		OS:       &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"}},
 		// A smaller translation cache than QEMU's default keeps each guest's resident memory down.
 		Features: &libvirtxml.DomainFeatureList{TCG: &libvirtxml.DomainFeatureTCG{
@@ -74,13 +107,13 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 			Disks: []libvirtxml.DomainDisk{{
 				Device: "disk",
 				Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2"},
-				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: overlay}},
+				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: s.overlay}},
 				Target: &libvirtxml.DomainDiskTarget{Dev: "vda", Bus: "virtio"},
 				Boot:   &libvirtxml.DomainDeviceBoot{Order: bootFirst},
 			}, {
 				Device:   "disk",
 				Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
-				Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: seed}},
+				Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: s.seed}},
 				Target:   &libvirtxml.DomainDiskTarget{Dev: "vdb", Bus: "virtio"},
 				ReadOnly: &libvirtxml.DomainDiskReadOnly{},
 			}},
@@ -99,50 +132,59 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},
 	}
+	if s.mac != "" {
+		dx.Devices.Interfaces[0].MAC = &libvirtxml.DomainInterfaceMAC{Address: s.mac}
+	}
 	text, err := dx.Marshal()
 	if err != nil {
-		return golibvirt.Domain{}, fmt.Errorf("domain XML of %s: %w", n.domain, err)
+		return "", fmt.Errorf("domain XML of %s: %w", n.domain, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return golibvirt.Domain{}, err
-	}
-	dom, err := l.DomainDefineXMLFlags(text, 0)
-	if err != nil {
-		return golibvirt.Domain{}, fmt.Errorf("define domain %s: %w", n.domain, err)
-	}
-	return dom, nil
+	return text, nil
 }
 
 // checkOwned refuses a domain of the deployment's name that another marketplace (or someone by hand)
 // defined: it is never adopted nor destroyed.
 func (p *Provider) checkOwned(l *golibvirt.Libvirt, dom golibvirt.Domain, deploymentID int64) error {
-	text, err := l.DomainGetXMLDesc(dom, 0)
+	_, _, _, err := p.owned(l, dom, deploymentID)
+	return err
+}
+
+// owned reads the domain's persistent (inactive) definition, as text to define again and parsed, and
+// its marketplace metadata, refusing a domain this marketplace did not make for the deployment.
+func (p *Provider) owned(l *golibvirt.Libvirt, dom golibvirt.Domain, deploymentID int64) (string, *libvirtxml.Domain, owner, error) {
+	text, err := l.DomainGetXMLDesc(dom, golibvirt.DomainXMLInactive)
 	if err != nil {
-		return fmt.Errorf("read domain %s: %w", dom.Name, err)
+		return "", nil, owner{}, fmt.Errorf("read domain %s: %w", dom.Name, err)
 	}
 	var dx libvirtxml.Domain
 	if err := dx.Unmarshal(text); err != nil {
-		return fmt.Errorf("parse domain %s: %w", dom.Name, err)
+		return "", nil, owner{}, fmt.Errorf("parse domain %s: %w", dom.Name, err)
 	}
+	o := readOwner(&dx)
+	if o.Instance != p.cfg.Instance || o.Deployment != deploymentID {
+		return "", nil, owner{}, fmt.Errorf("domain %s exists but was not made by this marketplace for deployment %d; it is left alone", dom.Name, deploymentID)
+	}
+	return text, &dx, o, nil
+}
+
+// readOwner finds the marketplace's element wherever libvirt put it among other applications' metadata.
+func readOwner(dx *libvirtxml.Domain) owner {
 	var o owner
-	if dx.Metadata != nil {
-		// The element is found wherever libvirt put it among other applications' metadata.
-		dec := xml.NewDecoder(strings.NewReader("<m>" + dx.Metadata.XML + "</m>"))
-		for {
-			tok, err := dec.Token()
-			if err != nil {
-				break
-			}
-			if se, ok := tok.(xml.StartElement); ok && se.Name.Space == metadataNS && se.Name.Local == "deployment" {
-				dec.DecodeElement(&o, &se)
-				break
-			}
+	if dx.Metadata == nil {
+		return o
+	}
+	dec := xml.NewDecoder(strings.NewReader("<m>" + dx.Metadata.XML + "</m>"))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Space == metadataNS && se.Name.Local == "deployment" {
+			dec.DecodeElement(&o, &se)
+			break
 		}
 	}
-	if o.Instance != p.cfg.Instance || o.Deployment != deploymentID {
-		return fmt.Errorf("domain %s exists but was not made by this marketplace for deployment %d; it is left alone", dom.Name, deploymentID)
-	}
-	return nil
+	return o
 }
 
 // waitBooted waits until the guest agent reports an IPv4 address, which it can only do once the guest

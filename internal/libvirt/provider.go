@@ -132,7 +132,9 @@ func (p *Provider) client(ctx context.Context) (*golibvirt.Libvirt, error) {
 // Names of what one deployment owns. They hold a prefix of the instance id and the deployment id, so
 // they cannot collide across tenants, retries or two marketplaces sharing a host; the domain's metadata
 // holds the whole instance id.
-type names struct{ domain, overlay, seed, log string }
+// An upgrade writes its seed (and, to a new image, its overlay) under the other of two names, so the
+// previous revision's disks stay untouched until the new one has booted.
+type names struct{ domain, overlay, seed, overlayB, seedB, log string }
 
 func (p *Provider) names(deploymentID int64) names {
 	instance := strings.ReplaceAll(p.cfg.Instance, "-", "")
@@ -141,6 +143,7 @@ func (p *Provider) names(deploymentID int64) names {
 	}
 	base := fmt.Sprintf("mp-%s-d%d", instance, deploymentID)
 	return names{domain: base, overlay: base + ".qcow2", seed: base + "-seed.img",
+		overlayB: base + "-b.qcow2", seedB: base + "-b-seed.img",
 		log: filepath.Join(p.cfg.LogDir, base+".console.log")}
 }
 
@@ -206,7 +209,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	default:
 		return fmt.Errorf("look up domain %s: %w", n.domain, err)
 	}
-	for _, vol := range []string{n.overlay, n.seed} {
+	for _, vol := range n.volumes() {
 		if err := p.deleteVolume(ctx, l, vol); err != nil {
 			return err
 		}

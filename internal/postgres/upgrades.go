@@ -69,16 +69,18 @@ WHERE deployment_id = $1 ORDER BY revision`, id)
 
 // CompleteUpgrade marks the deployment installed at its target version and inputs, records the revision
 // and splits its bill at this instant: the open usage record closes and one at the new version's rate
-// opens, in one transaction.
+// opens, in one transaction. A revision of 0 (a provider that keeps no count, like libvirt's) is recorded
+// as the one after the deployment's last; an empty IP address keeps the recorded one.
 func (db *DB) CompleteUpgrade(ctx context.Context, id int64, attempt int, p marketplace.Placement, revision int) error {
 	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE deployments d
 SET status = 'installed', version = d.target_version, inputs = d.target_inputs, chart_version = $3,
+    ip_address = CASE WHEN $4::text = '' THEN d.ip_address ELSE $4::text END,
     hourly_rate = v.hourly_rate, target_version = NULL, target_inputs = NULL, failure_reason = '',
     lease_expires_at = NULL, updated_at = now()
 FROM application_versions v
 WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
-  AND v.application_id = d.application_id AND v.version = d.target_version`, id, attempt, p.ChartVersion)
+  AND v.application_id = d.application_id AND v.version = d.target_version`, id, attempt, p.ChartVersion, p.IPAddress)
 		if err != nil {
 			return fmt.Errorf("complete upgrade of deployment %d: %w", id, err)
 		}
@@ -94,7 +96,8 @@ SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FRO
 			return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
-SELECT id, $2, version, inputs, chart_version FROM deployments WHERE id = $1
+SELECT id, CASE WHEN $2::int = 0 THEN (SELECT coalesce(max(revision), 0) + 1 FROM deployment_revisions WHERE deployment_id = $1) ELSE $2 END,
+  version, inputs, chart_version FROM deployments WHERE id = $1
 ON CONFLICT (deployment_id, revision) DO UPDATE SET version = EXCLUDED.version, inputs = EXCLUDED.inputs,
   chart_version = EXCLUDED.chart_version`, id, revision)
 		if err != nil {
