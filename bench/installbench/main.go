@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +43,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/marketplace/marketplace/internal/chartrepo"
+
+	"github.com/marketplace/marketplace/bench/mpapi"
 )
 
 type options struct {
@@ -141,19 +142,19 @@ func run(ctx context.Context, o options) (err error) {
 	}()
 
 	// A user who publishes the chart and deploys it.
-	mp := &client{base: strings.TrimSuffix(o.api, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	mp := mpapi.New(o.api)
 	var user struct {
 		ID    int64  `json:"id"`
 		Token string `json:"token"`
 	}
-	if err := mp.do(ctx, 201, "POST", "/api/users/new", map[string]any{"name": "installbench"}, &user); err != nil {
+	if err := mp.Do(ctx, 201, "POST", "/api/users/new", map[string]any{"name": "installbench"}, &user); err != nil {
 		return err
 	}
-	mp.token = user.Token
+	mp.Token = user.Token
 	var app struct {
 		ID int64 `json:"id"`
 	}
-	if err := mp.do(ctx, 201, "POST", "/api/apps/new", map[string]any{
+	if err := mp.Do(ctx, 201, "POST", "/api/apps/new", map[string]any{
 		"name": "hello-web (installbench)", "hourly_rate": 0.5,
 		"deployment": map[string]any{"type": "k8s", "repoURL": repoURL, "chartName": "hello-web"},
 	}, &app); err != nil {
@@ -178,7 +179,7 @@ func run(ctx context.Context, o options) (err error) {
 		var p struct {
 			ID int64 `json:"id"`
 		}
-		if err := mp.do(ctx, 201, "POST", "/api/user/project/new", map[string]any{"name": fmt.Sprintf("installbench-%d", i)}, &p); err != nil {
+		if err := mp.Do(ctx, 201, "POST", "/api/user/project/new", map[string]any{"name": fmt.Sprintf("installbench-%d", i)}, &p); err != nil {
 			return err
 		}
 		slots[i].projectID = p.ID
@@ -215,14 +216,14 @@ func run(ctx context.Context, o options) (err error) {
 		var q struct {
 			DeploymentID int64 `json:"deploymentID"`
 		}
-		if err := mp.do(ctx, 202, "POST", "/api/deployments/install",
+		if err := mp.Do(ctx, 202, "POST", "/api/deployments/install",
 			map[string]any{"application_id": app.ID, "project_id": s.projectID}, &q); err != nil {
 			return err
 		}
 		s.deploymentID = q.DeploymentID
 		// Each deployment has a namespace of its own, which its uninstall deletes.
 		s.mpNamespace = fmt.Sprintf("%s-deployment-%d", o.mpPrefix, q.DeploymentID)
-		if err := mp.waitFor(ctx, q.DeploymentID, "installed", o.poll, o.timeout); err != nil {
+		if _, err := mp.WaitFor(ctx, q.DeploymentID, "installed", o.poll, o.timeout); err != nil {
 			return err
 		}
 		record("marketplace", "install", i, s.mpNamespace, time.Since(start))
@@ -231,10 +232,10 @@ func run(ctx context.Context, o options) (err error) {
 	mpUninstall := func(i int) error {
 		s := &slots[i]
 		start := time.Now()
-		if err := mp.do(ctx, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", s.deploymentID), nil, nil); err != nil {
+		if err := mp.Do(ctx, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", s.deploymentID), nil, nil); err != nil {
 			return err
 		}
-		if err := mp.waitFor(ctx, s.deploymentID, "uninstalled", o.poll, o.timeout); err != nil {
+		if _, err := mp.WaitFor(ctx, s.deploymentID, "uninstalled", o.poll, o.timeout); err != nil {
 			return err
 		}
 		record("marketplace", "uninstall", i, s.mpNamespace, time.Since(start))
@@ -384,71 +385,6 @@ func median(samples []sample, side, op string) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// client calls the marketplace's API.
-type client struct {
-	base, token string
-	http        *http.Client
-}
-
-// do sends a JSON request and decodes the answer into out, failing unless the status is want.
-func (c *client) do(ctx context.Context, want int, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		buf, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	buf, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, buf)
-	}
-	if out != nil {
-		return json.Unmarshal(buf, out)
-	}
-	return nil
-}
-
-// waitFor polls deployment id every poll until it has status want; failed is an error.
-func (c *client) waitFor(ctx context.Context, id int64, want string, poll, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		var d struct {
-			Status        string `json:"status"`
-			FailureReason string `json:"failure_reason"`
-		}
-		if err := c.do(ctx, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), nil, &d); err != nil {
-			return err
-		}
-		switch {
-		case d.Status == want:
-			return nil
-		case d.Status == "failed":
-			return fmt.Errorf("deployment %d failed: %s", id, d.FailureReason)
-		case time.Now().After(deadline):
-			return fmt.Errorf("deployment %d still %s after %v, want %s (%s)", id, d.Status, timeout, want, d.FailureReason)
-		}
-		time.Sleep(poll)
-	}
-}
 
 func clientset(kubeconfig string) (*k8s.Clientset, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
