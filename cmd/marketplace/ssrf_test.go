@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -224,21 +223,7 @@ func TestOCIPullSendsNoOperatorCredentials(t *testing.T) {
 	defer registry.Close()
 	host := registry.Listener.Addr().String()
 
-	home := t.TempDir()
-	t.Setenv("HOME", home) // Helm and Docker's credential stores read the process's HOME
-	t.Setenv("DOCKER_CONFIG", "")
-	t.Setenv("HELM_REGISTRY_CONFIG", "")
-	t.Setenv("XDG_CONFIG_HOME", "")
-	password := base64.StdEncoding.EncodeToString([]byte("operator:operator-password"))
-	config := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, host, password)
-	for _, file := range []string{filepath.Join(home, ".docker", "config.json"), filepath.Join(home, ".config", "helm", "registry", "config.json")} {
-		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	home, password := testenv.OperatorCredentials(t, host)
 
 	mp := startMarketplace(t, "serve", map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "HOME": home,
 		"MARKETPLACE_FETCH_ALLOW": testRepositories() + "," + host})

@@ -132,6 +132,20 @@ func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*market
 	if err != nil {
 		return nil, err
 	}
+	// A real install meets the store's refusal of a deprecated version; a preview records nothing, so it
+	// asks here.
+	if r.Version != 0 {
+		versions, err := s.store.FindVersions(ctx, r.ApplicationID)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range versions {
+			if v.Version == r.Version && v.DeprecatedAt != nil {
+				return nil, marketplace.Errorf(marketplace.ECONFLICT,
+					"version %d of application %d is deprecated: it takes no new installs", r.Version, r.ApplicationID)
+			}
+		}
+	}
 	project, err := s.store.FindProjectByID(ctx, r.ProjectID)
 	if err != nil {
 		return nil, err
@@ -165,18 +179,6 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 	if _, err := app.Values(r.Inputs); err != nil {
 		return nil, nil, err
 	}
-	if r.Version != 0 {
-		versions, err := s.store.FindVersions(ctx, r.ApplicationID)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, v := range versions {
-			if v.Version == r.Version && v.DeprecatedAt != nil {
-				return nil, nil, marketplace.Errorf(marketplace.ECONFLICT,
-					"version %d of application %d is deprecated: it takes no new installs", r.Version, r.ApplicationID)
-			}
-		}
-	}
 	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,
 		Version: app.Version, Inputs: r.Inputs, UpgradePolicy: r.UpgradePolicy}
 	return d, app, nil
@@ -204,92 +206,10 @@ func (s *Service) ring(ctx context.Context, t marketplace.Task) {
 	}
 }
 
-// RequestUpgrade checks and records an upgrade of an installed deployment to version (0: the latest one
-// not deprecated) with inputs (nil: the ones it runs with), then rings the queue.
-func (s *Service) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
-	d, app, inputs, err := s.checkUpgrade(ctx, id, version, inputs)
-	if err != nil {
-		return nil, err
-	}
-	if d, err = s.store.RequestUpgrade(ctx, id, app.Version, inputs); err != nil {
-		return nil, err
-	}
-	s.ring(ctx, marketplace.Task{Op: marketplace.OpUpgrade, DeploymentID: d.ID, Attempt: d.Attempts})
-	return d, nil
-}
-
-// PreviewUpgrade checks an upgrade as RequestUpgrade does and tells what it would change against what
-// runs now and what it would cost, recording and changing nothing.
-func (s *Service) PreviewUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Preview, error) {
-	d, app, inputs, err := s.checkUpgrade(ctx, id, version, inputs)
-	if err != nil {
-		return nil, err
-	}
-	if d.Status != marketplace.StatusInstalled {
-		return nil, marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded", id, d.Status)
-	}
-	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}
-	if p, ok := s.providers[d.Type].(marketplace.Previewer); ok {
-		next := *d
-		next.Inputs = inputs
-		if preview, err = p.PreviewUpgrade(ctx, &next, app); err != nil {
-			return nil, err
-		}
-	}
-	preview.Version, preview.HourlyRate, preview.Cost30Days = app.Version, app.HourlyRate, marketplace.CostFor30Days(app.HourlyRate)
-	return preview, nil
-}
-
-// checkUpgrade validates an upgrade request: the deployment is the caller's, its provider upgrades, the
-// version exists and the inputs (nil: the ones it runs with) fit it.
-func (s *Service) checkUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, *marketplace.Application, map[string]any, error) {
-	d, err := s.store.FindDeploymentByID(ctx, id)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if _, ok := s.providers[d.Type].(marketplace.Upgrader); !ok {
-		return nil, nil, nil, marketplace.Errorf(marketplace.EINVALID, "deployments of type %q cannot be upgraded yet: install the new version beside it", d.Type)
-	}
-	if inputs == nil {
-		inputs = d.Inputs
-	}
-	app, err := s.store.FindAppVersion(ctx, d.ApplicationID, version)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if _, err := app.Values(inputs); err != nil {
-		return nil, nil, nil, err
-	}
-	return d, app, inputs, nil
-}
-
-// RequestRollback records a return of an installed deployment to the version and inputs of one of its
-// earlier revisions (0: the one before the current), as an upgrade to them: Helm makes it a new revision.
-func (s *Service) RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error) {
-	revs, err := s.store.FindRevisions(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if revision == 0 && len(revs) >= 2 {
-		revision = revs[len(revs)-2].Revision
-	}
-	for _, r := range revs {
-		if r.Revision == revision && r.Revision != revs[len(revs)-1].Revision {
-			return s.RequestUpgrade(ctx, id, r.Version, r.Inputs)
-		}
-	}
-	return nil, marketplace.Errorf(marketplace.EINVALID, "deployment %d has no earlier revision %d to roll back to (see GET /api/deployments/%d/revisions)", id, revision, id)
-}
-
 // Install runs one attempt of a deployment's install. A task that finds nothing to claim (a duplicate, a
 // late retry, a deployment deleted meanwhile) does nothing.
 func (s *Service) Install(ctx context.Context, id int64) error {
 	return s.attempt(ctx, id, marketplace.OpInstall)
-}
-
-// Upgrade runs one attempt of a deployment's upgrade (or rollback).
-func (s *Service) Upgrade(ctx context.Context, id int64) error {
-	return s.attempt(ctx, id, marketplace.OpUpgrade)
 }
 
 // Uninstall runs one attempt of a deployment's uninstall.

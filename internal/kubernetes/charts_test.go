@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 	"github.com/marketplace/marketplace/internal/chartrepo"
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/testenv"
 )
 
 // TestCheckSchemaRefs checks that a chart whose values schema (or a subchart's) would make Helm load
@@ -127,34 +126,13 @@ func (r *fakeRegistry) sentCredentials(secret string) bool {
 	return false
 }
 
-// operatorCredentials writes Docker's and Helm's credential files under a fresh HOME, both with a
-// password for host, and returns what an Authorization header carrying it contains.
-func operatorCredentials(t *testing.T, host string) string {
-	home := t.TempDir()
-	t.Setenv("HOME", home)
-	t.Setenv("DOCKER_CONFIG", "")
-	t.Setenv("HELM_REGISTRY_CONFIG", "")
-	t.Setenv("XDG_CONFIG_HOME", "")
-	secret := base64.StdEncoding.EncodeToString([]byte("operator:operator-password"))
-	config := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, host, secret)
-	for _, file := range []string{filepath.Join(home, ".docker", "config.json"), filepath.Join(home, ".config", "helm", "registry", "config.json")} {
-		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return secret
-}
-
 // TestRegistryGetsNoOperatorCredentials checks that an OCI registry a publisher names never receives
 // the credentials of the operator's Docker or Helm configuration, and that the failure reason does not
 // repeat what the registry answered. Helm's default client, for contrast, sends them.
 func TestRegistryGetsNoOperatorCredentials(t *testing.T) {
 	reg := newFakeRegistry(t)
 	host := reg.Listener.Addr().String()
-	secret := operatorCredentials(t, host)
+	_, secret := testenv.OperatorCredentials(t, host)
 
 	helmDefault, err := registry.NewClient(registry.ClientOptPlainHTTP())
 	if err != nil {

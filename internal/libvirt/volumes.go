@@ -176,7 +176,7 @@ func (p *Provider) uploadVolume(ctx context.Context, l *golibvirt.Libvirt, pool 
 	if err != nil {
 		return golibvirt.StorageVol{}, fmt.Errorf("create volume %s: %w", name, err)
 	}
-	if _, err := r.Seek(0, io.SeekStart); err == nil {
+	if _, err = r.Seek(0, io.SeekStart); err == nil {
 		err = l.StorageVolUpload(vol, r, 0, size, 0)
 	}
 	if err != nil {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,25 +26,20 @@ VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, at`, e.Actor, e.OwnerID, e.Request
 // FindAuditEvents returns a page of the audit trail in the order things happened: all of it for the
 // operator, the events of the caller's own resources for a user.
 func (db *DB) FindAuditEvents(ctx context.Context, f marketplace.AuditFilter) ([]*marketplace.AuditEvent, int, error) {
-	where := ` WHERE true`
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where += " AND " + cond + " $" + strconv.Itoa(len(args))
-	}
+	var c conditions
 	if scope := scopeUser(ctx); scope != 0 {
-		add("owner_id =", scope)
+		c.add("owner_id =", scope)
 	}
 	if f.Resource != "" {
-		add("resource =", f.Resource)
+		c.add("resource =", f.Resource)
 	}
 	if f.Actor != "" {
-		add("actor =", f.Actor)
+		c.add("actor =", f.Actor)
 	}
 	var total int
-	events, err := findPage(ctx, db.pool, `SELECT count(*) FROM audit_events`+where,
-		`SELECT id, at, actor, owner_id, request_id, action, resource, detail FROM audit_events`+where+` ORDER BY id`,
-		args, f.Page, func(row pgx.Row) (*marketplace.AuditEvent, error) {
+	events, err := findPage(ctx, db.pool, `SELECT count(*) FROM audit_events`+c.where(),
+		`SELECT id, at, actor, owner_id, request_id, action, resource, detail FROM audit_events`+c.where()+` ORDER BY id`,
+		c.args, f.Page, func(row pgx.Row) (*marketplace.AuditEvent, error) {
 			var e marketplace.AuditEvent
 			err := row.Scan(&e.ID, &e.At, &e.Actor, &e.OwnerID, &e.RequestID, &e.Action, &e.Resource, &e.Detail)
 			return &e, err

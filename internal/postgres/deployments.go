@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,30 +125,25 @@ WHERE id = $1 AND ($2 = 0 OR consumer_id = $2)`, id, scopeUser(ctx)))
 // FindDeployments lists a page of the caller's deployments that match f, newest first, and how many
 // match in all.
 func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilter) ([]*marketplace.Deployment, int, error) {
-	where := ` WHERE true`
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where += " AND " + cond + " $" + strconv.Itoa(len(args))
-	}
+	var c conditions
 	if scope := scopeUser(ctx); scope != 0 {
-		add("consumer_id =", scope)
+		c.add("consumer_id =", scope)
 	}
 	if f.ConsumerID != 0 {
-		add("consumer_id =", f.ConsumerID)
+		c.add("consumer_id =", f.ConsumerID)
 	}
 	if f.ProjectID != 0 {
-		add("project_id =", f.ProjectID)
+		c.add("project_id =", f.ProjectID)
 	}
 	if f.Status != "" {
-		add("status =", string(f.Status))
+		c.add("status =", string(f.Status))
 	}
 	if f.UpdateAvailable {
-		where += " AND version < " + latestVersion
+		c.sql += " AND version < " + latestVersion
 	}
 	var total int
-	ds, err := findPage(ctx, db.pool, `SELECT count(*) FROM deployments`+where,
-		`SELECT `+deploymentColumns+` FROM deployments`+where+` ORDER BY id DESC`, args, f.Page, scanDeployment, &total)
+	ds, err := findPage(ctx, db.pool, `SELECT count(*) FROM deployments`+c.where(),
+		`SELECT `+deploymentColumns+` FROM deployments`+c.where()+` ORDER BY id DESC`, c.args, f.Page, scanDeployment, &total)
 	if err != nil {
 		return nil, 0, fmt.Errorf("find deployments: %w", err)
 	}

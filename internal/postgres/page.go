@@ -63,3 +63,18 @@ type totalsRow struct {
 func (r totalsRow) Scan(dest ...any) error {
 	return r.Rows.Scan(append(append([]any{}, r.totals...), dest...)...)
 }
+
+// conditions builds a WHERE clause of conditions joined by AND, each with its numbered argument.
+type conditions struct {
+	sql  string
+	args []any
+}
+
+// add appends `cond $n` with v as $n; cond ends with its operator, as in "status =".
+func (c *conditions) add(cond string, v any) {
+	c.args = append(c.args, v)
+	c.sql += " AND " + cond + " $" + strconv.Itoa(len(c.args))
+}
+
+// where is the clause, " WHERE true" when there is no condition.
+func (c *conditions) where() string { return " WHERE true" + c.sql }

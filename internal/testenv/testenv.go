@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -345,4 +346,27 @@ func getenv(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// OperatorCredentials gives the test a fresh HOME whose Docker and Helm credential files hold a password
+// for the registry at host, as an operator's machine would, and returns the HOME and what an
+// Authorization header carrying that password contains: a registry must never receive it.
+func OperatorCredentials(tb testing.TB, host string) (home, secret string) {
+	tb.Helper()
+	home = tb.TempDir()
+	tb.Setenv("HOME", home) // Helm and Docker's credential stores read the process's HOME
+	tb.Setenv("DOCKER_CONFIG", "")
+	tb.Setenv("HELM_REGISTRY_CONFIG", "")
+	tb.Setenv("XDG_CONFIG_HOME", "")
+	secret = base64.StdEncoding.EncodeToString([]byte("operator:operator-password"))
+	config := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, host, secret)
+	for _, file := range []string{filepath.Join(home, ".docker", "config.json"), filepath.Join(home, ".config", "helm", "registry", "config.json")} {
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return home, secret
 }
