@@ -97,6 +97,7 @@ func (j *Job) RunOnce(ctx context.Context) (*marketplace.BillingRun, error) {
 		return run, err
 	}
 	j.runs.WithLabelValues("ok").Inc()
+	// Prometheus gauges are float64: a count of records and a Unix time, never an amount of money.
 	j.records.Set(float64(run.Records))
 	j.lastSuccess.Set(float64(run.FinishedAt.UnixNano()) / 1e9)
 	return run, nil
