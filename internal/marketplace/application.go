@@ -74,6 +74,8 @@ var inputTypes = map[string]bool{"string": true, "integer": true, "number": true
 type AppFilter struct {
 	PublisherID    int64
 	DeploymentType string
+	// Query, when not empty, keeps the applications whose name or description matches it.
+	Query string
 	Page, Limit    int
 }
 
