@@ -75,8 +75,8 @@ type AppFilter struct {
 	PublisherID    int64
 	DeploymentType string
 	// Query, when not empty, keeps the applications whose name or description matches it.
-	Query string
-	Page, Limit    int
+	Query       string
+	Page, Limit int
 }
 
 // AppService is the catalog. Anyone signed in reads it; only an application's publisher (or the
