@@ -101,7 +101,8 @@ func (db *DB) catalogPage(ctx context.Context, f marketplace.AppFilter, cols str
 // The total of an unsearched catalog comes from application_counts, which a trigger keeps exact, so no
 // request counts the catalog; a search counts its matches through the search index. A page deeper than
 // one block starts from application_blocks: the first block whose running count passes the offset, then
-// at most blockSize-1 rows skipped inside it, so page 400 costs about what page 1 does.
+// at most blockSize-1 ids skipped inside it (in the index alone: the skipped rows are not read), so
+// page 400 costs about what page 1 does.
 //
 // A caller with an unverified token (marketplace.Caller.TokenHash) is checked by the statement itself:
 // no row at all when no user holds the token, and its last use recorded at most once a minute, as
@@ -138,8 +139,10 @@ func catalogStatement(caller marketplace.Caller, f marketplace.AppFilter, cols s
   FROM application_blocks WHERE ` + cond + ` GROUP BY block
 ), first AS (SELECT block, ` + off + ` - (upto - n) AS skip FROM blocks WHERE upto > ` + off + ` ORDER BY block LIMIT 1)
 SELECT ` + cols + ` FROM applications
-WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT block << 8 FROM first)
-ORDER BY id LIMIT ` + limit + ` OFFSET (SELECT skip FROM first)`
+WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (
+  SELECT id FROM applications WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT block << 8 FROM first)
+  ORDER BY id OFFSET (SELECT skip FROM first) LIMIT 1)
+ORDER BY id LIMIT ` + limit
 		}
 	}
 	var sql strings.Builder
