@@ -24,7 +24,7 @@ BASELINE_ADDR=${BENCH_BASELINE_ADDR:-127.0.0.1:3109}
 BASELINE=${BASELINE:-1} # also measure bench/baseline (bare net/http + pgx) on page 1 in every round
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-20s}
-APPS=${APPS:-10000} # the checks below assume a multiple of 30, at least 8,000
+APPS=${APPS:-10000} # the checks below assume a multiple of 500, at least 8,000
 OUT=${OUT:-bench/results/apps-$(date -u +%Y%m%dT%H%M%SZ)}
 # Publishers' bearer tokens, of the API's form (mpt_ and 43 base64url characters), stored as their SHA-256.
 TOKEN=mpt_bench-publisher-1-aaaaaaaaaaaaaaaaaaaaaaaaa

@@ -68,11 +68,6 @@ func (db *DB) AppendAppsJSON(ctx context.Context, dst []byte, f marketplace.AppF
 // to each.
 func (db *DB) catalogPage(ctx context.Context, f marketplace.AppFilter, cols string, each func(pgx.Rows) error) error {
 	sql, args := catalogStatement(marketplace.CallerFrom(ctx), f, cols)
-	if f.Query != "" {
-		// An unnamed statement is planned for its arguments: whether walking the catalog in id order or
-		// the search index is cheaper depends on how many applications the words match.
-		args = append([]any{pgx.QueryExecModeExec}, args...)
-	}
 	rows, err := db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("find applications: %w", err)
@@ -122,12 +117,18 @@ func catalogStatement(caller marketplace.Caller, f marketplace.AppFilter, cols s
 		return "$" + strconv.Itoa(len(args))
 	}
 	offset := (f.Page - 1) * f.Limit
+	var ctes []string
 	var total, page string
 	if f.Query != "" {
-		match := cond + " AND search @@ catalog_query(" + arg(f.Query) + ")"
-		total = `SELECT count(*) AS n FROM applications WHERE deleted_at IS NULL AND ` + match
-		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL AND ` + match + `
-  ORDER BY id LIMIT ` + arg(f.Limit) + ` OFFSET ` + arg(offset)
+		// The matches are found once, through the search index, for both the count and the page; their
+		// number bounds the cost, whatever the plan.
+		ctes = append(ctes, `matches AS MATERIALIZED (
+  SELECT id FROM applications WHERE deleted_at IS NULL AND `+cond+` AND search @@ catalog_query(`+arg(f.Query)+`)
+)`)
+		total = `SELECT count(*) AS n FROM matches`
+		page = `SELECT ` + cols + ` FROM applications WHERE id IN (
+  SELECT id FROM matches ORDER BY id LIMIT ` + arg(f.Limit) + ` OFFSET ` + arg(offset) + `
+) ORDER BY id`
 	} else {
 		total = `SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond
 		limit, off := arg(f.Limit), arg(offset)
@@ -145,17 +146,19 @@ WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (
 ORDER BY id LIMIT ` + limit
 		}
 	}
-	var sql strings.Builder
 	join := ""
 	if len(caller.TokenHash) > 0 && !caller.Operator && caller.UserID == 0 {
-		sql.WriteString(`WITH caller AS (
+		ctes = append([]string{`caller AS (
   SELECT t.id, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ` + arg(caller.TokenHash) + `
-), used AS (
+)`, `used AS (
   UPDATE tokens SET last_used_at = now() FROM caller
   WHERE tokens.id = caller.id AND (caller.last_used_at IS NULL OR caller.last_used_at < now() - interval '1 minute')
-)
-`)
+)`}, ctes...)
 		join = "caller CROSS JOIN "
+	}
+	var sql strings.Builder
+	if len(ctes) > 0 {
+		sql.WriteString("WITH " + strings.Join(ctes, ", ") + "\n")
 	}
 	sql.WriteString(`SELECT total.n, page.* FROM ` + join + `(` + total + `) AS total
 LEFT JOIN LATERAL (` + page + `) AS page ON true`)
