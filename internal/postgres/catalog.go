@@ -103,27 +103,39 @@ func (db *DB) catalogPage(ctx context.Context, f marketplace.AppFilter, cols str
 // no row at all when no user holds the token, and its last use recorded at most once a minute, as
 // FindUserByTokenHash does.
 func catalogStatement(caller marketplace.Caller, f marketplace.AppFilter, cols string) (string, []any) {
-	var c conditions
-	if f.PublisherID != 0 {
-		c.add("publisher_id =", f.PublisherID)
-	}
-	if f.DeploymentType != "" {
-		c.add("deployment_type =", f.DeploymentType)
-	}
-	cond := "true" + c.sql
-	args := c.args
+	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	// filters is the publisher and type conditions on the columns of table t.
+	var publisher, typ string
+	if f.PublisherID != 0 {
+		publisher = arg(f.PublisherID)
+	}
+	if f.DeploymentType != "" {
+		typ = arg(f.DeploymentType)
+	}
+	filters := func(t string) string {
+		var s string
+		if publisher != "" {
+			s += " AND " + t + "publisher_id = " + publisher
+		}
+		if typ != "" {
+			s += " AND " + t + "deployment_type = " + typ
+		}
+		return s
+	}
+	cond := "true" + filters("")
 	offset := (f.Page - 1) * f.Limit
 	var ctes []string
 	var total, page string
 	if f.Query != "" {
-		// The matches are found once, through the search index, for both the count and the page; their
-		// number bounds the cost, whatever the plan.
-		ctes = append(ctes, `matches AS MATERIALIZED (
-  SELECT id FROM applications WHERE deleted_at IS NULL AND `+cond+` AND search @@ catalog_query(`+arg(f.Query)+`)
+		// The matches are found once, in the index of application_words alone, for both the count and
+		// the page: an application matches when every word typed starts one of its words.
+		ctes = append(ctes, `typed AS (SELECT word COLLATE "C" AS word FROM catalog_words(`+arg(f.Query)+`) AS word)`, `matches AS MATERIALIZED (
+  SELECT w.id FROM typed JOIN application_words w ON w.word >= typed.word AND w.word < typed.word || chr(1114111)`+filters("w.")+`
+  GROUP BY w.id HAVING count(DISTINCT typed.word) = (SELECT count(*) FROM typed)
 )`)
 		total = `SELECT count(*) AS n FROM matches`
 		page = `SELECT ` + cols + ` FROM applications WHERE id IN (
