@@ -133,9 +133,15 @@ func catalogStatement(caller marketplace.Caller, f marketplace.AppFilter, cols s
 	if f.Query != "" {
 		// The matches are found once, in the index of application_words alone, for both the count and
 		// the page: an application matches when every word typed starts one of its words.
-		ctes = append(ctes, `typed AS (SELECT word COLLATE "C" AS word FROM catalog_words(`+arg(f.Query)+`) AS word)`, `matches AS MATERIALIZED (
+		// Each word typed is a bit (at most 32 words count); an application matches when its words
+		// set every bit. A bitwise OR aggregates in one hash table, where count(DISTINCT) would sort
+		// each application's matches apart.
+		ctes = append(ctes, `typed AS (
+  SELECT word COLLATE "C" AS word, 1::bigint << (n - 1)::int AS bit
+  FROM catalog_words(`+arg(f.Query)+`) WITH ORDINALITY AS t(word, n) WHERE n <= 32
+)`, `matches AS MATERIALIZED (
   SELECT w.id FROM typed JOIN application_words w ON w.word >= typed.word AND w.word < typed.word || chr(1114111)`+filters("w.")+`
-  GROUP BY w.id HAVING count(DISTINCT typed.word) = (SELECT count(*) FROM typed)
+  GROUP BY w.id HAVING bit_or(typed.bit) = (SELECT sum(bit) FROM typed)
 )`)
 		total = `SELECT count(*) AS n FROM matches`
 		page = `SELECT ` + cols + ` FROM applications WHERE id IN (
