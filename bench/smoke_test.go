@@ -42,7 +42,7 @@ func TestAppsBenchmark(t *testing.T) {
 		"BENCH_ADDR": freeAddr(t), "BENCH_BASELINE_ADDR": freeAddr(t),
 	})
 	summary := read(t, filepath.Join(out, "summary.md"))
-	for _, url := range []string{"/api/apps?page=1&limit=20", "/api/apps?page=400&limit=20", "baseline /api/apps?page=1&limit=20"} {
+	for _, url := range []string{"/api/apps?page=1&limit=20", "/api/apps?page=400&limit=20", "/api/apps?page=1&limit=20&q=sku017", "baseline /api/apps?page=1&limit=20"} {
 		row := regexp.MustCompile("(?m)^\\| `" + regexp.QuoteMeta(url) + "` \\| ([0-9]+) \\| [0-9.]+ \\|")
 		if m := row.FindStringSubmatch(summary); m == nil || m[1] == "0" {
 			t.Errorf("summary has no req/s for %s:\n%s", url, summary)
@@ -52,7 +52,7 @@ func TestAppsBenchmark(t *testing.T) {
 		t.Errorf("summary has no idle RSS:\n%s", summary)
 	}
 	// Every answer the script checked was right (it refuses to benchmark otherwise).
-	if checks := read(t, filepath.Join(out, "checks.txt")); strings.Count(checks, " OK") != 4 {
+	if checks := read(t, filepath.Join(out, "checks.txt")); strings.Count(checks, " OK") != 6 {
 		t.Errorf("checks:\n%s", checks)
 	}
 }
