@@ -75,11 +75,17 @@ type Deps struct {
 
 // NewHandler returns the whole HTTP API.
 func NewHandler(d Deps) http.Handler {
+	router, _ := newRouter(d)
+	return router
+}
+
+// newRouter returns the router of the whole API and the huma API that documents it.
+func newRouter(d Deps) (*chi.Mux, huma.API) {
 	router := chi.NewMux()
 	router.Use(recoverer(d.Logger), instrument(d.Metrics), jsonByDefault)
 	api := humachi.New(router, humaConfig())
 	addRoutes(router, api, d)
-	return router
+	return router, api
 }
 
 func humaConfig() huma.Config {
