@@ -93,6 +93,7 @@ func humaConfig() huma.Config {
 	cfg.Info.Description = "A self-hosted application marketplace: publishers list Helm charts and VM images, " +
 		"consumers deploy them into projects. Every request except user creation carries a bearer token."
 	cfg.CreateHooks = nil // no $schema links in bodies: clients of the seed API do not expect them
+	cfg.DocsPath = ""     // huma's page loads its script from a CDN; routes.go mounts package apidocs instead
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "the token returned once by POST /api/users/new"},
 	}
