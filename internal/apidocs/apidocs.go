@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -279,10 +280,10 @@ func constraints(s *huma.Schema) string {
 		c = append(c, "one of "+strings.Join(vals, ", "))
 	}
 	if s.Minimum != nil {
-		c = append(c, fmt.Sprintf("≥ %v", *s.Minimum))
+		c = append(c, "≥ "+strconv.FormatFloat(*s.Minimum, 'f', -1, 64))
 	}
 	if s.Maximum != nil {
-		c = append(c, fmt.Sprintf("≤ %v", *s.Maximum))
+		c = append(c, "≤ "+strconv.FormatFloat(*s.Maximum, 'f', -1, 64))
 	}
 	if s.MinLength != nil {
 		c = append(c, fmt.Sprintf("length ≥ %d", *s.MinLength))
