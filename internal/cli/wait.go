@@ -73,7 +73,7 @@ func (o *options) waitFor(ctx context.Context, s *session, id int64, w waitFlags
 		defer t.Stop()
 		spin = t.C
 	}
-	last, frame, since := "", 0, start
+	last, lastReason, frame, since := "", "", 0, start
 	clear := func() {
 		if o.env.Terminal {
 			fmt.Fprint(out, "\r\033[K")
@@ -86,14 +86,21 @@ func (o *options) waitFor(ctx context.Context, s *session, id int64, w waitFlags
 			return err
 		}
 		if err == nil {
-			if d.Status != last {
+			// A line per status, and per failed attempt while the worker retries (its reason).
+			if reason := deref(d.FailureReason); d.Status != last || reason != lastReason {
 				clear()
 				line := fmt.Sprintf("%6.1fs  deployment %d: %s", time.Since(start).Seconds(), id, d.Status)
-				if d.Status == "installed" && d.Placement.IpAddress != nil {
+				if d.Status == "installed" && d.Placement.IpAddress != nil && *d.Placement.IpAddress != "" {
 					line += ", ip " + *d.Placement.IpAddress
 				}
+				if reason != "" && reason != lastReason && d.Status != "failed" {
+					line += " (" + reason + ")"
+				}
 				fmt.Fprintln(out, line)
-				last, since = d.Status, time.Now()
+				if d.Status != last {
+					since = time.Now()
+				}
+				last, lastReason = d.Status, reason
 			}
 			if ok, err := done(&d); ok {
 				return err
