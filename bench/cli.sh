@@ -37,10 +37,11 @@ recreate_db "$DB"
 env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" LOG_LEVEL=warn \
   LIBVIRT_URI= VM_DIR="$OUT/vm" "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
-trap 'kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true' EXIT
+# mpctl's contexts file (it holds the token) lives in a temporary directory, not with the results.
+export XDG_CONFIG_HOME=$(mktemp -d)
+trap 'kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true; rm -rf "$XDG_CONFIG_HOME"' EXIT
 wait_http "http://$ADDR/healthz"
 
-export XDG_CONFIG_HOME=$OUT/config
 TOKEN=$(curl -fsS -X POST "http://$ADDR/api/users/new" -H 'Content-Type: application/json' -d '{"name": "cli bench"}' | jq -r .token)
 "$MPCTL" login --url "http://$ADDR" --token "$TOKEN" >/dev/null
 cat >"$OUT/app.yaml" <<YAML
