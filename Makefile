@@ -33,6 +33,7 @@ cluster-down:
 
 build:
 	go build -o .local/bin/marketplace ./cmd/marketplace
+	go build -o .local/bin/mpctl ./cmd/mpctl
 
 bench: services cluster ## the benchmarks of bench/README.md
 	bash bench/run.sh

@@ -7,6 +7,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/marketplace/marketplace/internal/apidocs"
 )
 
 // addRoutes is the whole API surface, top to bottom.
@@ -56,6 +58,8 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 
 	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
 	addLedgerRoutes(api, s, log)
+
+	router.Mount("/docs", apidocs.Handler("/docs", api.OpenAPI))
 
 	if d.Metrics != nil {
 		// Queue depths and attempt counts are every tenant's activity: only the operator reads them.

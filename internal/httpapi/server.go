@@ -76,11 +76,17 @@ type Deps struct {
 
 // NewHandler returns the whole HTTP API.
 func NewHandler(d Deps) http.Handler {
+	router, _ := newRouter(d)
+	return router
+}
+
+// newRouter returns the router of the whole API and the huma API that documents it.
+func newRouter(d Deps) (*chi.Mux, huma.API) {
 	router := chi.NewMux()
 	router.Use(recoverer(d.Logger), instrument(d.Metrics), jsonByDefault)
 	api := humachi.New(router, humaConfig())
 	addRoutes(router, api, d)
-	return router
+	return router, api
 }
 
 func humaConfig() huma.Config {
@@ -88,6 +94,7 @@ func humaConfig() huma.Config {
 	cfg.Info.Description = "A self-hosted application marketplace: publishers list Helm charts and VM images, " +
 		"consumers deploy them into projects. Every request except user creation carries a bearer token."
 	cfg.CreateHooks = nil // no $schema links in bodies: clients of the seed API do not expect them
+	cfg.DocsPath = ""     // huma's page loads its script from a CDN; routes.go mounts package apidocs instead
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "the token returned once by POST /api/users/new"},
 	}

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/marketplace/marketplace/internal/cli/apiclient"
+)
+
+func appsCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "apps", Aliases: []string{"app"}, Short: "The catalog: list, show, publish, versions"}
+	var typ string
+	var publisher, page, limit int64
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "A page of the catalog",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := o.session()
+			if err != nil {
+				return err
+			}
+			params := &apiclient.ListAppsParams{Page: &page, Limit: &limit}
+			if publisher > 0 {
+				params.Publisher = &publisher
+			}
+			if typ != "" {
+				params.DeploymentType = ptr(apiclient.ListAppsParamsDeploymentType(typ))
+			}
+			p, a, err := decode[apiclient.AppPage](s.api.ListApps(cmd.Context(), params))
+			if err != nil {
+				return err
+			}
+			return o.show(a.body, func() (table, error) {
+				t := table{{"id", "name", "type", "version", "publisher", "rate/h", "chart or image"}}
+				for _, app := range deref(p.Data) {
+					t = append(t, []string{itoa(app.Id), app.Name, string(app.Deployment.Type), itoa(app.Version),
+						itoa(app.PublisherId), app.HourlyRate.String(), source(app.Deployment)})
+				}
+				if p.TotalPages > 1 {
+					fmt.Fprintf(o.env.Stderr, "page %d of %d (%d applications): --page N\n", p.Page, p.TotalPages, p.TotalItems)
+				}
+				return t, nil
+			})
+		},
+	}
+	list.Flags().StringVar(&typ, "type", "", "only k8s or vm applications")
+	list.Flags().Int64Var(&publisher, "publisher", 0, "only this publisher's applications")
+	list.Flags().Int64Var(&page, "page", 1, "which page, from 1")
+	list.Flags().Int64Var(&limit, "limit", 50, "applications per page (at most 100)")
+
+	show := &cobra.Command{
+		Use:   "show APP",
+		Short: "One application (by id or name) with its inputs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := o.session()
+			if err != nil {
+				return err
+			}
+			id, ok := parseID(args[0])
+			if !ok {
+				named, err := s.app(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				id = named.Id
+			}
+			app, a, err := decode[apiclient.Application](s.api.GetApp(cmd.Context(), id))
+			if err != nil {
+				return err
+			}
+			return o.show(a.body, func() (table, error) {
+				t := table{{"field", "value"},
+					{"id", itoa(app.Id)}, {"name", app.Name}, {"description", orDash(app.Description)},
+					{"type", string(app.Deployment.Type)}, {"source", source(app.Deployment)},
+					{"version", itoa(app.Version)}, {"publisher", itoa(app.PublisherId)},
+					{"rate/h", app.HourlyRate.String()}, {"created", app.CreatedAt.UTC().Format("2006-01-02 15:04:05Z")}}
+				if app.RetiredAt != nil {
+					t = append(t, []string{"retired", app.RetiredAt.UTC().Format("2006-01-02 15:04:05Z")})
+				}
+				for _, in := range deref(app.Inputs) {
+					desc := string(deref(in.Type))
+					if desc == "" {
+						desc = "string"
+					}
+					if in.Default != nil {
+						desc += fmt.Sprintf(", default %v", in.Default)
+					}
+					if deref(in.Required) {
+						desc += ", required"
+					}
+					t = append(t, []string{"input " + in.Name, desc})
+				}
+				return t, nil
+			})
+		},
+	}
+
+	var file string
+	publish := &cobra.Command{
+		Use:   "publish -f app.yaml",
+		Short: "Publish an application described in a YAML (or JSON) file, as POST /api/apps/new takes it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body, err := readDocument(o.env.Stdin, file)
+			if err != nil {
+				return err
+			}
+			s, err := o.session()
+			if err != nil {
+				return err
+			}
+			app, a, err := decode[apiclient.Application](s.api.CreateAppWithBody(cmd.Context(), "application/json", bytes.NewReader(body)))
+			if err != nil {
+				return err
+			}
+			if o.output == "json" || o.output == "yaml" {
+				return o.show(a.body, nil)
+			}
+			fmt.Fprintf(o.env.Stdout, "Published application %d (%s), version %d, at %s an hour\n", app.Id, app.Name, app.Version, app.HourlyRate)
+			return nil
+		},
+	}
+	publish.Flags().StringVarP(&file, "file", "f", "", "the application: name, description, hourly_rate, deployment, inputs (- for stdin)")
+	publish.MarkFlagRequired("file")
+
+	versions := &cobra.Command{
+		Use:   "versions APP",
+		Short: "An application's versions, oldest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := o.session()
+			if err != nil {
+				return err
+			}
+			app, err := s.app(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			vs, a, err := decode[[]apiclient.AppVersion](s.api.ListVersions(cmd.Context(), app.Id))
+			if err != nil {
+				return err
+			}
+			return o.show(a.body, func() (table, error) {
+				t := table{{"version", "rate/h", "source", "created", "deprecated", "changelog"}}
+				for _, v := range vs {
+					dep := "-"
+					if v.DeprecatedAt != nil {
+						dep = v.DeprecatedAt.UTC().Format("2006-01-02")
+					}
+					t = append(t, []string{itoa(v.Version), v.HourlyRate.String(), source(v.Deployment),
+						v.CreatedAt.UTC().Format("2006-01-02 15:04"), dep, orDash(firstLine(v.Changelog))})
+				}
+				return t, nil
+			})
+		},
+	}
+	cmd.AddCommand(list, show, publish, versions)
+	return cmd
+}
+
+// source is where an application's chart or image comes from.
+func source(d apiclient.DeploymentSpec) string {
+	if d.Type == "vm" {
+		return fmt.Sprintf("%s (%s vCPU, %s)", deref(d.Image), deref(d.Cpu), deref(d.Memory))
+	}
+	s := deref(d.RepoURL) + " " + deref(d.ChartName)
+	if v := deref(d.ChartVersion); v != "" {
+		s += "@" + v
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// readDocument reads a YAML or JSON file (or stdin for "-") as JSON. A decimal number goes through a
+// float64 on the way, which keeps the value of any number of up to 15 significant digits: every rate
+// the API accepts (at most 6 decimal places) below a billion an hour.
+func readDocument(stdin io.Reader, file string) ([]byte, error) {
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, usageError("-f %s: %v", file, err)
+	}
+	js, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, usageError("-f %s is neither YAML nor JSON: %v", file, err)
+	}
+	return js, nil
+}
