@@ -756,6 +756,9 @@ type ListAppsParams struct {
 
 	// DeploymentType only applications of this type
 	DeploymentType *ListAppsParamsDeploymentType `form:"deploymentType,omitempty" json:"deploymentType,omitempty"`
+
+	// Q search: only applications whose name or description has every word of it, each word as the start of a word (kube finds Kubernetes), case-insensitive; at most 200 characters, with a letter or digit; the order stays the catalog's (by id) and total_items counts the matches
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
 }
 
 // ListAppsParamsDeploymentType defines parameters for ListApps.
@@ -1031,7 +1034,7 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// ListApps The catalog, paginated
+	// ListApps The catalog, paginated, optionally searched (q)
 	//
 	// Corresponds with GET /api/apps (the `ListApps` operationId).
 	ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1299,7 +1302,7 @@ type ClientInterface interface {
 	Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// ListApps The catalog, paginated
+// ListApps The catalog, paginated, optionally searched (q)
 //
 // Corresponds with GET /api/apps (the `ListApps` operationId).
 func (c *Client) ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2103,6 +2106,18 @@ func NewListAppsRequest(server string, params *ListAppsParams) (*http.Request, e
 		if params.DeploymentType != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "deploymentType", *params.DeploymentType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -4242,7 +4257,7 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// ListAppsWithResponse The catalog, paginated
+	// ListAppsWithResponse The catalog, paginated, optionally searched (q)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7642,7 +7657,7 @@ func (r ReadyResponse) ContentType() string {
 	return ""
 }
 
-// ListAppsWithResponse The catalog, paginated
+// ListAppsWithResponse The catalog, paginated, optionally searched (q)
 //
 // Returns a wrapper object for the known response body format(s).
 //
