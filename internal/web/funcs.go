@@ -32,10 +32,11 @@ var funcs = template.FuncMap{
 
 // formatMoney writes an amount with at least two decimals and no more than it has.
 func formatMoney(m marketplace.Money) string {
-	if m.Exponent() > -2 {
+	s := m.String()
+	if i := strings.IndexByte(s, '.'); i < 0 || len(s)-i-1 < 2 {
 		return m.StringFixed(2)
 	}
-	return m.String()
+	return s
 }
 
 // isLive says whether a deployment's status still changes by itself, so its page keeps polling.
