@@ -55,7 +55,7 @@ func TestStorefront(t *testing.T) {
 	app := inst.must(t, 201, "POST", "/api/apps/new", pubToken, map[string]any{
 		"name": "Needle web server", "description": "A hello-web server found by searching for its name.", "hourly_rate": 1.1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"},
-		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "required": true, "description": "How many pods serve it."}},
+		"inputs":     []map[string]any{{"name": "replicaCount", "type": "integer", "required": true, "description": "How many pods serve it."}},
 	}).JSON(t)
 	appID := num(t, app["id"])
 	_, token := inst.user(t, "Consumer")
