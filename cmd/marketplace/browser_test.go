@@ -77,7 +77,7 @@ func browse(t *testing.T, ctx context.Context, step string, actions ...chromedp.
 func screenshot(t *testing.T, ctx context.Context, n int, step string) {
 	t.Helper()
 	var png []byte
-	browse(t, ctx, "screenshot "+step, chromedp.FullScreenshot(&png, 90))
+	browse(t, ctx, "screenshot "+step, chromedp.FullScreenshot(&png, 100))
 	dir := filepath.Join("..", "..", ".local", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
