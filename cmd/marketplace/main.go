@@ -241,7 +241,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, Logger: log}); err != nil {
 			return err
 		}

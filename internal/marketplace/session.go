@@ -29,3 +29,11 @@ type SessionService interface {
 	// DeleteSession ends a session; ending an unknown one is not an error.
 	DeleteSession(ctx context.Context, idHash []byte) error
 }
+
+// QueueStats is what one work queue holds: tasks by state and how long the oldest waiting one has
+// waited.
+type QueueStats struct {
+	Queue                                      string
+	Pending, Active, Scheduled, Retry, Archive int
+	OldestWaiting                              time.Duration
+}

@@ -30,6 +30,10 @@ func (s *server) routes() http.Handler {
 			r.Post("/deployments/{id}/{action}", s.deploymentAction) // delete, upgrade, rollback: confirm, then act
 			r.Post("/projects", s.createProject)
 
+			r.Get("/publisher", s.publisherPage)
+			r.Post("/apps/{id}/versions", s.publishVersion)
+			r.Get("/operator", s.operatorPage)
+
 			r.Get("/bills", s.billsPage)
 			r.Get("/bills/statement.csv", s.statementCSV)
 		})

@@ -51,6 +51,8 @@ type Deps struct {
 	Deployer Deployer
 	// Consoles reads vm consoles; nil when there is no VM host.
 	Consoles ConsoleReader
+	// Queues reads the work queues for the operator's page; nil shows none.
+	Queues QueueReader
 	// OperatorToken, when not empty, signs the operator in.
 	OperatorToken string
 	// HashToken is how the API stores tokens (its SHA-256); a session is opened for the token it finds.
