@@ -248,6 +248,40 @@ func TestStorefront(t *testing.T) {
 		chromedp.WaitVisible(`[data-testid=status] .status-uninstalled`, chromedp.ByQuery))
 	shot("uninstalled")
 
+	// The publisher sees what the application earned; the operator sees the queues and the audit trail.
+	publisher := browserContext(t)
+	var revenue string
+	browse(t, publisher, "publisher",
+		chromedp.Navigate(inst.URL+"/signin"),
+		chromedp.SendKeys(`#token`, pubToken, chromedp.ByID),
+		chromedp.Submit(`#token`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=count]`, chromedp.ByQuery),
+		chromedp.Navigate(inst.URL+"/publisher"),
+		chromedp.WaitVisible(`svg.chart`, chromedp.ByQuery),
+		chromedp.Text(`#revenue-h + figure + table tbody tr:last-child td:last-child`, &revenue, chromedp.ByQuery))
+	step++
+	screenshot(t, publisher, step, "publisher")
+	checkAccessibility(t, publisher, "the publisher's page")
+	if r, err := decimal.NewFromString(revenue); err != nil || !r.IsPositive() {
+		t.Errorf("this month's revenue of the publisher is %q, want the deployment's positive amount", revenue)
+	}
+	operator := browserContext(t)
+	var audit string
+	browse(t, operator, "operator",
+		chromedp.Navigate(inst.URL+"/signin"),
+		chromedp.SendKeys(`#token`, inst.Environ["MARKETPLACE_ADMIN_TOKEN"], chromedp.ByID),
+		chromedp.Submit(`#token`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=count]`, chromedp.ByQuery),
+		chromedp.Navigate(inst.URL+"/operator"),
+		chromedp.WaitVisible(`[data-testid=depth]`, chromedp.ByQuery),
+		chromedp.Text(`#audit-h + div`, &audit, chromedp.ByQuery))
+	step++
+	screenshot(t, operator, step, "operator")
+	checkAccessibility(t, operator, "the operator's page")
+	if !strings.Contains(audit, "deployment.installed") {
+		t.Errorf("the operator's audit trail does not show the install: %.500s", audit)
+	}
+
 	// Sign out ends the session: the same cookie opens nothing.
 	browse(t, ctx, "sign out",
 		chromedp.Click(`//button[text()="Sign out"]`, chromedp.BySearch),
