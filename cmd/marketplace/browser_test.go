@@ -9,8 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -57,21 +60,49 @@ func browserContext(t *testing.T) context.Context {
 	if chromium.err != nil {
 		t.Fatal(chromium.err)
 	}
-	ctx, cancel := chromedp.NewContext(chromium.ctx, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if err := chromedp.Run(ctx); err != nil {
+	// A browser context of its own, its first tab in a new window: Chromium's headless mode refuses a tab
+	// of a new browser context without one ("no browser is open"), which chromedp.WithNewBrowserContext
+	// does not ask for.
+	var bc cdp.BrowserContextID
+	var tab target.ID
+	err := chromedp.Run(chromium.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+		exec := cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser)
+		var err error
+		if bc, err = target.CreateBrowserContext().Do(exec); err != nil {
+			return err
+		}
+		tab, err = target.CreateTarget("about:blank").WithBrowserContextID(bc).WithNewWindow(true).Do(exec)
+		return err
+	}))
+	if err != nil {
+		t.Fatalf("open a browser context: %v", err)
+	}
+	ctx, cancel := chromedp.NewContext(chromium.ctx, chromedp.WithTargetID(tab))
+	t.Cleanup(func() {
+		cancel()
+		chromedp.Run(chromium.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+			return target.DisposeBrowserContext(bc).Do(cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser))
+		}))
+	})
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("open a browser context: %v", err)
 	}
 	return ctx
 }
 
-// browse runs chromedp actions and fails the test, naming the step, if one fails.
+// browse runs chromedp actions and fails the test, naming the step, if one fails or waits for something
+// that does not come within stepTimeout (a guard against hanging, not a measure of speed).
 func browse(t *testing.T, ctx context.Context, step string, actions ...chromedp.Action) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	if err := chromedp.Run(ctx, actions...); err != nil {
 		t.Fatalf("%s: %v", step, err)
 	}
 }
+
+// stepTimeout bounds one step of a browser test; an install to installed is the longest.
+const stepTimeout = 3 * time.Minute
 
 // screenshot saves the whole page as .local/screenshots/<test>-<n>-<step>.png of the repository.
 func screenshot(t *testing.T, ctx context.Context, n int, step string) {
