@@ -78,6 +78,7 @@ type deploymentView struct {
 	Usage     []*marketplace.UsageRecord
 	Accrued   marketplace.Money
 	Console   string
+	Currency  string
 }
 
 func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deploymentView, error) {
@@ -86,7 +87,7 @@ func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deployme
 	if err != nil {
 		return nil, err
 	}
-	v := &deploymentView{D: d}
+	v := &deploymentView{D: d, Currency: s.Currency}
 	if d.Status == marketplace.StatusInstalled {
 		d.Health = s.Deployer.Health(ctx, d)
 	}
