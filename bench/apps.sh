@@ -4,6 +4,7 @@
 #
 #   bash bench/apps.sh            # 3 runs of 20 s per URL (the target's command)
 #   RUNS=1 DURATION=5s bash bench/apps.sh
+#   APPS=100000 bash bench/apps.sh  # a larger catalog (at least 8,000: page 400 must exist)
 #
 # It drops and recreates the database mp_bench, migrates it with `marketplace migrate`, seeds it by SQL,
 # starts `marketplace serve` without a cluster and runs `wrk -t2 -c32 -d20s --latency` against four URLs,
@@ -23,7 +24,7 @@ BASELINE_ADDR=${BENCH_BASELINE_ADDR:-127.0.0.1:3109}
 BASELINE=${BASELINE:-1} # also measure bench/baseline (bare net/http + pgx) on page 1 in every round
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-20s}
-APPS=10000 # the checks below assume it
+APPS=${APPS:-10000} # the checks below assume a multiple of 500, at least 8,000
 OUT=${OUT:-bench/results/apps-$(date -u +%Y%m%dT%H%M%SZ)}
 # Publishers' bearer tokens, of the API's form (mpt_ and 43 base64url characters), stored as their SHA-256.
 TOKEN=mpt_bench-publisher-1-aaaaaaaaaaaaaaaaaaaaaaaaa
@@ -44,15 +45,22 @@ recreate_db "$DB"
 env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
 hash1=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
 hash2=$(printf %s "$TOKEN2" | sha256sum | cut -d' ' -f1)
-# Publisher 1 owns 2 of every 3 applications, publisher 2 the rest; odd ids are k8s, even ids vm. The
-# trigger on applications keeps application_counts exact as the rows go in.
+# Publisher 1 owns 2 of every 3 applications, publisher 2 the rest; odd ids are k8s, even ids vm; each
+# description ends with one of ten tags (id % 10) and one of 500 product codes (sku000..sku499, id % 500),
+# which the searched URLs look for: a broad search (a tenth of the catalog) and a narrow one (1 in 500).
+# The triggers on applications keep application_counts and application_blocks exact as the rows go in;
+# seeding them all in one transaction leaves those tables' pages full of dead row versions, which a
+# catalog filled by separate publishes does not have (each page is pruned as it fills), so VACUUM FULL
+# compacts them as they would be.
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
 INSERT INTO users (name) VALUES ('Bench Publisher 1'), ('Bench Publisher 2');
 INSERT INTO tokens (user_id, hash) VALUES (1, decode('$hash1', 'hex')), (2, decode('$hash2', 'hex'));
 INSERT INTO applications (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
 SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
        'Benchmark app ' || i,
-       'Application ' || i || ' of the catalog benchmark: a small web server with a Deployment and a Service.',
+       'Application ' || i || ' of the catalog benchmark: a small web server with a Deployment and a Service. '
+         || (ARRAY['database', 'cache', 'queue', 'monitoring', 'search', 'storage', 'proxy', 'security', 'analytics', 'builds'])[i % 10 + 1]
+         || ' sku' || to_char(i % 500, 'FM000'),
        round(0.1 + (i % 100) * 0.05, 6),
        CASE WHEN i % 2 = 0 THEN 'vm' ELSE 'k8s' END,
        CASE WHEN i % 2 = 0
@@ -65,6 +73,7 @@ SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
          ELSE '[{"name": "replicaCount", "type": "integer", "default": 1}]'::jsonb
        END
 FROM generate_series(1, $APPS) AS i;
+VACUUM FULL application_counts, application_blocks;
 VACUUM ANALYZE;
 SQL
 psql -X -At "$DATABASE_URL" -c "SELECT 'application_counts: ' || string_agg(publisher_id || '/' || deployment_type || '=' || n, ' ' ORDER BY publisher_id, deployment_type) FROM application_counts"
@@ -96,11 +105,14 @@ URLS=(
   "/api/apps?page=400&limit=20"
   "/api/apps?page=1&limit=20&deploymentType=vm"
   "/api/apps?page=1&limit=20&publisher=1"
+  "/api/apps?page=1&limit=20&q=sku017"
+  "/api/apps?page=1&limit=20&q=monitoring"
 )
 # What each URL must answer: total_items, the first id of the page, and a jq condition on every row.
-WANT_TOTAL=("$APPS" "$APPS" "$(( APPS / 2 ))" "$(( APPS - APPS / 3 ))")
-WANT_FIRST=(1 7981 2 1)
-WANT_ROW=('true' 'true' '.deployment.type == "vm"' '.publisher_id == 1')
+WANT_TOTAL=("$APPS" "$APPS" "$(( APPS / 2 ))" "$(( APPS - APPS / 3 ))" "$(( APPS / 500 ))" "$(( APPS / 10 ))")
+WANT_FIRST=(1 7981 2 1 17 3)
+WANT_ROW=('true' 'true' '.deployment.type == "vm"' '.publisher_id == 1' '(.description | endswith(" sku017"))'
+  '(.description | contains(" monitoring "))')
 
 echo "== checking the answers"
 fail=0
@@ -118,6 +130,7 @@ done
 # What wrk runs: the four URLs against the marketplace and, as a yardstick, page 1 against the baseline.
 TARGETS=()
 for url in "${URLS[@]}"; do TARGETS+=("$BASE$url"); done
+NMP=${#URLS[@]} # the marketplace's URLs; the baseline's comes after them
 if [ "$BASELINE" != 0 ]; then
   bench/.bin/baseline -db "$DATABASE_URL" -addr "$BASELINE_ADDR" >"$OUT/baseline.log" 2>&1 &
   BASE_PID=$!
@@ -140,7 +153,7 @@ for run in $(seq 1 "$RUNS"); do
     url=${URLS[$i]}
     raw="$OUT/wrk-run$run-url$i.txt"
     load=$(cut -d' ' -f1 /proc/loadavg)
-    pid=$SERVE; [ "$i" -lt 4 ] || pid=$BASE_PID
+    pid=$SERVE; [ "$i" -lt "$NMP" ] || pid=$BASE_PID
     t0=$(cpu_ticks "$pid")
     wrk -t2 -c32 -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "${TARGETS[$i]}" >"$raw"
     t1=$(cpu_ticks "$pid")
@@ -166,7 +179,7 @@ LOAD_SPLIT="RssAnon $(proc_kb "$SERVE" RssAnon) kB + RssFile $(proc_kb "$SERVE" 
   echo
   cat "$OUT/runs.md"
   echo
-  awk -F'\t' -v n="${#URLS[@]}" -v urls="$(printf '%s\t' "${URLS[@]}")" '
+  awk -F'\t' -v n="${#URLS[@]}" -v nmp="$NMP" -v urls="$(printf '%s\t' "${URLS[@]}")" '
     function median(a, k,   i, j, t) {   # sorts a[1..k] in place
       for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j+1] = a[j]; a[j+1] = t }
       return (k % 2) ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2
@@ -179,13 +192,16 @@ LOAD_SPLIT="RssAnon $(proc_kb "$SERVE" RssAnon) kB + RssFile $(proc_kb "$SERVE" 
       for (i = 0; i < n; i++) {
         delete a; delete b
         for (k = 1; k <= c[i]; k++) { a[k] = r[i, k]; b[k] = p[i, k] }
-        mr[i] = median(a, c[i]); mp = median(b, c[i]); wp = b[c[i]]
-        if (i == 0) { t = "≥ 4000 req/s, p99 ≤ 15 ms"; ok = (mr[0] >= 4000 && wp <= 15) }
+        mr[i] = median(a, c[i]); mp[i] = median(b, c[i]); wp[i] = b[c[i]]
+      }
+      for (i = 0; i < n; i++) {
+        if (i == 0 && nmp < n) { t = sprintf("≥ 0.9 × the yardstick (≥ %.0f), p99 ≤ 15 ms; now %.2f ×", 0.9 * mr[nmp], mr[0] / mr[nmp]); ok = (mr[0] >= 0.9 * mr[nmp] && wp[0] <= 15) }
+        else if (i == 0) { t = "p99 ≤ 15 ms"; ok = (wp[0] <= 15) }
         else if (i == 1) { t = sprintf("≥ 90%% of page 1 (≥ %.0f); now %.0f%%", 0.9 * mr[0], 100 * mr[1] / mr[0]); ok = (mr[1] >= 0.9 * mr[0]) }
-        else if (i == 4) { t = sprintf("yardstick: the marketplace does %.0f%% of it", 100 * mr[0] / mr[4]); ok = -1 }
+        else if (i == nmp) { t = sprintf("yardstick: page 1 of the marketplace does %.0f%% of it", 100 * mr[0] / mr[nmp]); ok = -1 }
         else { t = sprintf("≥ 80%% of unfiltered (≥ %.0f); now %.0f%%", 0.8 * mr[0], 100 * mr[i] / mr[0]); ok = (mr[i] >= 0.8 * mr[0]) }
         if (x[i] > 0 && ok >= 0) ok = 0
-        printf "| `%s` | %.0f | %.2f | %.2f | %s | %s |\n", u[i+1], mr[i], mp, wp, t, ok < 0 ? "" : ok ? "yes" : "**no**"
+        printf "| `%s` | %.0f | %.2f | %.2f | %s | %s |\n", u[i+1], mr[i], mp[i], wp[i], t, ok < 0 ? "" : ok ? "yes" : "**no**"
       }
     }' "$OUT/runs.tsv"
   echo

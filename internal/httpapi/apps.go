@@ -3,7 +3,13 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -81,8 +87,11 @@ type listAppsInput struct {
 	Limit          int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
 	Publisher      int64  `query:"publisher" minimum:"0" doc:"only this publisher's applications"`
 	DeploymentType string `query:"deploymentType" enum:"k8s,vm" doc:"only applications of this type"`
+	Query          string `query:"q" maxLength:"200" doc:"search: only applications whose name or description has every word of it, each word as the start of a word (kube finds Kubernetes), case-insensitive; at most 200 characters, with a letter or digit; the order stays the catalog's (by id) and total_items counts the matches"`
 }
 
+// appPage is the catalog's answer; listApps writes it from precomputed JSON (CatalogJSON), this type
+// is its schema in the OpenAPI document.
 type appPage struct {
 	Data       []*marketplace.Application `json:"data"`
 	Page       int                        `json:"page"`
@@ -91,15 +100,64 @@ type appPage struct {
 	TotalPages int                        `json:"total_pages"`
 }
 
-func listApps(apps marketplace.AppService, log *slog.Logger) func(context.Context, *listAppsInput) (*body[appPage], error) {
-	return func(ctx context.Context, in *listAppsInput) (*body[appPage], error) {
-		data, total, err := apps.FindApps(ctx, marketplace.AppFilter{
-			PublisherID: in.Publisher, DeploymentType: in.DeploymentType, Page: in.Page, Limit: in.Limit})
+// CatalogJSON reads pages of the catalog already encoded as the API shows them.
+type CatalogJSON interface {
+	// AppendAppsJSON appends the page's applications (JSON objects, comma-separated) to dst and
+	// returns the total number of matches.
+	AppendAppsJSON(ctx context.Context, dst []byte, f marketplace.AppFilter) ([]byte, int, error)
+}
+
+// rawJSON is an answer written as it is: its schema is given by withBodySchema.
+type rawJSON struct {
+	Body func(huma.Context)
+}
+
+// withBodySchema documents T as the JSON body of o's success answer, for handlers that write their
+// body themselves (rawJSON).
+func withBodySchema[T any](api huma.API, o huma.Operation) huma.Operation {
+	schema := api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[T](), true, "")
+	o.Responses = map[string]*huma.Response{strconv.Itoa(o.DefaultStatus): {
+		Description: http.StatusText(o.DefaultStatus),
+		Content:     map[string]*huma.MediaType{"application/json": {Schema: schema}},
+	}}
+	return o
+}
+
+// listApps answers a page of the catalog. It is the most requested route, so nothing on its way is
+// decoded and encoded again: the applications come from the database already in their JSON, into a
+// buffer reused across requests, and go out in one write with their length.
+func listApps(apps CatalogJSON, log *slog.Logger) func(context.Context, *listAppsInput) (*rawJSON, error) {
+	buffers := sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+	return func(ctx context.Context, in *listAppsInput) (*rawJSON, error) {
+		q, err := marketplace.CleanQuery(in.Query)
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[appPage]{appPage{Data: redactApps(data), Page: in.Page, Limit: in.Limit, TotalItems: total,
-			TotalPages: (total + in.Limit - 1) / in.Limit}}, nil
+		buf := buffers.Get().(*[]byte)
+		b := append((*buf)[:0], `{"data":[`...)
+		b, total, err := apps.AppendAppsJSON(ctx, b, marketplace.AppFilter{
+			PublisherID: in.Publisher, DeploymentType: in.DeploymentType, Query: q, Page: in.Page, Limit: in.Limit})
+		if err != nil {
+			buffers.Put(buf)
+			return nil, problem(ctx, log, err)
+		}
+		b = append(b, `],"page":`...)
+		b = strconv.AppendInt(b, int64(in.Page), 10)
+		b = append(b, `,"limit":`...)
+		b = strconv.AppendInt(b, int64(in.Limit), 10)
+		b = append(b, `,"total_items":`...)
+		b = strconv.AppendInt(b, int64(total), 10)
+		b = append(b, `,"total_pages":`...)
+		b = strconv.AppendInt(b, int64((total+in.Limit-1)/in.Limit), 10)
+		b = append(b, "}\n"...)
+		return &rawJSON{Body: func(hctx huma.Context) {
+			hctx.SetHeader("Content-Type", "application/json")
+			hctx.SetHeader("Content-Length", strconv.Itoa(len(b)))
+			hctx.SetStatus(http.StatusOK)
+			hctx.BodyWriter().Write(b)
+			*buf = b
+			buffers.Put(buf)
+		}}, nil
 	}
 }
 

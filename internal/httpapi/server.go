@@ -29,6 +29,7 @@ type Store interface {
 	marketplace.BillingService
 	marketplace.AuditService
 	marketplace.LedgerService
+	CatalogJSON
 }
 
 // Deployer accepts install and uninstall requests.

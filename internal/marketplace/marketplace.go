@@ -64,6 +64,10 @@ func ErrorMessage(err error) string {
 type Caller struct {
 	UserID   int64
 	Operator bool
+	// TokenHash, set without UserID, is a bearer token's hash nobody has looked up yet: a read that can
+	// check it in the statement that reads (the catalog) does so, saving a round trip, and refuses it
+	// (EUNAUTHORIZED) when no user holds it. Anything else treats such a caller as nobody.
+	TokenHash []byte
 }
 
 type callerKey struct{}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,74 +29,6 @@ func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Applicati
 		return nil, fmt.Errorf("find application %d: %w", id, err)
 	}
 	return &a, nil
-}
-
-// blockSize is how many consecutive ids application_blocks counts together (id >> 8).
-const blockSize = 256
-
-// FindApps returns one page of the catalog and the total number of matching applications, in one round
-// trip. The total comes from application_counts, which a trigger keeps exact, so no request counts the
-// catalog. A page deeper than one block starts from application_blocks: the first block whose running
-// count passes the offset, then at most blockSize-1 rows skipped inside it, so page 400 costs about what
-// page 1 does instead of walking 8,000 rows.
-func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
-	var where []string
-	var args []any
-	if f.PublisherID != 0 {
-		args = append(args, f.PublisherID)
-		where = append(where, "publisher_id = $"+strconv.Itoa(len(args)))
-	}
-	if f.DeploymentType != "" {
-		args = append(args, f.DeploymentType)
-		where = append(where, "deployment_type = $"+strconv.Itoa(len(args)))
-	}
-	cond := strings.Join(append([]string{"true"}, where...), " AND ")
-	offset := (f.Page - 1) * f.Limit
-	args = append(args, f.Limit, offset)
-	limit, off := "$"+strconv.Itoa(len(args)-1), "$"+strconv.Itoa(len(args))
-	page := `SELECT ` + appColumns + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + `
-  ORDER BY id LIMIT ` + limit + ` OFFSET ` + off
-	if offset >= blockSize {
-		page = `WITH blocks AS (
-  SELECT block, sum(n) AS n, sum(sum(n)) OVER (ORDER BY block) AS upto
-  FROM application_blocks WHERE ` + cond + ` GROUP BY block
-), first AS (SELECT block, ` + off + ` - (upto - n) AS skip FROM blocks WHERE upto > ` + off + ` ORDER BY block LIMIT 1)
-SELECT ` + appColumns + ` FROM applications
-WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT block << 8 FROM first)
-ORDER BY id LIMIT ` + limit + ` OFFSET (SELECT skip FROM first)`
-	}
-	q := `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond + `)
-SELECT total.n, a.* FROM total LEFT JOIN LATERAL (` + page + `) a ON true
-`
-	rows, err := db.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("find applications: %w", err)
-	}
-	defer rows.Close()
-	apps := make([]*marketplace.Application, 0, f.Limit)
-	var total int
-	for rows.Next() {
-		if rows.RawValues()[1] == nil {
-			// The LEFT JOIN's one row of NULLs for a page past the end: only the total is real.
-			dest := make([]any, len(rows.FieldDescriptions()))
-			dest[0] = &total
-			if err := rows.Scan(dest...); err != nil {
-				return nil, 0, fmt.Errorf("find applications: %w", err)
-			}
-			continue
-		}
-		var a marketplace.Application
-		err := rows.Scan(&total, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-			&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
-		if err != nil {
-			return nil, 0, fmt.Errorf("find applications: %w", err)
-		}
-		apps = append(apps, &a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("find applications: %w", err)
-	}
-	return apps, total, nil
 }
 
 // CreateApp stores a validated application; the caller must be its publisher or the operator, and the
