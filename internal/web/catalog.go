@@ -52,8 +52,8 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Page = n
 	}
-	if len(v.Query) > 200 {
-		s.fail(w, r, http.StatusBadRequest, "Search for at most 200 characters.")
+	if _, err := marketplace.CleanQuery(v.Query); err != nil {
+		s.fail(w, r, http.StatusBadRequest, "Search: "+marketplace.ErrorMessage(err)+".")
 		return
 	}
 	f.Page = v.Page
