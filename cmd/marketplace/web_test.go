@@ -97,7 +97,8 @@ func TestStorefront(t *testing.T) {
 	browse(t, ctx, "search",
 		chromedp.SendKeys(`#q`, "Needle", chromedp.ByID),
 		chromedp.Submit(`#q`, chromedp.ByID),
-		chromedp.WaitVisible(`[data-testid=count]`, chromedp.ByQuery),
+		// The answer's page, not the one still showing: its search field was written with the term.
+		chromedp.WaitVisible(`#q[value="Needle"]`, chromedp.ByQuery),
 		chromedp.Text(`[data-testid=count]`, &count, chromedp.ByQuery))
 	shot("search")
 	if !strings.HasPrefix(count, "1 application") {
