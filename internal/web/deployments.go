@@ -79,6 +79,8 @@ type deploymentView struct {
 	Accrued   marketplace.Money
 	Console   string
 	Currency  string
+	// CSRF is the session's token, for the actions' forms, which change with the status.
+	CSRF string
 }
 
 func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deploymentView, error) {
@@ -88,6 +90,9 @@ func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deployme
 		return nil, err
 	}
 	v := &deploymentView{D: d, Currency: s.Currency}
+	if sess := sessionFrom(ctx); sess != nil {
+		v.CSRF = sess.CSRFToken
+	}
 	if d.Status == marketplace.StatusInstalled {
 		d.Health = s.Deployer.Health(ctx, d)
 	}
@@ -102,16 +107,18 @@ func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deployme
 			v.Console = console
 		}
 	}
+	// The versions offered for an upgrade; the actions are part of the live section, as they depend on
+	// the status.
+	if d.Status == marketplace.StatusInstalled {
+		if v.Versions, err = s.Store.FindVersions(ctx, d.ApplicationID); err != nil && marketplace.ErrorCode(err) != marketplace.ENOTFOUND {
+			return nil, err
+		}
+	}
 	if !full {
 		return v, nil
 	}
 	if v.App, err = s.Store.FindAppByID(ctx, d.ApplicationID); err != nil && marketplace.ErrorCode(err) != marketplace.ENOTFOUND {
 		return nil, err
-	}
-	if v.App != nil {
-		if v.Versions, err = s.Store.FindVersions(ctx, d.ApplicationID); err != nil && marketplace.ErrorCode(err) != marketplace.ENOTFOUND {
-			return nil, err
-		}
 	}
 	if v.Revisions, err = s.Store.FindRevisions(ctx, d.ID); err != nil {
 		return nil, err
