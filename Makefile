@@ -5,12 +5,12 @@ SHELL := /bin/bash
 export GOFLAGS := -buildvcs=false -tags=kustomize_disable_go_plugin_support
 KUBECONFIG_LOCAL := $(CURDIR)/.local/cluster/kubeconfig
 
-.PHONY: run test cluster cluster-down registry services vmhost vmhost-down build bench clean
+.PHONY: run test cluster cluster-down registry services vmhost vmhost-down browser build bench clean
 
 run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the chart repository, serve
 	bash scripts/run.sh
 
-test: services cluster registry vmhost ## every test, against real PostgreSQL, Redis, the local cluster, an OCI registry and the local VM host
+test: services cluster registry vmhost browser ## every test, against real PostgreSQL, Redis, the local cluster, an OCI registry and the local VM host
 	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 30m ./...
 
 services: ## start PostgreSQL and Redis when they are not running
@@ -24,6 +24,10 @@ registry: ## build (once, cached) the OCI registry the tests push charts to
 
 vmhost: ## install (apt) and start libvirt + QEMU in a network namespace of their own, build the test guest image
 	bash scripts/vmhost.sh up
+
+browser: ## Debian's Chromium and axe-core (cached) for the storefront's browser tests
+	bash scripts/chromium.sh
+	bash scripts/axe.sh
 
 vmhost-down:
 	bash scripts/vmhost.sh down

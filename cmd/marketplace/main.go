@@ -41,6 +41,7 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/postgres"
 	"github.com/marketplace/marketplace/internal/queue"
+	"github.com/marketplace/marketplace/internal/web"
 )
 
 func main() {
@@ -239,6 +240,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
+		// The storefront answers its own pages at / and hands every other path to the API.
+		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
+			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, Logger: log}); err != nil {
+			return err
+		}
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })
 	}
 	if role == "serve" || role == "worker" {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 // Metrics exports the state of both queues at every scrape, read from Redis with asynq's inspector:
@@ -58,6 +60,22 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.latency, prometheus.GaugeValue, info.Latency.Seconds(), q)
 	}
 	ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, up)
+}
+
+// Stats reads both queues now, for the operator's page of the storefront.
+func (m *Metrics) Stats() ([]marketplace.QueueStats, error) {
+	var stats []marketplace.QueueStats
+	for _, q := range []string{InstallerQueue, UninstallerQueue} {
+		info, err := m.inspector.GetQueueInfo(q)
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			info = &asynq.QueueInfo{Queue: q}
+		} else if err != nil {
+			return nil, fmt.Errorf("read queue %s: %w", q, err)
+		}
+		stats = append(stats, marketplace.QueueStats{Queue: q, Pending: info.Pending, Active: info.Active,
+			Scheduled: info.Scheduled, Retry: info.Retry, Archive: info.Archived, OldestWaiting: info.Latency})
+	}
+	return stats, nil
 }
 
 // Close closes the inspector's connection.

@@ -1,0 +1,39 @@
+package marketplace
+
+import (
+	"context"
+	"time"
+)
+
+// Session is a storefront sign-in: a browser's cookie stands for the token it signed in with, until the
+// session expires, is signed out, or that token is revoked.
+type Session struct {
+	UserID int64
+	// OperatorTokenHash is set for the operator's session: the hash of the operator token it was opened
+	// with, which must still be the configured one.
+	OperatorTokenHash []byte
+	// CSRFToken is the synchronizer token every state-changing request of the session must carry.
+	CSRFToken string
+	ExpiresAt time.Time
+}
+
+// SessionService stores sessions by the hash of their id only.
+type SessionService interface {
+	// CreateSession opens a session for the user of the token whose hash is tokenHash, tied to that
+	// token; EUNAUTHORIZED when no such token exists.
+	CreateSession(ctx context.Context, idHash, tokenHash []byte, s *Session) error
+	// CreateOperatorSession opens an operator's session (s.OperatorTokenHash set).
+	CreateOperatorSession(ctx context.Context, idHash []byte, s *Session) error
+	// FindSession returns a live session; EUNAUTHORIZED when it is unknown, expired or its token revoked.
+	FindSession(ctx context.Context, idHash []byte) (*Session, error)
+	// DeleteSession ends a session; ending an unknown one is not an error.
+	DeleteSession(ctx context.Context, idHash []byte) error
+}
+
+// QueueStats is what one work queue holds: tasks by state and how long the oldest waiting one has
+// waited.
+type QueueStats struct {
+	Queue                                      string
+	Pending, Active, Scheduled, Retry, Archive int
+	OldestWaiting                              time.Duration
+}

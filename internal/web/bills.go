@@ -1,0 +1,86 @@
+package web
+
+import (
+	"encoding/csv"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+type billsView struct {
+	Records   []*marketplace.UsageRecord
+	Total     marketplace.Money
+	Count     int
+	Invoices  []*marketplace.Invoice
+	Statement *marketplace.Statement
+}
+
+// billsPage shows the caller's running accrual (every usage record, open ones accruing to now), this
+// month's statement and the invoices of closed months.
+func (s *server) billsPage(w http.ResponseWriter, r *http.Request) {
+	c := marketplace.CallerFrom(r.Context())
+	if c.Operator {
+		s.fail(w, r, http.StatusNotFound, "The operator has no bills: sign in as a consumer.")
+		return
+	}
+	ctx := r.Context()
+	var v billsView
+	var err error
+	if v.Records, v.Count, v.Total, err = s.Store.FindUsageRecordsPage(ctx, c.UserID, marketplace.Page{Number: 1, Limit: 100}); err != nil {
+		s.domainError(w, r, err)
+		return
+	}
+	if v.Invoices, err = s.Store.FindInvoices(ctx, c.UserID); err != nil {
+		s.domainError(w, r, err)
+		return
+	}
+	now := time.Now().UTC()
+	month := marketplace.PeriodOf(now)
+	if v.Statement, err = s.Store.FindStatement(ctx, c.UserID, month.Start, now); err != nil {
+		s.domainError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "bills", "Bills", v)
+}
+
+// statementCSV is this month's statement (or ?from=&to=, RFC 3339) as CSV, one line per usage record.
+func (s *server) statementCSV(w http.ResponseWriter, r *http.Request) {
+	c := marketplace.CallerFrom(r.Context())
+	now := time.Now().UTC()
+	from, to := marketplace.PeriodOf(now).Start, now
+	for _, p := range []struct {
+		name string
+		into *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if v := r.URL.Query().Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.fail(w, r, http.StatusBadRequest, p.name+" must be a time such as 2026-03-01T00:00:00Z.")
+				return
+			}
+			*p.into = t.UTC()
+		}
+	}
+	st, err := s.Store.FindStatement(r.Context(), c.UserID, from, to)
+	if err != nil {
+		s.domainError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="statement-`+from.Format("2006-01-02")+`.csv"`)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"})
+	for _, l := range st.Lines {
+		ended := ""
+		if l.EndedAt != nil {
+			ended = l.EndedAt.UTC().Format(time.RFC3339)
+		}
+		cw.Write([]string{strconv.FormatInt(l.UsageRecordID, 10), strconv.FormatInt(l.DeploymentID, 10),
+			strconv.FormatInt(l.ApplicationID, 10), l.HourlyRate.String(), l.StartedAt.UTC().Format(time.RFC3339), ended,
+			strconv.FormatInt(l.Seconds, 10), l.Amount.String(), st.Currency})
+	}
+	cw.Write([]string{"total", "", "", "", "", "", strconv.FormatInt(st.Seconds, 10), st.Total.String(), st.Currency})
+	cw.Flush()
+}

@@ -1,0 +1,44 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// routes is the whole storefront, top to bottom. Every path not here goes to the API.
+func (s *server) routes() http.Handler {
+	root := chi.NewRouter()
+	// The middlewares are the group's, not the root's: a request for the API must not meet them.
+	root.Group(func(r chi.Router) {
+		r.Use(s.securityHeaders, s.sameOrigin)
+		r.Get("/assets/{name}", s.asset)
+		r.Get("/signin", s.signInPage)
+		r.Post("/signin", s.signIn)
+
+		r.Group(func(r chi.Router) {
+			r.Use(s.signedIn)
+			r.Post("/signout", s.signOut)
+
+			r.Get("/", s.catalog)
+			r.Get("/apps/{id}", s.appPage)
+			r.Post("/apps/{id}/install", s.install)
+
+			r.Get("/deployments", s.deploymentsPage)
+			r.Get("/deployments/{id}", s.deploymentPage)
+			r.Get("/deployments/{id}/status", s.deploymentStatus)
+			r.Post("/deployments/{id}/{action}", s.deploymentAction) // delete, upgrade, rollback: confirm, then act
+			r.Post("/projects", s.createProject)
+
+			r.Get("/publisher", s.publisherPage)
+			r.Post("/apps/{id}/versions", s.publishVersion)
+			r.Get("/operator", s.operatorPage)
+
+			r.Get("/bills", s.billsPage)
+			r.Get("/bills/statement.csv", s.statementCSV)
+		})
+	})
+	root.NotFound(s.API.ServeHTTP)
+	root.MethodNotAllowed(s.API.ServeHTTP)
+	return root
+}

@@ -1,0 +1,95 @@
+// Package web is the storefront: the HTML pages served at / by `serve` and `api`. Pages are Go
+// html/template, parsed once at start, with htmx (embedded, no CDN) for the parts that update live.
+//
+// It calls the same services the JSON API does (the store and the deployer), with the signed-in caller
+// in the context, so the store's WHERE clauses authorize every read and write here exactly as they do
+// for the API: a page can show nothing the caller could not read through the API. It never calls the
+// API over HTTP. It knows nothing of PostgreSQL or Redis.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/deploy"
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Store is what the storefront reads and writes.
+type Store interface {
+	marketplace.UserService
+	marketplace.AppService
+	marketplace.VersionService
+	marketplace.ProjectService
+	marketplace.DeploymentService
+	marketplace.BillingService
+	marketplace.AuditService
+	marketplace.LedgerService
+	marketplace.SessionService
+}
+
+// Deployer accepts installs, upgrades and deletions; the API's deploy.Service.
+type Deployer interface {
+	RequestInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Deployment, error)
+	PreviewInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Preview, error)
+	RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error)
+	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error)
+	RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error)
+	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
+}
+
+// ConsoleReader reads the tail of a vm deployment's serial console.
+type ConsoleReader interface {
+	Console(ctx context.Context, d *marketplace.Deployment, maxBytes int64) (string, error)
+}
+
+// Deps are the storefront's dependencies.
+type Deps struct {
+	Store    Store
+	Deployer Deployer
+	// Consoles reads vm consoles; nil when there is no VM host.
+	Consoles ConsoleReader
+	// Queues reads the work queues for the operator's page; nil shows none.
+	Queues QueueReader
+	// OperatorToken, when not empty, signs the operator in.
+	OperatorToken string
+	// HashToken is how the API stores tokens (its SHA-256); a session is opened for the token it finds.
+	HashToken func(string) []byte
+	// API serves every path the storefront does not: the JSON API, /metrics, /docs.
+	API http.Handler
+	// SessionTTL is how long a session lasts after sign-in; 12 hours when zero.
+	SessionTTL time.Duration
+	// Currency is the ISO 4217 code amounts are shown in.
+	Currency string
+	Logger   *slog.Logger
+}
+
+// New returns the storefront, which hands every other path to d.API.
+func New(d Deps) (http.Handler, error) {
+	if d.SessionTTL == 0 {
+		d.SessionTTL = 12 * time.Hour
+	}
+	if d.Currency == "" {
+		d.Currency = "USD"
+	}
+	views, err := parseViews()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := loadAssets()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken)}
+	return s.routes(), nil
+}
+
+// server holds the storefront's handlers and what they share.
+type server struct {
+	Deps
+	views      *views
+	assets     *assets
+	isOperator func(hash []byte) bool
+}
