@@ -52,6 +52,8 @@ type burstResult struct {
 	Requested map[int64]time.Time `json:"requested,omitempty"`
 	// Observed is when the client first saw each deployment at the wanted status.
 	Observed map[int64]time.Time `json:"observed,omitempty"`
+	// Requests is what the API server served during the burst (apicount.go).
+	Requests requestCounts `json:"requests"`
 }
 
 func runBursts(ctx context.Context, b *burstEnv) ([]burstResult, error) {
@@ -90,8 +92,12 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 	install := burstResult{Side: "marketplace", Op: "install", Round: round, N: n, Concurrency: b.o.concurrency,
 		Requested: map[int64]time.Time{}}
 	var mu sync.Mutex
+	before, err := apiserverRequests(ctx, b.cs)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	err := fanOut(n, n, func(i int) error {
+	err = fanOut(n, n, func(i int) error {
 		sent := time.Now()
 		var q struct {
 			DeploymentID int64 `json:"deploymentID"`
@@ -113,9 +119,15 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 		return nil, err
 	}
 	install.Total, install.Finished = finished(start, install.Observed)
+	if install.Requests, err = b.requestsSince(ctx, before); err != nil {
+		return nil, err
+	}
 
 	uninstall := burstResult{Side: "marketplace", Op: "uninstall", Round: round, N: n, Concurrency: b.o.concurrency,
 		Requested: map[int64]time.Time{}}
+	if before, err = apiserverRequests(ctx, b.cs); err != nil {
+		return nil, err
+	}
 	start = time.Now()
 	err = fanOut(n, n, func(i int) error {
 		sent := time.Now()
@@ -131,6 +143,9 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 		return nil, err
 	}
 	uninstall.Total, uninstall.Finished = finished(start, uninstall.Observed)
+	if uninstall.Requests, err = b.requestsSince(ctx, before); err != nil {
+		return nil, err
+	}
 	var nss []string
 	for _, id := range ids {
 		nss = append(nss, fmt.Sprintf("%s-deployment-%d", b.o.mpPrefix, id))
@@ -198,8 +213,12 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 		done := make([]time.Duration, n)
 		var work time.Duration
 		var mu sync.Mutex
+		before, err := apiserverRequests(ctx, b.cs)
+		if err != nil {
+			return nil, err
+		}
 		start := time.Now()
-		err := fanOut(n, c, func(i int) error {
+		err = fanOut(n, c, func(i int) error {
 			s := cli.New()
 			s.KubeConfig = b.o.kubeconfig
 			s.SetNamespace(nss[i])
@@ -217,8 +236,20 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 		}
 		r.Total, r.Finished, r.Work = slices.Max(done), done, work
 		slices.Sort(r.Finished)
+		if r.Requests, err = b.requestsSince(ctx, before); err != nil {
+			return nil, err
+		}
 	}
 	return results, waitGone(ctx, b.cs, nss)
+}
+
+// requestsSince is what the API server served since before.
+func (b *burstEnv) requestsSince(ctx context.Context, before requestCounts) (requestCounts, error) {
+	after, err := apiserverRequests(ctx, b.cs)
+	if err != nil {
+		return nil, err
+	}
+	return after.minus(before), nil
 }
 
 func (b *burstEnv) helmInstall(ctx context.Context, s *cli.EnvSettings, ns, name string) error {
@@ -347,6 +378,10 @@ func reportBursts(w io.Writer, results []burstResult, o options) {
 				float64(m.Total)/float64(h.Total), ms(pct(m.Finished, 50)), ms(pct(m.Finished, 90)),
 				ms(pct(h.Finished, 50)), ms(pct(h.Finished, 90)), target)
 		}
+	}
+	fmt.Fprintln(w)
+	for _, r := range results {
+		r.Requests.report(w, fmt.Sprintf("%s %s (round %d)", r.Side, r.Op, r.Round), r.N)
 	}
 	for _, r := range results {
 		if r.Side == "helm" && r.Total > 0 {
