@@ -242,7 +242,10 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 			p.cfg.Logger.Warn("helm could not uninstall the release; deleting its namespace", "namespace", ns, "err", err)
 		}
 	}
-	return p.removeDeploymentNamespace(ctx, ns, d.ID)
+	if err := p.removeDeploymentNamespace(ctx, ns, d.ID); err != nil {
+		return err
+	}
+	return p.stopPods(ctx, ns)
 }
 
 // uninstallLegacy removes a release from a project namespace of the one-namespace-per-project layout,
