@@ -62,9 +62,13 @@ trap 'exit 130' INT TERM
 wait_http "http://$ADDR/readyz"
 
 machine >"$OUT/machine-before.txt"
+# Redis commands served during the run (the whole server: anything else using it counts too).
+redis_calls() { redis-cli -u "$REDIS_URL" INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n }'; }
+REDIS_BEFORE=$(redis_calls)
 bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" \
   -n "$N" -warmup "$WARMUP" -burst "$BURST" -concurrency "$CONCURRENCY" -rounds "$ROUNDS" -serve-log "$OUT/serve.log" \
   ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
+REDIS_AFTER=$(redis_calls)
 machine >"$OUT/machine-after.txt"
 
 # The workers' own view: how long each attempt took inside the worker (claim to provider return), next
@@ -77,6 +81,8 @@ jq -r 'select(.msg == "done") | "\(.op)\t\(.deployment)\t\(.took)"' "$OUT/serve.
   echo "bench/.bin/installbench -n $N -warmup $WARMUP -burst $BURST -concurrency $CONCURRENCY -rounds $ROUNDS, chart charts/hello-web, namespace prefix $PREFIX"
   echo
   sed -n '/measured operations/,$p;/^burst of/,$p' "$OUT/installbench.txt"
+  echo
+  echo "Redis commands during the run: $((REDIS_AFTER - REDIS_BEFORE)) (INFO commandstats of the whole server)"
   echo
   echo "Inside the marketplace's worker (\"done\" log lines, claim to provider return), by deployment:"
   echo '```'
