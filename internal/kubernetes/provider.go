@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -70,8 +69,8 @@ type Provider struct {
 	discovery  discovery.CachedDiscoveryInterface
 	mapper     meta.RESTMapper
 
-	mu           sync.Mutex
-	clusterReady bool // the system namespace, deployer role and admission policy are in place
+	setup        chan struct{} // a one-slot lock, held while the cluster is set up
+	clusterReady bool          // under setup: the system namespace, deployer role and admission policy are in place
 }
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
@@ -93,7 +92,8 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	disc, mapper := sharedDiscovery(admin.Discovery())
-	return &Provider{cfg: cfg, charts: charts, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper}, nil
+	return &Provider{cfg: cfg, charts: charts, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
+		setup: make(chan struct{}, 1)}, nil
 }
 
 // ParseResources reads a list of resource quantities such as "pods=20,requests.cpu=2,limits.memory=4Gi".
