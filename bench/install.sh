@@ -46,6 +46,14 @@ MP=$ROOT/bench/.bin/marketplace
 echo "== database $DB: recreate and migrate"
 recreate_db "$DB"
 DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
+# Another marketplace on the same Redis database takes this run's tasks, finds nothing to claim in its
+# own database and drops them: every install then waits for the reconciler (seen: waves of
+# WORKER_CONCURRENCY every RECONCILE_INTERVAL). Refuse to share it.
+REDIS_DB=${REDIS_URL##*/}
+if redis-cli -u "$REDIS_URL" CLIENT LIST | grep -q " db=$REDIS_DB "; then
+  echo "Redis database $REDIS_DB is in use by another client (another benchmark?); set BENCH_INSTALL_REDIS_URL" >&2
+  exit 1
+fi
 redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis database: no stale task ids
 
 echo "== starting marketplace serve on $ADDR (KUBECONFIG=$KUBECONFIG, K8S_NAMESPACE_PREFIX=$PREFIX)"
