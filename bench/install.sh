@@ -50,7 +50,7 @@ DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
 # own database and drops them: every install then waits for the reconciler (seen: waves of
 # WORKER_CONCURRENCY every RECONCILE_INTERVAL). Refuse to share it.
 REDIS_DB=${REDIS_URL##*/}
-if redis-cli -u "$REDIS_URL" CLIENT LIST | grep -q " db=$REDIS_DB "; then
+if redis-cli -u "$REDIS_URL" CLIENT LIST | grep -v "cmd=client" | grep -q " db=$REDIS_DB "; then
   echo "Redis database $REDIS_DB is in use by another client (another benchmark?); set BENCH_INSTALL_REDIS_URL" >&2
   exit 1
 fi
