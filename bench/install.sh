@@ -5,6 +5,8 @@
 #   bash bench/install.sh              # 10 measured installs and uninstalls per side, 1 warm-up each
 #   N=3 bash bench/install.sh
 #   INSTALLBENCH_FLAGS=-mpflags bash bench/install.sh   # diagnosis: a third side, Helm with the provider's client flags
+#   BURST=100 bash bench/install.sh    # 100 installs requested at once against 100 direct installs, CONCURRENCY
+#                                      # (default 8, the marketplace's WORKER_CONCURRENCY) at a time; ROUNDS=1
 #
 # It drops and recreates the database mp_bench_install, starts `marketplace serve` with the local
 # cluster's kubeconfig (QUEUE_POLL_INTERVAL and every other knob at its default, LOG_LEVEL=info so the
@@ -24,6 +26,9 @@ ADDR=${BENCH_INSTALL_ADDR:-127.0.0.1:3101}
 KUBECONFIG=${KUBECONFIG:-$ROOT/.local/cluster/kubeconfig}
 N=${N:-10}
 WARMUP=${WARMUP:-1}
+BURST=${BURST:-0}
+CONCURRENCY=${CONCURRENCY:-8}
+ROUNDS=${ROUNDS:-1}
 PREFIX=${PREFIX:-mpbench-$(date +%s | tail -c 6)$RANDOM}
 OUT=${OUT:-bench/results/install-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -41,12 +46,20 @@ MP=$ROOT/bench/.bin/marketplace
 echo "== database $DB: recreate and migrate"
 recreate_db "$DB"
 DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
+# Another marketplace on the same Redis database takes this run's tasks, finds nothing to claim in its
+# own database and drops them: every install then waits for the reconciler (seen: waves of
+# WORKER_CONCURRENCY every RECONCILE_INTERVAL). Refuse to share it.
+REDIS_DB=${REDIS_URL##*/}
+if redis-cli -u "$REDIS_URL" CLIENT LIST | grep -v "cmd=client" | grep -q " db=$REDIS_DB "; then
+  echo "Redis database $REDIS_DB is in use by another client (another benchmark?); set BENCH_INSTALL_REDIS_URL" >&2
+  exit 1
+fi
 redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis database: no stale task ids
 
 echo "== starting marketplace serve on $ADDR (KUBECONFIG=$KUBECONFIG, K8S_NAMESPACE_PREFIX=$PREFIX)"
 CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
 DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" \
-  K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$REPO_ADDR" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+  K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$REPO_ADDR" WORKER_CONCURRENCY="$CONCURRENCY" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
 cleanup() {
   kill "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
@@ -57,8 +70,13 @@ trap 'exit 130' INT TERM
 wait_http "http://$ADDR/readyz"
 
 machine >"$OUT/machine-before.txt"
+# Redis commands served during the run (the whole server: anything else using it counts too).
+redis_calls() { redis-cli -u "$REDIS_URL" INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n }'; }
+REDIS_BEFORE=$(redis_calls)
 bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" \
-  -n "$N" -warmup "$WARMUP" ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
+  -n "$N" -warmup "$WARMUP" -burst "$BURST" -concurrency "$CONCURRENCY" -rounds "$ROUNDS" -serve-log "$OUT/serve.log" \
+  ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
+REDIS_AFTER=$(redis_calls)
 machine >"$OUT/machine-after.txt"
 
 # The workers' own view: how long each attempt took inside the worker (claim to provider return), next
@@ -68,9 +86,11 @@ jq -r 'select(.msg == "done") | "\(.op)\t\(.deployment)\t\(.took)"' "$OUT/serve.
 {
   echo "## install → installed and uninstall → uninstalled: marketplace against direct Helm v4 SDK"
   echo
-  echo "bench/.bin/installbench -n $N -warmup $WARMUP, chart charts/hello-web, namespace prefix $PREFIX"
+  echo "bench/.bin/installbench -n $N -warmup $WARMUP -burst $BURST -concurrency $CONCURRENCY -rounds $ROUNDS, chart charts/hello-web, namespace prefix $PREFIX"
   echo
-  sed -n '/measured operations/,$p' "$OUT/installbench.txt"
+  sed -n '/measured operations/,$p;/^burst of/,$p' "$OUT/installbench.txt"
+  echo
+  echo "Redis commands during the run: $((REDIS_AFTER - REDIS_BEFORE)) (INFO commandstats of the whole server)"
   echo
   echo "Inside the marketplace's worker (\"done\" log lines, claim to provider return), by deployment:"
   echo '```'

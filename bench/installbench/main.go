@@ -8,7 +8,13 @@
 //
 // Direct side: what a Go program using the Helm SDK does: cli.New() settings for the namespace, an
 // action.Configuration on the secret driver, action.NewInstall with CreateNamespace and the kstatus
-// watcher wait into a fresh namespace, the chart loaded once; action.NewUninstall with the same wait.
+// watcher wait into a fresh namespace, the chart loaded once; action.NewUninstall with the same wait,
+// then the deletion of its namespace is asked for, as the marketplace's uninstall does (the release-only
+// figure is reported beside it).
+//
+// With -burst N (burst.go) it measures N installs requested at once instead, against N direct installs
+// run -concurrency at a time, with each marketplace install's timeline from the worker's log
+// (timeline.go).
 //
 // The two sides alternate (marketplace first on even iterations, Helm first on odd ones) so drifting
 // background load hits both alike. bench/install.sh starts the marketplace and runs this.
@@ -53,6 +59,10 @@ type options struct {
 	n, warmup                                               int
 	mpFlags                                                 bool
 	poll, timeout                                           time.Duration
+	// burst mode (burst.go)
+	burst, concurrency, rounds int
+	burstPoll                  time.Duration
+	serveLog                   string
 }
 
 func main() {
@@ -70,6 +80,12 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound of one install or uninstall")
 	flag.BoolVar(&o.mpFlags, "mpflags", false, "diagnosis: add a third side, direct Helm with the Kubernetes client built "+
 		"as the marketplace's provider builds it (genericclioptions.NewConfigFlags(true): client-go's default rate limits)")
+	flag.IntVar(&o.burst, "burst", 0, "burst mode: this many installs requested at once through the API against as many direct "+
+		"Helm SDK installs run -concurrency at a time, then the same for uninstalls (0: the one-at-a-time mode)")
+	flag.IntVar(&o.concurrency, "concurrency", 8, "burst mode: the direct side's concurrency, the marketplace's WORKER_CONCURRENCY")
+	flag.IntVar(&o.rounds, "rounds", 1, "burst mode: bursts per side, alternating which side goes first")
+	flag.DurationVar(&o.burstPoll, "burst-poll", 50*time.Millisecond, "burst mode: how often to list the deployments")
+	flag.StringVar(&o.serveLog, "serve-log", "", "the marketplace's JSON log, for the timeline of each install of a burst")
 	flag.Parse()
 	if o.mpPrefix == "" || o.kubeconfig == "" {
 		fmt.Fprintln(os.Stderr, "installbench: -mp-prefix and -kubeconfig are required")
@@ -161,6 +177,22 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)).Handler()
+	if o.burst > 0 {
+		b := &burstEnv{o: o, mp: mp, appID: app.ID, ch: ch, cs: cs, namespaces: &namespaces, quiet: quiet}
+		results, err := runBursts(ctx, b)
+		if err != nil {
+			return err
+		}
+		reportBursts(os.Stdout, results, o)
+		if o.serveLog != "" {
+			if err := reportTimeline(os.Stdout, results, o.serveLog); err != nil {
+				return err
+			}
+		}
+		return writeJSON(o.out, results)
+	}
+
 	total := o.warmup + o.n
 	type slot struct {
 		// marketplace
@@ -198,7 +230,6 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)).Handler()
 	var samples []sample
 	record := func(side, op string, i int, ns string, took time.Duration) {
 		s := sample{Side: side, Op: op, Iteration: i - o.warmup, Warmup: i < o.warmup, Namespace: ns, Took: took}
@@ -273,6 +304,13 @@ func run(ctx context.Context, o options) (err error) {
 		if _, err := un.Run(slots[i].releaseName); err != nil {
 			return fmt.Errorf("helm uninstall %s in %s: %w", slots[i].releaseName, ns, err)
 		}
+		record(side, "uninstall-release", i, ns, time.Since(start))
+		// The marketplace's uninstall also deletes the deployment's namespace (and so stops whatever
+		// the release left behind): the direct side asks for the same, and the namespace controller's
+		// clean-up then weighs on both sides alike.
+		if err := deleteNamespace(ctx, cs, ns); err != nil {
+			return err
+		}
 		record(side, "uninstall", i, ns, time.Since(start))
 		return nil
 	}
@@ -315,13 +353,16 @@ func run(ctx context.Context, o options) (err error) {
 	}
 
 	report(os.Stdout, samples, o)
-	if o.out != "" {
-		buf, _ := json.MarshalIndent(samples, "", "  ")
-		if err := os.WriteFile(o.out, buf, 0o644); err != nil {
-			return err
-		}
+	return writeJSON(o.out, samples)
+}
+
+// writeJSON writes v to path, unless path is empty.
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
 	}
-	return nil
+	buf, _ := json.MarshalIndent(v, "", "  ")
+	return os.WriteFile(path, buf, 0o644)
 }
 
 // report prints the medians, the ratios and the verdicts against TARGETS.md.
@@ -339,6 +380,10 @@ func report(w io.Writer, samples []sample, o options) {
 		}
 		fmt.Fprintf(w, "| %s | %.1f | %.1f | %.2f | ≤ %.1f ms | %s |\n", op, m, h, m/h, limit, met)
 	}
+	if h := median(samples, "helm", "uninstall-release"); h > 0 {
+		m := median(samples, "marketplace", "uninstall")
+		fmt.Fprintf(w, "\nhelm's uninstall alone (without deleting its namespace): median %.1f ms; marketplace / that = %.2f\n", h, m/h)
+	}
 	fmt.Fprintln(w)
 	if o.mpFlags {
 		for _, op := range []string{"install", "uninstall"} {
@@ -347,8 +392,11 @@ func report(w io.Writer, samples []sample, o options) {
 		}
 		fmt.Fprintln(w)
 	}
-	for _, op := range []string{"install", "uninstall"} {
+	for _, op := range []string{"install", "uninstall", "uninstall-release"} {
 		for _, side := range []string{"marketplace", "helm", "helm-mpflags"} {
+			if op == "uninstall-release" && side == "marketplace" {
+				continue
+			}
 			if side == "helm-mpflags" && !o.mpFlags {
 				continue
 			}

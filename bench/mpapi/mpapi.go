@@ -91,3 +91,19 @@ func (c *Client) WaitFor(ctx context.Context, id int64, want string, poll, timeo
 		time.Sleep(poll)
 	}
 }
+
+// Listed is what the benchmarks read of one deployment of GET /api/deployments.
+type Listed struct {
+	ID            int64  `json:"id"`
+	Status        string `json:"status"`
+	FailureReason string `json:"failure_reason"`
+	Attempts      int    `json:"attempts"`
+}
+
+// Deployments lists the caller's deployments (the newest 500), one request for all of them: what a
+// benchmark polls when it waits for a burst.
+func (c *Client) Deployments(ctx context.Context) ([]Listed, error) {
+	var l []Listed
+	err := c.Do(ctx, 200, "GET", "/api/deployments?limit=500", nil, &l)
+	return l, err
+}

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 )
 
 // Each deployment is a boundary of its own: a namespace made for it alone, and a deployer identity that
@@ -54,13 +55,29 @@ func (p *Provider) labels(extra map[string]string) map[string]string {
 // ensureCluster creates, once per process, what every deployment relies on: the system namespace, the
 // deployer role and the admission policy with its binding. Objects that exist are brought up to date,
 // so a new version of the rules reaches a cluster set up by an older one.
+//
+// The attempts of a burst arrive here together: one sets the cluster up while the others wait for it,
+// rather than all updating the same objects at once and all but one failing on a conflict (and waiting
+// out a retry's backoff). Another replica doing the same meanwhile is a conflict retried at once.
 func (p *Provider) ensureCluster(ctx context.Context) error {
-	p.mu.Lock()
-	done := p.clusterReady
-	p.mu.Unlock()
-	if done {
+	select {
+	case p.setup <- struct{}{}:
+		defer func() { <-p.setup }()
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the cluster's set-up: %w", ctx.Err())
+	}
+	if p.clusterReady {
 		return nil
 	}
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error { return p.setUpCluster(ctx) }); err != nil {
+		return err
+	}
+	p.clusterReady = true
+	return nil
+}
+
+// setUpCluster creates or updates the objects of ensureCluster.
+func (p *Provider) setUpCluster(ctx context.Context) error {
 	if err := p.ensureOwnNamespace(ctx, p.systemNamespace(), p.labels(nil), "the marketplace's system namespace"); err != nil {
 		return err
 	}
@@ -102,9 +119,6 @@ func (p *Provider) ensureCluster(ctx context.Context) error {
 			return fmt.Errorf("update admission policy binding %s: %w", binding.Name, err)
 		}
 	}
-	p.mu.Lock()
-	p.clusterReady = true
-	p.mu.Unlock()
 	return nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -24,9 +23,10 @@ import (
 	"helm.sh/helm/v4/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -39,7 +39,7 @@ import (
 type Config struct {
 	// Kubeconfig is the path of the kubeconfig file.
 	Kubeconfig string
-	// CacheDir holds client-go's discovery cache (instead of ~/.kube/cache).
+	// CacheDir holds the empty registry credentials file Helm is given (discovery is kept in memory).
 	CacheDir string
 	// NamespacePrefix starts every namespace the provider creates (<prefix>-deployment-<id>, and
 	// <prefix>-system), so several marketplaces can share one cluster.
@@ -63,9 +63,14 @@ type Provider struct {
 	charts *chartSource
 
 	admin kubernetes.Interface // the marketplace's own identity: namespaces, their fences, cluster set-up
+	// restConfig is the admin's configuration, which each attempt's clients copy (clients.go); discovery
+	// and mapper are shared by every attempt.
+	restConfig *rest.Config
+	discovery  discovery.CachedDiscoveryInterface
+	mapper     meta.RESTMapper
 
-	mu           sync.Mutex
-	clusterReady bool // the system namespace, deployer role and admission policy are in place
+	setup        chan struct{} // a one-slot lock, held while the cluster is set up
+	clusterReady bool          // under setup: the system namespace, deployer role and admission policy are in place
 }
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
@@ -81,11 +86,14 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
+	restCfg.QPS, restCfg.Burst = adminQPS, adminBurst
 	admin, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return &Provider{cfg: cfg, charts: charts, admin: admin}, nil
+	disc, mapper := sharedDiscovery(admin.Discovery())
+	return &Provider{cfg: cfg, charts: charts, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
+		setup: make(chan struct{}, 1)}, nil
 }
 
 // ParseResources reads a list of resource quantities such as "pods=20,requests.cpu=2,limits.memory=4Gi".
@@ -125,17 +133,8 @@ func ReleaseName(deploymentID int64) string {
 // its requests pass through, shut once ctx ends. The caller closes the fence when its attempt is over.
 func (p *Provider) actionConfig(ctx context.Context, ns, user string) (*action.Configuration, *fence, error) {
 	f := newFence(ctx)
-	flags := genericclioptions.NewConfigFlags(true)
-	flags.KubeConfig = &p.cfg.Kubeconfig
-	flags.Namespace = &ns
-	flags.CacheDir = &p.cfg.CacheDir
-	flags.Impersonate = &user
-	flags.WrapConfigFn = func(c *rest.Config) *rest.Config {
-		c.Wrap(f.wrap)
-		return c
-	}
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(p.cfg.Logger.Handler()))
-	if err := cfg.Init(flags, ns, "secret"); err != nil {
+	if err := cfg.Init(p.clientsFor(ns, user, f), ns, "secret"); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("helm configuration for namespace %s: %w", ns, err)
 	}
@@ -243,7 +242,10 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 			p.cfg.Logger.Warn("helm could not uninstall the release; deleting its namespace", "namespace", ns, "err", err)
 		}
 	}
-	return p.removeDeploymentNamespace(ctx, ns, d.ID)
+	if err := p.removeDeploymentNamespace(ctx, ns, d.ID); err != nil {
+		return err
+	}
+	return p.stopPods(ctx, ns)
 }
 
 // uninstallLegacy removes a release from a project namespace of the one-namespace-per-project layout,
