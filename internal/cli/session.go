@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/marketplace/marketplace/internal/cli/apiclient"
 )
@@ -196,9 +197,15 @@ func (s *session) app(ctx context.Context, ref string) (*apiclient.Application, 
 		a, _, err := decode[apiclient.Application](s.api.GetApp(ctx, id))
 		return &a, err
 	}
+	// The catalog's search finds every application whose name has the words of ref, so only those pages
+	// are read; a name without a letter or digit is not searchable and is looked for in the whole catalog.
+	var search *string
+	if strings.IndexFunc(ref, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) >= 0 && len(ref) <= 200 {
+		search = &ref
+	}
 	var found []apiclient.Application
 	for page := int64(1); ; page++ {
-		p, _, err := decode[apiclient.AppPage](s.api.ListApps(ctx, &apiclient.ListAppsParams{Page: &page, Limit: ptr[int64](100)}))
+		p, _, err := decode[apiclient.AppPage](s.api.ListApps(ctx, &apiclient.ListAppsParams{Page: &page, Limit: ptr[int64](100), Q: search}))
 		if err != nil {
 			return nil, err
 		}
