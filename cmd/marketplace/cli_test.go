@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -24,8 +23,7 @@ func buildMpctl(t *testing.T) *mpctl {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "mpctl")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	out, err := exec.Command(goTool, "build", "-o", bin, "github.com/marketplace/marketplace/cmd/mpctl").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/marketplace/marketplace/cmd/mpctl").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build mpctl: %v\n%s", err, out)
 	}

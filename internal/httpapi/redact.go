@@ -12,13 +12,6 @@ func redactApp(a *marketplace.Application) *marketplace.Application {
 	return a
 }
 
-func redactApps(as []*marketplace.Application) []*marketplace.Application {
-	for _, a := range as {
-		redactApp(a)
-	}
-	return as
-}
-
 // redactDeployment hides the credentials of any URL quoted in d's failure reason (a chart repository's
 // error names the URL it fetched), in place.
 func redactDeployment(d *marketplace.Deployment) *marketplace.Deployment {
