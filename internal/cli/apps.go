@@ -81,9 +81,9 @@ func appsCommand(o *options) *cobra.Command {
 					{"id", itoa(app.Id)}, {"name", app.Name}, {"description", orDash(app.Description)},
 					{"type", string(app.Deployment.Type)}, {"source", source(app.Deployment)},
 					{"version", itoa(app.Version)}, {"publisher", itoa(app.PublisherId)},
-					{"rate/h", app.HourlyRate.String()}, {"created", app.CreatedAt.UTC().Format("2006-01-02 15:04:05Z")}}
+					{"rate/h", app.HourlyRate.String()}, {"created", stamp(app.CreatedAt)}}
 				if app.RetiredAt != nil {
-					t = append(t, []string{"retired", app.RetiredAt.UTC().Format("2006-01-02 15:04:05Z")})
+					t = append(t, []string{"retired", stamp(*app.RetiredAt)})
 				}
 				for _, in := range deref(app.Inputs) {
 					desc := string(deref(in.Type))

@@ -61,11 +61,7 @@ func billsCommand(o *options) *cobra.Command {
 		Short: "Your usage over [from, to): by default the current month so far",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.session()
-			if err != nil {
-				return err
-			}
-			me, err := s.me(cmd.Context(), user)
+			s, me, err := o.userSession(cmd.Context(), user)
 			if err != nil {
 				return err
 			}
@@ -91,10 +87,10 @@ func billsCommand(o *options) *cobra.Command {
 				for _, l := range st.Lines {
 					ended := "running"
 					if l.EndedAt != nil {
-						ended = l.EndedAt.UTC().Format("2006-01-02 15:04:05Z")
+						ended = stamp(*l.EndedAt)
 					}
 					t = append(t, []string{itoa(l.DeploymentID), itoa(l.ApplicationID), l.HourlyRate.String(),
-						l.StartedAt.UTC().Format("2006-01-02 15:04:05Z"), ended, itoa(l.Seconds), l.Amount.StringFixed(6)})
+						stamp(l.StartedAt), ended, itoa(l.Seconds), l.Amount.StringFixed(6)})
 				}
 				return append(t, []string{"total", "", "", "", "", itoa(st.Seconds), st.Total.StringFixed(6) + " " + st.Currency}), nil
 			})
@@ -108,11 +104,7 @@ func billsCommand(o *options) *cobra.Command {
 		Short: "Your invoices, or one invoice with its lines",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.session()
-			if err != nil {
-				return err
-			}
-			me, err := s.me(cmd.Context(), user)
+			s, me, err := o.userSession(cmd.Context(), user)
 			if err != nil {
 				return err
 			}

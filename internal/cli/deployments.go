@@ -59,11 +59,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Short: "One deployment: status, placement, health, inputs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := o.session()
+			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -85,11 +81,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := o.session()
+			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -142,11 +134,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Short: "Return a deployment to an earlier revision's version and inputs (default the one before)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := o.session()
+			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -173,11 +161,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Short: "The revisions a deployment ran, oldest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := o.session()
+			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -189,7 +173,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 				t := table{{"revision", "version", "chart version", "created", "inputs"}}
 				for _, r := range revs {
 					t = append(t, []string{itoa(r.Revision), itoa(r.Version), orDash(deref(r.ChartVersion)),
-						r.CreatedAt.UTC().Format("2006-01-02 15:04:05Z"), inputsCell(r.Inputs)})
+						stamp(r.CreatedAt), inputsCell(r.Inputs)})
 				}
 				return t, nil
 			})
@@ -202,11 +186,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Short: "Delete a deployment: billing stops now, a worker uninstalls it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := o.session()
+			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -229,11 +209,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Short: "The tail of a vm deployment's serial console",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			s, err := o.session()
+			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
@@ -274,7 +250,7 @@ func deploymentTable(d *apiclient.Deployment) table {
 		{"id", itoa(d.Id)}, {"application", itoa(d.ApplicationId)}, {"project", itoa(d.ProjectId)},
 		{"type", d.Type}, {"version", versionCell(d)}, {"status", d.Status},
 		{"rate/h", d.HourlyRate.String()}, {"attempts", itoa(d.Attempts)}, {"upgrade policy", string(d.UpgradePolicy)},
-		{"created", d.CreatedAt.UTC().Format("2006-01-02 15:04:05Z")}, {"updated", d.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z")}}
+		{"created", stamp(d.CreatedAt)}, {"updated", stamp(d.UpdatedAt)}}
 	p := d.Placement
 	for _, kv := range [][2]string{{"namespace", deref(p.Namespace)}, {"release", deref(p.ReleaseName)},
 		{"chart version", deref(p.ChartVersion)}, {"vm", deref(p.VmName)}, {"ip address", deref(p.IpAddress)},

@@ -104,3 +104,8 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// stamp is how tables show an instant: UTC, to the second.
+func stamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}

@@ -18,11 +18,7 @@ func projectsCommand(o *options) *cobra.Command {
 		Short: "Your projects",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := o.session()
-			if err != nil {
-				return err
-			}
-			me, err := s.me(cmd.Context(), user)
+			s, me, err := o.userSession(cmd.Context(), user)
 			if err != nil {
 				return err
 			}
@@ -36,7 +32,7 @@ func projectsCommand(o *options) *cobra.Command {
 				ps, err := decodeItems[apiclient.Project](raw)
 				t := table{{"id", "name", "created"}}
 				for _, p := range ps {
-					t = append(t, []string{itoa(p.Id), p.Name, p.CreatedAt.UTC().Format("2006-01-02 15:04:05Z")})
+					t = append(t, []string{itoa(p.Id), p.Name, stamp(p.CreatedAt)})
 				}
 				return t, err
 			})

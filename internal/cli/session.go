@@ -29,6 +29,27 @@ func (o *options) session() (*session, error) {
 	return newSession(url, token)
 }
 
+// userSession is a session and the user it acts for: user when given (the operator acting for someone),
+// else the token's own user.
+func (o *options) userSession(ctx context.Context, user int64) (*session, int64, error) {
+	s, err := o.session()
+	if err != nil {
+		return nil, 0, err
+	}
+	me, err := s.me(ctx, user)
+	return s, me, err
+}
+
+// deploymentSession is a session and the deployment id a command argument names.
+func (o *options) deploymentSession(arg string) (*session, int64, error) {
+	id, err := deploymentID(arg)
+	if err != nil {
+		return nil, 0, err
+	}
+	s, err := o.session()
+	return s, id, err
+}
+
 func newSession(url, token string) (*session, error) {
 	url = strings.TrimRight(url, "/")
 	c, err := apiclient.NewClient(url,
