@@ -130,9 +130,9 @@ func labelNode(t *testing.T, label string) {
 	t.Cleanup(func() { patch("null") })
 }
 
-func buildMarketplace(t *testing.T) string {
+func buildMarketplace(t *testing.T, flags ...string) string {
 	bin := filepath.Join(t.TempDir(), "marketplace")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", append(append([]string{"build", "-o", bin}, flags...), ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("build marketplace: %v\n%s", err, out)
 	}
 	return bin

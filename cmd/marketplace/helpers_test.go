@@ -95,6 +95,16 @@ func startMarketplace(t *testing.T, role string, extra map[string]string) *insta
 	return inst
 }
 
+// sameMarketplace is the environment another process of inst's marketplace (its worker, another API
+// replica) starts with: the same database, Redis and namespace prefix.
+func sameMarketplace(inst *instance) map[string]string {
+	same := map[string]string{}
+	for _, k := range []string{"DATABASE_URL", "REDIS_URL", "K8S_NAMESPACE_PREFIX", "MARKETPLACE_ADMIN_TOKEN"} {
+		same[k] = inst.Environ[k]
+	}
+	return same
+}
+
 // testRepositories is MARKETPLACE_FETCH_ALLOW for the test chart repository and OCI registry, both on
 // loopback, which the marketplace refuses to fetch from unless allowed.
 func testRepositories() string {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -30,18 +31,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/marketplace/marketplace/internal/billing"
-	"github.com/marketplace/marketplace/internal/chartrepo"
 	"github.com/marketplace/marketplace/internal/deploy"
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/httpapi"
-	"github.com/marketplace/marketplace/internal/kubernetes"
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/postgres"
 	"github.com/marketplace/marketplace/internal/queue"
 	"github.com/marketplace/marketplace/internal/web"
+	"github.com/marketplace/marketplace/internal/workerrpc"
 )
 
 func main() {
@@ -130,6 +129,9 @@ const usage = `usage: marketplace serve|api|worker|migrate|chartrepo
   migrate    apply the database schema and exit
   chartrepo  serve CHARTS_DIR as a Helm chart repository on CHART_REPO_ADDR`
 
+// apiOnlyRefusal is why the API-only build (apionly.go) runs no other role.
+const apiOnlyRefusal = "this build of marketplace (-tags apionly, bin/marketplace-api) runs only the api and migrate roles: run serve, worker and chartrepo from the full build"
+
 // run is the program: everything a test needs to start it in process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	flags := flag.NewFlagSet(args[0], flag.ContinueOnError)
@@ -145,17 +147,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("role", role)
 
-	switch role {
-	case "serve", "api", "worker", "migrate":
-	case "chartrepo":
-		ln, err := net.Listen("tcp", cfg.ChartRepoAddr)
-		if err != nil {
-			return fmt.Errorf("chart repository: %w", err)
-		}
-		log.Info("serving chart repository", "url", "http://"+ln.Addr().String(), "charts", cfg.ChartsDir)
-		return chartrepo.Serve(ctx, cfg.ChartsDir, filepath.Join(cfg.CacheDir, "chartrepo"), ln)
-	default:
+	switch {
+	case !slices.Contains([]string{"serve", "api", "worker", "migrate", "chartrepo"}, role):
 		return fmt.Errorf("unknown role %q\n%s", role, usage)
+	case role == "chartrepo":
+		return serveChartRepo(ctx, cfg, log)
+	case apiOnly && role != "api" && role != "migrate":
+		return fmt.Errorf("role %s: %s", role, apiOnlyRefusal)
 	}
 
 	terms, err := billingTerms(cfg)
@@ -186,7 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// API server among them.
 	fetchCfg := fetch.Config{Allow: cfg.FetchAllow, MaxBytes: cfg.FetchMaxBytes}
 	if cfg.Kubeconfig != "" {
-		apiServer, err := kubernetes.APIServer(cfg.Kubeconfig)
+		apiServer, err := kubeconfigServer(cfg.Kubeconfig)
 		if err != nil {
 			return err
 		}
@@ -197,24 +195,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("configuration: %w", err)
 	}
 
-	providers := map[string]marketplace.Provider{}
-	if cfg.Kubeconfig != "" {
-		k8s, err := newKubernetesProvider(ctx, cfg, db, guard, log)
-		if err != nil {
-			return err
-		}
-		providers[marketplace.TypeK8s] = k8s
-	} else {
-		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
-	}
-	vmProvider, err := newVMProvider(ctx, cfg, db, guard, log)
+	instance, err := db.InstanceID(ctx)
 	if err != nil {
 		return err
 	}
-	var consoles httpapi.ConsoleReader
-	if vmProvider != nil {
-		defer vmProvider.Close()
-		providers[marketplace.TypeVM], consoles = vmProvider, vmProvider
+	calls := workerrpc.Config{RedisURL: cfg.RedisURL, Instance: instance}
+	var (
+		providers map[string]marketplace.Provider
+		consoles  httpapi.ConsoleReader
+	)
+	if role == "api" {
+		// An API replica holds no cluster or VM host credentials: a worker answers its previews, health
+		// and console reads (package workerrpc).
+		client, err := workerrpc.NewClient(calls)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		providers, consoles = remoteProviders(cfg, client, log)
+	} else {
+		local, err := newLocalProviders(ctx, cfg, db, guard, log)
+		if err != nil {
+			return err
+		}
+		defer local.close()
+		providers, consoles = local.byType, local.consoles
 	}
 	limits, err := vmLimits(cfg)
 	if err != nil {
@@ -254,6 +259,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		g.Go(func() error { return worker.Run(ctx) })
+		// The calls of API replicas, answered with this process's providers.
+		answers, err := workerrpc.NewServer(calls, providers, cfg.WorkerConcurrency, log)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return answers.Run(ctx) })
 		g.Go(func() error { return deployer.Reconcile(ctx) })
 		job := billing.New(db, cfg.BillingInterval, metrics, log)
 		g.Go(func() error { return job.Run(ctx) })
@@ -266,29 +277,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
 	}
 	return g.Wait()
-}
-
-// newKubernetesProvider configures the Helm provider from cfg, labelling what it creates with the
-// database's instance id.
-func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*kubernetes.Provider, error) {
-	instance, err := db.InstanceID(ctx)
-	if err != nil {
-		return nil, err
-	}
-	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
-		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
-		Fetch: guard, Logger: log.With("provider", "kubernetes")}
-	for _, r := range []struct {
-		env  string
-		from string
-		into *corev1.ResourceList
-	}{{"K8S_QUOTA", cfg.Quota, &kcfg.Quota}, {"K8S_DEFAULT_REQUESTS", cfg.DefaultRequests, &kcfg.DefaultRequests},
-		{"K8S_DEFAULT_LIMITS", cfg.DefaultLimits, &kcfg.DefaultLimits}} {
-		if *r.into, err = kubernetes.ParseResources(r.from); err != nil {
-			return nil, fmt.Errorf("configuration: %s: %w", r.env, err)
-		}
-	}
-	return kubernetes.New(kcfg)
 }
 
 // serveHTTP serves handler on addr until ctx is done, then lets requests in flight finish.

@@ -84,9 +84,11 @@ func TestVersionsArePinned(t *testing.T) {
 }
 
 // TestInstallPreview asks for a dry run: it validates like an install, lists what the chart would create
-// and what it would cost for 30 days, and records or creates nothing.
+// and what it would cost for 30 days, and records or creates nothing. The API is an `api` replica, so a
+// worker renders the chart.
 func TestInstallPreview(t *testing.T) {
 	mp := startMarketplace(t, "api", nil)
+	startMarketplace(t, "worker", sameMarketplace(mp))
 	_, pub := mp.user(t, "publisher")
 	_, con := mp.user(t, "consumer")
 	_, other := mp.user(t, "another consumer")

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/utils/lru"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -88,14 +87,14 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	metrics   *metrics
-	health    *lru.Cache // healthKey -> the last *marketplace.Health seen (health.go)
+	health    *healthCache // the last health seen of each deployment (health.go)
 }
 
 // New returns a Service. providers maps an application's deployment type to the provider that installs
 // it; a type without one is refused at request time.
 func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
-		health: lru.New(healthCacheSize)}
+		health: newHealthCache(healthCacheSize)}
 }
 
 // InstallRequest is a consumer's request to deploy an application into a project.

@@ -18,6 +18,7 @@ var statusOf = map[string]int{
 	marketplace.ENOTFOUND:     http.StatusNotFound,
 	marketplace.EUNAUTHORIZED: http.StatusUnauthorized,
 	marketplace.EINTERNAL:     http.StatusInternalServerError,
+	marketplace.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
 // problem turns a domain error into a problem+json response. Internal errors are logged with their

@@ -19,6 +19,9 @@ const (
 	ENOTFOUND     = "not_found"    // absent, or belongs to another tenant (404)
 	EUNAUTHORIZED = "unauthorized" // no valid token (401)
 	EINTERNAL     = "internal"     // a bug or an outage (500)
+	// EUNAVAILABLE: a part the request needs (a worker, for a dry run) is not answering now; the message
+	// says which, and the same request may succeed later (503).
+	EUNAVAILABLE = "unavailable"
 )
 
 // Error is a domain error with a code and a message meant for the person who made the request.

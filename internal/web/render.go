@@ -127,6 +127,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case marketplace.EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case marketplace.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

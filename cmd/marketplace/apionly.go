@@ -1,0 +1,34 @@
+//go:build apionly
+
+// The API-only build (`go build -tags apionly`, bin/marketplace-api): the api and migrate roles, without
+// Helm, client-go or go-libvirt linked (full.go), so an API replica neither holds cluster or VM host
+// credentials nor pays the memory of their packages. Previews, health and consoles come from workers,
+// exactly as in the api role of the full build.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/marketplace/marketplace/internal/fetch"
+	"github.com/marketplace/marketplace/internal/httpapi"
+	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/postgres"
+)
+
+const apiOnly = true
+
+
+type localProviders struct {
+	byType   map[string]marketplace.Provider
+	consoles httpapi.ConsoleReader
+	close    func()
+}
+
+func newLocalProviders(context.Context, Config, *postgres.DB, *fetch.Guard, *slog.Logger) (*localProviders, error) {
+	return nil, errors.New(apiOnlyRefusal)
+}
+
+func serveChartRepo(context.Context, Config, *slog.Logger) error { return errors.New(apiOnlyRefusal) }

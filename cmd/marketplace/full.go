@@ -1,0 +1,109 @@
+//go:build !apionly
+
+// What only the full build links: the providers that act on a cluster and a VM host (Helm, client-go,
+// go-libvirt) and the chart repository (Helm). The `api` role needs none of them (it asks a worker), so
+// `-tags apionly` builds it without them (apionly.go): about 20 MB less memory per API replica.
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/marketplace/marketplace/internal/chartrepo"
+	"github.com/marketplace/marketplace/internal/fetch"
+	"github.com/marketplace/marketplace/internal/httpapi"
+	"github.com/marketplace/marketplace/internal/kubernetes"
+	"github.com/marketplace/marketplace/internal/libvirt"
+	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/postgres"
+)
+
+// apiOnly says whether this build runs only the api and migrate roles.
+const apiOnly = false
+
+// localProviders are the providers of the types this process installs itself (serve, worker).
+type localProviders struct {
+	byType   map[string]marketplace.Provider
+	consoles httpapi.ConsoleReader
+	close    func()
+}
+
+// newLocalProviders configures the Kubernetes provider when KUBECONFIG is set and the libvirt one when
+// there is a VM host.
+func newLocalProviders(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*localProviders, error) {
+	local := &localProviders{byType: map[string]marketplace.Provider{}, close: func() {}}
+	if cfg.Kubeconfig != "" {
+		k8s, err := newKubernetesProvider(ctx, cfg, db, guard, log)
+		if err != nil {
+			return nil, err
+		}
+		local.byType[marketplace.TypeK8s] = k8s
+	} else {
+		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
+	}
+	vm, err := newVMProvider(ctx, cfg, db, guard, log)
+	if err != nil {
+		return nil, err
+	}
+	if vm != nil {
+		local.byType[marketplace.TypeVM], local.consoles = vm, vm
+		local.close = func() { vm.Close() }
+	}
+	return local, nil
+}
+
+// newKubernetesProvider configures the Helm provider from cfg, labelling what it creates with the
+// database's instance id.
+func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*kubernetes.Provider, error) {
+	instance, err := db.InstanceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
+		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
+		Fetch: guard, Logger: log.With("provider", "kubernetes")}
+	for _, r := range []struct {
+		env  string
+		from string
+		into *corev1.ResourceList
+	}{{"K8S_QUOTA", cfg.Quota, &kcfg.Quota}, {"K8S_DEFAULT_REQUESTS", cfg.DefaultRequests, &kcfg.DefaultRequests},
+		{"K8S_DEFAULT_LIMITS", cfg.DefaultLimits, &kcfg.DefaultLimits}} {
+		if *r.into, err = kubernetes.ParseResources(r.from); err != nil {
+			return nil, fmt.Errorf("configuration: %s: %w", r.env, err)
+		}
+	}
+	return kubernetes.New(kcfg)
+}
+
+// newVMProvider connects the libvirt provider to the VM host (vmHostURI). It returns nil when there is
+// none: vm installs are then refused at request time.
+func newVMProvider(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*libvirt.Provider, error) {
+	uri := vmHostURI(cfg, log)
+	if uri == "" {
+		return nil, nil
+	}
+	instance, err := db.InstanceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return libvirt.New(ctx, libvirt.Config{URI: uri, Instance: instance,
+		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"), LogDir: filepath.Join(cfg.VMDir, "logs"),
+		Network: cfg.VMNetwork, BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes,
+		CacheDir: filepath.Join(cfg.CacheDir, "vm"), Fetch: guard, Logger: log.With("provider", "libvirt")})
+}
+
+// serveChartRepo is the chartrepo role.
+func serveChartRepo(ctx context.Context, cfg Config, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.ChartRepoAddr)
+	if err != nil {
+		return fmt.Errorf("chart repository: %w", err)
+	}
+	log.Info("serving chart repository", "url", "http://"+ln.Addr().String(), "charts", cfg.ChartsDir)
+	return chartrepo.Serve(ctx, cfg.ChartsDir, filepath.Join(cfg.CacheDir, "chartrepo"), ln)
+}

@@ -1,0 +1,147 @@
+package workerrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// Server answers calls with a worker's own providers.
+type Server struct {
+	rdb         *redis.Client
+	cfg         Config
+	requests    string
+	providers   map[string]marketplace.Provider
+	concurrency int
+	log         *slog.Logger
+}
+
+// NewServer returns a Server that answers up to concurrency calls at once with providers (by deployment
+// type).
+func NewServer(cfg Config, providers map[string]marketplace.Provider, concurrency int, log *slog.Logger) (*Server, error) {
+	rdb, err := newRedis(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{rdb: rdb, cfg: cfg, requests: requestsKey(cfg.Instance), providers: providers,
+		concurrency: max(concurrency, 1), log: log.With("component", "workerrpc")}, nil
+}
+
+// idleWait bounds one wait for a call, so a stopping worker notices within it; a call that arrives
+// during the wait is taken at once.
+const idleWait = 2 * time.Second
+
+// Run answers calls until ctx is done, then closes its connections. A Redis that fails is retried
+// every second, as the queue's own worker does.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.rdb.Close()
+	var g errgroup.Group
+	for range s.concurrency {
+		g.Go(func() error {
+			for ctx.Err() == nil {
+				body, err := s.take(ctx)
+				switch {
+				case errors.Is(err, redis.Nil):
+				case err != nil && ctx.Err() == nil:
+					s.log.Warn("cannot wait for calls; trying again in a second", "err", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
+				case err == nil:
+					s.answer(ctx, body)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// take waits up to idleWait for the next call.
+func (s *Server) take(ctx context.Context) ([]byte, error) {
+	waitCtx, cancel := context.WithTimeout(ctx, idleWait+2*time.Second)
+	defer cancel()
+	kv, err := s.rdb.Do(waitCtx, "BRPOP", s.requests, idleWait.Seconds()).StringSlice()
+	if err != nil {
+		return nil, err
+	} else if len(kv) != 2 {
+		return nil, fmt.Errorf("BRPOP answered %d values", len(kv))
+	}
+	return []byte(kv[1]), nil
+}
+
+// answer runs one call and pushes its outcome, unless its caller has given up already.
+func (s *Server) answer(ctx context.Context, body []byte) {
+	var req request
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.log.Warn("dropped a call that does not decode", "err", err)
+		return
+	}
+	if time.Now().After(req.AcceptBy) {
+		return
+	}
+	key := replyKey(s.cfg.Instance, req.ID)
+	s.push(ctx, key, reply{Taken: true})
+	callCtx, cancel := context.WithDeadline(ctx, req.Deadline)
+	defer cancel()
+	var r reply
+	result, err := s.run(callCtx, req)
+	if err == nil {
+		if r.Result, err = json.Marshal(result); err != nil {
+			err = fmt.Errorf("encode the answer: %w", err)
+		}
+	}
+	var domain *marketplace.Error
+	switch {
+	case errors.As(err, &domain):
+		r.Code, r.Message = domain.Code, domain.Message
+	case err != nil:
+		r.Failure = err.Error()
+	}
+	s.push(ctx, key, r)
+}
+
+// run calls the provider method req names.
+func (s *Server) run(ctx context.Context, req request) (result any, err error) {
+	p := s.providers[req.Type]
+	if p == nil {
+		return nil, fmt.Errorf("this worker has no provider of type %q (KUBECONFIG or LIBVIRT_URI)", req.Type)
+	}
+	h := handler(req.Method)
+	if h == nil {
+		return nil, fmt.Errorf("this worker does not answer %q (a newer API than worker?)", req.Method)
+	}
+	// A panic in the provider is a failed call, not a lost worker (as in package deploy).
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("the %s provider panicked: %v", req.Type, v)
+		}
+	}()
+	return h(ctx, p, req.Args)
+}
+
+// push appends r to the reply list at key, which expires if its caller is gone.
+func (s *Server) push(ctx context.Context, key string, r reply) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		s.log.Error("encode a reply", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	pipe := s.rdb.TxPipeline()
+	pipe.RPush(ctx, key, b)
+	pipe.Expire(ctx, key, replyTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.log.Warn("cannot reply to a call", "key", key, "err", err)
+	}
+}
