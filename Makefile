@@ -37,8 +37,9 @@ vmhost-down:
 cluster-down:
 	bash scripts/cluster.sh down
 
-build:
+build: ## .local/bin: marketplace (every role), marketplace-api (-tags apionly: the api role without Helm, client-go or libvirt), mpctl
 	go build -o .local/bin/marketplace ./cmd/marketplace
+	go build -tags apionly -o .local/bin/marketplace-api ./cmd/marketplace
 	go build -o .local/bin/mpctl ./cmd/mpctl
 
 bench: services cluster ## the benchmarks of bench/README.md

@@ -18,6 +18,13 @@ build_marketplace() {
   (cd "$ROOT" && GOFLAGS="$MARKETPLACE_GOFLAGS" go build -o bench/.bin/marketplace ./cmd/marketplace)
 }
 
+# build_marketplace_api builds the API-only binary (-tags apionly: no Helm, client-go or go-libvirt), as
+# the Makefile's bin/marketplace-api; BENCH_NO_BUILD=1 uses the one in bench/.bin when there is one.
+build_marketplace_api() {
+  [ "${BENCH_NO_BUILD:-0}" = 1 ] && [ -x "$ROOT/bench/.bin/marketplace-api" ] && return 0
+  (cd "$ROOT" && GOFLAGS="$MARKETPLACE_GOFLAGS" go build -tags apionly -o bench/.bin/marketplace-api ./cmd/marketplace)
+}
+
 # wait_http waits up to 30 s for URL $1 to answer 200.
 wait_http() {
   for _ in $(seq 1 300); do

@@ -93,13 +93,13 @@ func TestVMBenchmark(t *testing.T) {
 }
 
 // TestRSSProbes runs bench/rssprobe/rss.sh: the link-only probes, then marketplace serve and api idle
-// on a database of their own.
+// on a database of their own, and api from the API-only build.
 func TestRSSProbes(t *testing.T) {
 	buildMarketplace(t)
 	out := runScript(t, "bench/rssprobe/rss.sh", map[string]string{
 		"BENCH_RSS_DB": database(t, "mp_smoke_rss_"), "BENCH_RSS_REDIS_URL": env.RedisURL(t), "BENCH_RSS_ADDR": freeAddr(t),
 	})
-	for _, probe := range []string{"runtime", "nok8s", "all", "serve", "api"} {
+	for _, probe := range []string{"runtime", "nok8s", "all", "serve", "api", "apionly"} {
 		if !regexp.MustCompile(`(?m)^` + probe + ` +binary +[0-9]+ MB +VmRSS +[1-9][0-9]* kB +RssAnon +[0-9]+ kB +RssFile +[0-9]+ kB`).MatchString(out) {
 			t.Errorf("no RSS line for %s:\n%s", probe, out)
 		}

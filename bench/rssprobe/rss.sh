@@ -5,8 +5,9 @@
 #   nok8s    one that links and inits every package of serve except Helm/client-go
 #   all      one that links and inits every package of serve
 #   serve    `marketplace serve`, idle, without a cluster or a VM host, on a fresh database
-#   api      `marketplace api`, the same
-# and, for serve and api, bench/rssprobe/breakdown's split of that RSS by ELF section of the binary.
+#   api      `marketplace api`, the same, from the full build
+#   apionly  `marketplace-api api`: the API-only build (-tags apionly), what API replicas run
+# and, for those three, bench/rssprobe/breakdown's split of that RSS by ELF section of the binary.
 #
 # Each binary's pages are dropped from the page cache before it starts (breakdown -evict), so every
 # process reads its binary as after a reboot: a binary the linker has just written can sit in the page
@@ -30,6 +31,7 @@ for p in runtime nok8s all breakdown; do
   GOFLAGS="$MARKETPLACE_GOFLAGS" go build -o "bench/.bin/rssprobe-$p" "./bench/rssprobe/$p"
 done
 build_marketplace
+build_marketplace_api
 port_free "$ADDR"
 recreate_db "$DB"
 redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null
@@ -55,14 +57,16 @@ for p in runtime nok8s all; do
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 done
 
-for role in serve api; do
-  bench/.bin/rssprobe-breakdown -evict bench/.bin/marketplace
+# name binary role
+for run in "serve bench/.bin/marketplace serve" "api bench/.bin/marketplace api" "apionly bench/.bin/marketplace-api api"; do
+  read -r name bin role <<<"$run"
+  bench/.bin/rssprobe-breakdown -evict "$bin"
   env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" LOG_LEVEL=warn \
-    LIBVIRT_URI= VM_DIR="$CACHE/no-vm-host" MARKETPLACE_CACHE_DIR="$CACHE" bench/.bin/marketplace "$role" >"$CACHE/$role.log" 2>&1 &
+    LIBVIRT_URI= VM_DIR="$CACHE/no-vm-host" MARKETPLACE_CACHE_DIR="$CACHE" "$bin" "$role" >"$CACHE/$name.log" 2>&1 &
   PID=$!
-  wait_http "http://$ADDR/healthz" || { cat "$CACHE/$role.log" >&2; exit 1; }
+  wait_http "http://$ADDR/healthz" || { cat "$CACHE/$name.log" >&2; exit 1; }
   sleep "$SETTLE"
-  line "$role" bench/.bin/marketplace "$PID"
+  line "$name" "$bin" "$PID"
   bench/.bin/rssprobe-breakdown "$PID" | sed 's/^/  /'
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 done

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,13 +142,14 @@ func TestAPIOnlyBuildAsksAWorker(t *testing.T) {
 	mustProblem(t, api.call(t, "POST", "/api/deployments/install?dry_run=true", tok, install), 503, "no worker")
 }
 
-// previewKinds lists the kinds of a preview's resources, comma-separated, in order.
+// previewKinds lists the kinds of a preview's resources, sorted, comma-separated.
 func previewKinds(resources any) string {
 	var kinds []string
 	list, _ := resources.([]any)
 	for _, r := range list {
 		kinds = append(kinds, fmt.Sprint(r.(map[string]any)["kind"]))
 	}
+	slices.Sort(kinds)
 	return strings.Join(kinds, ",")
 }
 
