@@ -1,0 +1,104 @@
+package workerrpc
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/testenv"
+)
+
+var tenv *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &tenv, testenv.Options{})) }
+
+// previewer answers previews by what the deployment's inputs ask: an echo of them, a domain error, an
+// error of another kind, or no answer until its deadline. (The provider code of the real types is
+// exercised end to end in cmd/marketplace's TestAPIOnlyBuildAsksAWorker; this is the transport.)
+type previewer struct{ marketplace.Provider }
+
+func (previewer) Preview(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
+	switch d.Inputs["answer"] {
+	case "invalid":
+		return nil, marketplace.Errorf(marketplace.EINVALID, "replicaCount %v is more than 20", d.Inputs["replicaCount"])
+	case "broken":
+		return nil, errors.New("the chart repository hung up")
+	case "slow":
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return &marketplace.Preview{Manifest: app.Name + " " + d.Inputs["replicaCount"].(string), HourlyRate: app.HourlyRate}, nil
+}
+
+func (p previewer) PreviewUpgrade(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
+	return p.Preview(ctx, d, app)
+}
+
+// TestCalls runs calls through a real Redis: answers, domain errors with their code and message, other
+// errors as text, a deadline the worker does not meet, and a call no worker takes.
+func TestCalls(t *testing.T) {
+	cfg := Config{RedisURL: tenv.RedisURL(t), Instance: "test", AcceptTimeout: 300 * time.Millisecond}
+	client, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	remote := client.Provider("k8s").Previewer()
+	app := &marketplace.Application{Name: "web", HourlyRate: marketplace.Money{}}
+	preview := func(ctx context.Context, inputs map[string]any) (*marketplace.Preview, error) {
+		return remote.Preview(ctx, &marketplace.Deployment{Inputs: inputs}, app)
+	}
+
+	// No worker yet: refused with EUNAVAILABLE, and the call is not left for a worker to take later.
+	_, err = preview(context.Background(), map[string]any{"replicaCount": "3"})
+	if marketplace.ErrorCode(err) != marketplace.EUNAVAILABLE || !strings.Contains(marketplace.ErrorMessage(err), "no worker took") {
+		t.Fatalf("with no worker: %v, want unavailable", err)
+	}
+	if n, err := client.rdb.LLen(context.Background(), requestsKey("test")).Result(); err != nil || n != 0 {
+		t.Fatalf("%d calls left queued (%v), want none", n, err)
+	}
+
+	server, err := NewServer(cfg, map[string]marketplace.Provider{"k8s": previewer{}}, 2, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- server.Run(ctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	p, err := preview(context.Background(), map[string]any{"replicaCount": "3"})
+	if err != nil || p.Manifest != "web 3" {
+		t.Fatalf("preview %+v, %v; want the worker's answer", p, err)
+	}
+	_, err = preview(context.Background(), map[string]any{"answer": "invalid", "replicaCount": "50"})
+	var domain *marketplace.Error
+	if !errors.As(err, &domain) || domain.Code != marketplace.EINVALID || domain.Message != "replicaCount 50 is more than 20" {
+		t.Errorf("a domain error came back as %#v", err)
+	}
+	_, err = preview(context.Background(), map[string]any{"answer": "broken"})
+	if marketplace.ErrorCode(err) != marketplace.EINTERNAL || !strings.Contains(err.Error(), "the chart repository hung up") {
+		t.Errorf("another error came back as %v", err)
+	}
+	deadline, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err = preview(deadline, map[string]any{"answer": "slow"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	// A type the worker has no provider for is an error the API shows as internal (it never asks: its
+	// providers mirror the worker's).
+	if _, err = client.Provider("vm").HealthChecker().Health(context.Background(), &marketplace.Deployment{}); err == nil ||
+		!strings.Contains(err.Error(), `no provider of type "vm"`) {
+		t.Errorf("a call for a type the worker lacks: %v", err)
+	}
+}
