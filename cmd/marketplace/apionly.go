@@ -20,7 +20,6 @@ import (
 
 const apiOnly = true
 
-
 type localProviders struct {
 	byType   map[string]marketplace.Provider
 	consoles httpapi.ConsoleReader

@@ -6,6 +6,9 @@
 //	marketplace migrate    apply the schema and exit
 //	marketplace chartrepo  serve ./charts as a Helm chart repository (for machines without internet)
 //
+// `go build -tags apionly` builds the api and migrate roles alone, without Helm, client-go or go-libvirt
+// (apionly.go, full.go): what API replicas run.
+//
 // Configuration comes from the environment; see the README's table.
 package main
 
