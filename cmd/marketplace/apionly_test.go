@@ -76,7 +76,11 @@ func TestAPIOnlyBuildAsksAWorker(t *testing.T) {
 
 	// No worker: the dry run says what is missing, and nothing changed.
 	before := snapshot(t, api.DatabaseURL)
-	mustProblem(t, api.call(t, "POST", "/api/deployments/install?dry_run=true", tok, install), 503, "no worker")
+	refused := api.call(t, "POST", "/api/deployments/install?dry_run=true", tok, install)
+	mustProblem(t, refused, 503, "no worker")
+	if refused.Header.Get("Retry-After") == "" {
+		t.Error("the 503 says not when to try again (Retry-After)")
+	}
 	if snapshot(t, api.DatabaseURL) != before {
 		t.Fatal("a refused dry run changed the database")
 	}

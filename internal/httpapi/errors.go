@@ -22,14 +22,24 @@ var statusOf = map[string]int{
 }
 
 // problem turns a domain error into a problem+json response. Internal errors are logged with their
-// detail and shown only as "internal error". A URL quoted in a message never shows its credentials.
-func problem(ctx context.Context, log *slog.Logger, err error) huma.StatusError {
-	code := marketplace.ErrorCode(err)
-	status := statusOf[code]
+// detail and shown only as "internal error". A URL quoted in a message never shows its credentials. An
+// unavailable part (no worker up) says when to ask again.
+func problem(ctx context.Context, log *slog.Logger, err error) error {
+	status := problemStatus(ctx, log, err)
+	p := huma.NewError(status, marketplace.RedactURLs(marketplace.ErrorMessage(err)))
+	if status == http.StatusServiceUnavailable {
+		return huma.ErrorWithHeaders(p, http.Header{"Retry-After": {"5"}})
+	}
+	return p
+}
+
+// problemStatus is the status of err's problem; an internal error is logged here, once.
+func problemStatus(ctx context.Context, log *slog.Logger, err error) int {
+	status := statusOf[marketplace.ErrorCode(err)]
 	if status == http.StatusInternalServerError {
 		log.ErrorContext(ctx, "internal error", "err", err)
 	}
-	return huma.NewError(status, marketplace.RedactURLs(marketplace.ErrorMessage(err)))
+	return status
 }
 
 // problemTypes gives every problem a type URI by status, so clients can tell the classes apart.

@@ -80,7 +80,7 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 		} else {
 			u, err := users.FindUserByTokenHash(ctx.Context(), hash)
 			if err != nil {
-				huma.WriteErr(api, ctx, problem(ctx.Context(), log, err).GetStatus(), marketplace.ErrorMessage(err))
+				huma.WriteErr(api, ctx, problemStatus(ctx.Context(), log, err), marketplace.ErrorMessage(err))
 				return
 			}
 			caller.UserID = u.ID
