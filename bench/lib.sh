@@ -19,7 +19,7 @@ build_marketplace() {
 }
 
 # build_marketplace_api builds the API-only binary (-tags apionly: no Helm, client-go or go-libvirt), as
-# the Makefile's bin/marketplace-api; BENCH_NO_BUILD=1 uses the one in bench/.bin when there is one.
+# make build's .local/bin/marketplace-api; BENCH_NO_BUILD=1 uses the one in bench/.bin when there is one.
 build_marketplace_api() {
   [ "${BENCH_NO_BUILD:-0}" = 1 ] && [ -x "$ROOT/bench/.bin/marketplace-api" ] && return 0
   (cd "$ROOT" && GOFLAGS="$MARKETPLACE_GOFLAGS" go build -tags apionly -o bench/.bin/marketplace-api ./cmd/marketplace)

@@ -1,6 +1,6 @@
 //go:build apionly
 
-// The API-only build (`go build -tags apionly`, bin/marketplace-api): the api and migrate roles, without
+// The API-only build (`go build -tags apionly`, .local/bin/marketplace-api): the api and migrate roles, without
 // Helm, client-go or go-libvirt linked (full.go), so an API replica neither holds cluster or VM host
 // credentials nor pays the memory of their packages. Previews, health and consoles come from workers,
 // exactly as in the api role of the full build.

@@ -133,7 +133,7 @@ const usage = `usage: marketplace serve|api|worker|migrate|chartrepo
   chartrepo  serve CHARTS_DIR as a Helm chart repository on CHART_REPO_ADDR`
 
 // apiOnlyRefusal is why the API-only build (apionly.go) runs no other role.
-const apiOnlyRefusal = "this build of marketplace (-tags apionly, bin/marketplace-api) runs only the api and migrate roles: run serve, worker and chartrepo from the full build"
+const apiOnlyRefusal = "this build of marketplace (-tags apionly, make build: .local/bin/marketplace-api) runs only the api and migrate roles: run serve, worker and chartrepo from the full build"
 
 // run is the program: everything a test needs to start it in process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
