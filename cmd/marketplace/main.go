@@ -176,6 +176,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
+	instance, err := db.InstanceID(ctx)
+	if err != nil {
+		return err
+	}
+	owner, err := queue.ClaimDatabase(ctx, cfg.RedisURL, instance, log)
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
 	queueClient, err := queue.NewClient(cfg.RedisURL, cfg.OperationTimeout+time.Minute)
 	if err != nil {
 		return err
@@ -233,6 +242,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}, log)
 
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return owner.Run(ctx) })
 	if role == "serve" || role == "api" {
 		handler := httpapi.NewHandler(httpapi.Deps{
 			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
