@@ -61,6 +61,7 @@ type Config struct {
 	Kubeconfig        string        `env:"KUBECONFIG"`
 	AdminToken        string        `env:"MARKETPLACE_ADMIN_TOKEN"`
 	MetricsPublic     bool          `env:"METRICS_PUBLIC" envDefault:"false"`
+	SecureCookies     bool          `env:"MARKETPLACE_SECURE_COOKIES" envDefault:"false"`
 	UserCreateRate    float64       `env:"USER_CREATE_RATE" envDefault:"30"`
 	UserCreateBurst   int           `env:"USER_CREATE_BURST" envDefault:"10"`
 	QuotaProjects     int           `env:"QUOTA_PROJECTS_PER_USER" envDefault:"50"`
@@ -252,7 +253,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
 		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
-			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, Logger: log}); err != nil {
+			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })

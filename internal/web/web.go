@@ -61,6 +61,9 @@ type Deps struct {
 	API http.Handler
 	// SessionTTL is how long a session lasts after sign-in; 12 hours when zero.
 	SessionTTL time.Duration
+	// SecureCookies marks the session cookie Secure although the request came over plain HTTP: the
+	// storefront is served over HTTPS by a proxy in front of it (the marketplace itself speaks HTTP only).
+	SecureCookies bool
 	// Currency is the ISO 4217 code amounts are shown in.
 	Currency string
 	Logger   *slog.Logger
