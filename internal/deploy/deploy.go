@@ -176,7 +176,11 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 		return nil, nil, marketplace.Errorf(marketplace.EINVALID,
 			"application %d is of type %q, which this marketplace has no provider for (its operator can enable it: %s)", app.ID, app.Deployment.Type, enable)
 	}
-	if _, err := app.Values(r.Inputs); err != nil {
+	values, err := app.Values(r.Inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkValues(ctx, app, values); err != nil {
 		return nil, nil, err
 	}
 	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,

@@ -24,6 +24,9 @@ type Field struct {
 	Default any
 	// HasDefault says Default is set (a default may be false or 0).
 	HasDefault bool
+	// InValues says the package's values.yaml sets the value, so a required one is there even when the
+	// consumer leaves it out (the schema's "default" fills nothing in: Helm does not apply it).
+	InValues bool
 }
 
 // maxRefs bounds how many "$ref"s a lookup follows, so a schema whose references loop is not a loop here.
@@ -34,7 +37,7 @@ const maxRefs = 32
 func (s *Schema) Field(path string) *Field {
 	var f Field
 	if v, ok := lookup(s.defaults, strings.Split(path, ".")); ok {
-		f.Default, f.HasDefault = v, true
+		f.Default, f.HasDefault, f.InValues = v, true, true
 	}
 	if s.doc == nil {
 		if f.HasDefault {

@@ -108,11 +108,11 @@ func TestField(t *testing.T) {
 		t.Errorf("service.type: %+v", st)
 	}
 	port := s.Field("service.port") // through the $ref; its default from values.yaml
-	if port == nil || port.Type != "integer" || port.Maximum != "65535" || port.Description != "The port." || Text(port.Default) != "80" {
+	if port == nil || port.Type != "integer" || port.Maximum != "65535" || port.Description != "The port." || Text(port.Default) != "80" || !port.InValues {
 		t.Errorf("service.port: %+v", port)
 	}
 	debug := s.Field("debug")
-	if debug == nil || debug.Type != "boolean" || !debug.HasDefault || debug.Default != false {
+	if debug == nil || debug.Type != "boolean" || !debug.HasDefault || debug.Default != false || debug.InValues {
 		t.Errorf("debug: %+v", debug)
 	}
 	if f := s.Field("nothing.here"); f != nil {
