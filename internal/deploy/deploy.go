@@ -89,13 +89,14 @@ type Service struct {
 	log       *slog.Logger
 	metrics   *metrics
 	health    *lru.Cache // healthKey -> the last *marketplace.Health seen (health.go)
+	schemas   *lru.Cache // marketplace.DeploymentSpec -> cachedSchema (values.go)
 }
 
 // New returns a Service. providers maps an application's deployment type to the provider that installs
 // it; a type without one is refused at request time.
 func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
-		health: lru.New(healthCacheSize)}
+		health: lru.New(healthCacheSize), schemas: lru.New(schemaCacheSize)}
 }
 
 // InstallRequest is a consumer's request to deploy an application into a project.

@@ -8,9 +8,20 @@ import (
 	"github.com/marketplace/marketplace/internal/valuesschema"
 )
 
-// schemaDeadline bounds reading a values schema at request time: the chart is a publisher's, fetched
-// from its repository, and a request must not wait on a slow one for long.
-const schemaDeadline = 10 * time.Second
+// Reading a values schema at request time is bounded, and a schema read is remembered briefly: the
+// chart is a publisher's, fetched from its repository, and an install form, its preview and its
+// confirmation each need the schema within a minute. A chart version range that moves meanwhile is
+// checked against the newer chart by the worker's install anyway.
+const (
+	schemaDeadline  = 10 * time.Second
+	schemaFreshness = time.Minute
+	schemaCacheSize = 256
+)
+
+type cachedSchema struct {
+	vs   *marketplace.ValuesSchema
+	read time.Time
+}
 
 // ValuesSchema reads the values schema of app's package through its provider; nil when the provider
 // reads none (a vm application).
@@ -19,9 +30,18 @@ func (s *Service) ValuesSchema(ctx context.Context, app *marketplace.Application
 	if !ok {
 		return nil, nil
 	}
+	// The schema depends on the package alone, which the deployment spec names.
+	if v, ok := s.schemas.Get(app.Deployment); ok && time.Since(v.(cachedSchema).read) < schemaFreshness {
+		return v.(cachedSchema).vs, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, schemaDeadline)
 	defer cancel()
-	return r.ValuesSchema(ctx, app)
+	vs, err := r.ValuesSchema(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	s.schemas.Add(app.Deployment, cachedSchema{vs: vs, read: time.Now()})
+	return vs, nil
 }
 
 // checkValues checks the values of an install or upgrade of app against its package's values schema, so
