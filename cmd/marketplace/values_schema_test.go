@@ -66,12 +66,12 @@ func TestValuesSchemaRefusedAtRequest(t *testing.T) {
 
 	// What the schema accepts installs; an upgrade to values it refuses is refused when requested.
 	preview := inst.must(t, 200, "POST", "/api/deployments/install?dry_run=true", tok, map[string]any{"application_id": app, "project_id": project,
-		"inputs": map[string]any{"greeting": "Hello, world!", "service.port": 8080}}).JSON(t)
+		"inputs": map[string]any{"greeting": "Hello, world!", "replicaCount": 2, "service.type": "ClusterIP"}}).JSON(t)
 	if !strings.Contains(fmt.Sprint(preview["preview"]), "ConfigMap") {
 		t.Errorf("dry run: %v, want the chart's ConfigMap", preview)
 	}
 	dep := num(t, inst.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": app, "project_id": project,
-		"inputs": map[string]any{"greeting": "Hello, world!", "service.port": 8080}}).JSON(t)["deploymentID"])
+		"inputs": map[string]any{"greeting": "Hello, world!", "replicaCount": 2, "service.type": "ClusterIP"}}).JSON(t)["deploymentID"])
 	inst.waitForStatus(t, tok, dep, "installed", 3*time.Minute)
 	for _, dryRun := range []string{"", "?dry_run=true"} {
 		r := inst.call(t, "POST", fmt.Sprintf("/api/deployments/%d/upgrade%s", dep, dryRun), tok, map[string]any{"inputs": map[string]any{"greeting": "Hi", "replicaCount": 6}})
