@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,7 +109,7 @@ func TestStorefrontDayTwo(t *testing.T) {
 
 	// Preview, confirm, installed.
 	browse(t, ctx, "preview and install",
-		chromedp.SetValue(`#input-4`, "", chromedp.ByID),
+		chromedp.Evaluate(`document.getElementById("input-4").value = ""; true`, nil),
 		chromedp.Click(`//button[text()="Review cost and preview"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`[data-testid=cost]`, chromedp.ByQuery),
 		chromedp.Click(`//button[text()="Confirm and install"]`, chromedp.BySearch),
@@ -126,7 +127,8 @@ func TestStorefrontDayTwo(t *testing.T) {
 	var firstAccrued, accrued string
 	browse(t, ctx, "the bill accrues",
 		chromedp.Text(`[data-testid=accrued]`, &firstAccrued, chromedp.ByQuery),
-		chromedp.Poll(fmt.Sprintf(`document.querySelector("[data-testid=accrued]").textContent !== %q`, firstAccrued), nil, chromedp.WithPollingTimeout(30*time.Second)),
+		// Accruing: the amount changes in place and is above zero (at 0.5 an hour, a cent takes 72 s).
+		chromedp.Poll(fmt.Sprintf(`(t => t !== %q && Number(t) > 0)(document.querySelector("[data-testid=accrued]").textContent)`, firstAccrued), nil, chromedp.WithPollingTimeout(30*time.Second)),
 		chromedp.Text(`[data-testid=accrued]`, &accrued, chromedp.ByQuery))
 	if a, err := decimal.NewFromString(accrued); err != nil || !a.IsPositive() {
 		t.Errorf("accrued %q, want a positive amount", accrued)
@@ -151,7 +153,8 @@ func TestStorefrontDayTwo(t *testing.T) {
 	if !strings.Contains(consequence, "to version 2") {
 		t.Errorf("the confirmation says %q, want the version it upgrades to", consequence)
 	}
-	browse(t, ctx, "confirm the upgrade", chromedp.Click(`//button[text()="Yes, upgrade"]`, chromedp.BySearch))
+	browse(t, ctx, "confirm the upgrade", chromedp.Click(`//button[text()="Yes, upgrade"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`#live`, chromedp.ByID))
 	waitForDeployment(t, ctx, "upgraded", 2)
 	revisions := func(name string) []string {
 		var rows []string
@@ -172,7 +175,8 @@ func TestStorefrontDayTwo(t *testing.T) {
 		chromedp.WaitVisible(`//button[text()="Yes, rollback"]`, chromedp.BySearch))
 	shot("confirm-rollback")
 	checkAccessibility(t, ctx, "the rollback confirmation")
-	browse(t, ctx, "confirm the rollback", chromedp.Click(`//button[text()="Yes, rollback"]`, chromedp.BySearch))
+	browse(t, ctx, "confirm the rollback", chromedp.Click(`//button[text()="Yes, rollback"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`#live`, chromedp.ByID))
 	waitForDeployment(t, ctx, "rolled back", 1)
 	if rows := revisions("revisions after the rollback"); strings.Join(rows, " ") != "1:1 2:2 3:1" {
 		t.Errorf("revisions after the rollback: %v, want 1:1 2:2 3:1", rows)
@@ -189,11 +193,11 @@ func TestStorefrontDayTwo(t *testing.T) {
 	shot("deleted")
 
 	// Its usage, moved into March 2025, is invoiced when the operator closes that month.
-	dep := m[1]
+	dep, _ := strconv.ParseInt(m[1], 10, 64)
 	var moved int
-	query(t, inst.DatabaseURL, `WITH s AS (UPDATE usage_records SET started_at = '2025-03-10 10:00:00Z' + (id % 10) * interval '2 hours',
-  ended_at = '2025-03-10 11:00:00Z' + (id % 10) * interval '2 hours',
-  amount = usage_amount(hourly_rate, '2025-03-10 10:00:00Z' + (id % 10) * interval '2 hours', '2025-03-10 11:00:00Z' + (id % 10) * interval '2 hours')
+	query(t, inst.DatabaseURL, `WITH s AS (UPDATE usage_records SET started_at = '2025-03-10 10:00:00Z'::timestamptz + (id % 10) * interval '2 hours',
+  ended_at = '2025-03-10 11:00:00Z'::timestamptz + (id % 10) * interval '2 hours',
+  amount = usage_amount(hourly_rate, '2025-03-10 10:00:00Z'::timestamptz + (id % 10) * interval '2 hours', '2025-03-10 11:00:00Z'::timestamptz + (id % 10) * interval '2 hours')
   WHERE deployment_id = $1 RETURNING 1) SELECT count(*) FROM s`, []any{dep}, &moved)
 	if moved < 2 {
 		t.Fatalf("moved %d usage records, want one per rate at least (0.5 and 0.75)", moved)
