@@ -168,14 +168,7 @@ func getInvoice(ledger marketplace.LedgerService, log *slog.Logger) func(context
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return answer(ctx, log, in.FormatQuery, inv, func() [][]string {
-			rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "hourly_rate", "seconds", "amount", "charge", "currency"}}
-			for _, l := range inv.Lines {
-				rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID),
-					l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
-			}
-			return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
-		})
+		return answer(ctx, log, in.FormatQuery, inv, inv.Rows)
 	}
 }
 

@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -94,6 +95,18 @@ type InvoiceLine struct {
 	Seconds       int64           `json:"seconds"`
 	Amount        decimal.Decimal `json:"amount" format:"decimal"`
 	Charge        decimal.Decimal `json:"charge" format:"decimal"`
+}
+
+// Rows are the invoice as a CSV document's rows: a header, one row per line, then the total. The API and
+// the storefront write the same document.
+func (inv *Invoice) Rows() [][]string {
+	itoa := func(i int64) string { return strconv.FormatInt(i, 10) }
+	rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "hourly_rate", "seconds", "amount", "charge", "currency"}}
+	for _, l := range inv.Lines {
+		rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID),
+			l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
+	}
+	return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
 }
 
 // Statement is what a consumer's deployments used in [From, To): per record, the whole seconds and the

@@ -38,6 +38,8 @@ type Deployer interface {
 	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error)
 	RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error)
 	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
+	// ValuesSchema reads the values schema of app's package, for its install form; nil when it has none.
+	ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error)
 }
 
 // ConsoleReader reads the tail of a vm deployment's serial console.
