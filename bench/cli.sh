@@ -19,6 +19,7 @@ DATABASE_URL="postgres://postgres@$PGHOST_BENCH:5432/$DB?sslmode=disable"
 REDIS_URL=${BENCH_REDIS_URL:-redis://localhost:6379/14}
 ADDR=${BENCH_ADDR:-127.0.0.1:3110}
 RUNS=${RUNS:-20}
+WARMUP=${WARMUP:-3}
 N=1000
 OUT=${OUT:-bench/results/cli-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -65,7 +66,7 @@ json=$("$MPCTL" deployments list -o json | jq length)
 echo "== mpctl lists all $N deployments; timing"
 
 { echo "load before: $(cat /proc/loadavg)"; machine; } | tee "$OUT/machine.txt"
-hyperfine -N --warmup 3 --runs "$RUNS" --export-markdown "$OUT/summary.md" --export-json "$OUT/hyperfine.json" \
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-markdown "$OUT/summary.md" --export-json "$OUT/hyperfine.json" \
   "$MPCTL deployments list" "$MPCTL deployments list -o json" | tee "$OUT/hyperfine.txt"
 echo "load after: $(cat /proc/loadavg)" | tee -a "$OUT/machine.txt"
 echo "== $OUT/summary.md"

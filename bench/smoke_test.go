@@ -75,6 +75,62 @@ func TestInstallBenchmark(t *testing.T) {
 	}
 }
 
+// TestInstallBurstBenchmark runs bench/install.sh in burst mode (BURST: installs requested at once through
+// the API against as many direct Helm SDK installs, CONCURRENCY at a time) with a burst of three.
+func TestInstallBurstBenchmark(t *testing.T) {
+	buildMarketplace(t)
+	out := t.TempDir()
+	runScript(t, "bench/install.sh", map[string]string{
+		"BURST": "3", "CONCURRENCY": "3", "OUT": out, "KUBECONFIG": env.Kubecfg, "PREFIX": testenv.Name("mpsmokeb"),
+		"BENCH_INSTALL_DB": database(t, "mp_smoke_burst_"), "BENCH_INSTALL_REDIS_URL": env.RedisURL(t),
+		"BENCH_INSTALL_ADDR": freeAddr(t), "REPO_ADDR": freeAddr(t),
+	})
+	summary := read(t, filepath.Join(out, "summary.md"))
+	for _, op := range []string{"install", "uninstall"} {
+		if !regexp.MustCompile(`(?m)^\| ` + op + ` \| 0 \| [0-9]+ \| [0-9]+ \| [0-9.]+ \|`).MatchString(summary) {
+			t.Errorf("summary has no burst %s totals:\n%s", op, summary)
+		}
+	}
+}
+
+// TestCLIBenchmark runs bench/cli.sh: mpctl over 1,000 deployments, checked to list all of them, timed
+// by hyperfine once.
+func TestCLIBenchmark(t *testing.T) {
+	buildMarketplace(t)
+	out := t.TempDir()
+	runScript(t, "bench/cli.sh", map[string]string{
+		"RUNS": "2", "WARMUP": "0", "OUT": out,
+		"BENCH_DB": database(t, "mp_smoke_cli_"), "BENCH_REDIS_URL": env.RedisURL(t), "BENCH_ADDR": freeAddr(t),
+	})
+	summary := read(t, filepath.Join(out, "summary.md"))
+	for _, cmd := range []string{"deployments list`", "deployments list -o json`"} {
+		if !regexp.MustCompile(`(?m)^\| ` + "`" + `\S+mpctl ` + regexp.QuoteMeta(cmd) + ` \| [0-9.]+ ± [0-9.]+ \|`).MatchString(summary) {
+			t.Errorf("summary has no timing of mpctl %s:\n%s", cmd, summary)
+		}
+	}
+}
+
+// TestStorefrontBenchmark runs bench/storefront.sh: the catalog page against the JSON endpoint, one
+// second each, and the first load's bytes.
+func TestStorefrontBenchmark(t *testing.T) {
+	buildMarketplace(t)
+	out := t.TempDir()
+	runScript(t, "bench/storefront.sh", map[string]string{
+		"RUNS": "1", "DURATION": "1s", "OUT": out,
+		"BENCH_DB": database(t, "mp_smoke_web_"), "BENCH_REDIS_URL": env.RedisURL(t), "BENCH_ADDR": freeAddr(t),
+	})
+	if s := read(t, filepath.Join(out, "summary.txt")); !regexp.MustCompile(`storefront / JSON: [0-9.]+`).MatchString(s) {
+		t.Errorf("no ratio in the summary:\n%s", s)
+	}
+	runs := read(t, filepath.Join(out, "runs.md"))
+	if !regexp.MustCompile("(?m)^\\| 1 \\| `/` \\| [0-9.]+ \\| [0-9.]+ \\| [0-9.]+ \\| 0 \\|$").MatchString(runs) {
+		t.Errorf("the storefront's run has errors or no figures:\n%s", runs)
+	}
+	if s := read(t, filepath.Join(out, "first-load.txt")); !regexp.MustCompile(`first load of /: [1-9][0-9]* bytes`).MatchString(s) {
+		t.Errorf("no first-load figure:\n%s", s)
+	}
+}
+
 // TestVMBenchmark runs bench/vm.sh (vmbench: the marketplace against direct go-libvirt boots of the test
 // guest on the local VM host) with one measured round per side.
 func TestVMBenchmark(t *testing.T) {

@@ -40,7 +40,14 @@ type result struct {
 // developer's (its own HOME and XDG_CONFIG_HOME).
 func (m *mpctl) run(t *testing.T, extraEnv []string, args ...string) result {
 	t.Helper()
+	return m.runWithStdin(t, "", extraEnv, args...)
+}
+
+// runWithStdin is run with stdin on mpctl's standard input.
+func (m *mpctl) runWithStdin(t *testing.T, stdin string, extraEnv []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(m.bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + m.home, "XDG_CONFIG_HOME=" + filepath.Join(m.home, "config")}, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -92,6 +99,10 @@ func TestCLIWorkflow(t *testing.T) {
 	cli.expectFailure(t, nil, 3, []string{"Unauthorized", "token"}, "login", "--url", mp.URL, "--token", "mpt_wrong")
 	if _, err := os.Stat(filepath.Join(cli.home, "config", "marketplace", "config.yaml")); err == nil {
 		t.Error("a refused login saved a context")
+	}
+	// The token can come from standard input (out of the process list and the shell's history).
+	if r := cli.runWithStdin(t, token+"\n", nil, "login", "--url", mp.URL, "--token", "-", "--name", "piped"); r.code != 0 || !strings.Contains(r.stdout, "as user 1 (cli user)") {
+		t.Errorf("login --token - with the token on stdin: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 	if out := cli.must(t, "login", "--url", mp.URL, "--token", token); !strings.Contains(out, "as user 1 (cli user)") {
 		t.Errorf("login says %q", out)

@@ -13,17 +13,27 @@ func TestFailedInstallSaysWhy(t *testing.T) {
 	_, tok := mp.user(t, "consumer")
 	mp.must(t, 201, "POST", "/api/apps/new", tok, map[string]any{"name": "missing chart", "hourly_rate": 1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "no-such-chart"}})
+	mp.must(t, 201, "POST", "/api/apps/new", tok, map[string]any{"name": "more than its namespace's quota", "hourly_rate": 1,
+		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"},
+		"inputs":     []map[string]any{{"name": "service.type", "type": "string", "default": "NodePort"}}})
 	mp.must(t, 201, "POST", "/api/apps/new", tok, map[string]any{"name": "values the chart refuses", "hourly_rate": 1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"},
 		"inputs":     []map[string]any{{"name": "replicaCount", "type": "integer", "default": 50}}})
 	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"})
+
+	// Values the chart's values.schema.json refuses are refused when the install is requested: no attempt
+	// is made.
+	refused := mp.must(t, 422, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 3, "project_id": 1}).JSON(t)
+	if detail, _ := refused["detail"].(string); !strings.HasPrefix(detail, "inputs.replicaCount: maximum: got 50, want 20") {
+		t.Errorf("values the chart refuses: %q, want the schema's refusal naming the input", detail)
+	}
 
 	for _, tc := range []struct {
 		app    int64
 		reason []string
 	}{
 		{1, []string{"attempt 2 of 2", `chart "no-such-chart"`, "is not in repository " + tenv.ChartRepo}},
-		{2, []string{"attempt 2 of 2", "values don't meet the specifications of the schema", "replicaCount"}},
+		{2, []string{"attempt 2 of 2", "exceeded quota", "services.nodeports"}},
 	} {
 		id := num(t, mp.must(t, 202, "POST", "/api/deployments/install", tok,
 			map[string]any{"application_id": tc.app, "project_id": 1}).JSON(t)["deploymentID"])

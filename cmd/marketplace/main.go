@@ -63,6 +63,7 @@ type Config struct {
 	Kubeconfig        string        `env:"KUBECONFIG"`
 	AdminToken        string        `env:"MARKETPLACE_ADMIN_TOKEN"`
 	MetricsPublic     bool          `env:"METRICS_PUBLIC" envDefault:"false"`
+	SecureCookies     bool          `env:"MARKETPLACE_SECURE_COOKIES" envDefault:"false"`
 	UserCreateRate    float64       `env:"USER_CREATE_RATE" envDefault:"30"`
 	UserCreateBurst   int           `env:"USER_CREATE_BURST" envDefault:"10"`
 	QuotaProjects     int           `env:"QUOTA_PROJECTS_PER_USER" envDefault:"50"`
@@ -177,6 +178,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
+	instance, err := db.InstanceID(ctx)
+	if err != nil {
+		return err
+	}
+	owner, err := queue.ClaimDatabase(ctx, cfg.RedisURL, instance, log)
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
 	queueClient, err := queue.NewClient(cfg.RedisURL, cfg.OperationTimeout+time.Minute)
 	if err != nil {
 		return err
@@ -198,10 +208,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("configuration: %w", err)
 	}
 
-	instance, err := db.InstanceID(ctx)
-	if err != nil {
-		return err
-	}
 	calls := workerrpc.Config{RedisURL: cfg.RedisURL, Instance: instance}
 	var (
 		providers map[string]marketplace.Provider
@@ -241,6 +247,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}, log)
 
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return owner.Run(ctx) })
 	if role == "serve" || role == "api" {
 		handler := httpapi.NewHandler(httpapi.Deps{
 			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
@@ -250,7 +257,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
 		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
-			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, Logger: log}); err != nil {
+			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })

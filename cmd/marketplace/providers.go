@@ -55,7 +55,8 @@ func remoteProviders(cfg Config, calls *workerrpc.Client, log *slog.Logger) (map
 			workerrpc.Provider
 			workerrpc.Previewer
 			workerrpc.HealthChecker
-		}{k8s, k8s.Previewer(), k8s.HealthChecker()}
+			workerrpc.ValuesSchemaReader
+		}{k8s, k8s.Previewer(), k8s.HealthChecker(), k8s.ValuesSchemaReader()}
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}

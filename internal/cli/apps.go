@@ -124,7 +124,7 @@ func appsCommand(o *options) *cobra.Command {
 			if o.output == "json" || o.output == "yaml" {
 				return o.show(a.body, nil)
 			}
-			fmt.Fprintf(o.env.Stdout, "Published application %d (%s), version %d, at %s an hour\n", app.Id, app.Name, app.Version, app.HourlyRate)
+			fmt.Fprintf(o.env.Stdout, "Published application %d (%s), version %d, at %s an hour\n", app.Id, printable(app.Name, ""), app.Version, app.HourlyRate)
 			return nil
 		},
 	}

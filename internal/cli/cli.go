@@ -66,7 +66,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(env.Stderr, "Error:", err)
+	fmt.Fprintln(env.Stderr, "Error:", printable(err.Error(), "\n"))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

@@ -115,7 +115,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 			if dryRun {
 				return o.show(a.body, func() (table, error) { return previewTable(o, q.Preview), nil })
 			}
-			fmt.Fprintf(o.env.Stdout, "%s: deployment %d %s\n", q.Message, id, deref(q.Status))
+			fmt.Fprintf(o.env.Stdout, "%s: deployment %d %s\n", printable(q.Message, ""), id, printable(deref(q.Status), ""))
 			if !w.wait {
 				return nil
 			}
@@ -146,7 +146,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(o.env.Stdout, "%s: deployment %d %s\n", q.Message, id, deref(q.Status))
+			fmt.Fprintf(o.env.Stdout, "%s: deployment %d %s\n", printable(q.Message, ""), id, printable(deref(q.Status), ""))
 			if !rw.wait {
 				return nil
 			}
@@ -194,7 +194,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(o.env.Stdout, "%s: deployment %d %s\n", q.Message, id, deref(q.Status))
+			fmt.Fprintf(o.env.Stdout, "%s: deployment %d %s\n", printable(q.Message, ""), id, printable(deref(q.Status), ""))
 			if !dw.wait {
 				return nil
 			}
@@ -220,11 +220,12 @@ func deploymentsCommand(o *options) *cobra.Command {
 			if o.output == "json" || o.output == "yaml" {
 				return o.show(a.body, nil)
 			}
-			fmt.Fprint(o.env.Stdout, c.Console)
+			// The guest's console, colours and all, is shown as text: the guest runs the publisher's image.
+			fmt.Fprint(o.env.Stdout, printable(c.Console, "\n\t"))
 			if !strings.HasSuffix(c.Console, "\n") && c.Console != "" {
 				fmt.Fprintln(o.env.Stdout)
 			}
-			fmt.Fprintf(o.env.Stderr, "deployment %d: %s, vm %s\n", c.DeploymentId, c.Status, c.LiveState)
+			fmt.Fprintf(o.env.Stderr, "deployment %d: %s, vm %s\n", c.DeploymentId, printable(c.Status, ""), printable(c.LiveState, ""))
 			return nil
 		},
 	}

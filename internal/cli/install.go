@@ -145,7 +145,7 @@ func installCommand(o *options) *cobra.Command {
 				return o.show(a.body, func() (table, error) { return previewTable(o, q.Preview), nil })
 			}
 			id := deref(q.DeploymentID)
-			fmt.Fprintf(o.env.Stdout, "Deployment %d of %s into project %d: %s\n", id, app.Name, projectID, deref(q.Status))
+			fmt.Fprintf(o.env.Stdout, "Deployment %d of %s into project %d: %s\n", id, printable(app.Name, ""), projectID, printable(deref(q.Status), ""))
 			if !w.wait {
 				return nil
 			}

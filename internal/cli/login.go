@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +18,9 @@ func loginCommand(o *options) *cobra.Command {
 		Use:   "login --url URL --token TOKEN",
 		Short: "Check a token against a marketplace and save them as a context (the current one)",
 		Long: "login asks the marketplace who the token is, then saves the URL and the token as a context in the\n" +
-			"contexts file (mode 0600) and makes it the current one. --name names it (default: the URL's host).",
+			"contexts file (mode 0600) and makes it the current one. --name names it (default: the URL's host).\n" +
+			"--token - reads the token from standard input, which keeps it out of the process list and the\n" +
+			"shell's history.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u, err := url.Parse(serverURL)
@@ -24,6 +29,15 @@ func loginCommand(o *options) *cobra.Command {
 			}
 			if name == "" {
 				name = u.Host
+			}
+			if token == "-" {
+				line, err := bufio.NewReader(o.env.Stdin).ReadString('\n')
+				if token = strings.TrimSpace(line); token == "" {
+					return usageError("--token -: no token on standard input (%v)", err)
+				}
+			}
+			if u.Scheme == "http" && !loopback(u.Hostname()) {
+				fmt.Fprintf(o.env.Stderr, "Warning: %s is plain HTTP to another machine: the token crosses the network readable by anyone on the way; use https\n", printable(u.Host, ""))
 			}
 			s, err := newSession(serverURL, token)
 			if err != nil {
@@ -51,11 +65,20 @@ func loginCommand(o *options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&serverURL, "url", "", "the marketplace's URL, e.g. http://localhost:3000")
-	cmd.Flags().StringVar(&token, "token", "", "a bearer token (shown once when the user or token was created)")
+	cmd.Flags().StringVar(&token, "token", "", "a bearer token (shown once when the user or token was created); - reads it from standard input")
 	cmd.Flags().StringVar(&name, "name", "", "the context's name (default: the URL's host)")
 	cmd.MarkFlagRequired("url")
 	cmd.MarkFlagRequired("token")
 	return cmd
+}
+
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func configCommand(o *options) *cobra.Command {

@@ -26,7 +26,7 @@ func (o *options) show(raw json.RawMessage, rows func() (table, error)) error {
 			return fmt.Errorf("the answer is not JSON: %w", err)
 		}
 		buf.WriteByte('\n')
-		_, err := buf.WriteTo(out)
+		_, err := out.Write(jsonPrintable(buf.Bytes()))
 		return err
 	case "yaml":
 		return writeYAML(out, raw)
@@ -49,30 +49,45 @@ func writeTable(out io.Writer, t table) error {
 				row[j] = strings.ToUpper(row[j])
 			}
 		}
-		fmt.Fprintln(w, strings.Join(row, "\t"))
+		cells := make([]string, len(row))
+		for j, cell := range row {
+			cells[j] = printable(cell, "")
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
 	}
 	return w.Flush()
 }
 
 // writeYAML converts JSON to YAML through the YAML node tree, which keeps every scalar's text: a number
-// is written with the digits the server sent, never through a float.
+// is written with the digits the server sent, never through a float. A string holding a character a
+// terminal acts on is written double-quoted, where YAML shows it as an escape.
 func writeYAML(out io.Writer, raw json.RawMessage) error {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
+	if err := yaml.Unmarshal(jsonPrintable(raw), &doc); err != nil {
 		return fmt.Errorf("the answer is not JSON: %w", err)
 	}
 	blockStyle(&doc)
-	enc := yaml.NewEncoder(out)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&doc); err != nil {
 		return err
 	}
-	return enc.Close()
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	// YAML writes the bidirectional marks as they are, even double-quoted: escape them there.
+	_, err := out.Write(jsonPrintable(buf.Bytes()))
+	return err
 }
 
-// blockStyle drops the flow style JSON parses into, so YAML is written as blocks and plain scalars.
+// blockStyle drops the flow style JSON parses into, so YAML is written as blocks and plain scalars, but
+// for the strings printable would change.
 func blockStyle(n *yaml.Node) {
 	n.Style = 0
+	if n.Kind == yaml.ScalarNode && printable(n.Value, "") != n.Value {
+		n.Style = yaml.DoubleQuotedStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}

@@ -58,7 +58,7 @@ func projectsCommand(o *options) *cobra.Command {
 			if o.output == "json" || o.output == "yaml" {
 				return o.show(a.body, nil)
 			}
-			fmt.Fprintf(o.env.Stdout, "Created project %d (%s)\n", p.Id, p.Name)
+			fmt.Fprintf(o.env.Stdout, "Created project %d (%s)\n", p.Id, printable(p.Name, ""))
 			return nil
 		},
 	}

@@ -53,7 +53,7 @@ func (o *options) deploymentSession(arg string) (*session, int64, error) {
 func newSession(url, token string) (*session, error) {
 	url = strings.TrimRight(url, "/")
 	c, err := apiclient.NewClient(url,
-		apiclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}),
+		apiclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second, CheckRedirect: sameOrigin}),
 		apiclient.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
@@ -64,6 +64,21 @@ func newSession(url, token string) (*session, error) {
 		return nil, usageError("marketplace URL %q: %v", url, err)
 	}
 	return &session{api: c, url: url}, nil
+}
+
+// sameOrigin follows a redirect only to the scheme, host and port the request went to. Go's client would
+// send the Authorization header on to any port of the same host name, and from https to http; the API
+// itself never redirects, so a redirect elsewhere is a misconfiguration or someone after the token.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	from := via[0].URL
+	if req.URL.Scheme != from.Scheme || req.URL.Host != from.Host {
+		return fmt.Errorf("%s redirected to %s://%s, which mpctl does not send your token to: if that is the marketplace, log in with that URL",
+			from.Scheme+"://"+from.Host, req.URL.Scheme, req.URL.Host)
+	}
+	if len(via) >= 10 {
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	return nil
 }
 
 // answer is a successful response: its body, and the length of the whole list for a page of one.

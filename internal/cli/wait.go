@@ -96,7 +96,7 @@ func (o *options) waitFor(ctx context.Context, s *session, id int64, w waitFlags
 				if reason != "" && reason != lastReason && d.Status != "failed" {
 					line += " (" + reason + ")"
 				}
-				fmt.Fprintln(out, line)
+				fmt.Fprintln(out, printable(line, ""))
 				if d.Status != last {
 					since = time.Now()
 				}
@@ -115,7 +115,7 @@ func (o *options) waitFor(ctx context.Context, s *session, id int64, w waitFlags
 				return ctx.Err()
 			case <-spin:
 				clear()
-				fmt.Fprintf(out, "%c deployment %d: %s %ds", spinnerFrames[frame%len(spinnerFrames)], id, last, int(time.Since(since).Seconds()))
+				fmt.Fprintf(out, "%c deployment %d: %s %ds", spinnerFrames[frame%len(spinnerFrames)], id, printable(last, ""), int(time.Since(since).Seconds()))
 				frame++
 			case <-poll.C:
 				polled = true

@@ -87,14 +87,15 @@ type Service struct {
 	cfg       Config
 	log       *slog.Logger
 	metrics   *metrics
-	health    *healthCache // the last health seen of each deployment (health.go)
+	health    *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
+	schemas   *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
 }
 
 // New returns a Service. providers maps an application's deployment type to the provider that installs
 // it; a type without one is refused at request time.
 func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
 	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
-		health: newHealthCache(healthCacheSize)}
+		health: newLRU[healthKey, *marketplace.Health](healthCacheSize), schemas: newLRU[marketplace.DeploymentSpec, cachedSchema](schemaCacheSize)}
 }
 
 // InstallRequest is a consumer's request to deploy an application into a project.
@@ -175,7 +176,11 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 		return nil, nil, marketplace.Errorf(marketplace.EINVALID,
 			"application %d is of type %q, which this marketplace has no provider for (its operator can enable it: %s)", app.ID, app.Deployment.Type, enable)
 	}
-	if _, err := app.Values(r.Inputs); err != nil {
+	values, err := app.Values(r.Inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkValues(ctx, app, values); err != nil {
 		return nil, nil, err
 	}
 	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,

@@ -1,11 +1,9 @@
 package deploy
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -29,7 +27,7 @@ func (s *Service) Health(ctx context.Context, d *marketplace.Deployment) *market
 	}
 	// Keyed by the deployment's last change too: what was seen before an upgrade says nothing of after.
 	key := healthKey{d.ID, d.UpdatedAt.UnixNano()}
-	last := s.health.get(key)
+	last, _ := s.health.get(key)
 	if last != nil && time.Since(last.CheckedAt) < healthFreshness {
 		return last
 	}
@@ -54,50 +52,4 @@ func healthError(err error) string {
 		return fmt.Sprintf("the provider did not answer within %s; the workloads shown are the last seen", healthDeadline)
 	}
 	return "the provider could not be asked: " + err.Error()
-}
-
-// healthCache remembers the last health seen of up to size deployments, dropping the least recently
-// used. (Its own, not k8s.io/utils/lru: package deploy runs in the API, which links nothing of
-// Kubernetes.)
-type healthCache struct {
-	mu      sync.Mutex
-	size    int
-	order   *list.List // of healthEntry, most recently used first
-	entries map[healthKey]*list.Element
-}
-
-type healthEntry struct {
-	key    healthKey
-	health *marketplace.Health
-}
-
-func newHealthCache(size int) *healthCache {
-	return &healthCache{size: size, order: list.New(), entries: map[healthKey]*list.Element{}}
-}
-
-func (c *healthCache) get(key healthKey) *marketplace.Health {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok {
-		return nil
-	}
-	c.order.MoveToFront(e)
-	return e.Value.(healthEntry).health
-}
-
-func (c *healthCache) add(key healthKey, h *marketplace.Health) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok {
-		e.Value = healthEntry{key, h}
-		c.order.MoveToFront(e)
-		return
-	}
-	c.entries[key] = c.order.PushFront(healthEntry{key, h})
-	if c.order.Len() > c.size {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.entries, oldest.Value.(healthEntry).key)
-	}
 }

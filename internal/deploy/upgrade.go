@@ -60,7 +60,11 @@ func (s *Service) checkUpgrade(ctx context.Context, id int64, version int, input
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, err := app.Values(inputs); err != nil {
+	values, err := app.Values(inputs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := s.checkValues(ctx, app, values); err != nil {
 		return nil, nil, nil, err
 	}
 	return d, app, inputs, nil

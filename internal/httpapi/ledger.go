@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
@@ -31,6 +33,21 @@ func (f FormatQuery) csv() bool {
 type document struct {
 	ContentType string `header:"Content-Type"`
 	Body        []byte
+}
+
+// withDocumentSchema documents T as the JSON body of o's success answer and CSV as its other form, for
+// handlers that answer a document: its Body is bytes, which huma would otherwise describe as base64.
+func withDocumentSchema[T any](api huma.API, o huma.Operation) huma.Operation {
+	o = withBodySchema[T](api, o)
+	o.Responses[strconv.Itoa(o.DefaultStatus)].Content["text/csv"] = &huma.MediaType{Schema: &huma.Schema{
+		Type: "string", Description: "CSV with a header row, when asked with Accept: text/csv or ?format=csv"}}
+	return o
+}
+
+// invoiceList is the JSON of a consumer's invoices.
+type invoiceList struct {
+	UserID   int64                  `json:"user_id"`
+	Invoices []*marketplace.Invoice `json:"invoices"`
 }
 
 // answer writes v as JSON, or as the CSV rows of table when asked for CSV.
@@ -129,7 +146,7 @@ func listInvoices(ledger marketplace.LedgerService, log *slog.Logger) func(conte
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return answer(ctx, log, in.FormatQuery, map[string]any{"user_id": in.ID, "invoices": invoices}, func() [][]string {
+		return answer(ctx, log, in.FormatQuery, invoiceList{UserID: in.ID, Invoices: invoices}, func() [][]string {
 			rows := [][]string{{"number", "period", "issued_at", "currency", "total"}}
 			for _, i := range invoices {
 				rows = append(rows, []string{i.Number, i.Period, rfc3339(&i.IssuedAt), i.Currency, i.Total.StringFixed(2)})
@@ -151,14 +168,7 @@ func getInvoice(ledger marketplace.LedgerService, log *slog.Logger) func(context
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return answer(ctx, log, in.FormatQuery, inv, func() [][]string {
-			rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "hourly_rate", "seconds", "amount", "charge", "currency"}}
-			for _, l := range inv.Lines {
-				rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID),
-					l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
-			}
-			return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
-		})
+		return answer(ctx, log, in.FormatQuery, inv, inv.Rows)
 	}
 }
 

@@ -2,12 +2,15 @@ package kubernetes
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 // checkSchemaRefs refuses a chart whose values.schema.json, or a subchart's, refers to a schema outside
@@ -62,4 +65,15 @@ func (l *refusingLoader) Load(url string) (any, error) {
 		l.first = url
 	}
 	return nil, errors.New("schema references outside the schema are not loaded")
+}
+
+// ValuesSchema reads the values.schema.json and values.yaml of app's chart (the chart itself, not its
+// subcharts), fetched and checked as an install fetches it: through the fetch guard, refused when its
+// schema refers outside itself.
+func (p *Provider) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
+	ch, err := p.charts.load(ctx, app.Deployment)
+	if err != nil {
+		return nil, err
+	}
+	return &marketplace.ValuesSchema{Schema: ch.Schema, Defaults: ch.Values}, nil
 }

@@ -2,6 +2,7 @@ package marketplace
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -64,9 +65,9 @@ type ClosedPeriod struct {
 	ClosedAt   time.Time       `json:"closed_at"`
 	ClosedBy   string          `json:"closed_by"`
 	Currency   string          `json:"currency"`
-	FeePercent decimal.Decimal `json:"fee_percent"`
+	FeePercent decimal.Decimal `json:"fee_percent" format:"decimal"`
 	Invoices   int             `json:"invoices"`
-	Total      decimal.Decimal `json:"total"`
+	Total      decimal.Decimal `json:"total" format:"decimal"`
 }
 
 // Invoice is a consumer's bill for one closed period: Total is the sum of the lines' charges.
@@ -78,7 +79,7 @@ type Invoice struct {
 	PeriodEnd   time.Time       `json:"period_end"`
 	IssuedAt    time.Time       `json:"issued_at"`
 	Currency    string          `json:"currency"`
-	Total       decimal.Decimal `json:"total"`
+	Total       decimal.Decimal `json:"total" format:"decimal"`
 	Lines       []InvoiceLine   `json:"lines,omitempty"`
 }
 
@@ -90,10 +91,22 @@ type InvoiceLine struct {
 	UsageRecordID int64           `json:"usage_record_id"`
 	DeploymentID  int64           `json:"deployment_id"`
 	ApplicationID int64           `json:"application_id"`
-	HourlyRate    decimal.Decimal `json:"hourly_rate"`
+	HourlyRate    decimal.Decimal `json:"hourly_rate" format:"decimal"`
 	Seconds       int64           `json:"seconds"`
-	Amount        decimal.Decimal `json:"amount"`
-	Charge        decimal.Decimal `json:"charge"`
+	Amount        decimal.Decimal `json:"amount" format:"decimal"`
+	Charge        decimal.Decimal `json:"charge" format:"decimal"`
+}
+
+// Rows are the invoice as a CSV document's rows: a header, one row per line, then the total. The API and
+// the storefront write the same document.
+func (inv *Invoice) Rows() [][]string {
+	itoa := func(i int64) string { return strconv.FormatInt(i, 10) }
+	rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "hourly_rate", "seconds", "amount", "charge", "currency"}}
+	for _, l := range inv.Lines {
+		rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID),
+			l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
+	}
+	return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
 }
 
 // Statement is what a consumer's deployments used in [From, To): per record, the whole seconds and the
@@ -104,7 +117,7 @@ type Statement struct {
 	To       time.Time       `json:"to"`
 	Currency string          `json:"currency"`
 	Seconds  int64           `json:"seconds"`
-	Total    decimal.Decimal `json:"total"`
+	Total    decimal.Decimal `json:"total" format:"decimal"`
 	Lines    []StatementLine `json:"lines"`
 }
 
@@ -113,11 +126,11 @@ type StatementLine struct {
 	UsageRecordID int64           `json:"usage_record_id"`
 	DeploymentID  int64           `json:"deployment_id"`
 	ApplicationID int64           `json:"application_id"`
-	HourlyRate    decimal.Decimal `json:"hourly_rate"`
+	HourlyRate    decimal.Decimal `json:"hourly_rate" format:"decimal"`
 	StartedAt     time.Time       `json:"started_at"`
 	EndedAt       *time.Time      `json:"ended_at"`
 	Seconds       int64           `json:"seconds"`
-	Amount        decimal.Decimal `json:"amount"`
+	Amount        decimal.Decimal `json:"amount" format:"decimal"`
 }
 
 // Revenue is what a publisher's applications earned: over [From, To) by the billing rule, or, for a
@@ -128,10 +141,10 @@ type Revenue struct {
 	From         time.Time       `json:"from"`
 	To           time.Time       `json:"to"`
 	Currency     string          `json:"currency"`
-	FeePercent   decimal.Decimal `json:"fee_percent"`
-	Gross        decimal.Decimal `json:"gross"`
-	Fee          decimal.Decimal `json:"fee"`
-	Net          decimal.Decimal `json:"net"`
+	FeePercent   decimal.Decimal `json:"fee_percent" format:"decimal"`
+	Gross        decimal.Decimal `json:"gross" format:"decimal"`
+	Fee          decimal.Decimal `json:"fee" format:"decimal"`
+	Net          decimal.Decimal `json:"net" format:"decimal"`
 	Applications []AppRevenue    `json:"applications"`
 }
 
@@ -141,10 +154,10 @@ type AppRevenue struct {
 	Name          string          `json:"name"`
 	Deployments   int64           `json:"deployments"`
 	Seconds       int64           `json:"seconds"`
-	Hours         decimal.Decimal `json:"hours"`
-	Gross         decimal.Decimal `json:"gross"`
-	Fee           decimal.Decimal `json:"fee"`
-	Net           decimal.Decimal `json:"net"`
+	Hours         decimal.Decimal `json:"hours" format:"decimal"`
+	Gross         decimal.Decimal `json:"gross" format:"decimal"`
+	Fee           decimal.Decimal `json:"fee" format:"decimal"`
+	Net           decimal.Decimal `json:"net" format:"decimal"`
 }
 
 // LedgerService closes periods and reads what billing made final. Reads are scoped by the caller: a

@@ -246,6 +246,15 @@ func (e *Env) Database(tb testing.TB) string {
 		tb.Fatalf("create test database: %v", err)
 	}
 	tb.Cleanup(func() { e.dropDatabase(name) })
+	// A copy of the template would share its instance id: each test database is a marketplace of its own.
+	db, err := pgx.Connect(ctx, e.url(name))
+	if err != nil {
+		tb.Fatalf("connect to the test database: %v", err)
+	}
+	defer db.Close(ctx)
+	if _, err := db.Exec(ctx, "UPDATE instance SET id = gen_random_uuid()"); err != nil {
+		tb.Fatalf("give the test database an instance id of its own: %v", err)
+	}
 	return e.url(name)
 }
 

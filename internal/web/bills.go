@@ -69,6 +69,7 @@ func (s *server) statementCSV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store") // a user's bill, as every page is
 	w.Header().Set("Content-Disposition", `attachment; filename="statement-`+from.Format("2006-01-02")+`.csv"`)
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"})

@@ -110,7 +110,7 @@ func (s *server) appView(r *http.Request, app *marketplace.Application) (*appVie
 	if err != nil {
 		return nil, err
 	}
-	v := &appView{App: app, Versions: versions, Form: newInstallForm(app)}
+	v := &appView{App: app, Versions: versions, Form: s.installForm(r, app)}
 	if c := marketplace.CallerFrom(r.Context()); !c.Operator {
 		if v.Projects, _, err = s.Store.FindProjectsByUser(r.Context(), c.UserID, marketplace.Page{Number: 1, Limit: 200}); err != nil {
 			return nil, err

@@ -32,7 +32,7 @@ type views struct {
 }
 
 // pageFiles are the page templates; layout.html and partials.html are shared by all.
-var pageFiles = []string{"signin", "catalog", "app", "preview", "deployments", "deployment", "confirm", "bills", "publisher", "operator", "error"}
+var pageFiles = []string{"signin", "catalog", "app", "preview", "deployments", "deployment", "confirm", "bills", "invoices", "invoice", "publisher", "operator", "error"}
 
 func parseViews() (*views, error) {
 	v := &views{pages: map[string]*template.Template{}, buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}

@@ -36,6 +36,9 @@ func (s *server) routes() http.Handler {
 
 			r.Get("/bills", s.billsPage)
 			r.Get("/bills/statement.csv", s.statementCSV)
+			r.Get("/bills/invoices", s.invoicesPage)
+			r.Get("/bills/invoices/{number}", s.invoicePage)
+			r.Get("/bills/invoices/{number}/csv", s.invoiceCSV)
 		})
 	})
 	root.NotFound(s.API.ServeHTTP)

@@ -15,7 +15,8 @@ import (
 )
 
 // sessionCookie holds the session id. The browser sends it only to this site (SameSite=Lax), scripts
-// cannot read it (HttpOnly), and over TLS it is Secure.
+// cannot read it (HttpOnly), and over TLS, or behind a proxy that serves HTTPS (SecureCookies), it is
+// Secure.
 const sessionCookie = "mp_session"
 
 // csrfField is the form field (and csrfHeader the header, for htmx) that carries the session's
@@ -61,6 +62,17 @@ func (s *server) signedIn(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess := s.session(r)
 		if sess == nil {
+			// An htmx request (a status poll) would follow a redirect and swap the sign-in page into the
+			// part it updates: htmx sends the whole page there instead.
+			if r.Header.Get("HX-Request") == "true" {
+				next := "/"
+				if u, err := url.Parse(r.Header.Get("HX-Current-URL")); err == nil {
+					next = safeNext(u.RequestURI())
+				}
+				w.Header().Set("HX-Redirect", "/signin?next="+url.QueryEscape(next))
+				s.fail(w, r, http.StatusUnauthorized, "Your session has ended: sign in again.")
+				return
+			}
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
@@ -131,6 +143,7 @@ func (s *server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY") // frame-ancestors for browsers without CSP 2
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		next.ServeHTTP(w, r)
@@ -172,7 +185,13 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	// The session this browser had ends: its cookie is replaced, and a copy of it opens nothing.
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" && len(c.Value) <= 100 {
+		if err := s.Store.DeleteSession(r.Context(), hashSessionID(c.Value)); err != nil {
+			s.Logger.WarnContext(r.Context(), "end the session replaced by a sign-in", "err", err)
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil || s.SecureCookies,
 		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
@@ -185,14 +204,17 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil || s.SecureCookies,
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
-// safeNext keeps a redirect after sign-in on this site.
+// safeNext keeps a redirect after sign-in on this site: a path from the root, with no backslash and no
+// control character anywhere, since a browser drops a tab or newline from a URL and reads a backslash as
+// a slash ("/<tab>/evil.example" and "/\evil.example" are "//evil.example" to it).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/"
 	}
 	return next

@@ -38,6 +38,8 @@ type Deployer interface {
 	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error)
 	RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error)
 	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
+	// ValuesSchema reads the values schema of app's package, for its install form; nil when it has none.
+	ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error)
 }
 
 // ConsoleReader reads the tail of a vm deployment's serial console.
@@ -61,6 +63,9 @@ type Deps struct {
 	API http.Handler
 	// SessionTTL is how long a session lasts after sign-in; 12 hours when zero.
 	SessionTTL time.Duration
+	// SecureCookies marks the session cookie Secure although the request came over plain HTTP: the
+	// storefront is served over HTTPS by a proxy in front of it (the marketplace itself speaks HTTP only).
+	SecureCookies bool
 	// Currency is the ISO 4217 code amounts are shown in.
 	Currency string
 	Logger   *slog.Logger

@@ -78,6 +78,17 @@ func (r HealthChecker) Health(ctx context.Context, d *marketplace.Deployment) (*
 	return callFor[marketplace.Health](ctx, r.p, "health", d)
 }
 
+// ValuesSchemaReader is marketplace.ValuesSchemaReader answered by a worker.
+type ValuesSchemaReader struct{ p Provider }
+
+// ValuesSchemaReader returns the provider's values schema reads, answered by a worker.
+func (p Provider) ValuesSchemaReader() ValuesSchemaReader { return ValuesSchemaReader{p} }
+
+// ValuesSchema is the worker's provider's ValuesSchema.
+func (r ValuesSchemaReader) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
+	return callFor[marketplace.ValuesSchema](ctx, r.p, "values-schema", app)
+}
+
 // ConsoleReader reads a VM's serial console and state through a worker (httpapi.ConsoleReader).
 type ConsoleReader struct{ p Provider }
 
@@ -130,6 +141,10 @@ func handler(method string) func(ctx context.Context, p marketplace.Provider, ar
 		return answer(func(ctx context.Context, p marketplace.HealthChecker, d *marketplace.Deployment) (any, error) {
 			return p.Health(ctx, d)
 		})
+	case "values-schema":
+		return answer(func(ctx context.Context, p marketplace.ValuesSchemaReader, app *marketplace.Application) (any, error) {
+			return p.ValuesSchema(ctx, app)
+		})
 	case "console":
 		return answer(func(ctx context.Context, p consoles, a consoleArgs) (any, error) {
 			return p.Console(ctx, a.Deployment, a.MaxBytes)
@@ -149,6 +164,8 @@ func describe(method string) string {
 		return "a dry run"
 	case "health":
 		return "a deployment's health"
+	case "values-schema":
+		return "the chart's values schema"
 	case "console", "state":
 		return "a VM's console"
 	}

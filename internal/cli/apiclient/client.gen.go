@@ -319,6 +319,18 @@ type AppRequest struct {
 	PublisherId *int64 `json:"publisher_id,omitempty"`
 }
 
+// AppRevenue defines model for AppRevenue.
+type AppRevenue struct {
+	ApplicationId int64  `json:"application_id"`
+	Deployments   int64  `json:"deployments"`
+	Fee           string `json:"fee"`
+	Gross         string `json:"gross"`
+	Hours         string `json:"hours"`
+	Name          string `json:"name"`
+	Net           string `json:"net"`
+	Seconds       int64  `json:"seconds"`
+}
+
 // AppVersion defines model for AppVersion.
 type AppVersion struct {
 	ApplicationId int64          `json:"application_id"`
@@ -601,6 +613,37 @@ type InstallInputBody struct {
 // InstallInputBodyUpgradePolicy auto: upgraded to every new version by itself; default manual
 type InstallInputBodyUpgradePolicy string
 
+// Invoice defines model for Invoice.
+type Invoice struct {
+	Currency    string         `json:"currency"`
+	IssuedAt    time.Time      `json:"issued_at"`
+	Lines       *[]InvoiceLine `json:"lines,omitempty"`
+	Number      string         `json:"number"`
+	Period      string         `json:"period"`
+	PeriodEnd   time.Time      `json:"period_end"`
+	PeriodStart time.Time      `json:"period_start"`
+	Total       string         `json:"total"`
+	UserId      int64          `json:"user_id"`
+}
+
+// InvoiceLine defines model for InvoiceLine.
+type InvoiceLine struct {
+	Amount        string `json:"amount"`
+	ApplicationId int64  `json:"application_id"`
+	Charge        string `json:"charge"`
+	DeploymentId  int64  `json:"deployment_id"`
+	HourlyRate    string `json:"hourly_rate"`
+	Kind          string `json:"kind"`
+	Seconds       int64  `json:"seconds"`
+	UsageRecordId int64  `json:"usage_record_id"`
+}
+
+// InvoiceList defines model for InvoiceList.
+type InvoiceList struct {
+	Invoices *[]Invoice `json:"invoices"`
+	UserId   int64      `json:"user_id"`
+}
+
 // ManifestDiff defines model for ManifestDiff.
 type ManifestDiff struct {
 	Added   *[]PreviewResource `json:"added"`
@@ -665,6 +708,20 @@ type Queued struct {
 	Status *string `json:"status,omitempty"`
 }
 
+// Revenue defines model for Revenue.
+type Revenue struct {
+	Applications *[]AppRevenue `json:"applications"`
+	Currency     string        `json:"currency"`
+	Fee          string        `json:"fee"`
+	FeePercent   string        `json:"fee_percent"`
+	From         time.Time     `json:"from"`
+	Gross        string        `json:"gross"`
+	Net          string        `json:"net"`
+	Period       *string       `json:"period,omitempty"`
+	PublisherId  int64         `json:"publisher_id"`
+	To           time.Time     `json:"to"`
+}
+
 // Revision defines model for Revision.
 type Revision struct {
 	ChartVersion *string                `json:"chart_version,omitempty"`
@@ -678,6 +735,29 @@ type Revision struct {
 type RollbackInputBody struct {
 	// Revision the revision to return to; defaults to the one before the current
 	Revision *int64 `json:"revision,omitempty"`
+}
+
+// Statement defines model for Statement.
+type Statement struct {
+	Currency string           `json:"currency"`
+	From     time.Time        `json:"from"`
+	Lines    *[]StatementLine `json:"lines"`
+	Seconds  int64            `json:"seconds"`
+	To       time.Time        `json:"to"`
+	Total    string           `json:"total"`
+	UserId   int64            `json:"user_id"`
+}
+
+// StatementLine defines model for StatementLine.
+type StatementLine struct {
+	Amount        string     `json:"amount"`
+	ApplicationId int64      `json:"application_id"`
+	DeploymentId  int64      `json:"deployment_id"`
+	EndedAt       *time.Time `json:"ended_at"`
+	HourlyRate    string     `json:"hourly_rate"`
+	Seconds       int64      `json:"seconds"`
+	StartedAt     time.Time  `json:"started_at"`
+	UsageRecordId int64      `json:"usage_record_id"`
 }
 
 // Token defines model for Token.
@@ -5454,7 +5534,7 @@ type GetRevenueResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *string
+	JSON200 *Revenue
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -5470,7 +5550,7 @@ type GetRevenueResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetRevenueResponse) GetJSON200() *string {
+func (r GetRevenueResponse) GetJSON200() *Revenue {
 	return r.JSON200
 }
 
@@ -5537,7 +5617,7 @@ type GetPayoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *string
+	JSON200 *Revenue
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -5553,7 +5633,7 @@ type GetPayoutResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetPayoutResponse) GetJSON200() *string {
+func (r GetPayoutResponse) GetJSON200() *Revenue {
 	return r.JSON200
 }
 
@@ -5864,7 +5944,7 @@ type ListInvoicesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *string
+	JSON200 *InvoiceList
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -5880,7 +5960,7 @@ type ListInvoicesResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListInvoicesResponse) GetJSON200() *string {
+func (r ListInvoicesResponse) GetJSON200() *InvoiceList {
 	return r.JSON200
 }
 
@@ -5947,7 +6027,7 @@ type GetInvoiceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *string
+	JSON200 *Invoice
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -5963,7 +6043,7 @@ type GetInvoiceResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetInvoiceResponse) GetJSON200() *string {
+func (r GetInvoiceResponse) GetJSON200() *Invoice {
 	return r.JSON200
 }
 
@@ -6030,7 +6110,7 @@ type GetStatementResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *string
+	JSON200 *Statement
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *ErrorModel
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -6046,7 +6126,7 @@ type GetStatementResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetStatementResponse) GetJSON200() *string {
+func (r GetStatementResponse) GetJSON200() *Statement {
 	return r.JSON200
 }
 
@@ -8991,7 +9071,7 @@ func ParseGetRevenueResponse(rsp *http.Response) (*GetRevenueResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest string
+		var dest Revenue
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9031,6 +9111,9 @@ func ParseGetRevenueResponse(rsp *http.Response) (*GetRevenueResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -9065,7 +9148,7 @@ func ParseGetPayoutResponse(rsp *http.Response) (*GetPayoutResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest string
+		var dest Revenue
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9105,6 +9188,9 @@ func ParseGetPayoutResponse(rsp *http.Response) (*GetPayoutResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -9362,7 +9448,7 @@ func ParseListInvoicesResponse(rsp *http.Response) (*ListInvoicesResponse, error
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest string
+		var dest InvoiceList
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9402,6 +9488,9 @@ func ParseListInvoicesResponse(rsp *http.Response) (*ListInvoicesResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -9436,7 +9525,7 @@ func ParseGetInvoiceResponse(rsp *http.Response) (*GetInvoiceResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest string
+		var dest Invoice
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9476,6 +9565,9 @@ func ParseGetInvoiceResponse(rsp *http.Response) (*GetInvoiceResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
@@ -9510,7 +9602,7 @@ func ParseGetStatementResponse(rsp *http.Response) (*GetStatementResponse, error
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest string
+		var dest Statement
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9550,6 +9642,9 @@ func ParseGetStatementResponse(rsp *http.Response) (*GetStatementResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON500 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/csv) unsupported
 
 	}
 
