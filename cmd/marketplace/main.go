@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -286,6 +287,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
 		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
 	}
+	// Start-up (the migrations, the OpenAPI document built by reflection, the templates) leaves garbage
+	// that the runtime would hand back to the OS only slowly; a long-running process gives it back now.
+	debug.FreeOSMemory()
 	return g.Wait()
 }
 
