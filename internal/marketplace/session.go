@@ -26,6 +26,10 @@ type SessionService interface {
 	CreateOperatorSession(ctx context.Context, idHash []byte, s *Session) error
 	// FindSession returns a live session; EUNAUTHORIZED when it is unknown, expired or its token revoked.
 	FindSession(ctx context.Context, idHash []byte) (*Session, error)
+	// FindAppsInSession is FindSession and AppService.FindApps in one round trip, for the storefront's
+	// busiest page: the live session and one page of the catalog with its total, or EUNAUTHORIZED (and
+	// no page) as FindSession.
+	FindAppsInSession(ctx context.Context, idHash []byte, f AppFilter) (*Session, []*Application, int, error)
 	// DeleteSession ends a session; ending an unknown one is not an error.
 	DeleteSession(ctx context.Context, idHash []byte) error
 }
