@@ -21,24 +21,44 @@ CREATE TABLE catalog_counts (
 );
 
 -- +goose StatementBegin
--- catalog_counts_track adds a live application to the 12 rows that count it (4 filters, 3 spans) and
--- takes away what it was. The rows are written in key order, so concurrent publishes and deletes take
--- their locks in the same order and cannot deadlock on them.
-CREATE FUNCTION catalog_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
+-- catalog_counts_apply adds to catalog_counts the applications of the arrays (id, publisher, type) with
+-- their weight (1 added, -1 taken away): each counts in 12 rows (4 filters, 3 spans). The rows are
+-- written in key order, so concurrent publishes and deletes take their locks in the same order and
+-- cannot deadlock on them.
+CREATE FUNCTION catalog_counts_apply(ids bigint[], publishers bigint[], types text[], weights int[])
+    RETURNS void LANGUAGE sql VOLATILE AS $f$
     INSERT INTO catalog_counts AS c (publisher_id, deployment_type, shift, span, n)
     SELECT f.publisher_id, f.deployment_type, s.shift, d.id >> s.shift, sum(d.n)
-    FROM (
-        SELECT OLD.id, OLD.publisher_id, OLD.deployment_type, -1 WHERE TG_OP <> 'INSERT' AND OLD.deleted_at IS NULL
-        UNION ALL
-        SELECT NEW.id, NEW.publisher_id, NEW.deployment_type, 1 WHERE TG_OP <> 'DELETE' AND NEW.deleted_at IS NULL
-    ) AS d (id, publisher_id, deployment_type, n)
+    FROM unnest(ids, publishers, types, weights) AS d (id, publisher_id, deployment_type, n)
     CROSS JOIN LATERAL (VALUES (0::bigint, ''), (0, d.deployment_type), (d.publisher_id, ''), (d.publisher_id, d.deployment_type))
         AS f (publisher_id, deployment_type)
     CROSS JOIN (VALUES (8::smallint), (14), (20)) AS s (shift)
     GROUP BY 1, 2, 3, 4 HAVING sum(d.n) <> 0
     ORDER BY 1, 2, 3, 4
-    ON CONFLICT (publisher_id, deployment_type, shift, span) DO UPDATE SET n = c.n + excluded.n;
+    ON CONFLICT (publisher_id, deployment_type, shift, span) DO UPDATE SET n = c.n + excluded.n
+$f$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- catalog_counts_track counts the live applications a statement added (added) and took away
+-- (removed), once per statement: a statement that inserts 100,000 applications writes each count row
+-- once, not 100,000 versions of it in one transaction (which every later write of the row would walk).
+CREATE FUNCTION catalog_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM catalog_counts_apply(array_agg(id), array_agg(publisher_id), array_agg(deployment_type), array_agg(1))
+        FROM added WHERE deleted_at IS NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM catalog_counts_apply(array_agg(id), array_agg(publisher_id), array_agg(deployment_type), array_agg(-1))
+        FROM removed WHERE deleted_at IS NULL;
+    ELSE
+        PERFORM catalog_counts_apply(array_agg(id), array_agg(publisher_id), array_agg(deployment_type), array_agg(n))
+        FROM (
+            SELECT id, publisher_id, deployment_type, -1 AS n FROM removed WHERE deleted_at IS NULL
+            UNION ALL
+            SELECT id, publisher_id, deployment_type, 1 FROM added WHERE deleted_at IS NULL
+        ) d;
+    END IF;
     RETURN NULL;
 END $$;
 -- +goose StatementEnd
@@ -51,12 +71,14 @@ DROP FUNCTION application_counts_track;
 DROP FUNCTION application_blocks_track;
 DROP TABLE application_counts, application_blocks;
 
-CREATE TRIGGER catalog_counts AFTER INSERT OR DELETE ON applications
-    FOR EACH ROW EXECUTE FUNCTION catalog_counts_track();
-CREATE TRIGGER catalog_counts_update AFTER UPDATE ON applications FOR EACH ROW
-    WHEN (OLD.publisher_id IS DISTINCT FROM NEW.publisher_id OR OLD.deployment_type IS DISTINCT FROM NEW.deployment_type
-          OR OLD.deleted_at IS DISTINCT FROM NEW.deleted_at)
-    EXECUTE FUNCTION catalog_counts_track();
+-- Transition tables allow one event per trigger. An update that changes none of the counted columns
+-- adds and takes away the same, so nothing is written.
+CREATE TRIGGER catalog_counts_insert AFTER INSERT ON applications REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION catalog_counts_track();
+CREATE TRIGGER catalog_counts_delete AFTER DELETE ON applications REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION catalog_counts_track();
+CREATE TRIGGER catalog_counts_update AFTER UPDATE ON applications REFERENCING OLD TABLE AS removed NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION catalog_counts_track();
 
 INSERT INTO catalog_counts (publisher_id, deployment_type, shift, span, n)
 SELECT f.publisher_id, f.deployment_type, s.shift, a.id >> s.shift, count(*)
@@ -241,9 +263,11 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
-DROP TRIGGER catalog_counts ON applications;
+DROP TRIGGER catalog_counts_insert ON applications;
+DROP TRIGGER catalog_counts_delete ON applications;
 DROP TRIGGER catalog_counts_update ON applications;
 DROP FUNCTION catalog_counts_track;
+DROP FUNCTION catalog_counts_apply;
 DROP TABLE catalog_counts;
 CREATE TRIGGER applications_count AFTER INSERT OR DELETE ON applications
     FOR EACH ROW EXECUTE FUNCTION application_counts_track();
