@@ -27,7 +27,8 @@ func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketp
 }
 
 // FindAppsInSession is FindSession and FindApps in one round trip: the live session whose id hashes
-// to idHash and one page of the catalog, or EUNAUTHORIZED (and no page) when the session has ended.
+// to idHash and one page of the catalog as cards (cardColumns), or EUNAUTHORIZED (and no page) when
+// the session has ended.
 func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplace.AppFilter) (*marketplace.Session, []*marketplace.Application, int, error) {
 	var s marketplace.Session
 	apps, total, err := db.findApps(ctx, catalogCheck{sessionHash: idHash}, f, &s)
@@ -40,13 +41,21 @@ func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplac
 	return &s, apps, total, nil
 }
 
-// findApps reads a page of the catalog as structs; sess receives the session a catalogCheck of a
-// session found.
+// cardColumns are what the storefront's catalog shows of each application (FindAppsInSession): no
+// deployment details or inputs to decode from jsonb for a page of cards.
+const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type`
+
+// findApps reads a page of the catalog as structs, whole (appColumns) or, with a session to check, as
+// cards (cardColumns); sess receives the session found.
 func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.AppFilter, sess *marketplace.Session) ([]*marketplace.Application, int, error) {
 	apps := make([]*marketplace.Application, 0, f.Limit)
 	var total int
 	var userID *int64
-	err := db.catalogPage(ctx, check, f, appColumns, func(rows pgx.Rows, first int) error {
+	cols := appColumns
+	if sess != nil {
+		cols = cardColumns
+	}
+	err := db.catalogPage(ctx, check, f, cols, func(rows pgx.Rows, first int) error {
 		dest := make([]any, 1, len(rows.FieldDescriptions()))
 		dest[0] = &total
 		if sess != nil {
@@ -58,8 +67,13 @@ func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.Ap
 			return rows.Scan(append(dest, make([]any, len(rows.FieldDescriptions())-first)...)...)
 		}
 		var a marketplace.Application
-		if err := rows.Scan(append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-			&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)...); err != nil {
+		if sess != nil {
+			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment.Type)
+		} else {
+			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
+				&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
 		apps = append(apps, &a)
