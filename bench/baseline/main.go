@@ -1,6 +1,6 @@
 // Command baseline is the yardstick of TARGETS.md's note: a bare net/http + pgx handler that answers
 // GET /api/apps?page=&limit= with the same 20 rows of the same table, and total_items from
-// application_counts, in one round trip (the marketplace's own SQL), with no authentication, no
+// catalog_counts (the one row of the whole catalog), in one round trip (the marketplace's own SQL), with no authentication, no
 // framework and the jsonb columns passed through as they are. bench/apps.sh runs wrk against it in
 // the same run as the marketplace, so a busy machine shows up in both figures.
 package main
@@ -30,7 +30,7 @@ type app struct {
 	UpdatedAt   time.Time       `json:"updated_at"`
 }
 
-const query = `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts)
+const query = `WITH total AS (SELECT coalesce(sum(n), 0)::bigint AS n FROM catalog_counts WHERE publisher_id = 0 AND deployment_type = '' AND shift = 20)
 SELECT total.n, a.* FROM total LEFT JOIN LATERAL (
   SELECT id, publisher_id, name, description, hourly_rate::text, deployment, inputs, created_at, updated_at
   FROM applications WHERE deleted_at IS NULL ORDER BY id LIMIT $1 OFFSET $2

@@ -324,7 +324,7 @@ func snapshot(t *testing.T, databaseURL string) string {
 	query(t, databaseURL, `SELECT concat_ws('|',
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM users t),
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM applications t),
-  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY publisher_id, deployment_type), '')) FROM application_counts t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY publisher_id, deployment_type, shift, span), '')) FROM catalog_counts t),
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM projects t),
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM deployments t),
   -- the billing job meters open records every second (amount, metered_at); what a record is does not change

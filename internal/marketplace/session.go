@@ -26,6 +26,11 @@ type SessionService interface {
 	CreateOperatorSession(ctx context.Context, idHash []byte, s *Session) error
 	// FindSession returns a live session; EUNAUTHORIZED when it is unknown, expired or its token revoked.
 	FindSession(ctx context.Context, idHash []byte) (*Session, error)
+	// FindAppsInSession is FindSession and AppService.FindApps in one round trip, for the storefront's
+	// busiest page: the live session and one page of the catalog with its total, or EUNAUTHORIZED (and
+	// no page) as FindSession. Its applications carry what a catalog card shows: id, publisher, name,
+	// description, hourly rate and deployment type (not the deployment's details, inputs or times).
+	FindAppsInSession(ctx context.Context, idHash []byte, f AppFilter) (*Session, []*Application, int, error)
 	// DeleteSession ends a session; ending an unknown one is not an error.
 	DeleteSession(ctx context.Context, idHash []byte) error
 }

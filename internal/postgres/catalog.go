@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 
@@ -12,25 +13,67 @@ import (
 )
 
 // The catalog is the most read part of the marketplace: every page view of the storefront and every
-// client's listing. A page costs one statement, whatever the filter: the caller's token check (when the
-// caller is not looked up yet), the exact total and the rows of the page.
+// client's listing. A page costs one statement, whatever the filter: the caller's check (a token or a
+// storefront session nobody has looked up yet), the exact total and the rows of the page.
 
-// blockSize is how many consecutive ids application_blocks counts together (id >> 8).
+// blockSize is how many consecutive ids the finest span of catalog_counts counts together (id >> 8): a
+// page that starts within the first block reads the catalog's index from its start.
 const blockSize = 256
 
 // FindApps returns one page of the catalog and the total number of matching applications, in one round
 // trip (see catalogStatement).
 func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
+	return db.findApps(ctx, catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx))}, f, nil)
+}
+
+// FindAppsInSession is FindSession and FindApps in one round trip: the live session whose id hashes
+// to idHash and one page of the catalog as cards (cardColumns), or EUNAUTHORIZED (and no page) when
+// the session has ended.
+func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplace.AppFilter) (*marketplace.Session, []*marketplace.Application, int, error) {
+	var s marketplace.Session
+	apps, total, err := db.findApps(ctx, catalogCheck{sessionHash: idHash}, f, &s)
+	if err != nil {
+		if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED {
+			err = marketplace.Errorf(marketplace.EUNAUTHORIZED, "the session has ended: sign in again")
+		}
+		return nil, nil, 0, err
+	}
+	return &s, apps, total, nil
+}
+
+// cardColumns are what the storefront's catalog shows of each application (FindAppsInSession): no
+// deployment details or inputs to decode from jsonb for a page of cards.
+const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type`
+
+// findApps reads a page of the catalog as structs, whole (appColumns) or, with a session to check, as
+// cards (cardColumns); sess receives the session found.
+func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.AppFilter, sess *marketplace.Session) ([]*marketplace.Application, int, error) {
 	apps := make([]*marketplace.Application, 0, f.Limit)
 	var total int
-	err := db.catalogPage(ctx, f, appColumns, func(rows pgx.Rows) error {
-		if rows.RawValues()[1] == nil {
-			// The LEFT JOIN's one row of NULLs for a page past the end: only the total is real.
-			return rows.Scan(append([]any{&total}, make([]any, len(rows.FieldDescriptions())-1)...)...)
+	var userID *int64
+	cols := appColumns
+	if sess != nil {
+		cols = cardColumns
+	}
+	err := db.catalogPage(ctx, check, f, cols, func(rows pgx.Rows, first int) error {
+		dest := make([]any, 1, len(rows.FieldDescriptions()))
+		dest[0] = &total
+		if sess != nil {
+			dest = append(dest, &userID, &sess.OperatorTokenHash, &sess.CSRFToken, &sess.ExpiresAt)
+		}
+		if rows.RawValues()[first] == nil {
+			// The LEFT JOIN's one row of NULLs for a page past the end: only the total (and the session)
+			// is real.
+			return rows.Scan(append(dest, make([]any, len(rows.FieldDescriptions())-first)...)...)
 		}
 		var a marketplace.Application
-		if err := rows.Scan(&total, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-			&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version); err != nil {
+		if sess != nil {
+			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment.Type)
+		} else {
+			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
+				&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
 		apps = append(apps, &a)
@@ -38,6 +81,9 @@ func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketp
 	})
 	if err != nil {
 		return nil, 0, err
+	}
+	if sess != nil && userID != nil {
+		sess.UserID = *userID
 	}
 	return apps, total, nil
 }
@@ -49,7 +95,8 @@ func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketp
 func (db *DB) AppendAppsJSON(ctx context.Context, dst []byte, f marketplace.AppFilter) ([]byte, int, error) {
 	var total int
 	first := true
-	err := db.catalogPage(ctx, f, "listing", func(rows pgx.Rows) error {
+	check := catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx))}
+	err := db.catalogPage(ctx, check, f, "listing", func(rows pgx.Rows, _ int) error {
 		if err := rows.Scan(&total, nil); err != nil {
 			return err
 		}
@@ -64,10 +111,29 @@ func (db *DB) AppendAppsJSON(ctx context.Context, dst []byte, f marketplace.AppF
 	return dst, total, err
 }
 
-// catalogPage runs the statement of one page of the catalog and hands each row (the total, then cols)
-// to each.
-func (db *DB) catalogPage(ctx context.Context, f marketplace.AppFilter, cols string, each func(pgx.Rows) error) error {
-	sql, args := catalogStatement(marketplace.CallerFrom(ctx), f, cols)
+// tokenToCheck is the token hash a catalog statement must check for caller: the one nobody has looked
+// up yet (marketplace.Caller.TokenHash), or none.
+func tokenToCheck(caller marketplace.Caller) []byte {
+	if len(caller.TokenHash) > 0 && !caller.Operator && caller.UserID == 0 {
+		return caller.TokenHash
+	}
+	return nil
+}
+
+// catalogCheck is what a catalog statement checks before it answers: a bearer token's hash, or a
+// storefront session id's hash, or nothing (a caller already known).
+type catalogCheck struct {
+	tokenHash, sessionHash []byte
+}
+
+// catalogPage runs the statement of one page of the catalog and hands each row to each, with the index
+// of the first of cols in it.
+func (db *DB) catalogPage(ctx context.Context, check catalogCheck, f marketplace.AppFilter, cols string, each func(rows pgx.Rows, first int) error) error {
+	sql, args := catalogStatement(check, f, cols)
+	first := 1
+	if check.sessionHash != nil {
+		first += len(sessionColumns)
+	}
 	rows, err := db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("find applications: %w", err)
@@ -76,7 +142,7 @@ func (db *DB) catalogPage(ctx context.Context, f marketplace.AppFilter, cols str
 	found := false
 	for rows.Next() {
 		found = true
-		if err := each(rows); err != nil {
+		if err := each(rows, first); err != nil {
 			return fmt.Errorf("find applications: %w", err)
 		}
 	}
@@ -84,101 +150,115 @@ func (db *DB) catalogPage(ctx context.Context, f marketplace.AppFilter, cols str
 		return fmt.Errorf("find applications: %w", err)
 	}
 	if !found {
-		// Only the token check removes the one row the statement always has.
+		// Only the caller's check removes the one row the statement always has.
 		return marketplace.Errorf(marketplace.EUNAUTHORIZED, "the bearer token is not valid")
 	}
 	return nil
 }
 
-// catalogStatement is the one statement of a catalog page: its rows are the total followed by cols, one
-// row per application of the page, or a single row with NULL cols for a page past the end.
+// sessionColumns are the session's columns a catalog statement that checks a session returns after the
+// total, in the order findApps scans them.
+var sessionColumns = []string{"user_id", "operator_token_hash", "csrf_token", "expires_at"}
+
+// catalogStatement is the one statement of a catalog page: its rows are the total (then the session's
+// columns when it checks one) followed by cols, one row per application of the page, or a single row
+// with NULL cols for a page past the end; no row at all when the check fails.
 //
-// The total of an unsearched catalog comes from application_counts, which a trigger keeps exact, so no
-// request counts the catalog; a search counts its matches through the search index. A page deeper than
-// one block starts from application_blocks: the first block whose running count passes the offset, then
-// at most blockSize-1 ids skipped inside it (in the index alone: the skipped rows are not read), so
-// page 400 costs about what page 1 does.
+// The total of an unsearched catalog comes from catalog_counts, which a trigger keeps exact, so no
+// request counts the catalog. A search, and a page deeper than one block, read their total and page
+// from catalog_searches when they were computed from the same catalog, and compute and keep them
+// otherwise (keptAnswer): a deep page by walking down catalog_counts' spans, a search through the index
+// of words.
 //
-// A caller with an unverified token (marketplace.Caller.TokenHash) is checked by the statement itself:
+// A token nobody has looked up yet (marketplace.Caller.TokenHash) is checked by the statement itself:
 // no row at all when no user holds the token, and its last use recorded at most once a minute, as
-// FindUserByTokenHash does.
-func catalogStatement(caller marketplace.Caller, f marketplace.AppFilter, cols string) (string, []any) {
+// FindUserByTokenHash does. A session likewise: no row when it has ended (expired, signed out, or its
+// token revoked, which deletes it).
+func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string) (string, []any) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	// filters is the publisher and type conditions on the columns of table t.
-	var publisher, typ string
-	if f.PublisherID != 0 {
-		publisher = arg(f.PublisherID)
-	}
-	if f.DeploymentType != "" {
-		typ = arg(f.DeploymentType)
-	}
-	filters := func(t string) string {
-		var s string
-		if publisher != "" {
-			s += " AND " + t + "publisher_id = " + publisher
-		}
-		if typ != "" {
-			s += " AND " + t + "deployment_type = " + typ
-		}
-		return s
-	}
-	cond := "true" + filters("")
-	offset := (f.Page - 1) * f.Limit
 	var ctes []string
-	var total, page string
-	if f.Query != "" {
-		// The matches are found once, in the index of application_words alone, for both the count and
-		// the page: an application matches when every word typed starts one of its words.
-		// Each word typed is a bit (at most 32 words count); an application matches when its words
-		// set every bit. A bitwise OR aggregates in one hash table, where count(DISTINCT) would sort
-		// each application's matches apart.
-		ctes = append(ctes, `typed AS (
-  SELECT word COLLATE "C" AS word, 1::bigint << (n - 1)::int AS bit
-  FROM catalog_words(`+arg(f.Query)+`) WITH ORDINALITY AS t(word, n) WHERE n <= 32
-)`, `matches AS MATERIALIZED (
-  SELECT w.id FROM typed JOIN application_words w ON w.word >= typed.word AND w.word < typed.word || chr(1114111)`+filters("w.")+`
-  GROUP BY w.id HAVING bit_or(typed.bit) = (SELECT sum(bit) FROM typed)
+	join, callerCols, callerExists := "", "", ""
+	switch {
+	case check.sessionHash != nil:
+		ctes = append(ctes, `caller AS (
+  SELECT `+strings.Join(sessionColumns, ", ")+` FROM web_sessions WHERE id_hash = `+arg(check.sessionHash)+` AND expires_at > now()
 )`)
-		total = `SELECT count(*) AS n FROM matches`
-		page = `SELECT ` + cols + ` FROM applications WHERE id IN (
-  SELECT id FROM matches ORDER BY id LIMIT ` + arg(f.Limit) + ` OFFSET ` + arg(offset) + `
-) ORDER BY id`
-	} else {
-		total = `SELECT coalesce(sum(n), 0)::bigint AS n FROM application_counts WHERE ` + cond
-		limit, off := arg(f.Limit), arg(offset)
-		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL AND ` + cond + `
-  ORDER BY id LIMIT ` + limit + ` OFFSET ` + off
-		if offset >= blockSize {
-			page = `WITH blocks AS (
-  SELECT block, sum(n) AS n, sum(sum(n)) OVER (ORDER BY block) AS upto
-  FROM application_blocks WHERE ` + cond + ` GROUP BY block
-), first AS (SELECT block, ` + off + ` - (upto - n) AS skip FROM blocks WHERE upto > ` + off + ` ORDER BY block LIMIT 1)
-SELECT ` + cols + ` FROM applications
-WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (
-  SELECT id FROM applications WHERE deleted_at IS NULL AND ` + cond + ` AND id >= (SELECT block << 8 FROM first)
-  ORDER BY id OFFSET (SELECT skip FROM first) LIMIT 1)
-ORDER BY id LIMIT ` + limit
-		}
-	}
-	join := ""
-	if len(caller.TokenHash) > 0 && !caller.Operator && caller.UserID == 0 {
-		ctes = append([]string{`caller AS (
-  SELECT t.id, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ` + arg(caller.TokenHash) + `
+		join, callerCols, callerExists = "caller CROSS JOIN ", "caller.*, ", " AND EXISTS (SELECT FROM caller)"
+	case check.tokenHash != nil:
+		ctes = append(ctes, `caller AS (
+  SELECT t.id, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = `+arg(check.tokenHash)+`
 )`, `used AS (
   UPDATE tokens SET last_used_at = now() FROM caller
   WHERE tokens.id = caller.id AND (caller.last_used_at IS NULL OR caller.last_used_at < now() - interval '1 minute')
-)`}, ctes...)
-		join = "caller CROSS JOIN "
+)`)
+		join, callerExists = "caller CROSS JOIN ", " AND EXISTS (SELECT FROM caller)"
+	}
+	offset := (f.Page - 1) * f.Limit
+	var total, page string
+	if f.Query == "" && offset < blockSize {
+		// The counts of this filter: publisher 0 and type '' stand for any.
+		total = `SELECT coalesce(sum(n), 0)::bigint AS n FROM catalog_counts
+  WHERE publisher_id = ` + arg(f.PublisherID) + ` AND deployment_type = ` + arg(f.DeploymentType) + ` AND shift = 20`
+		var filters string
+		if f.PublisherID != 0 {
+			filters += " AND publisher_id = " + arg(f.PublisherID)
+		}
+		if f.DeploymentType != "" {
+			filters += " AND deployment_type = " + arg(f.DeploymentType)
+		}
+		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL` + filters + `
+  ORDER BY id LIMIT ` + arg(f.Limit) + ` OFFSET ` + arg(offset)
+	} else {
+		var kept []string
+		kept, total, page = keptAnswer(f, offset, cols, arg, callerExists)
+		ctes = append(ctes, kept...)
 	}
 	var sql strings.Builder
 	if len(ctes) > 0 {
 		sql.WriteString("WITH " + strings.Join(ctes, ", ") + "\n")
 	}
-	sql.WriteString(`SELECT total.n, page.* FROM ` + join + `(` + total + `) AS total
+	sql.WriteString(`SELECT total.n, ` + callerCols + `page.* FROM ` + join + `(` + total + `) AS total
 LEFT JOIN LATERAL (` + page + `) AS page ON true`)
 	return sql.String(), args
+}
+
+// searchSlots is how many answers catalog_searches keeps at most (migration 00070).
+const searchSlots = 4096
+
+// keptAnswer returns the WITH clauses, the total and the page of a search (f.Query) or of a deep page.
+//
+// Their total and the ids of their page are kept in catalog_searches with the catalog's generation,
+// keyed by the words, the filters and the page: when the generation this statement reads is the one
+// they were kept with, they are the answer (catalog_generation changes with every change a search or a
+// count could see, in the same transaction, so the same generation is the same catalog); otherwise
+// catalog_search (or catalog_page, without words) computes them from this statement's snapshot and they
+// are kept with the generation of that snapshot. Nothing is computed or kept for a caller whose check
+// failed.
+func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) string, callerExists string) (ctes []string, total, page string) {
+	key := fmt.Sprintf("%d %s %d %d %s", f.PublisherID, f.DeploymentType, f.Limit, offset, f.Query)
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	slot, search := arg(int32(h.Sum32()%searchSlots)), arg(key)
+	var compute string
+	if f.Query != "" {
+		compute = `catalog_search(` + arg(f.Query) + `, ` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` +
+			arg(f.Limit) + `, ` + arg(offset) + `)`
+	} else {
+		compute = `catalog_page(` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `)`
+	}
+	ctes = []string{`cached AS (
+  SELECT s.total, s.ids FROM catalog_searches s JOIN catalog_generation g ON g.n = s.generation
+  WHERE s.slot = ` + slot + ` AND s.search = ` + search + `
+)`, `computed AS (
+  SELECT c.total, c.ids, catalog_search_keep(` + slot + `, ` + search + `, g.n, c.total, c.ids) AS kept
+  FROM catalog_generation g, ` + compute + ` c
+  WHERE NOT EXISTS (SELECT FROM cached)` + callerExists + `
+)`, `answer AS (SELECT total, ids FROM cached UNION ALL SELECT total, ids FROM computed)`}
+	total = `SELECT total AS n, ids FROM answer`
+	page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL ORDER BY id`
+	return ctes, total, page
 }

@@ -326,7 +326,7 @@ func TestRetireAppWhileDeploymentsAreLive(t *testing.T) {
 		t.Fatalf("the deleted application: %v, want not found", err)
 	}
 	var counted int
-	if f.exec(t, `SELECT coalesce(sum(n), 0) FROM application_counts`, &counted); counted != 0 {
-		t.Fatalf("application_counts says %d, want 0", counted)
+	if f.exec(t, `SELECT coalesce(sum(n), 0) FROM catalog_counts WHERE publisher_id = 0 AND deployment_type = '' AND shift = 20`, &counted); counted != 0 {
+		t.Fatalf("catalog_counts says %d, want 0", counted)
 	}
 }

@@ -24,8 +24,19 @@ type catalogView struct {
 	PrevURL, NextURL       string
 }
 
-// catalog lists a page of the catalog, searched and filtered in the store (one query, as the API's).
+// catalog lists a page of the catalog, searched and filtered in the store. It is the busiest page, so
+// it is not behind signedIn: the statement that reads the page checks the session too (one round trip,
+// as the API's catalog checks its token). Bad input is answered through signedIn, which sends a browser
+// without a session to sign in.
 func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
+	idHash := sessionIDHash(r)
+	fail := func(status int, message string) {
+		s.signedIn(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, status, message) })).ServeHTTP(w, r)
+	}
+	if idHash == nil {
+		fail(http.StatusUnauthorized, "Sign in to see the catalog.")
+		return
+	}
 	q := r.URL.Query()
 	v := catalogView{Query: strings.TrimSpace(q.Get("q")), Type: q.Get("type"), Publisher: strings.TrimSpace(q.Get("publisher")), Page: 1}
 	f := marketplace.AppFilter{Query: v.Query, Limit: catalogPageSize}
@@ -33,13 +44,13 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	case "", marketplace.TypeK8s, marketplace.TypeVM:
 		f.DeploymentType = v.Type
 	default:
-		s.fail(w, r, http.StatusBadRequest, "Type must be k8s or vm.")
+		fail(http.StatusBadRequest, "Type must be k8s or vm.")
 		return
 	}
 	if v.Publisher != "" {
 		id, err := strconv.ParseInt(v.Publisher, 10, 64)
 		if err != nil || id < 1 {
-			s.fail(w, r, http.StatusBadRequest, "Publisher must be a user id, a whole number from 1.")
+			fail(http.StatusBadRequest, "Publisher must be a user id, a whole number from 1.")
 			return
 		}
 		f.PublisherID = id
@@ -47,21 +58,25 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	if p := q.Get("page"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 1000000 {
-			s.fail(w, r, http.StatusBadRequest, "Page must be a whole number from 1.")
+			fail(http.StatusBadRequest, "Page must be a whole number from 1.")
 			return
 		}
 		v.Page = n
 	}
 	if _, err := marketplace.CleanQuery(v.Query); err != nil {
-		s.fail(w, r, http.StatusBadRequest, "Search: "+marketplace.ErrorMessage(err)+".")
+		fail(http.StatusBadRequest, "Search: "+marketplace.ErrorMessage(err)+".")
 		return
 	}
 	f.Page = v.Page
-	apps, total, err := s.Store.FindApps(r.Context(), f)
-	if err != nil {
+	sess, apps, total, err := s.Store.FindAppsInSession(r.Context(), idHash, f)
+	if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED || err == nil && !s.live(sess) {
+		fail(http.StatusUnauthorized, "Your session has ended: sign in again.")
+		return
+	} else if err != nil {
 		s.domainError(w, r, err)
 		return
 	}
+	r = withSession(r, sess)
 	v.Total = total
 	v.Apps, v.Count = appCards(apps, s.Currency), len(apps)
 	v.Pages = max(1, (total+catalogPageSize-1)/catalogPageSize)

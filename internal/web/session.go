@@ -90,30 +90,50 @@ func (s *server) signedIn(next http.Handler) http.Handler {
 				return
 			}
 		}
-		caller := marketplace.Caller{UserID: sess.UserID, Operator: sess.OperatorTokenHash != nil}
-		ctx := marketplace.WithCaller(r.Context(), caller)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, sessionKey{}, sess)))
+		next.ServeHTTP(w, withSession(r, sess))
 	})
+}
+
+// withSession is r with the session and its caller in the context.
+func withSession(r *http.Request, sess *marketplace.Session) *http.Request {
+	caller := marketplace.Caller{UserID: sess.UserID, Operator: sess.OperatorTokenHash != nil}
+	ctx := marketplace.WithCaller(r.Context(), caller)
+	return r.WithContext(context.WithValue(ctx, sessionKey{}, sess))
 }
 
 // session returns the live session of a request's cookie, or nil. An operator's session ends when the
 // operator token it was opened with is no longer the configured one.
 func (s *server) session(r *http.Request) *marketplace.Session {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" || len(c.Value) > 100 {
+	idHash := sessionIDHash(r)
+	if idHash == nil {
 		return nil
 	}
-	sess, err := s.Store.FindSession(r.Context(), hashSessionID(c.Value))
+	sess, err := s.Store.FindSession(r.Context(), idHash)
 	if err != nil {
 		if marketplace.ErrorCode(err) == marketplace.EINTERNAL {
 			s.Logger.ErrorContext(r.Context(), "find session", "err", err)
 		}
 		return nil
 	}
-	if sess.OperatorTokenHash != nil && !s.isOperator(sess.OperatorTokenHash) {
+	if !s.live(sess) {
 		return nil
 	}
 	return sess
+}
+
+// sessionIDHash is the hash of the session id of a request's cookie, or nil without one.
+func sessionIDHash(r *http.Request) []byte {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" || len(c.Value) > 100 {
+		return nil
+	}
+	return hashSessionID(c.Value)
+}
+
+// live reports whether a session the store found may still be used: an operator's only while the
+// operator token it was opened with is the configured one.
+func (s *server) live(sess *marketplace.Session) bool {
+	return sess.OperatorTokenHash == nil || s.isOperator(sess.OperatorTokenHash)
 }
 
 // sameOrigin refuses a state-changing request that a browser says came from another site: the
