@@ -198,6 +198,7 @@ func checkInert(t *testing.T, page, body string, shown ...string) {
 // the publisher's page and the operator's.
 func TestStorefrontShowsHostileTextAsText(t *testing.T) {
 	inst := startMarketplace(t, "api", nil)
+	startMarketplace(t, "worker", sameMarketplace(inst)) // it answers the API's preview
 	_, pubToken := inst.user(t, hostile[5])
 	name := "Hostile " + hostile[0] + hostile[1]
 	app := inst.must(t, 201, "POST", "/api/apps/new", pubToken, map[string]any{
