@@ -95,6 +95,9 @@ func (s *Schema) Validate(app *marketplace.Application, values map[string]any) e
 	if err != nil {
 		return fmt.Errorf("values as JSON: %w", err)
 	}
+	if err := s.affordable(doc); err != nil {
+		return err
+	}
 	err = s.compiled.Validate(doc)
 	var verr *jsonschema.ValidationError
 	if err == nil {
