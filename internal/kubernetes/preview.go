@@ -30,6 +30,9 @@ func (p *Provider) Preview(ctx context.Context, d *marketplace.Deployment, app *
 	inst.DryRunStrategy = action.DryRunClient
 	inst.ReleaseName = ReleaseName(d.ID)
 	inst.Namespace = p.Namespace(d.ID)
+	if err := checkSchemaCost(ch, values); err != nil {
+		return nil, err
+	}
 	rel, err := inst.RunWithContext(ctx, ch, values)
 	if err != nil {
 		return nil, marketplace.Errorf(marketplace.EINVALID, "chart %s %s does not render with these values: %v",

@@ -192,6 +192,9 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	inst.Namespace = placement.Namespace
 	inst.WaitStrategy = kube.StatusWatcherStrategy
 	inst.Timeout = timeLeft(ctx)
+	if err := checkSchemaCost(ch, values); err != nil {
+		return placement, err
+	}
 	if _, err := inst.RunWithContext(ctx, ch, values); err != nil {
 		return placement, fmt.Errorf("helm install %s (chart %s %s) into namespace %s: %w",
 			placement.ReleaseName, ch.Metadata.Name, ch.Metadata.Version, placement.Namespace, err)

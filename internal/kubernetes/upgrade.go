@@ -57,6 +57,9 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	up.Timeout = timeLeft(ctx) * 2 / 3
 	up.RollbackOnFailure = true
 	up.MaxHistory = 20
+	if err := checkSchemaCost(ch, values); err != nil {
+		return placement, 0, err
+	}
 	upgraded, err := up.RunWithContext(ctx, placement.ReleaseName, ch, values)
 	if err != nil {
 		return placement, 0, fmt.Errorf("helm upgrade %s to chart %s %s: %w (Helm rolls back to the revision that ran before)",

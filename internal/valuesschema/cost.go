@@ -1,6 +1,8 @@
 package valuesschema
 
 import (
+	"bytes"
+
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -19,11 +21,31 @@ const (
 	maxDepth = 1_000
 )
 
+// CheckCost refuses (EINVALID) a values schema (a values.schema.json) that is not JSON, does not compile,
+// or whose check of values would take more than maxSteps, without running the check: what Validate
+// does before it validates, for the schemas Helm checks on its own (a subchart's, or a chart's that
+// changed since the API checked it). values are those the schema will be checked against.
+func CheckCost(schemaJSON []byte, values any) error {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemaJSON))
+	if err != nil {
+		return marketplace.Errorf(marketplace.EINVALID, "values.schema.json is not JSON: %v", err)
+	}
+	compiled, err := compile(doc)
+	if err != nil {
+		return marketplace.Errorf(marketplace.EINVALID, "%v", err)
+	}
+	v, err := asJSON(values)
+	if err != nil {
+		return err
+	}
+	return affordable(compiled, v)
+}
+
 // affordable refuses (EINVALID) values whose check against s would take more than maxSteps.
-func (s *Schema) affordable(values any) error {
+func affordable(s *jsonschema.Schema, values any) error {
 	c := costCount{dynamic: map[string][]*jsonschema.Schema{}, seen: map[*jsonschema.Schema]bool{}}
-	c.anchors(s.compiled)
-	if c.visit(s.compiled, values, 0) {
+	c.anchors(s)
+	if c.visit(s, values, 0) {
 		return nil
 	}
 	return marketplace.Errorf(marketplace.EINVALID,

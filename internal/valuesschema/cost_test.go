@@ -74,3 +74,18 @@ func TestValidateChecksRecursiveSchemas(t *testing.T) {
 		t.Errorf("a wrong name deep in the tree: %v, want EINVALID naming values.root.children.0.name", err)
 	}
 }
+
+// CheckCost counts a schema Helm checks on its own (a subchart's) as Validate counts the chart's, and
+// says what is wrong with a schema that cannot be counted.
+func TestCheckCost(t *testing.T) {
+	if err := CheckCost([]byte(doubling(60, "allOf")), map[string]any{"a": 1}); marketplace.ErrorCode(err) != marketplace.EINVALID ||
+		!strings.Contains(marketplace.ErrorMessage(err), "too much work") {
+		t.Errorf("exponential schema: %v, want EINVALID saying it is too much work", err)
+	}
+	if err := CheckCost([]byte(`{"properties":{"port":{"type":"integer"}}}`), map[string]any{"port": 80}); err != nil {
+		t.Errorf("ordinary schema: %v", err)
+	}
+	if err := CheckCost([]byte(`{not json`), map[string]any{}); marketplace.ErrorCode(err) != marketplace.EINVALID {
+		t.Errorf("schema that is not JSON: %v, want EINVALID", err)
+	}
+}

@@ -85,17 +85,11 @@ func (s *Schema) Validate(app *marketplace.Application, values map[string]any) e
 	if s.compiled == nil {
 		return nil
 	}
-	merged := merge(s.defaults, values)
-	// Through JSON, as Helm's values are: numbers become json.Number, any Go type the validator knows.
-	b, err := json.Marshal(merged)
+	doc, err := asJSON(merge(s.defaults, values))
 	if err != nil {
-		return fmt.Errorf("values as JSON: %w", err)
+		return err
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("values as JSON: %w", err)
-	}
-	if err := s.affordable(doc); err != nil {
+	if err := affordable(s.compiled, doc); err != nil {
 		return err
 	}
 	err = s.compiled.Validate(doc)
@@ -138,6 +132,20 @@ func (s *Schema) Validate(app *marketplace.Application, values map[string]any) e
 		refusals = append(refusals[:shown], fmt.Sprintf("and %d more", len(refusals)-shown))
 	}
 	return marketplace.Errorf(marketplace.EINVALID, "%s", strings.Join(refusals, "; "))
+}
+
+// asJSON returns values through JSON, as Helm's values are: numbers become json.Number, maps and
+// lists the types the validator (and the cost count) know.
+func asJSON(values any) (any, error) {
+	b, err := json.Marshal(values)
+	if err != nil {
+		return nil, fmt.Errorf("values as JSON: %w", err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("values as JSON: %w", err)
+	}
+	return doc, nil
 }
 
 var printer = message.NewPrinter(language.English)
