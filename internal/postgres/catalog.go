@@ -210,8 +210,13 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string) 
 		if f.DeploymentType != "" {
 			filters += " AND deployment_type = " + arg(f.DeploymentType)
 		}
+		// LIMIT and OFFSET are written into the statement (two validated ints; this branch has at most
+		// blockSize offsets): as parameters, PostgreSQL's generic plan cannot know the LIMIT, estimates
+		// more than a custom plan and so plans every execution anew (~0.1 ms of planning for ~0.02 ms
+		// of execution; page 1 ran at half the throughput of a kept search). As constants the prepared
+		// statement keeps its generic plan after five executions.
 		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL` + filters + `
-  ORDER BY id LIMIT ` + arg(f.Limit) + ` OFFSET ` + arg(offset)
+  ORDER BY id LIMIT ` + strconv.Itoa(f.Limit) + ` OFFSET ` + strconv.Itoa(offset)
 	} else {
 		var kept []string
 		kept, total, page = keptAnswer(f, offset, cols, arg, callerExists)
