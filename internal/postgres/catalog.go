@@ -236,7 +236,7 @@ const searchSlots = 4096
 
 // keptAnswer returns the WITH clauses, the total and the page of a search (f.Query) or of a deep page.
 //
-// Their total and the ids of their page are kept in catalog_searches with the catalog's generation,
+// Their total, the ids of their page and its listings are kept in catalog_searches with the catalog's generation,
 // keyed by the words, the filters and the page: when the generation this statement reads is the one
 // they were kept with, they are the answer (catalog_generation changes with every change a search or a
 // count could see, in the same transaction, so the same generation is the same catalog); otherwise
@@ -256,14 +256,22 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
 		compute = `catalog_page(` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `)`
 	}
 	ctes = []string{`cached AS (
-  SELECT s.total, s.ids FROM catalog_searches s JOIN catalog_generation g ON g.n = s.generation
+  SELECT s.total, s.ids, s.listings FROM catalog_searches s JOIN catalog_generation g ON g.n = s.generation
   WHERE s.slot = ` + slot + ` AND s.search = ` + search + `
 )`, `computed AS (
-  SELECT c.total, c.ids, catalog_search_keep(` + slot + `, ` + search + `, g.n, c.total, c.ids) AS kept
-  FROM catalog_generation g, ` + compute + ` c
+  SELECT c.total, c.ids, l.listings, catalog_search_keep(` + slot + `, ` + search + `, g.n, c.total, c.ids, l.listings) AS kept
+  FROM catalog_generation g, ` + compute + ` c,
+    LATERAL (SELECT string_agg(a.listing, ',' ORDER BY a.id) AS listings FROM applications a
+             WHERE a.id = ANY (c.ids) AND a.deleted_at IS NULL) l
   WHERE NOT EXISTS (SELECT FROM cached)` + callerExists + `
-)`, `answer AS (SELECT total, ids FROM cached UNION ALL SELECT total, ids FROM computed)`}
-	total = `SELECT total AS n, ids FROM answer`
-	page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL ORDER BY id`
+)`, `answer AS (SELECT total, ids, listings FROM cached UNION ALL SELECT total, ids, listings FROM computed)`}
+	total = `SELECT total AS n, ids, listings FROM answer`
+	if cols == "listing" {
+		// The JSON page is kept whole: one value, as AppendAppsJSON writes it, instead of its rows read
+		// again by id.
+		page = `SELECT total.listings AS listing WHERE total.listings IS NOT NULL`
+	} else {
+		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL ORDER BY id`
+	}
 	return ctes, total, page
 }

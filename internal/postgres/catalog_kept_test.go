@@ -52,14 +52,25 @@ func checkPage(t *testing.T, ctx context.Context, db *postgres.DB, conn *pgx.Con
 	if total != wantTotal || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("%+v: ids %v total %d, want %v total %d", f, got, total, want, wantTotal)
 	}
-	if _, total, err := db.AppendAppsJSON(ctx, nil, f); err != nil || total != wantTotal {
+	page, total, err := db.AppendAppsJSON(ctx, nil, f)
+	if err != nil || total != wantTotal {
 		t.Fatalf("%+v as JSON: total %d, %v; want %d", f, total, err, wantTotal)
+	}
+	// The JSON page is each application's listing as it is now (a kept page holds them too).
+	var wantJSON string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(listing, ',' ORDER BY id), '') FROM applications WHERE id = ANY ($1)`,
+		want).Scan(&wantJSON); err != nil {
+		t.Fatal(err)
+	}
+	if string(page) != wantJSON {
+		t.Fatalf("%+v as JSON:\n%s\nwant\n%s", f, page, wantJSON)
 	}
 }
 
 // TestCatalogKeptAnswersFollowTheCatalog reads the same searches and deep pages again and again (so
 // that they come from catalog_searches) while the catalog changes under them in every way a search or a
-// count can see: publishes, deletes, renames, a new description, a move to another publisher or type.
+// count can see: publishes, deletes, renames, a new description, a move to another publisher or type;
+// and in what only a page's listings show: a new price or version.
 // Every answer must be the catalog's as it is now, never the one kept from before.
 func TestCatalogKeptAnswersFollowTheCatalog(t *testing.T) {
 	ctx := marketplace.OperatorContext(context.Background())
@@ -109,6 +120,9 @@ FROM generate_series(1, 700) g;`); err != nil {
 		`UPDATE applications SET publisher_id = 2 WHERE id BETWEEN 100 AND 110`,
 		`UPDATE applications SET deployment_type = 'vm' WHERE id BETWEEN 600 AND 640`,
 		`DELETE FROM applications WHERE id = 12`,
+		// Not seen by a search or a count, but in the listing a kept page holds.
+		`UPDATE applications SET hourly_rate = 2.5 WHERE id IN (395, 399, 460)`,
+		`UPDATE applications SET version = version + 1 WHERE id = 396`,
 	} {
 		if _, err := conn.Exec(ctx, change); err != nil {
 			t.Fatalf("%s: %v", change, err)

@@ -107,7 +107,9 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
-CREATE TRIGGER catalog_generation AFTER INSERT OR DELETE OR UPDATE OF name, description, publisher_id, deployment_type, deleted_at
+-- Every update, not only of the columns a search sees: a kept answer holds its page's listings too, and a
+-- new price or version changes an application's listing. Applications change rarely; pages are read often.
+CREATE TRIGGER catalog_generation AFTER INSERT OR DELETE OR UPDATE
     ON applications FOR EACH STATEMENT EXECUTE FUNCTION catalog_generation_next();
 
 -- catalog_searches holds the total and the ids of one page of a search or of a deep page (the words
@@ -119,7 +121,8 @@ CREATE UNLOGGED TABLE catalog_searches (
     search     text     NOT NULL,
     generation bigint   NOT NULL,
     total      bigint   NOT NULL,
-    ids        bigint[] NOT NULL
+    ids        bigint[] NOT NULL,
+    listings   text     -- the page's applications.listing, comma-separated, in id order (NULL: none)
 ) WITH (fillfactor = 50); -- room for the next version of a row on its page (HOT updates)
 
 -- +goose StatementBegin
@@ -196,10 +199,11 @@ END $f$;
 
 -- +goose StatementBegin
 -- catalog_search_keep keeps a search's answer computed at a generation, in its slot.
-CREATE FUNCTION catalog_search_keep(slot integer, search text, generation bigint, total bigint, ids bigint[])
+CREATE FUNCTION catalog_search_keep(slot integer, search text, generation bigint, total bigint, ids bigint[], listings text)
     RETURNS void LANGUAGE sql VOLATILE AS $f$
-    INSERT INTO catalog_searches (slot, search, generation, total, ids) VALUES (slot, search, generation, total, ids)
-    ON CONFLICT (slot) DO UPDATE SET search = excluded.search, generation = excluded.generation, total = excluded.total, ids = excluded.ids
+    INSERT INTO catalog_searches (slot, search, generation, total, ids, listings) VALUES (slot, search, generation, total, ids, listings)
+    ON CONFLICT (slot) DO UPDATE SET search = excluded.search, generation = excluded.generation, total = excluded.total,
+        ids = excluded.ids, listings = excluded.listings
 $f$;
 -- +goose StatementEnd
 
