@@ -15,7 +15,6 @@ import (
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/httpapi"
 	"github.com/marketplace/marketplace/internal/marketplace"
-	"github.com/marketplace/marketplace/internal/postgres"
 )
 
 const apiOnly = true
@@ -26,7 +25,7 @@ type localProviders struct {
 	close    func()
 }
 
-func newLocalProviders(context.Context, Config, *postgres.DB, *fetch.Guard, *slog.Logger) (*localProviders, error) {
+func newLocalProviders(context.Context, Config, string, *fetch.Guard, *slog.Logger) (*localProviders, error) {
 	return nil, errors.New(apiOnlyRefusal)
 }
 

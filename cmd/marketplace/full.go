@@ -21,7 +21,6 @@ import (
 	"github.com/marketplace/marketplace/internal/kubernetes"
 	"github.com/marketplace/marketplace/internal/libvirt"
 	"github.com/marketplace/marketplace/internal/marketplace"
-	"github.com/marketplace/marketplace/internal/postgres"
 )
 
 // apiOnly says whether this build runs only the api and migrate roles.
@@ -36,10 +35,10 @@ type localProviders struct {
 
 // newLocalProviders configures the Kubernetes provider when KUBECONFIG is set and the libvirt one when
 // there is a VM host.
-func newLocalProviders(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*localProviders, error) {
+func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *fetch.Guard, log *slog.Logger) (*localProviders, error) {
 	local := &localProviders{byType: map[string]marketplace.Provider{}, close: func() {}}
 	if cfg.Kubeconfig != "" {
-		k8s, err := newKubernetesProvider(ctx, cfg, db, guard, log)
+		k8s, err := newKubernetesProvider(cfg, instance, guard, log)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +46,7 @@ func newLocalProviders(ctx context.Context, cfg Config, db *postgres.DB, guard *
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}
-	vm, err := newVMProvider(ctx, cfg, db, guard, log)
+	vm, err := newVMProvider(ctx, cfg, instance, guard, log)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +59,8 @@ func newLocalProviders(ctx context.Context, cfg Config, db *postgres.DB, guard *
 
 // newKubernetesProvider configures the Helm provider from cfg, labelling what it creates with the
 // database's instance id.
-func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*kubernetes.Provider, error) {
-	instance, err := db.InstanceID(ctx)
-	if err != nil {
-		return nil, err
-	}
+func newKubernetesProvider(cfg Config, instance string, guard *fetch.Guard, log *slog.Logger) (*kubernetes.Provider, error) {
+	var err error
 	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
 		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
 		Fetch: guard, Logger: log.With("provider", "kubernetes")}
@@ -83,14 +79,10 @@ func newKubernetesProvider(ctx context.Context, cfg Config, db *postgres.DB, gua
 
 // newVMProvider connects the libvirt provider to the VM host (vmHostURI). It returns nil when there is
 // none: vm installs are then refused at request time.
-func newVMProvider(ctx context.Context, cfg Config, db *postgres.DB, guard *fetch.Guard, log *slog.Logger) (*libvirt.Provider, error) {
+func newVMProvider(ctx context.Context, cfg Config, instance string, guard *fetch.Guard, log *slog.Logger) (*libvirt.Provider, error) {
 	uri := vmHostURI(cfg, log)
 	if uri == "" {
 		return nil, nil
-	}
-	instance, err := db.InstanceID(ctx)
-	if err != nil {
-		return nil, err
 	}
 	return libvirt.New(ctx, libvirt.Config{URI: uri, Instance: instance,
 		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"), LogDir: filepath.Join(cfg.VMDir, "logs"),

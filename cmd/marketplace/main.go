@@ -224,7 +224,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer client.Close()
 		providers, consoles = remoteProviders(cfg, client, log)
 	} else {
-		local, err := newLocalProviders(ctx, cfg, db, guard, log)
+		local, err := newLocalProviders(ctx, cfg, instance, guard, log)
 		if err != nil {
 			return err
 		}
