@@ -21,6 +21,7 @@ cp /bin/busybox $R/bin/busybox
 ln -s busybox $R/bin/sh
 install -m 0755 "$HERE/init" $R/init
 install -m 0755 "$HERE/udhcpc.script" $R/etc/udhcpc.script
+install -m 0755 "$HERE/run.cgi" $R/etc/run.cgi
 echo marketplace-guest > $R/etc/hostname
 for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_console virtio_blk cdrom isofs fat vfat nls_cp437 nls_ascii; do
   f=$(find kernel/lib/modules -name "$m.ko*" | head -1)
