@@ -91,6 +91,9 @@ type Config struct {
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`
 	ChartRepoAddr     string        `env:"CHART_REPO_ADDR" envDefault:"127.0.0.1:8879"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	HTTPReadTimeout   time.Duration `env:"HTTP_READ_TIMEOUT" envDefault:"30s"`
+	HTTPWriteTimeout  time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"2m"`
+	HTTPIdleTimeout   time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"2m"`
 	LibvirtURI        string        `env:"LIBVIRT_URI"`
 	VMDir             string        `env:"VM_DIR" envDefault:".local/vm"`
 	VMNetwork         string        `env:"VM_NETWORK" envDefault:"marketplace"`
@@ -261,7 +264,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}
-		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, handler, log) })
+		g.Go(func() error { return serveHTTP(ctx, cfg, handler, log) })
 	}
 	if role == "serve" || role == "worker" {
 		worker, err := queue.NewServer(queue.ServerConfig{RedisURL: cfg.RedisURL, Concurrency: cfg.WorkerConcurrency,
@@ -285,7 +288,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", httpapi.OperatorOnly(cfg.AdminToken, cfg.MetricsPublic, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-		g.Go(func() error { return serveHTTP(ctx, cfg.Addr, mux, log) })
+		g.Go(func() error { return serveHTTP(ctx, cfg, mux, log) })
 	}
 	// Start-up (the migrations, the OpenAPI document built by reflection, the templates) leaves garbage
 	// that the runtime would hand back to the OS only slowly; a long-running process gives it back now.
@@ -293,13 +296,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return g.Wait()
 }
 
-// serveHTTP serves handler on addr until ctx is done, then lets requests in flight finish.
-func serveHTTP(ctx context.Context, addr string, handler http.Handler, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+// serveHTTP serves handler on cfg.Addr until ctx is done, then lets requests in flight finish. A client
+// that trickles its request, never reads its answer or idles holds a connection only for the timeouts;
+// the write timeout is above the longest answer (a dry run a worker renders, a VM console).
+func serveHTTP(ctx context.Context, cfg Config, handler http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
+		WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: cfg.HTTPIdleTimeout}
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+strings.Replace(ln.Addr().String(), "[::]", "localhost", 1))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

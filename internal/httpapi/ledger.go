@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"log/slog"
 	"strconv"
@@ -54,8 +53,7 @@ type invoiceList struct {
 func answer(ctx context.Context, log *slog.Logger, f FormatQuery, v any, table func() [][]string) (*document, error) {
 	if f.csv() {
 		var buf bytes.Buffer
-		w := csv.NewWriter(&buf)
-		if err := w.WriteAll(table()); err != nil {
+		if err := marketplace.WriteCSV(&buf, table()); err != nil {
 			return nil, problem(ctx, log, err)
 		}
 		return &document{ContentType: "text/csv; charset=utf-8", Body: buf.Bytes()}, nil

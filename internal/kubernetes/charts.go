@@ -31,9 +31,10 @@ import (
 // registries. Every fetch goes through the fetch guard (no internal addresses, capped sizes), and no
 // fetch carries credentials of the operator's: not Docker's, not Helm's.
 type chartSource struct {
-	fetch    *fetch.Guard
-	oci      getter.Getter
-	registry *registry.Client
+	fetch      *fetch.Guard
+	oci        getter.Getter
+	authorizer *auth.Client // anonymous, through the guard's client: for tag lists (ociTags)
+	plainHTTP  bool
 
 	archives *lru.Cache // []byte chart archives by chart URL or OCI reference with version; the least recent go
 }
@@ -76,7 +77,8 @@ func newChartSource(cfg Config) (*chartSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helm OCI getter: %w", err)
 	}
-	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, archives: lru.New(archiveCacheSize)}, nil
+	return &chartSource{fetch: cfg.Fetch, oci: oci, authorizer: &authorizer, plainHTTP: cfg.OCIPlainHTTP,
+		archives: lru.New(archiveCacheSize)}, nil
 }
 
 // emptyRegistryCredentials writes the registry credentials file the marketplace gives Helm: one with
@@ -160,7 +162,7 @@ func (c *chartSource) ref(ctx context.Context, spec marketplace.DeploymentSpec) 
 		if spec.ChartName != "" && path.Base(ref) != spec.ChartName {
 			ref += "/" + spec.ChartName
 		}
-		tags, err := c.registry.Tags(ref)
+		tags, err := ociTags(ctx, c.authorizer, c.plainHTTP, ref)
 		if err != nil {
 			return "", fmt.Errorf("list the versions of oci://%s: %w", ref, withoutRegistryText(err))
 		}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/csv"
 	"net/http"
 	"strconv"
 	"time"
@@ -71,17 +70,18 @@ func (s *server) statementCSV(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store") // a user's bill, as every page is
 	w.Header().Set("Content-Disposition", `attachment; filename="statement-`+from.Format("2006-01-02")+`.csv"`)
-	cw := csv.NewWriter(w)
-	cw.Write([]string{"usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"})
+	rows := [][]string{{"usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"}}
 	for _, l := range st.Lines {
 		ended := ""
 		if l.EndedAt != nil {
 			ended = l.EndedAt.UTC().Format(time.RFC3339)
 		}
-		cw.Write([]string{strconv.FormatInt(l.UsageRecordID, 10), strconv.FormatInt(l.DeploymentID, 10),
+		rows = append(rows, []string{strconv.FormatInt(l.UsageRecordID, 10), strconv.FormatInt(l.DeploymentID, 10),
 			strconv.FormatInt(l.ApplicationID, 10), l.HourlyRate.String(), l.StartedAt.UTC().Format(time.RFC3339), ended,
 			strconv.FormatInt(l.Seconds, 10), l.Amount.String(), st.Currency})
 	}
-	cw.Write([]string{"total", "", "", "", "", "", strconv.FormatInt(st.Seconds, 10), st.Total.String(), st.Currency})
-	cw.Flush()
+	rows = append(rows, []string{"total", "", "", "", "", "", strconv.FormatInt(st.Seconds, 10), st.Total.String(), st.Currency})
+	if err := marketplace.WriteCSV(w, rows); err != nil {
+		s.Logger.WarnContext(r.Context(), "write statement CSV", "err", err)
+	}
 }

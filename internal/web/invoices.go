@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/csv"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -43,8 +42,9 @@ func (s *server) invoiceCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="invoice-`+inv.Number+`.csv"`)
-	cw := csv.NewWriter(w)
-	cw.WriteAll(inv.Rows())
+	if err := marketplace.WriteCSV(w, inv.Rows()); err != nil {
+		s.Logger.WarnContext(r.Context(), "write invoice CSV", "err", err)
+	}
 }
 
 func (s *server) findInvoice(w http.ResponseWriter, r *http.Request) (*marketplace.Invoice, bool) {

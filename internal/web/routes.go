@@ -11,7 +11,7 @@ func (s *server) routes() http.Handler {
 	root := chi.NewRouter()
 	// The middlewares are the group's, not the root's: a request for the API must not meet them.
 	root.Group(func(r chi.Router) {
-		r.Use(s.securityHeaders, s.sameOrigin)
+		r.Use(s.securityHeaders, s.sameOrigin, s.boundedForms)
 		r.Get("/assets/{name}", s.asset)
 		r.Get("/signin", s.signInPage)
 		r.Post("/signin", s.signIn)
