@@ -63,6 +63,7 @@ func newKubernetesProvider(cfg Config, instance string, guard *fetch.Guard, log 
 	var err error
 	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
 		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
+		IngressDomain: cfg.IngressDomain, IngressAnnotations: cfg.IngressAnnots, MaxGracePeriod: cfg.MaxGracePeriod,
 		Fetch: guard, Logger: log.With("provider", "kubernetes")}
 	for _, r := range []struct {
 		env  string

@@ -85,6 +85,9 @@ type Config struct {
 	Quota             string        `env:"K8S_QUOTA" envDefault:"pods=50,requests.cpu=4,requests.memory=8Gi,limits.cpu=8,limits.memory=16Gi,persistentvolumeclaims=10,requests.storage=50Gi,services.loadbalancers=2,services.nodeports=0,count/configmaps=200,count/secrets=200,count/services=50,count/jobs.batch=50,count/cronjobs.batch=20"`
 	DefaultRequests   string        `env:"K8S_DEFAULT_REQUESTS" envDefault:"cpu=50m,memory=64Mi"`
 	DefaultLimits     string        `env:"K8S_DEFAULT_LIMITS" envDefault:"cpu=500m,memory=512Mi"`
+	IngressDomain     string        `env:"K8S_INGRESS_DOMAIN"`
+	IngressAnnots     []string      `env:"K8S_INGRESS_ANNOTATIONS" envDefault:"cert-manager.io/cluster-issuer,nginx.ingress.kubernetes.io/rewrite-target,nginx.ingress.kubernetes.io/ssl-redirect,nginx.ingress.kubernetes.io/proxy-body-size,nginx.ingress.kubernetes.io/backend-protocol"`
+	MaxGracePeriod    int64         `env:"K8S_MAX_GRACE_PERIOD" envDefault:"120"`
 	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`
 	FetchAllow        string        `env:"MARKETPLACE_FETCH_ALLOW"`
 	FetchMaxBytes     int64         `env:"MARKETPLACE_FETCH_MAX_BYTES" envDefault:"20971520"`

@@ -180,12 +180,10 @@ func (p *Provider) admissionObjects() (*admissionv1.ValidatingAdmissionPolicy, *
 				// the uninstall; only Kubernetes' own are allowed.
 				{Expression: `request.operation == "DELETE" || !has(object.metadata.finalizers) || object.metadata.finalizers.all(f, f.startsWith("kubernetes.io/") || f.startsWith("batch.kubernetes.io/") || f == "foregroundDeletion" || f == "orphan")`,
 					Message: "a marketplace deployment may not set finalizers of its own (they would keep its namespace from being deleted)"},
-				// ingress-nginx runs snippet annotations as its own configuration (CVE-2021-25742).
-				{Expression: `request.operation == "DELETE" || request.kind.kind != "Ingress" || !has(object.metadata.annotations) || !object.metadata.annotations.exists(k, k.endsWith("-snippet") || k.endsWith("/snippet"))`,
-					Message: "a marketplace deployment may not set snippet annotations on an Ingress"},
 			},
 		},
 	}
+	policy.Spec.Validations = append(policy.Spec.Validations, p.crossTenantRules()...)
 	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: p.admissionPolicy(), Labels: p.labels(nil)},
 		Spec:       admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: policy.Name, ValidationActions: deny},

@@ -51,6 +51,16 @@ type Config struct {
 	Quota corev1.ResourceList
 	// DefaultRequests and DefaultLimits are the LimitRange defaults of a container that sets none.
 	DefaultRequests, DefaultLimits corev1.ResourceList
+	// IngressDomain is the domain under which each deployment may claim Ingress hosts: a deployment's
+	// Ingress may name <its namespace>.<IngressDomain> and names below it, nothing else. Empty: charts
+	// may create no Ingress at all.
+	IngressDomain string
+	// IngressAnnotations are the annotations a chart may set on an Ingress (Helm's own are always
+	// allowed): an ingress controller reads many annotations as its own configuration.
+	IngressAnnotations []string
+	// MaxGracePeriod bounds a pod's terminationGracePeriodSeconds: a deleted deployment's pods stop
+	// within it (a chart's year-long grace period would keep them running, unbilled, on a real kubelet).
+	MaxGracePeriod int64
 	// OCIPlainHTTP talks plain HTTP to OCI registries (Helm's --plain-http), for registries on loopback.
 	OCIPlainHTTP bool
 	Fetch        *fetch.Guard // every chart index, archive and registry is fetched through it
@@ -77,6 +87,9 @@ type Provider struct {
 func New(cfg Config) (*Provider, error) {
 	if cfg.Instance == "" {
 		return nil, errors.New("kubernetes provider: the marketplace instance id is required")
+	}
+	if cfg.MaxGracePeriod <= 0 {
+		cfg.MaxGracePeriod = 120
 	}
 	charts, err := newChartSource(cfg)
 	if err != nil {
