@@ -70,6 +70,7 @@ type Config struct {
 	QuotaProjects     int           `env:"QUOTA_PROJECTS_PER_USER" envDefault:"50"`
 	QuotaDeployments  int           `env:"QUOTA_DEPLOYMENTS_PER_USER" envDefault:"200"`
 	QuotaApps         int           `env:"QUOTA_APPS_PER_USER" envDefault:"100"`
+	UpgradesPerHour   int           `env:"UPGRADES_PER_HOUR" envDefault:"20"`
 	BillingInterval   time.Duration `env:"BILLING_INTERVAL" envDefault:"5m"`
 	BillingCurrency   string        `env:"BILLING_CURRENCY" envDefault:"USD"`
 	FeePercent        string        `env:"MARKETPLACE_FEE_PERCENT" envDefault:"0"`
@@ -172,7 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithQuotas(marketplace.Quotas{
-		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps}), postgres.WithBillingTerms(terms))
+		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps, UpgradesPerHour: cfg.UpgradesPerHour}), postgres.WithBillingTerms(terms))
 	if err != nil {
 		return err
 	}

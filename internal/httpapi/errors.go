@@ -19,6 +19,7 @@ var statusOf = map[string]int{
 	marketplace.EUNAUTHORIZED: http.StatusUnauthorized,
 	marketplace.EINTERNAL:     http.StatusInternalServerError,
 	marketplace.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	marketplace.ETOOMANY:      http.StatusTooManyRequests,
 }
 
 // problem turns a domain error into a problem+json response. Internal errors are logged with their

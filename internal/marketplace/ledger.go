@@ -83,9 +83,11 @@ type Invoice struct {
 	Lines       []InvoiceLine   `json:"lines,omitempty"`
 }
 
-// InvoiceLine is one deployment's usage in the period (kind "usage"), or a correction of what earlier
-// invoices charged it (kind "adjustment"). Amount is exact to 6 places; Charge is Amount rounded half to
-// even to cents.
+// InvoiceLine is one usage record's usage in the period (kind "usage"), or a correction of what earlier
+// invoices charged it (kind "adjustment"). Amount is exact to 6 places. A deployment is charged once per
+// period: the Charges of its lines add up to the sum of their Amounts rounded half to even to cents (each
+// Charge is the rounded running sum at its line less the one before it), so cutting a deployment's usage
+// into more records never changes what it costs.
 type InvoiceLine struct {
 	Kind          string          `json:"kind"`
 	UsageRecordID int64           `json:"usage_record_id"`

@@ -22,6 +22,8 @@ const (
 	// EUNAVAILABLE: a part the request needs (a worker, for a dry run) is not answering now; the message
 	// says which, and the same request may succeed later (503).
 	EUNAVAILABLE = "unavailable"
+	// ETOOMANY: the caller asked for this too often; the message says how often it may (429).
+	ETOOMANY = "too_many"
 )
 
 // Error is a domain error with a code and a message meant for the person who made the request.

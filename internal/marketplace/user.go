@@ -72,4 +72,6 @@ type Quotas struct {
 	Projects    int // projects not deleted
 	Deployments int // deployments not uninstalled
 	Apps        int // applications in the catalog (neither deleted nor retired)
+	// UpgradesPerHour bounds the upgrades and rollbacks requested of one deployment in an hour.
+	UpgradesPerHour int
 }

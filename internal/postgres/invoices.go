@@ -23,8 +23,9 @@ const closeLock = 7_220_010
 // before p ends, a "usage" line with its seconds and amount inside p (the cumulative amount at p's end
 // less the one at its start, so a running deployment splits exactly at the edge and periods add up), and
 // an "adjustment" line when what earlier invoices charged differs from the rule's amount at p's start
-// (an uninstall whose instant fell before an edge that was closed first, for instance). Each line's
-// charge is its amount rounded half to even to cents; an invoice's total is the sum of its charges.
+// (an uninstall whose instant fell before an edge that was closed first, for instance). A deployment's
+// lines are charged together: their charges add up to the sum of their amounts rounded half to even to
+// cents, once; an invoice's total is the sum of its charges.
 //
 // A closed period is returned as it was: closing twice, late, or from two replicas at once issues one
 // set of invoices. Only the operator closes.
@@ -68,14 +69,21 @@ SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, a.
        usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_amount AS adjust_amount
 FROM usage_records r JOIN applications a ON a.id = r.application_id
 WHERE r.started_at < $2`, []any{start, end}},
+			// A deployment is charged once: the sum of its lines' amounts rounded once. Each line's charge is
+			// the rounded running sum at it less the rounded running sum before it, so the lines add up to
+			// exactly that, and cutting usage into many records never rounds each piece down.
 			{`CREATE TEMP TABLE closing_lines ON COMMIT DROP AS
+WITH lines AS (
 SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, application_id, publisher_id, hourly_rate,
-       period_seconds AS seconds, period_amount AS amount, round_half_even(period_amount, 2) AS charge
+       period_seconds AS seconds, period_amount AS amount
 FROM closing WHERE period_seconds <> 0 OR period_amount <> 0
 UNION ALL
 SELECT 'adjustment', usage_record_id, deployment_id, user_id, application_id, publisher_id, hourly_rate,
-       adjust_seconds, adjust_amount, round_half_even(adjust_amount, 2)
-FROM closing WHERE adjust_seconds <> 0 OR adjust_amount <> 0`, nil},
+       adjust_seconds, adjust_amount
+FROM closing WHERE adjust_seconds <> 0 OR adjust_amount <> 0)
+SELECT *, round_half_even(sum(amount) OVER running, 2) - round_half_even(sum(amount) OVER running - amount, 2) AS charge
+FROM lines
+WINDOW running AS (PARTITION BY user_id, deployment_id ORDER BY usage_record_id, kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`, nil},
 			{`INSERT INTO invoices (number, user_id, period_start, period_end, issued_at, currency, total)
 SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM') || '-' || lpad((row_number() OVER (ORDER BY user_id))::text, 6, '0'),
        user_id, $1, $2, $3, $4, total

@@ -12,7 +12,8 @@ import (
 
 // RequestUpgrade moves one of the caller's installed deployments to upgrading towards a version of its
 // application (0: the latest one not deprecated) and inputs. Its current revision keeps running and
-// billing until the upgrade completes.
+// billing until the upgrade completes. An upgrade to the version and inputs that run is refused, and so
+// is one past the deployment's upgrades per hour.
 func (db *DB) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
 	if inputs == nil {
 		inputs = map[string]any{}
@@ -37,6 +38,23 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 			return fmt.Errorf("upgrade deployment %d: %w", id, err)
 		case deprecated && version != d.Version:
 			return marketplace.Errorf(marketplace.ECONFLICT, "version %d of application %d is deprecated: nothing new moves to it", version, d.ApplicationID)
+		}
+		// An upgrade to what runs changes nothing but the bill's records: refused.
+		var same bool
+		if err := tx.QueryRow(ctx, `SELECT version = $2 AND inputs = $3::jsonb FROM deployments WHERE id = $1`, id, version, inputs).Scan(&same); err != nil {
+			return fmt.Errorf("upgrade deployment %d: %w", id, err)
+		}
+		if same {
+			return marketplace.Errorf(marketplace.ECONFLICT, "deployment %d already runs version %d with these inputs: there is nothing to change", id, version)
+		}
+		if limit := db.quotas.UpgradesPerHour; limit > 0 {
+			var recent int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployment_revisions WHERE deployment_id = $1 AND created_at > now() - interval '1 hour'`, id).Scan(&recent); err != nil {
+				return fmt.Errorf("upgrade deployment %d: %w", id, err)
+			}
+			if recent >= limit {
+				return marketplace.Errorf(marketplace.ETOOMANY, "deployment %d was upgraded or rolled back %d times in the last hour, the most it may be (UPGRADES_PER_HOUR): try again later", id, recent)
+			}
 		}
 		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
 SET status = 'upgrading', target_version = $2, target_inputs = $3, attempts = 0, lease_expires_at = NULL,
@@ -68,8 +86,8 @@ WHERE deployment_id = $1 ORDER BY revision`, id)
 }
 
 // CompleteUpgrade marks the deployment installed at its target version and inputs, records the revision
-// and splits its bill at this instant: the open usage record closes and one at the new version's rate
-// opens, in one transaction. A revision of 0 (a provider that keeps no count, like libvirt's) is recorded
+// and, when the new version's rate differs, splits its bill at this instant: the open usage record closes
+// and one at the new rate opens, in one transaction. A revision of 0 (a provider that keeps no count, like libvirt's) is recorded
 // as the one after the deployment's last; an empty IP address keeps the recorded one.
 func (db *DB) CompleteUpgrade(ctx context.Context, id int64, attempt int, p marketplace.Placement, revision int) error {
 	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
@@ -87,13 +105,21 @@ WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("complete upgrade of deployment %d attempt %d: %w", id, attempt, marketplace.ErrClaimLost)
 		}
-		now := db.clock()
-		if err := closeUsage(ctx, tx, id, now); err != nil {
-			return err
+		// The bill splits only where the rate changes: a record per rate, never slivers of one.
+		var rateChanged bool
+		if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT r.hourly_rate <> d.hourly_rate FROM usage_records r
+  WHERE r.deployment_id = d.id AND r.ended_at IS NULL), true) FROM deployments d WHERE d.id = $1`, id).Scan(&rateChanged); err != nil {
+			return fmt.Errorf("complete upgrade of deployment %d: %w", id, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
+		if rateChanged {
+			now := db.clock()
+			if err := closeUsage(ctx, tx, id, now); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
 SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FROM deployments WHERE id = $1`, id, now); err != nil {
-			return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
+				return fmt.Errorf("open the usage of deployment %d at its new rate: %w", id, err)
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO deployment_revisions (deployment_id, revision, version, inputs, chart_version)
 SELECT id, CASE WHEN $2::int = 0 THEN (SELECT coalesce(max(revision), 0) + 1 FROM deployment_revisions WHERE deployment_id = $1) ELSE $2 END,

@@ -129,6 +129,8 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case marketplace.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case marketplace.ETOOMANY:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
