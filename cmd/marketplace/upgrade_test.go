@@ -188,9 +188,11 @@ func TestWorkerCrashMidUpgrade(t *testing.T) {
 	}
 }
 
-// TestAutomaticUpgrade installs the same application twice, once following its versions (upgrade_policy
-// auto): when its publisher publishes v2, that deployment moves to it by itself; the other stays on v1
-// and shows the update.
+// TestAutomaticUpgrade installs the same application three times: once following its versions
+// (upgrade_policy auto) up to a rate of 3 an hour, once following them at the rate it was installed at
+// (auto, no max_hourly_rate), once by hand. When its publisher publishes v2 at a higher rate, the first
+// moves to it by itself; the second waits for its consumer, saying why, until the consumer upgrades it;
+// the third stays on v1 and shows the update.
 func TestAutomaticUpgrade(t *testing.T) {
 	mp := startMarketplace(t, "serve", nil)
 	_, pub := mp.user(t, "publisher")
@@ -199,10 +201,12 @@ func TestAutomaticUpgrade(t *testing.T) {
 	mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 1, "deployment": spec,
 		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 1}}})
 	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"})
-	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1, "upgrade_policy": "auto"})
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1, "upgrade_policy": "auto", "max_hourly_rate": 3})
 	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
-	mp.waitForStatus(t, tok, 1, "installed", 2*time.Minute)
-	mp.waitForStatus(t, tok, 2, "installed", 2*time.Minute)
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1, "upgrade_policy": "auto"})
+	for id := int64(1); id <= 3; id++ {
+		mp.waitForStatus(t, tok, id, "installed", 2*time.Minute)
+	}
 
 	mp.must(t, 201, "POST", "/api/apps/1/versions", pub, map[string]any{"hourly_rate": 3, "deployment": spec,
 		"inputs": []map[string]any{{"name": "replicaCount", "type": "integer", "default": 2}}, "changelog": "two replicas"})
@@ -217,5 +221,19 @@ func TestAutomaticUpgrade(t *testing.T) {
 	manual := mp.must(t, 200, "GET", "/api/deployments/2", tok, nil).JSON(t)
 	if num(t, manual["version"]) != 1 || manual["update_available"] == nil || manual["upgrade_policy"] != "manual" {
 		t.Errorf("the manual deployment: version %v, update %v, policy %v; want v1 with an update shown", manual["version"], manual["update_available"], manual["upgrade_policy"])
+	}
+	// The dearer version never reaches the deployment that did not accept its rate: several reconciler
+	// passes (every 500 ms here) later it still runs v1, and says why.
+	time.Sleep(3 * time.Second)
+	waiting := mp.must(t, 200, "GET", "/api/deployments/3", tok, nil).JSON(t)
+	update, _ := waiting["update_available"].(map[string]any)
+	if waiting["status"] != "installed" || num(t, waiting["version"]) != 1 || update == nil ||
+		!strings.Contains(fmt.Sprint(update["waiting"]), "above the 1 this deployment accepts") {
+		t.Fatalf("the auto deployment without consent to the new rate: status %v, version %v, update %v; want v1 waiting, saying why",
+			waiting["status"], waiting["version"], update)
+	}
+	mp.must(t, 202, "POST", "/api/deployments/3/upgrade", tok, map[string]any{"version": 2})
+	if d := mp.waitForStatus(t, tok, 3, "installed", 2*time.Minute); num(t, d["version"]) != 2 || d["update_available"] != nil {
+		t.Errorf("after its consumer upgraded it: version %v, update %v", d["version"], d["update_available"])
 	}
 }

@@ -107,6 +107,8 @@ type InstallRequest struct {
 	Version int
 	// UpgradePolicy is manual (the default) or auto.
 	UpgradePolicy string
+	// MaxHourlyRate is the highest rate an automatic upgrade may move to; nil: the installed rate.
+	MaxHourlyRate *marketplace.Money
 	Inputs        map[string]any
 }
 
@@ -183,8 +185,11 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 	if err := s.checkValues(ctx, app, values); err != nil {
 		return nil, nil, err
 	}
+	if r.MaxHourlyRate != nil && r.MaxHourlyRate.IsNegative() {
+		return nil, nil, marketplace.Errorf(marketplace.EINVALID, "max_hourly_rate must not be negative")
+	}
 	d := &marketplace.Deployment{ConsumerID: r.ConsumerID, ApplicationID: r.ApplicationID, ProjectID: r.ProjectID,
-		Version: app.Version, Inputs: r.Inputs, UpgradePolicy: r.UpgradePolicy}
+		Version: app.Version, Inputs: r.Inputs, UpgradePolicy: r.UpgradePolicy, MaxHourlyRate: r.MaxHourlyRate}
 	return d, app, nil
 }
 

@@ -70,15 +70,15 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 // versions and is behind. The request is the same guarded transition a consumer's is, so two
 // reconcilers asking at once make one upgrade.
 func (s *Service) upgradeAutomatically(ctx context.Context) error {
-	ids, err := s.store.FindAutoUpgrades(ctx, 100)
+	ups, err := s.store.FindAutoUpgrades(ctx, 100)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if _, err := s.RequestUpgrade(ctx, id, 0, nil); err != nil && marketplace.ErrorCode(err) == marketplace.EINTERNAL {
+	for _, up := range ups {
+		if _, err := s.RequestUpgrade(ctx, up.DeploymentID, up.Version, nil); err != nil && marketplace.ErrorCode(err) == marketplace.EINTERNAL {
 			return err
 		} else if err != nil {
-			s.log.Info("automatic upgrade not requested", "deployment", id, "err", err)
+			s.log.Info("automatic upgrade not requested", "deployment", up.DeploymentID, "err", err)
 		}
 	}
 	return nil

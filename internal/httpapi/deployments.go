@@ -12,12 +12,13 @@ import (
 type installInput struct {
 	DryRun bool `query:"dry_run" doc:"validate and preview the install (resources, cost) without creating anything; answers 200"`
 	Body   struct {
-		ConsumerID    int64          `json:"consumer_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
-		ApplicationID int64          `json:"application_id" minimum:"1"`
-		ProjectID     int64          `json:"project_id" minimum:"1"`
-		Version       int            `json:"version" required:"false" minimum:"1" doc:"the application version to install; defaults to its latest one not deprecated"`
-		UpgradePolicy string         `json:"upgrade_policy" required:"false" enum:"manual,auto" doc:"auto: upgraded to every new version by itself; default manual"`
-		Inputs        map[string]any `json:"inputs" required:"false" doc:"values for the application's inputs, by name"`
+		ConsumerID    int64              `json:"consumer_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
+		ApplicationID int64              `json:"application_id" minimum:"1"`
+		ProjectID     int64              `json:"project_id" minimum:"1"`
+		Version       int                `json:"version" required:"false" minimum:"1" doc:"the application version to install; defaults to its latest one not deprecated"`
+		UpgradePolicy string             `json:"upgrade_policy" required:"false" enum:"manual,auto" doc:"auto: upgraded to every new version by itself; default manual"`
+		MaxHourlyRate *marketplace.Money `json:"max_hourly_rate,omitempty" required:"false" doc:"the highest hourly rate an automatic upgrade may move to; a dearer version waits for a manual upgrade. Default: the rate installed"`
+		Inputs        map[string]any     `json:"inputs" required:"false" doc:"values for the application's inputs, by name"`
 	}
 }
 
@@ -41,7 +42,7 @@ func install(deployer Deployer, log *slog.Logger) func(context.Context, *install
 			return nil, problem(ctx, log, err)
 		}
 		r := deploy.InstallRequest{ConsumerID: consumer, ApplicationID: in.Body.ApplicationID, ProjectID: in.Body.ProjectID,
-			Version: in.Body.Version, UpgradePolicy: in.Body.UpgradePolicy, Inputs: in.Body.Inputs}
+			Version: in.Body.Version, UpgradePolicy: in.Body.UpgradePolicy, MaxHourlyRate: in.Body.MaxHourlyRate, Inputs: in.Body.Inputs}
 		if in.DryRun {
 			p, err := deployer.PreviewInstall(ctx, r)
 			if err != nil {

@@ -39,6 +39,9 @@ type Deployment struct {
 	// UpgradePolicy is manual (upgrades when its consumer asks) or auto (to every new version not
 	// deprecated, by the reconciler, until an automatic upgrade fails).
 	UpgradePolicy string `json:"upgrade_policy" enum:"manual,auto"`
+	// MaxHourlyRate is the highest rate an automatic upgrade may move the deployment to: a newer version
+	// above it waits for its consumer. Absent: the deployment's current rate.
+	MaxHourlyRate *Money `json:"max_hourly_rate,omitempty"`
 	// TargetVersion and TargetInputs are what an upgrade under way installs.
 	TargetVersion int            `json:"target_version,omitempty"`
 	TargetInputs  map[string]any `json:"target_inputs,omitempty"`
@@ -55,6 +58,12 @@ type Deployment struct {
 	Attempts    int        `json:"attempts"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+}
+
+// AutoUpgrade is an upgrade the reconciler requests by itself: a deployment and the version it moves to.
+type AutoUpgrade struct {
+	DeploymentID int64
+	Version      int
 }
 
 // Placement is where a deployment's resources live.
@@ -129,8 +138,9 @@ type WorkStore interface {
 	// reporting back (a worker killed or stuck every time), so nothing stays in flight forever.
 	FailAbandoned(ctx context.Context, maxAttempts int) (int64, error)
 	// FindAutoUpgrades lists installed deployments that follow their application's versions (policy auto),
-	// are behind its latest version, and whose last change did not fail.
-	FindAutoUpgrades(ctx context.Context, limit int) ([]int64, error)
+	// are behind its latest version, whose last change did not fail, and which accept that version's rate
+	// (at most their MaxHourlyRate), each with that version.
+	FindAutoUpgrades(ctx context.Context, limit int) ([]AutoUpgrade, error)
 	// FindUncleanedFailures lists failed deployments whose resources are not known to be removed.
 	FindUncleanedFailures(ctx context.Context, limit int) ([]*Deployment, error)
 	// ClaimCleanup holds a failed deployment for the removal of its resources for lease, so one removal
@@ -257,4 +267,13 @@ func HealthOf(workloads []WorkloadHealth) string {
 // HealthChecker is a Provider that can tell how a deployment is doing right now.
 type HealthChecker interface {
 	Health(ctx context.Context, d *Deployment) (*Health, error)
+}
+
+// AcceptedRate is the highest rate an automatic upgrade may move the deployment to: its MaxHourlyRate,
+// or the rate it runs at.
+func (d *Deployment) AcceptedRate() Money {
+	if d.MaxHourlyRate != nil {
+		return *d.MaxHourlyRate
+	}
+	return d.HourlyRate
 }

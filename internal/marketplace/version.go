@@ -52,6 +52,8 @@ func (v *AppVersion) Validate(app *Application) error {
 // VersionUpdate tells a deployment that a newer version of its application is out.
 type VersionUpdate struct {
 	Version    int      `json:"version"`
+	HourlyRate Money    `json:"hourly_rate" doc:"the newer version's rate"`
+	Waiting    string   `json:"waiting,omitempty" doc:"why an automatic upgrade to it waits for the consumer (its rate is above the deployment's max_hourly_rate)"`
 	Changelogs []string `json:"changelogs" doc:"the changelogs of every version after the deployment's, oldest first"`
 }
 

@@ -15,27 +15,37 @@ import (
 // status, in the same transaction): what opened or closed a usage record. $1 is the deployment.
 const lastEventOf = `(SELECT max(e.id) FROM audit_events e WHERE e.resource = 'deployment:' || $1::bigint)`
 
-// latestVersion is the newest version of a deployment's application open to installs.
-const latestVersion = `(SELECT max(v.version) FROM application_versions v
+// latestVersion is the newest version of a deployment's application open to installs, and latestRate its
+// hourly rate.
+const (
+	latestVersion = `(SELECT max(v.version) FROM application_versions v
  WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL)`
+	latestRate = `(SELECT v.hourly_rate FROM application_versions v
+ WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL ORDER BY v.version DESC LIMIT 1)`
+)
 
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,
-` + latestVersion + ` AS latest_version,
+` + latestVersion + ` AS latest_version, ` + latestRate + ` AS latest_rate,
 namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at,
-target_version, target_inputs, upgrade_policy`
+target_version, target_inputs, upgrade_policy, max_hourly_rate`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
 	var latest, target *int
+	var latestRate *marketplace.Money
 	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
-		&d.HourlyRate, &d.Version, &latest, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
+		&d.HourlyRate, &d.Version, &latest, &latestRate, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
 		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt,
-		&target, &d.TargetInputs, &d.UpgradePolicy)
+		&target, &d.TargetInputs, &d.UpgradePolicy, &d.MaxHourlyRate)
 	if target != nil {
 		d.TargetVersion = *target
 	}
-	if latest != nil && *latest > d.Version {
-		d.UpdateAvailable = &marketplace.VersionUpdate{Version: *latest}
+	if latest != nil && *latest > d.Version && latestRate != nil {
+		d.UpdateAvailable = &marketplace.VersionUpdate{Version: *latest, HourlyRate: *latestRate}
+		if accepted := d.AcceptedRate(); d.UpgradePolicy == "auto" && latestRate.GreaterThan(accepted.Decimal) {
+			d.UpdateAvailable.Waiting = fmt.Sprintf("version %d costs %s an hour, above the %s this deployment accepts automatically (max_hourly_rate): it waits for you to upgrade it",
+				*latest, latestRate, accepted)
+		}
 	}
 	return &d, err
 }
@@ -100,8 +110,9 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 			policy = "manual"
 		}
 		created, err := scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments
-  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version, upgrade_policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version, policy))
+  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version, upgrade_policy, max_hourly_rate)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version, policy, d.MaxHourlyRate))
 		if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
 		}

@@ -236,12 +236,15 @@ ORDER BY next_attempt_at LIMIT $1`, limit)
 
 // FindAutoUpgrades lists installed deployments with policy auto behind their application's latest
 // version not deprecated, whose last change did not fail (a failed automatic upgrade is not tried again
-// and again: its consumer sees the reason and decides).
-func (db *DB) FindAutoUpgrades(ctx context.Context, limit int) ([]int64, error) {
-	rows, _ := db.work.Query(ctx, `SELECT id FROM deployments
+// and again: its consumer sees the reason and decides), and whose accepted rate (max_hourly_rate, or the
+// rate they run at) that version does not exceed: a dearer one waits for the consumer. Each comes with
+// the version found, so a dearer one published meanwhile is not what the upgrade installs.
+func (db *DB) FindAutoUpgrades(ctx context.Context, limit int) ([]marketplace.AutoUpgrade, error) {
+	rows, _ := db.work.Query(ctx, `SELECT id, `+latestVersion+` FROM deployments
 WHERE upgrade_policy = 'auto' AND status = 'installed' AND failure_reason = '' AND version < `+latestVersion+`
+  AND `+latestRate+` <= coalesce(max_hourly_rate, hourly_rate)
 ORDER BY id LIMIT $1`, limit)
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	ids, err := pgx.CollectRows(rows, pgx.RowToStructByPos[marketplace.AutoUpgrade])
 	if err != nil {
 		return nil, fmt.Errorf("find deployments to upgrade automatically: %w", err)
 	}

@@ -488,9 +488,12 @@ type Deployment struct {
 	Health        *Health    `json:"health,omitempty"`
 
 	// HourlyRate an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float
-	HourlyRate      decimal.Decimal         `json:"hourly_rate"`
-	Id              int64                   `json:"id"`
-	Inputs          map[string]interface{}  `json:"inputs"`
+	HourlyRate decimal.Decimal        `json:"hourly_rate"`
+	Id         int64                  `json:"id"`
+	Inputs     map[string]interface{} `json:"inputs"`
+
+	// MaxHourlyRate an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float
+	MaxHourlyRate   *decimal.Decimal        `json:"max_hourly_rate,omitempty"`
 	Placement       Placement               `json:"placement"`
 	ProjectId       int64                   `json:"project_id"`
 	Status          string                  `json:"status"`
@@ -600,8 +603,11 @@ type InstallInputBody struct {
 	ConsumerId *int64 `json:"consumer_id,omitempty"`
 
 	// Inputs values for the application's inputs, by name
-	Inputs    *map[string]interface{} `json:"inputs,omitempty"`
-	ProjectId int64                   `json:"project_id"`
+	Inputs *map[string]interface{} `json:"inputs,omitempty"`
+
+	// MaxHourlyRate the highest hourly rate an automatic upgrade may move to; a dearer version waits for a manual upgrade. Default: the rate installed
+	MaxHourlyRate *decimal.Decimal `json:"max_hourly_rate,omitempty"`
+	ProjectId     int64            `json:"project_id"`
 
 	// UpgradePolicy auto: upgraded to every new version by itself; default manual
 	UpgradePolicy *InstallInputBodyUpgradePolicy `json:"upgrade_policy,omitempty"`
@@ -815,7 +821,13 @@ type User struct {
 type VersionUpdate struct {
 	// Changelogs the changelogs of every version after the deployment's, oldest first
 	Changelogs *[]string `json:"changelogs"`
-	Version    int64     `json:"version"`
+
+	// HourlyRate the newer version's rate
+	HourlyRate decimal.Decimal `json:"hourly_rate"`
+	Version    int64           `json:"version"`
+
+	// Waiting why an automatic upgrade to it waits for the consumer (its rate is above the deployment's max_hourly_rate)
+	Waiting *string `json:"waiting,omitempty"`
 }
 
 // WorkloadHealth defines model for WorkloadHealth.
