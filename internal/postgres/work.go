@@ -111,7 +111,8 @@ WHERE id = $1 AND attempts = $2 AND status = 'uninstalling'`, id, attempt)
 
 // FailAttempt releases attempt's claim with the reason it failed. The operation is due again after
 // f.RetryAfter, or, when f.Final, the deployment ends failed (and records whether its resources were
-// removed).
+// removed). The reason is stored with every URL's credentials redacted, so no copy of it (the audit
+// trail's, a page's, an answer's) can show them.
 func (db *DB) FailAttempt(ctx context.Context, id int64, op marketplace.Operation, attempt int, f marketplace.AttemptFailure) error {
 	tag, err := db.work.Exec(ctx, `UPDATE deployments
 SET status = CASE WHEN $5 AND status = 'upgrading' THEN 'installed' WHEN $5 THEN 'failed'
@@ -120,7 +121,7 @@ SET status = CASE WHEN $5 AND status = 'upgrading' THEN 'installed' WHEN $5 THEN
     target_inputs = CASE WHEN $5 THEN NULL ELSE target_inputs END,
     failure_reason = $3, lease_expires_at = NULL, next_attempt_at = now() + $4::interval, updated_at = now(),
     cleaned_up_at = CASE WHEN $7 THEN now() END
-WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, f.Reason, f.RetryAfter, f.Final, inFlight(op), f.Final && f.CleanedUp)
+WHERE id = $1 AND attempts = $2 AND status = $6`, id, attempt, marketplace.RedactURLs(f.Reason), f.RetryAfter, f.Final, inFlight(op), f.Final && f.CleanedUp)
 	if err != nil {
 		return fmt.Errorf("record failed attempt %d of deployment %d: %w", attempt, id, err)
 	}
