@@ -167,3 +167,22 @@ func TestCSVCellsAreInert(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionsPerApplicationAreBounded publishes versions past QUOTA_VERSIONS_PER_APP: the one past it is
+// refused (409) and not stored.
+func TestVersionsPerApplicationAreBounded(t *testing.T) {
+	mp := startMarketplace(t, "serve", map[string]string{"QUOTA_VERSIONS_PER_APP": "2"})
+	_, pub := mp.user(t, "publisher")
+	spec := map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}
+	mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 1, "deployment": spec})
+	mp.must(t, 201, "POST", "/api/apps/1/versions", pub, map[string]any{"hourly_rate": 1, "deployment": spec, "changelog": "2"})
+	if r := mp.call(t, "POST", "/api/apps/1/versions", pub, map[string]any{"hourly_rate": 1, "deployment": spec, "changelog": "3"}); r.Status != 409 ||
+		!strings.Contains(string(r.Body), "QUOTA_VERSIONS_PER_APP") {
+		t.Fatalf("a third version past a quota of 2: %d %s, want 409 naming the setting", r.Status, r.Body)
+	}
+	var versions int
+	query(t, mp.DatabaseURL, `SELECT count(*) FROM application_versions WHERE application_id = 1`, nil, &versions)
+	if versions != 2 {
+		t.Fatalf("%d versions stored, want 2", versions)
+	}
+}

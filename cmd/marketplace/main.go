@@ -70,6 +70,7 @@ type Config struct {
 	QuotaProjects     int           `env:"QUOTA_PROJECTS_PER_USER" envDefault:"50"`
 	QuotaDeployments  int           `env:"QUOTA_DEPLOYMENTS_PER_USER" envDefault:"200"`
 	QuotaApps         int           `env:"QUOTA_APPS_PER_USER" envDefault:"100"`
+	QuotaVersions     int           `env:"QUOTA_VERSIONS_PER_APP" envDefault:"500"`
 	UpgradesPerHour   int           `env:"UPGRADES_PER_HOUR" envDefault:"20"`
 	BillingInterval   time.Duration `env:"BILLING_INTERVAL" envDefault:"5m"`
 	BillingCurrency   string        `env:"BILLING_CURRENCY" envDefault:"USD"`
@@ -173,7 +174,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithQuotas(marketplace.Quotas{
-		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps, UpgradesPerHour: cfg.UpgradesPerHour}), postgres.WithBillingTerms(terms))
+		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps, VersionsPerApp: cfg.QuotaVersions,
+		UpgradesPerHour: cfg.UpgradesPerHour}), postgres.WithBillingTerms(terms))
 	if err != nil {
 		return err
 	}

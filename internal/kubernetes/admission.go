@@ -58,5 +58,5 @@ func (p *Provider) crossTenantRules() []admissionv1.Validation {
 	}
 	return append(rules, admissionv1.Validation{
 		Expression: notDelete + `request.kind.kind != "Ingress" || (!has(object.spec.defaultBackend) && object.?spec.?rules.orValue([]).all(r, has(r.host) && ` + own("r.host") + `) && object.?spec.?tls.orValue([]).all(t, t.?hosts.orValue([]).all(h, ` + own("h") + `)))`,
-		Message: "an Ingress of a marketplace deployment may claim only hosts under its own domain <namespace>" + strings.Trim(domain, `"`) + " (every rule names a host; no default backend)"})
+		Message:    "an Ingress of a marketplace deployment may claim only hosts under its own domain <namespace>" + strings.Trim(domain, `"`) + " (every rule names a host; no default backend)"})
 }

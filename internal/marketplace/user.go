@@ -69,9 +69,10 @@ type ProjectService interface {
 // Quotas bound what one user may own at once, whoever acts for it (the operator too): a shared cluster
 // must not be filled by one tenant. Zero means no limit.
 type Quotas struct {
-	Projects    int // projects not deleted
-	Deployments int // deployments not uninstalled
-	Apps        int // applications in the catalog (neither deleted nor retired)
+	Projects       int // projects not deleted
+	Deployments    int // deployments not uninstalled
+	Apps           int // applications in the catalog (neither deleted nor retired)
+	VersionsPerApp int // versions of one application
 	// UpgradesPerHour bounds the upgrades and rollbacks requested of one deployment in an hour.
 	UpgradesPerHour int
 }

@@ -33,6 +33,11 @@ WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2) FOR UPDAT
 		if err := v.Validate(&app); err != nil {
 			return err
 		}
+		if limit := db.quotas.VersionsPerApp; limit > 0 && app.Version >= limit {
+			return marketplace.Errorf(marketplace.ECONFLICT,
+				"application %d has %d versions, the most one application may have (QUOTA_VERSIONS_PER_APP=%d): publish it anew, or ask the operator to raise the limit",
+				v.ApplicationID, app.Version, limit)
+		}
 		v.Version = app.Version + 1
 		created, err := scanVersion(tx.QueryRow(ctx, `INSERT INTO application_versions
   (application_id, version, hourly_rate, deployment, inputs, changelog) VALUES ($1, $2, $3, $4, $5, $6)
