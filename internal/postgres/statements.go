@@ -115,10 +115,10 @@ func (db *DB) FindPayout(ctx context.Context, publisherID int64, p marketplace.P
 	} else if err != nil {
 		return nil, fmt.Errorf("payout of publisher %d for %s: %w", publisherID, p, err)
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT l.application_id, a.name, count(DISTINCT l.deployment_id), sum(l.seconds)::bigint, sum(l.charge)
-FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id JOIN applications a ON a.id = l.application_id
+	rows, _ := db.pool.Query(ctx, `SELECT l.application_id, max(l.application_name), count(DISTINCT l.deployment_id), sum(l.seconds)::bigint, sum(l.charge)
+FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
 WHERE l.publisher_id = $1 AND i.period_start = $2
-GROUP BY l.application_id, a.name ORDER BY l.application_id`, publisherID, p.Start)
+GROUP BY l.application_id ORDER BY l.application_id`, publisherID, p.Start)
 	r, err := collectRevenue(rows, fee, 2)
 	if err != nil {
 		return nil, fmt.Errorf("payout of publisher %d for %s: %w", publisherID, p, err)

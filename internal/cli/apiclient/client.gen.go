@@ -634,14 +634,15 @@ type Invoice struct {
 
 // InvoiceLine defines model for InvoiceLine.
 type InvoiceLine struct {
-	Amount        string `json:"amount"`
-	ApplicationId int64  `json:"application_id"`
-	Charge        string `json:"charge"`
-	DeploymentId  int64  `json:"deployment_id"`
-	HourlyRate    string `json:"hourly_rate"`
-	Kind          string `json:"kind"`
-	Seconds       int64  `json:"seconds"`
-	UsageRecordId int64  `json:"usage_record_id"`
+	Amount          string `json:"amount"`
+	ApplicationId   int64  `json:"application_id"`
+	ApplicationName string `json:"application_name"`
+	Charge          string `json:"charge"`
+	DeploymentId    int64  `json:"deployment_id"`
+	HourlyRate      string `json:"hourly_rate"`
+	Kind            string `json:"kind"`
+	Seconds         int64  `json:"seconds"`
+	UsageRecordId   int64  `json:"usage_record_id"`
 }
 
 // InvoiceList defines model for InvoiceList.
