@@ -291,6 +291,10 @@ func keptHash(key string) uint32 {
 // Otherwise, without compute, the total is NULL (the answer is not kept); with compute, catalog_search
 // (or catalog_page, without words) computes them from this statement's snapshot and they are kept with
 // the generation of that snapshot. Nothing is computed or kept for a caller whose check failed.
+//
+// The generation is read as a scalar, never joined: catalog_generation is never analyzed when nothing
+// vacuums (PostgreSQL then guesses 2,260 rows for it), and a join multiplied that guess into an
+// estimate past jit_above_cost, which JIT-compiled every execution (issue #23, migration 00071).
 func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) string, callerExists string, compute bool) (ctes []string, total, page string) {
 	key := keptKey(f)
 	slot, search := arg(int32(keptHash(key)%searchSlots)), arg(key)
