@@ -6,8 +6,14 @@
 #   RUNS=1 DURATION=5s bash bench/apps.sh
 #   APPS=100000 bash bench/apps.sh  # a larger catalog (at least 8,000: page 400 must exist)
 #
-# It drops and recreates the database mp_bench, migrates it with `marketplace migrate`, seeds it by SQL,
-# starts `marketplace serve` without a cluster and runs `wrk -t2 -c32 -d20s --latency` against four URLs,
+#   SEED=sql bash bench/apps.sh   # the catalog seeded by one SQL INSERT … SELECT instead of the API
+#
+# It drops and recreates the database mp_bench, migrates it with `marketplace migrate`, starts
+# `marketplace serve` without a cluster, fills the catalog as publishers do (SEED=api, the default:
+# bench/publish, POST /api/apps/new from 8 clients at once) or by SQL (SEED=sql), and reads it at once:
+# no VACUUM, no ANALYZE. Right after the fill it times page 400 and a search (three reads each, the
+# first one computing the page) and stops, failing, when the median of either is over SLOW_MS (100).
+# Then it runs `wrk -t2 -c32 -d20s --latency` against six URLs,
 # interleaved (run 1 of every URL, then run 2, ...) so drifting background load spreads over all of
 # them. Raw output goes to $OUT (default bench/results/apps-<time>); the summary is $OUT/summary.md.
 set -euo pipefail
@@ -25,6 +31,10 @@ BASELINE=${BASELINE:-1} # also measure bench/baseline (bare net/http + pgx) on p
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-20s}
 APPS=${APPS:-10000} # the checks below assume a multiple of 500, at least 8,000
+DEEP=${DEEP:-400}   # the deep page measured (page 400: offset 7,980); APPS must reach it
+SEED=${SEED:-api}    # api: POST /api/apps/new from PUBLISHERS clients at once; sql: one INSERT … SELECT
+PUBLISHERS=${PUBLISHERS:-8}
+SLOW_MS=${SLOW_MS:-100}
 OUT=${OUT:-bench/results/apps-$(date -u +%Y%m%dT%H%M%SZ)}
 # Publishers' bearer tokens, of the API's form (mpt_ and 43 base64url characters), stored as their SHA-256.
 TOKEN=mpt_bench-publisher-1-aaaaaaaaaaaaaaaaaaaaaaaaa
@@ -38,9 +48,12 @@ port_free "$ADDR"
 echo "== building bench/.bin/marketplace and bench/.bin/baseline"
 build_marketplace
 (cd "$ROOT" && GOFLAGS=-buildvcs=false go build -o bench/.bin/baseline ./bench/baseline)
+(cd "$ROOT" && GOFLAGS=-buildvcs=false go build -o bench/.bin/publish ./bench/publish)
 MP=$ROOT/bench/.bin/marketplace
 
-echo "== database $DB: recreate, migrate, seed $APPS applications"
+[ "$SEED" = api ] || [ "$SEED" = sql ] || { echo "SEED is api or sql, not $SEED" >&2; exit 2; }
+[ "$APPS" -ge $(( DEEP * 20 )) ] && [ $(( APPS % 500 )) = 0 ] || { echo "APPS must be a multiple of 500 and reach page $DEEP" >&2; exit 2; }
+echo "== database $DB: recreate, migrate, two publishers"
 recreate_db "$DB"
 env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" LOG_LEVEL=warn "$MP" migrate
 hash1=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
@@ -48,12 +61,16 @@ hash2=$(printf %s "$TOKEN2" | sha256sum | cut -d' ' -f1)
 # Publisher 1 owns 2 of every 3 applications, publisher 2 the rest; odd ids are k8s, even ids vm; each
 # description ends with one of ten tags (id % 10) and one of 500 product codes (sku000..sku499, id % 500),
 # which the searched URLs look for: a broad search (a tenth of the catalog) and a narrow one (1 in 500).
-# The triggers on applications keep catalog_counts exact as the rows go in; seeding them all in one
-# transaction leaves that table's pages full of dead row versions, which a catalog filled by separate
-# publishes does not have (each page is pruned as it fills), so VACUUM FULL compacts them as they would be.
+# Neither way runs VACUUM or ANALYZE: the catalog is read as a user reads it right after filling it
+# (issue #23: the SQL seed used to be followed by both, and hid what separate publishes leave).
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
 INSERT INTO users (name) VALUES ('Bench Publisher 1'), ('Bench Publisher 2');
 INSERT INTO tokens (user_id, hash) VALUES (1, decode('$hash1', 'hex')), (2, decode('$hash2', 'hex'));
+SQL
+
+# seed_sql fills the catalog in one statement (bench/publish publishes the same applications).
+seed_sql() {
+psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
 INSERT INTO applications (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
 SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
        'Benchmark app ' || i,
@@ -72,16 +89,14 @@ SELECT CASE WHEN i % 3 = 0 THEN 2 ELSE 1 END,
          ELSE '[{"name": "replicaCount", "type": "integer", "default": 1}]'::jsonb
        END
 FROM generate_series(1, $APPS) AS i;
-VACUUM FULL catalog_counts;
-VACUUM ANALYZE;
 SQL
-psql -X -At "$DATABASE_URL" -c "SELECT 'catalog_counts: ' || string_agg(publisher_id || '/' || deployment_type || '=' || n, ' ' ORDER BY publisher_id, deployment_type) FROM catalog_counts WHERE shift = 20"
+}
 
 echo "== starting marketplace serve on $ADDR (KUBECONFIG unset, LOG_LEVEL=warn)"
 redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis database
 CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
 env -u KUBECONFIG DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" LOG_LEVEL=warn \
-  MARKETPLACE_FETCH_ALLOW=127.0.0.1:8879 MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+  MARKETPLACE_FETCH_ALLOW=127.0.0.1:8879 MARKETPLACE_CACHE_DIR="$CACHE" QUOTA_APPS_PER_USER=0 "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
 BASE_PID=
 cleanup() {
@@ -92,6 +107,33 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 wait_http "http://$ADDR/healthz"
+
+echo "== filling the catalog with $APPS applications (SEED=$SEED)"
+if [ "$SEED" = sql ]; then
+  t0=$(date +%s.%N); seed_sql; t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" -v n="$APPS" 'BEGIN { printf "seeded %d applications by SQL in %.1f s\n", n, b - a }' | tee "$OUT/fill.txt"
+else
+  bench/.bin/publish -base "http://$ADDR" -tokens "$TOKEN,$TOKEN2" -n "$APPS" -c "$PUBLISHERS" | tee "$OUT/fill.txt"
+fi
+psql -X -At "$DATABASE_URL" -c "SELECT 'catalog_counts: ' || string_agg(publisher_id || '/' || deployment_type || '=' || n, ' ' ORDER BY publisher_id, deployment_type) FROM catalog_counts WHERE shift = 20"
+
+# Read at once: page 400 and a search, three reads each (the first computes the page), before anything
+# else has read them.
+echo "== reading page $DEEP and a search right after the fill (median of 3 reads ≤ $SLOW_MS ms)"
+slow=0
+for url in "/api/apps?page=$DEEP&limit=20" "/api/apps?page=1&limit=20&q=sku017"; do
+  times=$(for _ in 1 2 3; do curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $TOKEN" "http://$ADDR$url"; done)
+  verdict=$(awk -v slow="$SLOW_MS" '{ ms[NR] = $1 * 1000 } END {
+      m = (ms[1] < ms[2]) ? ((ms[2] < ms[3]) ? ms[2] : ((ms[1] < ms[3]) ? ms[3] : ms[1])) : ((ms[1] < ms[3]) ? ms[1] : ((ms[2] < ms[3]) ? ms[3] : ms[2]))
+      printf "reads %.1f %.1f %.1f ms, median %.1f ms: %s", ms[1], ms[2], ms[3], m, (m <= slow) ? "OK" : "SLOW" }' <<<"$times")
+  echo "$url right after the fill: $verdict" | tee -a "$OUT/first-reads.txt"
+  [[ $verdict == *OK ]] || slow=1
+done
+psql -X -At "$DATABASE_URL" -F ' ' -c "SELECT relname, 'n_tup_upd=' || n_tup_upd, 'n_tup_hot_upd=' || n_tup_hot_upd, 'n_dead_tup=' || n_dead_tup,
+  'pages=' || pg_relation_size(relid) / 8192, 'analyzed=' || (coalesce(last_analyze, last_autoanalyze) IS NOT NULL)
+  FROM pg_stat_user_tables WHERE relname IN ('applications', 'catalog_counts', 'catalog_generation', 'catalog_searches') ORDER BY relname" \
+  | tee "$OUT/tables.txt"
+[ "$slow" = 0 ] || { echo "page $DEEP or the search is slower than $SLOW_MS ms right after the fill" >&2; exit 1; }
 sleep 3
 IDLE_RSS=$(proc_kb "$SERVE" VmRSS)
 IDLE_HWM=$(proc_kb "$SERVE" VmHWM)
@@ -101,7 +143,7 @@ echo "serve pid $SERVE: idle VmRSS ${IDLE_RSS} kB (VmHWM ${IDLE_HWM} kB)"
 BASE="http://$ADDR"
 URLS=(
   "/api/apps?page=1&limit=20"
-  "/api/apps?page=400&limit=20"
+  "/api/apps?page=$DEEP&limit=20"
   "/api/apps?page=1&limit=20&deploymentType=vm"
   "/api/apps?page=1&limit=20&publisher=1"
   "/api/apps?page=1&limit=20&q=sku017"
@@ -109,7 +151,13 @@ URLS=(
 )
 # What each URL must answer: total_items, the first id of the page, and a jq condition on every row.
 WANT_TOTAL=("$APPS" "$APPS" "$(( APPS / 2 ))" "$(( APPS - APPS / 3 ))" "$(( APPS / 500 ))" "$(( APPS / 10 ))")
-WANT_FIRST=(1 7981 2 1 17 3)
+# The ids follow the order the publishes committed in: each page's first id is read from the table.
+WANT_FIRST=()
+for where in "true ORDER BY id" "true ORDER BY id OFFSET $(( (DEEP - 1) * 20 ))" "deployment_type = 'vm' ORDER BY id" "publisher_id = 1 ORDER BY id" \
+  "description LIKE '% sku017' ORDER BY id" "description LIKE '% monitoring %' ORDER BY id"; do
+  WANT_FIRST+=("$(psql -X -At "$DATABASE_URL" -c "SELECT id FROM applications WHERE deleted_at IS NULL AND $where LIMIT 1")")
+done
+WANT_ROWS=(20 20 20 20 "$(( APPS / 500 < 20 ? APPS / 500 : 20 ))" 20)
 WANT_ROW=('true' 'true' '.deployment.type == "vm"' '.publisher_id == 1' '(.description | endswith(" sku017"))'
   '(.description | contains(" monitoring "))')
 
@@ -117,10 +165,10 @@ echo "== checking the answers"
 fail=0
 for i in "${!URLS[@]}"; do
   body=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$BASE${URLS[$i]}")
-  got=$(jq -r --argjson want "${WANT_TOTAL[$i]}" --argjson first "${WANT_FIRST[$i]}" \
+  got=$(jq -r --argjson want "${WANT_TOTAL[$i]}" --argjson first "${WANT_FIRST[$i]}" --argjson rows "${WANT_ROWS[$i]}" \
     "[.total_items, (.data|length), .data[0].id, ([.data[] | ${WANT_ROW[$i]}] | all)] as [\$t, \$n, \$f, \$ok]
      | \"total_items=\(\$t) rows=\(\$n) first_id=\(\$f) rows_match=\(\$ok) \"
-       + (if \$t == \$want and \$n == 20 and \$f == \$first and \$ok then \"OK\" else \"WRONG (want total_items=\(\$want) first_id=\(\$first))\" end)" <<<"$body")
+       + (if \$t == \$want and \$n == \$rows and \$f == \$first and \$ok then \"OK\" else \"WRONG (want total_items=\(\$want) first_id=\(\$first))\" end)" <<<"$body")
   echo "${URLS[$i]}: $got" | tee -a "$OUT/checks.txt"
   [[ $got == *OK ]] || fail=1
 done
@@ -175,6 +223,10 @@ LOAD_SPLIT="RssAnon $(proc_kb "$SERVE" RssAnon) kB + RssFile $(proc_kb "$SERVE" 
 # Medians of the runs per URL, the ratios the targets name, and the verdicts.
 {
   echo "## GET /api/apps, $APPS applications: wrk -t2 -c32 -d$DURATION --latency, $RUNS run(s) per URL"
+  echo
+  echo "Filled with SEED=$SEED and read at once (no VACUUM, no ANALYZE): $(cat "$OUT/fill.txt")."
+  echo
+  sed 's/^/    /' "$OUT/first-reads.txt"
   echo
   cat "$OUT/runs.md"
   echo

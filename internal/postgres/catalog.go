@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -126,21 +127,47 @@ type catalogCheck struct {
 	tokenHash, sessionHash []byte
 }
 
-// catalogPage runs the statement of one page of the catalog and hands each row to each, with the index
-// of the first of cols in it.
+// catalogPage reads one page of the catalog and hands each row to each, with the index of the first of
+// cols in it. A search or a deep page is first looked up among the kept answers (one statement); when
+// it is not kept for the catalog this statement sees, one reader computes it (computeKept) while the
+// other readers of the same page wait for it and look it up again.
 func (db *DB) catalogPage(ctx context.Context, check catalogCheck, f marketplace.AppFilter, cols string, each func(rows pgx.Rows, first int) error) error {
-	sql, args := catalogStatement(check, f, cols)
+	if !isKept(f) {
+		sql, args := catalogStatement(check, f, cols, false)
+		return runCatalog(ctx, db.pool, check, sql, args, each)
+	}
+	for {
+		sql, args := catalogStatement(check, f, cols, false)
+		err := runCatalog(ctx, db.pool, check, sql, args, each)
+		if !errors.Is(err, errNotKept) {
+			return err
+		}
+		if err := db.computeKept(ctx, check, f, cols, each); !errors.Is(err, errNotKept) {
+			return err
+		}
+	}
+}
+
+// runCatalog runs the statement of one page of the catalog on q and hands each row to each; a
+// statement that only looks up a kept answer returns errNotKept when there is none.
+func runCatalog(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, check catalogCheck, sql string, args []any, each func(rows pgx.Rows, first int) error) error {
 	first := 1
 	if check.sessionHash != nil {
 		first += len(sessionColumns)
 	}
-	rows, err := db.pool.Query(ctx, sql, args...)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("find applications: %w", err)
 	}
 	defer rows.Close()
 	found := false
 	for rows.Next() {
+		if !found && rows.RawValues()[0] == nil {
+			// A lookup's one row without a total: the caller passed its check, the answer is not kept.
+			return errNotKept
+		}
 		found = true
 		if err := each(rows, first); err != nil {
 			return fmt.Errorf("find applications: %w", err)
@@ -165,16 +192,19 @@ var sessionColumns = []string{"user_id", "operator_token_hash", "csrf_token", "e
 // with NULL cols for a page past the end; no row at all when the check fails.
 //
 // The total of an unsearched catalog comes from catalog_counts, which a trigger keeps exact, so no
-// request counts the catalog. A search, and a page deeper than one block, read their total and page
-// from catalog_searches when they were computed from the same catalog, and compute and keep them
-// otherwise (keptAnswer): a deep page by walking down catalog_counts' spans, a search through the index
-// of words.
+// request counts the catalog. A search, a filtered page and a page deeper than one block (isKept) read
+// their total and page from catalog_searches when they were computed from the same catalog, and compute and keep them
+// otherwise (keptAnswer): a page by walking down catalog_counts' spans, a search through the index of
+// words.
 //
 // A token nobody has looked up yet (marketplace.Caller.TokenHash) is checked by the statement itself:
 // no row at all when no user holds the token, and its last use recorded at most once a minute, as
 // FindUserByTokenHash does. A session likewise: no row when it has ended (expired, signed out, or its
 // token revoked, which deletes it).
-func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string) (string, []any) {
+//
+// For a kept page (isKept), the statement only looks the answer up unless compute is set: its
+// one row then has a NULL total when the answer is not kept (errNotKept).
+func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, compute bool) (string, []any) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -199,27 +229,20 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string) 
 	}
 	offset := (f.Page - 1) * f.Limit
 	var total, page string
-	if f.Query == "" && offset < blockSize {
-		// The counts of this filter: publisher 0 and type '' stand for any.
+	if !isKept(f) {
+		// The counts of the whole catalog (publisher 0 and type '' stand for any; a filter is kept).
 		total = `SELECT coalesce(sum(n), 0)::bigint AS n FROM catalog_counts
-  WHERE publisher_id = ` + arg(f.PublisherID) + ` AND deployment_type = ` + arg(f.DeploymentType) + ` AND shift = 20`
-		var filters string
-		if f.PublisherID != 0 {
-			filters += " AND publisher_id = " + arg(f.PublisherID)
-		}
-		if f.DeploymentType != "" {
-			filters += " AND deployment_type = " + arg(f.DeploymentType)
-		}
+  WHERE publisher_id = 0 AND deployment_type = '' AND shift = 20`
 		// LIMIT and OFFSET are written into the statement (two validated ints; this branch has at most
 		// blockSize offsets): as parameters, PostgreSQL's generic plan cannot know the LIMIT, estimates
 		// more than a custom plan and so plans every execution anew (~0.1 ms of planning for ~0.02 ms
 		// of execution; page 1 ran at half the throughput of a kept search). As constants the prepared
 		// statement keeps its generic plan after five executions.
-		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL` + filters + `
+		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL
   ORDER BY id LIMIT ` + strconv.Itoa(f.Limit) + ` OFFSET ` + strconv.Itoa(offset)
 	} else {
 		var kept []string
-		kept, total, page = keptAnswer(f, offset, cols, arg, callerExists)
+		kept, total, page = keptAnswer(f, offset, cols, arg, callerExists, compute)
 		ctes = append(ctes, kept...)
 	}
 	var sql strings.Builder
@@ -231,41 +254,74 @@ LEFT JOIN LATERAL (` + page + `) AS page ON true`)
 	return sql.String(), args
 }
 
+// isKept tells a search, a filtered page or a page deeper than the first block, whose answers are kept
+// (catalog_searches), from a first page of the whole catalog, read from its index at once.
+//
+// A filtered page is kept because PostgreSQL plans its direct statement from statistics it may not
+// have: never analyzed (nothing vacuums, or not yet), a filter is guessed to keep 0.5 % of the rows,
+// and at 100,000 applications `deploymentType=vm` was planned as a bitmap scan of its 50,000 rows and a
+// sort, 390 ms, instead of the first 20 in the index (issue #23). catalog_page walks the index in order
+// whatever the statistics (migration 00071).
+func isKept(f marketplace.AppFilter) bool {
+	return f.Query != "" || f.PublisherID != 0 || f.DeploymentType != "" || (f.Page-1)*f.Limit >= blockSize
+}
+
 // searchSlots is how many answers catalog_searches keeps at most (migration 00070).
 const searchSlots = 4096
 
-// keptAnswer returns the WITH clauses, the total and the page of a search (f.Query) or of a deep page.
-//
-// Their total, the ids of their page and its listings are kept in catalog_searches with the catalog's generation,
-// keyed by the words, the filters and the page: when the generation this statement reads is the one
-// they were kept with, they are the answer (catalog_generation changes with every change a search or a
-// count could see, in the same transaction, so the same generation is the same catalog); otherwise
-// catalog_search (or catalog_page, without words) computes them from this statement's snapshot and they
-// are kept with the generation of that snapshot. Nothing is computed or kept for a caller whose check
-// failed.
-func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) string, callerExists string) (ctes []string, total, page string) {
-	key := fmt.Sprintf("%d %s %d %d %s", f.PublisherID, f.DeploymentType, f.Limit, offset, f.Query)
+// keptKey is what a search or a deep page is kept under: the words, the filters and the page.
+func keptKey(f marketplace.AppFilter) string {
+	return fmt.Sprintf("%d %s %d %d %s", f.PublisherID, f.DeploymentType, f.Limit, (f.Page-1)*f.Limit, f.Query)
+}
+
+// keptHash is keptKey's hash: its slot in catalog_searches and its advisory lock (computeKept).
+func keptHash(key string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	slot, search := arg(int32(h.Sum32()%searchSlots)), arg(key)
-	var compute string
-	if f.Query != "" {
-		compute = `catalog_search(` + arg(f.Query) + `, ` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` +
-			arg(f.Limit) + `, ` + arg(offset) + `)`
-	} else {
-		compute = `catalog_page(` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `)`
-	}
+	return h.Sum32()
+}
+
+// keptAnswer returns the WITH clauses, the total and the page of a search (f.Query) or of a deep page.
+//
+// Their total, the ids of their page and its listings are kept in catalog_searches with the catalog's
+// generation, keyed by the words, the filters and the page: when the generation this statement reads is
+// the one they were kept with, they are the answer (catalog_generation changes with every change a
+// search or a count could see, in the same transaction, so the same generation is the same catalog).
+// Otherwise, without compute, the total is NULL (the answer is not kept); with compute, catalog_search
+// (or catalog_page, without words) computes them from this statement's snapshot and they are kept with
+// the generation of that snapshot. Nothing is computed or kept for a caller whose check failed.
+//
+// The generation is read as a scalar, never joined: catalog_generation is never analyzed when nothing
+// vacuums (PostgreSQL then guesses 2,260 rows for it), and a join multiplied that guess into an
+// estimate past jit_above_cost, which JIT-compiled every execution (issue #23, migration 00071).
+func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) string, callerExists string, compute bool) (ctes []string, total, page string) {
+	key := keptKey(f)
+	slot, search := arg(int32(keptHash(key)%searchSlots)), arg(key)
 	ctes = []string{`cached AS (
-  SELECT s.total, s.ids, s.listings FROM catalog_searches s JOIN catalog_generation g ON g.n = s.generation
-  WHERE s.slot = ` + slot + ` AND s.search = ` + search + `
-)`, `computed AS (
-  SELECT c.total, c.ids, l.listings, catalog_search_keep(` + slot + `, ` + search + `, g.n, c.total, c.ids, l.listings) AS kept
-  FROM catalog_generation g, ` + compute + ` c,
+  SELECT s.total, s.ids, s.listings FROM catalog_searches s
+  WHERE s.slot = ` + slot + ` AND s.search = ` + search + ` AND s.generation = (SELECT n FROM catalog_generation)
+)`}
+	if compute {
+		var computing string
+		if f.Query != "" {
+			computing = `catalog_search(` + arg(f.Query) + `, ` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` +
+				arg(f.Limit) + `, ` + arg(offset) + `)`
+		} else {
+			computing = `catalog_page(` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `)`
+		}
+		ctes = append(ctes, `computed AS (
+  SELECT c.total, c.ids, l.listings,
+    catalog_search_keep(`+slot+`, `+search+`, (SELECT n FROM catalog_generation), c.total, c.ids, l.listings) AS kept
+  FROM `+computing+` c,
     LATERAL (SELECT string_agg(a.listing, ',' ORDER BY a.id) AS listings FROM applications a
              WHERE a.id = ANY (c.ids) AND a.deleted_at IS NULL) l
-  WHERE NOT EXISTS (SELECT FROM cached)` + callerExists + `
-)`, `answer AS (SELECT total, ids, listings FROM cached UNION ALL SELECT total, ids, listings FROM computed)`}
-	total = `SELECT total AS n, ids, listings FROM answer`
+  WHERE NOT EXISTS (SELECT FROM cached)`+callerExists+`
+)`, `answer AS (SELECT total, ids, listings FROM cached UNION ALL SELECT total, ids, listings FROM computed)`)
+		total = `SELECT total AS n, ids, listings FROM answer`
+	} else {
+		// One row whether the answer is kept or not: no row at all is the caller's check failing.
+		total = `SELECT cached.total AS n, cached.ids, cached.listings FROM (SELECT) AS one LEFT JOIN cached ON true`
+	}
 	if cols == "listing" {
 		// The JSON page is kept whole: one value, as AppendAppsJSON writes it, instead of its rows read
 		// again by id.

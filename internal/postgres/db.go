@@ -39,6 +39,8 @@ type DB struct {
 	// never SQL now(), so a test can move time.
 	now   func() time.Time
 	terms marketplace.BillingTerms
+	// computing lets one request at a time compute a search or deep page nobody has kept (catalog_flight.go).
+	computing keyFlights
 }
 
 // Option tunes a DB.
