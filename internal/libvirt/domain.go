@@ -77,6 +77,11 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := ctx.Err(); err != nil {
 		return golibvirt.Domain{}, err
 	}
+	p.placing.Lock()
+	defer p.placing.Unlock()
+	if err := p.checkRoom(l, n.domain, marketplace.VMSize{VCPUs: vcpus, MemoryMiB: mib}); err != nil {
+		return golibvirt.Domain{}, err
+	}
 	dom, err := l.DomainDefineXMLFlags(text, 0)
 	if err != nil {
 		return golibvirt.Domain{}, fmt.Errorf("define domain %s: %w", n.domain, err)

@@ -38,6 +38,11 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 		case deprecated && version != d.Version:
 			return marketplace.Errorf(marketplace.ECONFLICT, "version %d of application %d is deprecated: nothing new moves to it", version, d.ApplicationID)
 		}
+		if d.Type == marketplace.TypeVM {
+			if err := admitVMUpgrade(ctx, tx, d, version); err != nil {
+				return err
+			}
+		}
 		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
 SET status = 'upgrading', target_version = $2, target_inputs = $3, attempts = 0, lease_expires_at = NULL,
     next_attempt_at = now(), failure_reason = '', updated_at = now()
