@@ -197,7 +197,8 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	return marketplace.Placement{VMName: n.domain, IPAddress: ip}, nil
 }
 
-// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log. What is
+// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log (with the
+// backups virtlogd rotated it into). What is
 // already gone counts as removed.
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	n := p.names(d.ID)
@@ -226,10 +227,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 			return err
 		}
 	}
-	if err := removeFile(n.log); err != nil {
-		return err
-	}
-	return nil
+	return removeConsole(n.log)
 }
 
 // isCode reports whether err is libvirt's error code.
