@@ -40,20 +40,33 @@ func TestVMHostFullRefusesInstalls(t *testing.T) {
 	tok := publishVM(t, mp, "test-guest.qcow2")
 	install := map[string]any{"application_id": 1, "project_id": 1}
 
+	// Ten consumers, each with a project, so nothing but the VM host orders their requests.
+	type consumer struct {
+		token   string
+		project int64
+	}
+	consumers := make([]consumer, 10)
+	for i := range consumers {
+		_, ctok := mp.user(t, fmt.Sprintf("consumer %d", i))
+		p := mp.must(t, 201, "POST", "/api/user/project/new", ctok, map[string]any{"name": "vms"}).JSON(t)
+		consumers[i] = consumer{ctok, num(t, p["id"])}
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var accepted []int64
+	var owners []string
 	var refused []response
-	for range 10 {
+	for _, c := range consumers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := mp.call(t, "POST", "/api/deployments/install", tok, install)
+			r := mp.call(t, "POST", "/api/deployments/install", c.token, map[string]any{"application_id": 1, "project_id": c.project})
 			mu.Lock()
 			defer mu.Unlock()
 			switch r.Status {
 			case 202:
 				accepted = append(accepted, num(t, r.JSON(t)["deploymentID"]))
+				owners = append(owners, c.token)
 			case 409:
 				refused = append(refused, r)
 			default:
@@ -77,8 +90,8 @@ func TestVMHostFullRefusesInstalls(t *testing.T) {
 		t.Fatalf("%d deployments stored, want the 2 accepted", stored)
 	}
 	vms := map[int64]string{}
-	for _, id := range accepted {
-		vms[id] = mp.waitForStatus(t, tok, id, "installed", 4*time.Minute)["placement"].(map[string]any)["vm_name"].(string)
+	for i, id := range accepted {
+		vms[id] = mp.waitForStatus(t, owners[i], id, "installed", 4*time.Minute)["placement"].(map[string]any)["vm_name"].(string)
 	}
 
 	// Full: one more is refused and nothing changes.
@@ -120,8 +133,8 @@ func TestVMHostFullRefusesInstalls(t *testing.T) {
 	query(t, mp.DatabaseURL, `UPDATE vm_host SET cpus = $1 RETURNING 1`, []any{cpus}, new(int))
 
 	// After a delete, the next install fits again and boots.
-	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", accepted[0]), tok, nil)
-	mp.waitForStatus(t, tok, accepted[0], "uninstalled", 2*time.Minute)
+	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", accepted[0]), owners[0], nil)
+	mp.waitForStatus(t, owners[0], accepted[0], "uninstalled", 2*time.Minute)
 	next := num(t, mp.must(t, 202, "POST", "/api/deployments/install", tok, install).JSON(t)["deploymentID"])
 	mp.waitForStatus(t, tok, next, "installed", 4*time.Minute)
 	mp.must(t, 409, "POST", "/api/deployments/install", tok, install)
