@@ -11,6 +11,13 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
+// The overcommit ratios of a Config that sets none: a TCG vCPU is a thread, which a host's CPU can run
+// several of; memory is not overcommitted: guests never promise more than the host has.
+const (
+	DefaultCPUOvercommit    = 4.0
+	DefaultMemoryOvercommit = 1.0
+)
+
 // Host is the VM host's capacity as libvirt reports it (its CPUs and memory), with the overcommit ratios
 // this provider runs with. A worker records it for the API's admission of installs and upgrades.
 func (p *Provider) Host(ctx context.Context) (marketplace.VMHost, error) {
@@ -30,8 +37,15 @@ func (p *Provider) host(l *golibvirt.Libvirt) (marketplace.VMHost, error) {
 	if err != nil {
 		return marketplace.VMHost{}, fmt.Errorf("the VM host's name: %w", err)
 	}
-	return marketplace.VMHost{Name: name, CPUs: int(cpus), MemoryMiB: int64(kib / 1024),
-		CPUOvercommit: p.cfg.CPUOvercommit, MemoryOvercommit: p.cfg.MemoryOvercommit, RefreshedAt: time.Now().UTC()}, nil
+	h := marketplace.VMHost{Name: name, CPUs: int(cpus), MemoryMiB: int64(kib / 1024),
+		CPUOvercommit: p.cfg.CPUOvercommit, MemoryOvercommit: p.cfg.MemoryOvercommit, RefreshedAt: time.Now().UTC()}
+	if h.CPUOvercommit <= 0 {
+		h.CPUOvercommit = DefaultCPUOvercommit
+	}
+	if h.MemoryOvercommit <= 0 {
+		h.MemoryOvercommit = DefaultMemoryOvercommit
+	}
+	return h, nil
 }
 
 // checkRoom is the last line behind the API's admission (which a stale record of the host could let

@@ -46,7 +46,8 @@ type Config struct {
 	// CacheDir remembers which URL gave which image digest.
 	CacheDir string
 	// CPUOvercommit and MemoryOvercommit are how many vCPUs and MiB of memory the host's guests may take
-	// per CPU and MiB it has (VM_CPU_OVERCOMMIT, VM_MEMORY_OVERCOMMIT).
+	// per CPU and MiB it has (VM_CPU_OVERCOMMIT, VM_MEMORY_OVERCOMMIT); 0 is DefaultCPUOvercommit and
+	// DefaultMemoryOvercommit.
 	CPUOvercommit, MemoryOvercommit float64
 	// Fetch guards image downloads (no internal addresses).
 	Fetch  *fetch.Guard
@@ -85,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = 2 * time.Minute
 	}
-	if cfg.CPUOvercommit <= 0 || cfg.MemoryOvercommit <= 0 {
+	if cfg.CPUOvercommit < 0 || cfg.MemoryOvercommit < 0 {
 		return nil, fmt.Errorf("libvirt provider: the overcommit ratios must be above 0, got %g for CPUs and %g for memory", cfg.CPUOvercommit, cfg.MemoryOvercommit)
 	}
 	if cfg.Logger == nil {
