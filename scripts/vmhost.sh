@@ -39,6 +39,11 @@ start_daemons() {
   getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home --home-dir /var/lib/libvirt \
     --shell /usr/sbin/nologin -g libvirt-qemu -G kvm libvirt-qemu
   grep -q '^user = "root"' /etc/libvirt/qemu.conf 2>/dev/null || printf 'user = "root"\ngroup = "root"\n' >> /etc/libvirt/qemu.conf
+  # Guests' serial consoles (and QEMU's own logs) go through virtlogd, which rotates each file at max_size
+  # and keeps max_backups rotated ones: a guest flooding its console takes at most 1 MiB x 3 of the disk.
+  # virtlogd reads this when it starts.
+  grep -q '^stdio_handler' /etc/libvirt/qemu.conf 2>/dev/null || echo 'stdio_handler = "logd"' >> /etc/libvirt/qemu.conf
+  grep -q '^max_size' /etc/libvirt/virtlogd.conf 2>/dev/null || printf 'max_size = 1048576\nmax_backups = 2\n' >> /etc/libvirt/virtlogd.conf
   pgrep -x virtlogd >/dev/null || virtlogd -d
   [ -e "/run/netns/$NETNS" ] || ip netns add "$NETNS"
   ip -n "$NETNS" link set lo up

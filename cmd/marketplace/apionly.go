@@ -22,6 +22,7 @@ const apiOnly = true
 type localProviders struct {
 	byType   map[string]marketplace.Provider
 	consoles httpapi.ConsoleReader
+	vmHost   func(context.Context) (marketplace.VMHost, error)
 	close    func()
 }
 

@@ -30,6 +30,7 @@ const apiOnly = false
 type localProviders struct {
 	byType   map[string]marketplace.Provider
 	consoles httpapi.ConsoleReader
+	vmHost   func(context.Context) (marketplace.VMHost, error) // the VM host's capacity; nil without one
 	close    func()
 }
 
@@ -51,7 +52,7 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 		return nil, err
 	}
 	if vm != nil {
-		local.byType[marketplace.TypeVM], local.consoles = vm, vm
+		local.byType[marketplace.TypeVM], local.consoles, local.vmHost = vm, vm, vm.Host
 		local.close = func() { vm.Close() }
 	}
 	return local, nil
@@ -88,6 +89,7 @@ func newVMProvider(ctx context.Context, cfg Config, instance string, guard *fetc
 	return libvirt.New(ctx, libvirt.Config{URI: uri, Instance: instance,
 		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"), LogDir: filepath.Join(cfg.VMDir, "logs"),
 		Network: cfg.VMNetwork, BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes,
+		CPUOvercommit: cfg.VMCPUOvercommit, MemoryOvercommit: cfg.VMMemOvercommit,
 		CacheDir: filepath.Join(cfg.CacheDir, "vm"), Fetch: guard, Logger: log.With("provider", "libvirt")})
 }
 

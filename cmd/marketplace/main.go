@@ -106,6 +106,8 @@ type Config struct {
 	VMMaxVCPUs        int           `env:"VM_MAX_VCPUS" envDefault:"8"`
 	VMMaxMemory       string        `env:"VM_MAX_MEMORY" envDefault:"16Gi"`
 	VMImageMaxBytes   int64         `env:"VM_IMAGE_MAX_BYTES" envDefault:"2147483648"`
+	VMCPUOvercommit   float64       `env:"VM_CPU_OVERCOMMIT" envDefault:"4"`
+	VMMemOvercommit   float64       `env:"VM_MEMORY_OVERCOMMIT" envDefault:"1"`
 }
 
 // loadConfig reads Config through getenv.
@@ -222,6 +224,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var (
 		providers map[string]marketplace.Provider
 		consoles  httpapi.ConsoleReader
+		vmHost    *vmHostRecorder
 	)
 	if role == "api" {
 		// An API replica holds no cluster or VM host credentials: a worker answers its previews, health
@@ -239,6 +242,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		defer local.close()
 		providers, consoles = local.byType, local.consoles
+		if local.vmHost != nil {
+			// Recorded before anything is served, so installs are admitted against this host's capacity.
+			vmHost = &vmHostRecorder{store: db, host: local.vmHost, log: log}
+			if err := vmHost.record(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	limits, err := vmLimits(cfg)
 	if err != nil {
@@ -286,6 +296,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		g.Go(func() error { return answers.Run(ctx) })
 		g.Go(func() error { return deployer.Reconcile(ctx) })
+		if vmHost != nil {
+			g.Go(func() error { return vmHost.run(ctx) })
+		}
 		job := billing.New(db, cfg.BillingInterval, metrics, log)
 		g.Go(func() error { return job.Run(ctx) })
 	}

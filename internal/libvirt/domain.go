@@ -50,6 +50,11 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err != nil {
 		return golibvirt.Domain{}, err
 	}
+	size := marketplace.VMSize{VCPUs: vcpus, MemoryMiB: mib}
+	// Refused before anything is made for it; checked again below, with the definition, under p.placing.
+	if err := p.checkRoom(l, n.domain, size); err != nil {
+		return golibvirt.Domain{}, err
+	}
 	base, err := p.baseImage(ctx, l, app.Deployment.Image)
 	if err != nil {
 		return golibvirt.Domain{}, err
@@ -75,6 +80,11 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 		return golibvirt.Domain{}, err
 	}
 	if err := ctx.Err(); err != nil {
+		return golibvirt.Domain{}, err
+	}
+	p.placing.Lock()
+	defer p.placing.Unlock()
+	if err := p.checkRoom(l, n.domain, size); err != nil {
 		return golibvirt.Domain{}, err
 	}
 	dom, err := l.DomainDefineXMLFlags(text, 0)

@@ -45,6 +45,10 @@ type Config struct {
 	ImageMaxBytes int64
 	// CacheDir remembers which URL gave which image digest.
 	CacheDir string
+	// CPUOvercommit and MemoryOvercommit are how many vCPUs and MiB of memory the host's guests may take
+	// per CPU and MiB it has (VM_CPU_OVERCOMMIT, VM_MEMORY_OVERCOMMIT); 0 is DefaultCPUOvercommit and
+	// DefaultMemoryOvercommit.
+	CPUOvercommit, MemoryOvercommit float64
 	// Fetch guards image downloads (no internal addresses).
 	Fetch  *fetch.Guard
 	Logger *slog.Logger
@@ -58,6 +62,7 @@ type Provider struct {
 	conn *golibvirt.Libvirt
 
 	downloads sync.Mutex // one image download at a time per process
+	placing   sync.Mutex // one capacity check and definition at a time per process (checkRoom)
 }
 
 // New checks the configuration and connects to the host, creating the storage pools and the network
@@ -80,6 +85,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	}
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = 2 * time.Minute
+	}
+	if cfg.CPUOvercommit < 0 || cfg.MemoryOvercommit < 0 {
+		return nil, fmt.Errorf("libvirt provider: the overcommit ratios must be above 0, got %g for CPUs and %g for memory", cfg.CPUOvercommit, cfg.MemoryOvercommit)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -137,14 +145,19 @@ func (p *Provider) client(ctx context.Context) (*golibvirt.Libvirt, error) {
 type names struct{ domain, overlay, seed, overlayB, seedB, log string }
 
 func (p *Provider) names(deploymentID int64) names {
+	base := fmt.Sprintf("%s%d", p.namePrefix(), deploymentID)
+	return names{domain: base, overlay: base + ".qcow2", seed: base + "-seed.img",
+		overlayB: base + "-b.qcow2", seedB: base + "-b-seed.img",
+		log: filepath.Join(p.cfg.LogDir, base+".console.log")}
+}
+
+// namePrefix begins the name of every domain of this marketplace: mp-<instance>-d.
+func (p *Provider) namePrefix() string {
 	instance := strings.ReplaceAll(p.cfg.Instance, "-", "")
 	if len(instance) > 12 {
 		instance = instance[:12]
 	}
-	base := fmt.Sprintf("mp-%s-d%d", instance, deploymentID)
-	return names{domain: base, overlay: base + ".qcow2", seed: base + "-seed.img",
-		overlayB: base + "-b.qcow2", seedB: base + "-b-seed.img",
-		log: filepath.Join(p.cfg.LogDir, base+".console.log")}
+	return "mp-" + instance + "-d"
 }
 
 // Install starts the deployment's virtual machine and waits until its guest has booted: the QEMU guest
@@ -185,7 +198,8 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	return marketplace.Placement{VMName: n.domain, IPAddress: ip}, nil
 }
 
-// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log. What is
+// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log (with the
+// backups virtlogd rotated it into). What is
 // already gone counts as removed.
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	n := p.names(d.ID)
@@ -214,10 +228,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 			return err
 		}
 	}
-	if err := removeFile(n.log); err != nil {
-		return err
-	}
-	return nil
+	return removeConsole(n.log)
 }
 
 // isCode reports whether err is libvirt's error code.

@@ -131,10 +131,18 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	if err := ctx.Err(); err != nil {
 		return placement, 0, err
 	}
-	if err := powerOff(l, dom); err != nil {
+	p.placing.Lock()
+	err = p.checkRoom(l, n.domain, marketplace.VMSize{VCPUs: vcpus, MemoryMiB: mib})
+	if err == nil {
+		err = powerOff(l, dom)
+	}
+	if err != nil {
+		p.placing.Unlock()
 		return placement, 0, err
 	}
-	if dom, err = l.DomainDefineXMLFlags(pending, 0); err != nil {
+	dom, err = l.DomainDefineXMLFlags(pending, 0)
+	p.placing.Unlock()
+	if err != nil {
 		return placement, 0, p.restore(ctx, l, n, prevText, prev, fmt.Errorf("define the upgraded domain %s: %w", n.domain, err))
 	}
 	if err = l.DomainCreate(dom); err != nil {

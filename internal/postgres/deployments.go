@@ -53,8 +53,9 @@ func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
 // CreateDeployment stores a pending deployment of an application into one of the caller's projects, with
 // the application's hourly rate of this moment, which its usage record will bill. The pending status is
 // itself the record that an install is owed: nothing accepted is lost if the queue is down. A retired
-// application and a consumer at its deployment quota are refused (ECONFLICT); the consumer's row lock
-// makes the quota's count and the insert one step.
+// application, a consumer at its deployment quota and a virtual machine the VM host has no room for are
+// refused (ECONFLICT); the consumer's row lock makes the quota's count and the insert one step, the VM
+// host's row lock (admitVM) the sum of the host's guests and the insert.
 func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, d.ConsumerID); err != nil {
@@ -75,9 +76,10 @@ WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) FOR SHARE`,
 		// The version it pins (the latest one open to installs unless one is named) and that version's rate.
 		var rate marketplace.Money
 		var deprecated bool
-		err = tx.QueryRow(ctx, `SELECT version, hourly_rate, deprecated_at IS NOT NULL FROM application_versions
+		var spec marketplace.DeploymentSpec
+		err = tx.QueryRow(ctx, `SELECT version, hourly_rate, deprecated_at IS NOT NULL, deployment FROM application_versions
 WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL)) ORDER BY version DESC LIMIT 1`,
-			d.ApplicationID, d.Version).Scan(&d.Version, &rate, &deprecated)
+			d.ApplicationID, d.Version).Scan(&d.Version, &rate, &deprecated, &spec)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows) && d.Version == 0:
 			return marketplace.Errorf(marketplace.ECONFLICT, "every version of application %d is deprecated: it takes no new installs", d.ApplicationID)
@@ -101,6 +103,15 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 		if err := checkQuota(ctx, tx, d.ConsumerID, db.quotas.Deployments, "live deployments", "QUOTA_DEPLOYMENTS_PER_USER",
 			`SELECT count(*) FROM deployments WHERE consumer_id = $1 AND status <> 'uninstalled'`); err != nil {
 			return err
+		}
+		if appType == marketplace.TypeVM {
+			size, err := spec.Size()
+			if err != nil {
+				return err
+			}
+			if err := admitVM(ctx, tx, size, 0); err != nil {
+				return err
+			}
 		}
 		if d.Inputs == nil {
 			d.Inputs = map[string]any{}

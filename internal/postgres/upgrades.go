@@ -56,6 +56,11 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 				return marketplace.Errorf(marketplace.ETOOMANY, "deployment %d was upgraded or rolled back %d times in the last hour, the most it may be (UPGRADES_PER_HOUR): try again later", id, recent)
 			}
 		}
+		if d.Type == marketplace.TypeVM {
+			if err := admitVMUpgrade(ctx, tx, d, version); err != nil {
+				return err
+			}
+		}
 		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
 SET status = 'upgrading', target_version = $2, target_inputs = $3, attempts = 0, lease_expires_at = NULL,
     next_attempt_at = now(), failure_reason = '', updated_at = now()
