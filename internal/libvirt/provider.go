@@ -187,7 +187,9 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 		return marketplace.Placement{}, fmt.Errorf("state of domain %s: %w", n.domain, err)
 	}
 	if golibvirt.DomainState(state) != golibvirt.DomainRunning {
-		if err := l.DomainCreate(dom); err != nil {
+		// A domain that an earlier attempt started may still be starting (not yet "running"): libvirt
+		// then says it is already running, which is what this wants.
+		if err := l.DomainCreate(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
 			return marketplace.Placement{}, fmt.Errorf("start domain %s: %w", n.domain, err)
 		}
 	}
