@@ -98,6 +98,7 @@ type Config struct {
 	VMMaxVCPUs        int           `env:"VM_MAX_VCPUS" envDefault:"8"`
 	VMMaxMemory       string        `env:"VM_MAX_MEMORY" envDefault:"16Gi"`
 	VMImageMaxBytes   int64         `env:"VM_IMAGE_MAX_BYTES" envDefault:"2147483648"`
+	VMNetworks
 }
 
 // loadConfig reads Config through getenv.

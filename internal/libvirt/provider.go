@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -37,8 +38,15 @@ type Config struct {
 	PoolDir string
 	// LogDir holds each guest's serial console log.
 	LogDir string
-	// Network is the libvirt NAT network guests join; it is created when missing.
+	// Network is the flat NAT network guests joined before each project had its own; it is kept (and
+	// made when missing) for the domains defined on it, which an upgrade moves to their project's.
 	Network string
+	// Networks is the range each project's network takes a subnet of NetworkBits from.
+	Networks    netip.Prefix
+	NetworkBits int
+	// Deny are destinations guests may not reach beyond the private and special ranges refused anyway
+	// (the VM host's public addresses, the operator's services).
+	Deny []netip.Prefix
 	// BootTimeout bounds the wait for a started guest to answer through its agent with an address.
 	BootTimeout time.Duration
 	// ImageMaxBytes caps an image download.
@@ -53,6 +61,9 @@ type Config struct {
 // Provider implements marketplace.Provider for vm deployments.
 type Provider struct {
 	cfg Config
+
+	filters []string // the guest filters' definitions, and the name of the one interfaces reference
+	filter  string
 
 	mu   sync.Mutex // guards conn
 	conn *golibvirt.Libvirt
@@ -78,6 +89,16 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("libvirt provider: %s is needed to make cloud-init seeds (apt install dosfstools mtools; make vmhost does): %w", tool, err)
 		}
 	}
+	if !cfg.Networks.IsValid() {
+		cfg.Networks = netip.MustParsePrefix("10.214.0.0/16")
+	}
+	if cfg.NetworkBits == 0 {
+		cfg.NetworkBits = 24
+	}
+	if !cfg.Networks.Addr().Is4() || cfg.NetworkBits < cfg.Networks.Bits() || cfg.NetworkBits > 29 || cfg.NetworkBits-cfg.Networks.Bits() > 24 {
+		return nil, fmt.Errorf("libvirt provider: project networks of /%d in %s: want IPv4 subnets of at most /29 inside the range", cfg.NetworkBits, cfg.Networks)
+	}
+	cfg.Networks = cfg.Networks.Masked()
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = 2 * time.Minute
 	}
@@ -85,6 +106,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg}
+	p.filters, p.filter = guestFilters(cfg.Deny)
 	l, err := p.client(ctx)
 	if err != nil {
 		return nil, err
@@ -137,14 +159,19 @@ func (p *Provider) client(ctx context.Context) (*golibvirt.Libvirt, error) {
 type names struct{ domain, overlay, seed, overlayB, seedB, log string }
 
 func (p *Provider) names(deploymentID int64) names {
+	base := fmt.Sprintf("mp-%s-d%d", p.shortInstance(), deploymentID)
+	return names{domain: base, overlay: base + ".qcow2", seed: base + "-seed.img",
+		overlayB: base + "-b.qcow2", seedB: base + "-b-seed.img",
+		log: filepath.Join(p.cfg.LogDir, base+".console.log")}
+}
+
+// shortInstance is the prefix of the instance id that names what the marketplace makes on the host.
+func (p *Provider) shortInstance() string {
 	instance := strings.ReplaceAll(p.cfg.Instance, "-", "")
 	if len(instance) > 12 {
 		instance = instance[:12]
 	}
-	base := fmt.Sprintf("mp-%s-d%d", instance, deploymentID)
-	return names{domain: base, overlay: base + ".qcow2", seed: base + "-seed.img",
-		overlayB: base + "-b.qcow2", seedB: base + "-b-seed.img",
-		log: filepath.Join(p.cfg.LogDir, base+".console.log")}
+	return instance
 }
 
 // Install starts the deployment's virtual machine and waits until its guest has booted: the QEMU guest

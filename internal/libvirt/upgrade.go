@@ -116,7 +116,12 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, 0, err
 	}
-	sh := shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, uuid: prev.UUID, mac: mac,
+	// On its project's network, where a domain of the flat network moves too (with a new address).
+	network, err := p.ensureNetwork(ctx, l, d.ProjectID)
+	if err != nil {
+		return placement, 0, err
+	}
+	sh := shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, uuid: prev.UUID, mac: mac, network: network,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID, Target: target}}
 	final, err := p.domainXML(n, sh)
 	if err != nil {
