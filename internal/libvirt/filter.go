@@ -72,14 +72,14 @@ func guestFilters(deny []netip.Prefix) (defs []string, root string) {
 <rule action='accept' direction='inout' priority='-650'><mac protocolid='ipv4'/></rule>
 <rule action='accept' direction='inout' priority='-450'><mac protocolid='arp'/></rule>
 <rule action='drop' direction='inout' priority='1000'><mac/></rule>
-<rule action='accept' direction='inout' priority='-100' statematch='false'><all state='ESTABLISHED,RELATED'/></rule>
-<rule action='accept' direction='out' priority='100' statematch='false'><udp dstportstart='67'/></rule>
-<rule action='accept' direction='out' priority='110' statematch='false'><udp dstipaddr='$GATEWAY' dstportstart='53'/></rule>
-<rule action='accept' direction='out' priority='110' statematch='false'><tcp dstipaddr='$GATEWAY' dstportstart='53'/></rule>
+<rule action='accept' direction='inout' priority='-100'><all state='ESTABLISHED,RELATED'/></rule>
+<rule action='accept' direction='out' priority='100'><udp dstportstart='67'/></rule>
+<rule action='accept' direction='out' priority='110'><udp dstipaddr='$GATEWAY' dstportstart='53'/></rule>
+<rule action='accept' direction='out' priority='110'><tcp dstipaddr='$GATEWAY' dstportstart='53'/></rule>
 <rule action='drop' direction='out' priority='200'><all dstipaddr='$GATEWAY'/></rule>
-<rule action='accept' direction='out' priority='300' statematch='false'><all dstipaddr='$PEERNET' dstipmask='$PEERMASK'/></rule>
-` + egress.String() + `<rule action='accept' direction='out' priority='500' statematch='false'><all/></rule>
-<rule action='accept' direction='in' priority='300' statematch='false'><all srcipaddr='$PEERNET' srcipmask='$PEERMASK'/></rule>
+<rule action='accept' direction='out' priority='300'><all dstipaddr='$PEERNET' dstipmask='$PEERMASK'/></rule>
+` + egress.String() + `<rule action='accept' direction='out' priority='500'><all/></rule>
+<rule action='accept' direction='in' priority='300'><all srcipaddr='$PEERNET' srcipmask='$PEERMASK'/></rule>
 <rule action='drop' direction='in' priority='1000'><all/></rule>
 </filter>`,
 	}
