@@ -201,7 +201,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 		return marketplace.Placement{}, fmt.Errorf("state of domain %s: %w", n.domain, err)
 	}
 	if golibvirt.DomainState(state) != golibvirt.DomainRunning {
-		if err := l.DomainCreate(dom); err != nil {
+		if err := l.DomainCreate(dom); err != nil && !startedMeanwhile(l, dom, err) {
 			return marketplace.Placement{}, fmt.Errorf("start domain %s: %w", n.domain, err)
 		}
 	}
