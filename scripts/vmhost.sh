@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VM=$ROOT/.local/vm
 NETNS=${VMHOST_NETNS:-marketplace-vm}
 CACHE=${MARKETPLACE_CACHE:-$HOME/.cache/marketplace}/vm
-PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables busybox-static syslinux syslinux-common mtools dosfstools curl"
+PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables ebtables busybox-static syslinux syslinux-common mtools dosfstools curl"
 
 answering() { [ -S /run/libvirt/libvirt-sock ] && virsh -c qemu:///system version >/dev/null 2>&1; }
 
@@ -60,6 +60,24 @@ start_daemons() {
   return 1
 }
 
+# ebtables_nft makes ebtables the nf_tables one when the kernel has no legacy ebtables (Debian's default
+# alternative is legacy when iptables came after ebtables): libvirt's nwfilter runs it.
+ebtables_nft() {
+  if ! ebtables -L >/dev/null 2>&1 && [ -x /usr/sbin/ebtables-nft ]; then
+    update-alternatives --set ebtables /usr/sbin/ebtables-nft >/dev/null
+  fi
+}
+
+# guest_netfilter makes libvirt's nwfilter (guests' anti-spoofing and egress rules) see bridged frames in
+# the namespace: br_netfilter, per namespace, on by default where it is loaded.
+guest_netfilter() {
+  [ -d /proc/sys/net/bridge ] || modprobe br_netfilter 2>/dev/null || true
+  ip netns exec "$NETNS" sh -c 'for f in iptables ip6tables arptables; do echo 1 > /proc/sys/net/bridge/bridge-nf-call-$f; done' || {
+    echo "br_netfilter is not available in namespace $NETNS: guests' network filters cannot work (modprobe br_netfilter)" >&2
+    return 1
+  }
+}
+
 # image builds the test image once per version of its inputs (the guest files and the kernel package).
 image() {
   local kernel key cached
@@ -75,7 +93,9 @@ image() {
 case "${1:-up}" in
   up)
     dpkg -s $PACKAGES >/dev/null 2>&1 || bash "$ROOT/scripts/apt-install.sh" --no-install-recommends $PACKAGES
+    ebtables_nft
     answering || start_daemons
+    guest_netfilter
     image
     echo "VM host up: LIBVIRT_URI=qemu:///system, images in $VM/images, network namespace $NETNS"
     ;;

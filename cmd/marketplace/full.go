@@ -88,7 +88,8 @@ func newVMProvider(ctx context.Context, cfg Config, instance string, guard *fetc
 	}
 	return libvirt.New(ctx, libvirt.Config{URI: uri, Instance: instance,
 		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"), LogDir: filepath.Join(cfg.VMDir, "logs"),
-		Network: cfg.VMNetwork, BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes,
+		Network: cfg.VMNetwork, Networks: cfg.VMProjectNetworks, NetworkBits: cfg.VMProjectBits, Deny: cfg.VMDenyNetworks,
+		BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes,
 		CPUOvercommit: cfg.VMCPUOvercommit, MemoryOvercommit: cfg.VMMemOvercommit,
 		CacheDir: filepath.Join(cfg.CacheDir, "vm"), Fetch: guard, Logger: log.With("provider", "libvirt")})
 }

@@ -108,6 +108,7 @@ type Config struct {
 	VMImageMaxBytes   int64         `env:"VM_IMAGE_MAX_BYTES" envDefault:"2147483648"`
 	VMCPUOvercommit   float64       `env:"VM_CPU_OVERCOMMIT" envDefault:"4"`
 	VMMemOvercommit   float64       `env:"VM_MEMORY_OVERCOMMIT" envDefault:"1"`
+	VMNetworks
 }
 
 // loadConfig reads Config through getenv.

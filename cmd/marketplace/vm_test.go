@@ -38,7 +38,7 @@ func publishVM(t *testing.T, mp *instance, image string) string {
 	return tok
 }
 
-// removeVMs removes what a failed test left on the VM host: the domains and volumes named with prefix
+// removeVMs removes what a test left on the VM host: the domains, networks and volumes named with prefix
 // (this test's marketplace instance).
 func removeVMs(t *testing.T, prefix string) {
 	virsh := func(args ...string) string {
@@ -50,6 +50,12 @@ func removeVMs(t *testing.T, prefix string) {
 			t.Logf("removing domain %s left by the test", name)
 			virsh("destroy", name)
 			virsh("undefine", name)
+		}
+	}
+	for _, name := range strings.Fields(virsh("net-list", "--all", "--name")) {
+		if strings.HasPrefix(name, prefix) { // the projects' networks
+			virsh("net-destroy", name)
+			virsh("net-undefine", name)
 		}
 	}
 	vols, _ := filepath.Glob(filepath.Join(tenv.VMDir, "pool", prefix+"*"))

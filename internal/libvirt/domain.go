@@ -37,6 +37,7 @@ type shape struct {
 	overlay, seed string
 	uuid          string // kept across an upgrade: libvirt refuses a new one for the domain's name
 	mac           string // kept across an upgrade so the guest's DHCP lease, and its address, stay
+	network       projectNetwork
 	meta          owner
 }
 
@@ -74,7 +75,11 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := os.MkdirAll(p.cfg.LogDir, 0o755); err != nil {
 		return golibvirt.Domain{}, fmt.Errorf("console log directory: %w", err)
 	}
-	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed,
+	network, err := p.ensureNetwork(ctx, l, d.ProjectID)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, network: network,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID}})
 	if err != nil {
 		return golibvirt.Domain{}, err
@@ -128,8 +133,9 @@ func (p *Provider) domainXML(n names, s shape) (string, error) {
 				ReadOnly: &libvirtxml.DomainDiskReadOnly{},
 			}},
 			Interfaces: []libvirtxml.DomainInterface{{
-				Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: p.cfg.Network}},
-				Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+				Source:    &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: s.network.name}},
+				Model:     &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+				FilterRef: p.filterRef(s.network),
 			}},
 			Serials: []libvirtxml.DomainSerial{{
 				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: n.log}},
@@ -197,14 +203,20 @@ func readOwner(dx *libvirtxml.Domain) owner {
 	return o
 }
 
-// waitBooted waits until the guest agent reports an IPv4 address, which it can only do once the guest
-// has booted and taken its address. A guest that stops, or does not answer within the boot timeout,
-// fails the attempt with the end of its console.
+// waitBooted waits until the guest agent reports an IPv4 address inside the guest's network, which it
+// can only do once the guest has booted and taken its address. The agent answers for the guest, which
+// may be anyone's code: an address outside its network is never taken as the guest's. A guest that
+// stops, or does not answer within the boot timeout, fails the attempt with the end of its console.
 func (p *Provider) waitBooted(ctx context.Context, l *golibvirt.Libvirt, dom golibvirt.Domain, n names) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.BootTimeout)
 	defer cancel()
+	subnet, err := guestSubnet(l, dom)
+	if err != nil {
+		return "", err
+	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var outside []string // what the agent reported last that is not the guest's to have
 	for {
 		state, _, err := l.DomainGetState(dom, 0)
 		if err != nil {
@@ -214,17 +226,27 @@ func (p *Provider) waitBooted(ctx context.Context, l *golibvirt.Libvirt, dom gol
 			return "", fmt.Errorf("the guest of %s stopped while booting (%s); its console ends: %s", n.domain, stateName(s), lastLines(n.log, 3))
 		}
 		if ifaces, err := l.DomainInterfaceAddresses(dom, uint32(golibvirt.DomainInterfaceAddressesSrcAgent), 0); err == nil {
+			outside = outside[:0]
 			for _, iface := range ifaces {
 				for _, a := range iface.Addrs {
-					if ip, err := netip.ParseAddr(a.Addr); err == nil && ip.Is4() && !ip.IsLoopback() {
+					ip, err := netip.ParseAddr(a.Addr)
+					if err != nil || !ip.Is4() || ip.IsLoopback() {
+						continue
+					}
+					if guestAddress(ip, subnet) {
 						return ip.String(), nil
 					}
+					outside = append(outside, ip.String())
 				}
 			}
 		}
 		select {
 		case <-ctx.Done():
 			if ctx.Err() == context.DeadlineExceeded {
+				if len(outside) > 0 {
+					return "", fmt.Errorf("the guest of %s did not boot within %s: its guest agent reported no address inside its network %s, only %s; its console ends: %s",
+						n.domain, p.cfg.BootTimeout, subnet, strings.Join(outside, ", "), lastLines(n.log, 3))
+				}
 				return "", fmt.Errorf("the guest of %s did not boot within %s (its guest agent never reported an address); its console ends: %s",
 					n.domain, p.cfg.BootTimeout, lastLines(n.log, 3))
 			}
@@ -232,4 +254,30 @@ func (p *Provider) waitBooted(ctx context.Context, l *golibvirt.Libvirt, dom gol
 		case <-tick.C:
 		}
 	}
+}
+
+// guestSubnet is the subnet of the network the domain's interface is on: its project's, or the flat
+// network of a domain defined before projects had their own.
+func guestSubnet(l *golibvirt.Libvirt, dom golibvirt.Domain) (netip.Prefix, error) {
+	text, err := l.DomainGetXMLDesc(dom, 0)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("read domain %s: %w", dom.Name, err)
+	}
+	var dx libvirtxml.Domain
+	if err := dx.Unmarshal(text); err != nil {
+		return netip.Prefix{}, fmt.Errorf("parse domain %s: %w", dom.Name, err)
+	}
+	if dx.Devices == nil || len(dx.Devices.Interfaces) == 0 || dx.Devices.Interfaces[0].Source == nil || dx.Devices.Interfaces[0].Source.Network == nil {
+		return netip.Prefix{}, fmt.Errorf("domain %s has no interface on a libvirt network", dom.Name)
+	}
+	name := dx.Devices.Interfaces[0].Source.Network.Network
+	nw, err := l.NetworkLookupByName(name)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("network %s of domain %s: %w", name, dom.Name, err)
+	}
+	pn, err := readNetwork(l, nw)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return pn.subnet, nil
 }

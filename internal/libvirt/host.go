@@ -23,14 +23,16 @@ func poolName(prefix, dir string) string {
 	return prefix + "-" + hex.EncodeToString(sum[:4])
 }
 
-// networkXML is the NAT network guests join when the host has none of that name. dnsmasq's ping check
+// networkXML is the flat NAT network every guest joined before each project had its own; it is made
+// when the host has none of that name for the domains defined on it (an upgrade moves them). dnsmasq's ping check
 // (up to 3 s per offer, one at a time) starves guests that ask for addresses together: it is off.
 const networkXML = `<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
 <name>%s</name><forward mode='nat'/><bridge name='mpbr0' stp='off' delay='0'/>
 <ip address='10.213.0.1' netmask='255.255.255.0'><dhcp><range start='10.213.0.10' end='10.213.0.250'/></dhcp></ip>
 <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options></network>`
 
-// ensureHost makes the storage pools and the network when they are missing and starts them.
+// ensureHost makes the storage pools, the flat network and the guest filters when they are missing and
+// starts them.
 func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 	for _, pool := range []struct{ name, dir string }{{p.imagesPool(), p.cfg.ImageDir}, {p.workPool(), p.cfg.PoolDir}} {
 		if err := ctx.Err(); err != nil {
@@ -39,6 +41,9 @@ func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 		if err := ensurePool(l, pool.name, pool.dir); err != nil {
 			return err
 		}
+	}
+	if err := ensureFilters(l, p.filters); err != nil {
+		return err
 	}
 	nw, err := l.NetworkLookupByName(p.cfg.Network)
 	if isCode(err, golibvirt.ErrNoNetwork) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -37,8 +38,15 @@ type Config struct {
 	PoolDir string
 	// LogDir holds each guest's serial console log.
 	LogDir string
-	// Network is the libvirt NAT network guests join; it is created when missing.
+	// Network is the flat NAT network guests joined before each project had its own; it is kept (and
+	// made when missing) for the domains defined on it, which an upgrade moves to their project's.
 	Network string
+	// Networks is the range each project's network takes a subnet of NetworkBits from.
+	Networks    netip.Prefix
+	NetworkBits int
+	// Deny are destinations guests may not reach beyond the private and special ranges refused anyway
+	// (the VM host's public addresses, the operator's services).
+	Deny []netip.Prefix
 	// BootTimeout bounds the wait for a started guest to answer through its agent with an address.
 	BootTimeout time.Duration
 	// ImageMaxBytes caps an image download.
@@ -57,6 +65,9 @@ type Config struct {
 // Provider implements marketplace.Provider for vm deployments.
 type Provider struct {
 	cfg Config
+
+	filters []string // the guest filters' definitions, and the name of the one interfaces reference
+	filter  string
 
 	mu   sync.Mutex // guards conn
 	conn *golibvirt.Libvirt
@@ -83,6 +94,16 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 			return nil, fmt.Errorf("libvirt provider: %s is needed to make cloud-init seeds (apt install dosfstools mtools; make vmhost does): %w", tool, err)
 		}
 	}
+	if !cfg.Networks.IsValid() {
+		cfg.Networks = netip.MustParsePrefix("10.214.0.0/16")
+	}
+	if cfg.NetworkBits == 0 {
+		cfg.NetworkBits = 24
+	}
+	if !cfg.Networks.Addr().Is4() || cfg.NetworkBits < cfg.Networks.Bits() || cfg.NetworkBits > 29 || cfg.NetworkBits-cfg.Networks.Bits() > 24 {
+		return nil, fmt.Errorf("libvirt provider: project networks of /%d in %s: want IPv4 subnets of at most /29 inside the range", cfg.NetworkBits, cfg.Networks)
+	}
+	cfg.Networks = cfg.Networks.Masked()
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = 2 * time.Minute
 	}
@@ -93,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{cfg: cfg}
+	p.filters, p.filter = guestFilters(cfg.Deny)
 	l, err := p.client(ctx)
 	if err != nil {
 		return nil, err
@@ -152,12 +174,15 @@ func (p *Provider) names(deploymentID int64) names {
 }
 
 // namePrefix begins the name of every domain of this marketplace: mp-<instance>-d.
-func (p *Provider) namePrefix() string {
+func (p *Provider) namePrefix() string { return "mp-" + p.shortInstance() + "-d" }
+
+// shortInstance is the prefix of the instance id that names what the marketplace makes on the host.
+func (p *Provider) shortInstance() string {
 	instance := strings.ReplaceAll(p.cfg.Instance, "-", "")
 	if len(instance) > 12 {
 		instance = instance[:12]
 	}
-	return "mp-" + instance + "-d"
+	return instance
 }
 
 // Install starts the deployment's virtual machine and waits until its guest has booted: the QEMU guest
@@ -187,9 +212,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 		return marketplace.Placement{}, fmt.Errorf("state of domain %s: %w", n.domain, err)
 	}
 	if golibvirt.DomainState(state) != golibvirt.DomainRunning {
-		// A domain that an earlier attempt started may still be starting (not yet "running"): libvirt
-		// then says it is already running, which is what this wants.
-		if err := l.DomainCreate(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+		if err := l.DomainCreate(dom); err != nil && !startedMeanwhile(l, dom, err) {
 			return marketplace.Placement{}, fmt.Errorf("start domain %s: %w", n.domain, err)
 		}
 	}

@@ -116,7 +116,12 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, 0, err
 	}
-	sh := shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, uuid: prev.UUID, mac: mac,
+	// On its project's network, where a domain of the flat network moves too (with a new address).
+	network, err := p.ensureNetwork(ctx, l, d.ProjectID)
+	if err != nil {
+		return placement, 0, err
+	}
+	sh := shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, uuid: prev.UUID, mac: mac, network: network,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID, Target: target}}
 	final, err := p.domainXML(n, sh)
 	if err != nil {
@@ -290,10 +295,22 @@ func startIfStopped(l *golibvirt.Libvirt, dom golibvirt.Domain) error {
 	if golibvirt.DomainState(state) == golibvirt.DomainRunning {
 		return nil
 	}
-	if err := l.DomainCreate(dom); err != nil {
+	if err := l.DomainCreate(dom); err != nil && !startedMeanwhile(l, dom, err) {
 		return fmt.Errorf("start domain %s: %w", dom.Name, err)
 	}
 	return nil
+}
+
+// startedMeanwhile reports whether a start that failed with err failed because the domain is active: a start
+// by an attempt that crashed was still under way (libvirt goes on with it) when this one read the state.
+// Starting a guest takes longer with its network filter to set up, which widens that window.
+func startedMeanwhile(l *golibvirt.Libvirt, dom golibvirt.Domain, err error) bool {
+	if !isCode(err, golibvirt.ErrOperationInvalid) {
+		return false
+	}
+	state, _, serr := l.DomainGetState(dom, 0)
+	s := golibvirt.DomainState(state)
+	return serr == nil && (s == golibvirt.DomainRunning || s == golibvirt.DomainPaused) // paused: QEMU starts so, libvirt resumes it
 }
 
 // prune deletes the deployment's volumes that the definition dx does not use: the other revision's,
