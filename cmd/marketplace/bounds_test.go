@@ -171,8 +171,9 @@ func TestCSVCellsAreInert(t *testing.T) {
 	// as text.
 	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", dep), tokCon, nil)
 	mp.waitForStatus(t, tokCon, dep, "uninstalled", 2*time.Minute)
-	query(t, mp.DatabaseURL, `UPDATE usage_records SET started_at = '2025-03-10Z', ended_at = '2025-03-10 01:00Z',
-  amount = usage_amount(hourly_rate, '2025-03-10Z', '2025-03-10 01:00Z') WHERE deployment_id = $1`, []any{dep})
+	var moved int
+	query(t, mp.DatabaseURL, `WITH m AS (UPDATE usage_records SET started_at = '2025-03-10Z', ended_at = '2025-03-10 01:00Z',
+  amount = usage_amount(hourly_rate, '2025-03-10Z', '2025-03-10 01:00Z') WHERE deployment_id = $1 RETURNING 1) SELECT count(*) FROM m`, []any{dep}, &moved)
 	mp.must(t, 200, "POST", "/api/billing/periods/2025-03/close", mp.Environ["MARKETPLACE_ADMIN_TOKEN"], nil)
 	mp.must(t, 200, "PUT", fmt.Sprintf("/api/apps/%d", app), tokPub, map[string]any{"name": "renamed", "hourly_rate": 1.1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}})

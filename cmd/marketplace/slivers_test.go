@@ -76,11 +76,12 @@ func TestNoBillingBySlivers(t *testing.T) {
 	mp.waitForStatus(t, tok, 1, "uninstalled", 2*time.Minute)
 
 	// Each record becomes 13 seconds of March 2025: 0.003972 at 1.1/h, 0.007944 at 2.2/h.
+	var moved int
 	query(t, mp.DatabaseURL, `WITH r AS (SELECT id, '2025-03-10 00:00:00Z'::timestamptz + (row_number() OVER (ORDER BY id) - 1) * interval '13 seconds' AS s
   FROM usage_records WHERE deployment_id = 1)
 UPDATE usage_records u SET started_at = r.s, ended_at = r.s + interval '13 seconds', metered_at = r.s + interval '13 seconds',
   amount = usage_amount(u.hourly_rate, r.s, r.s + interval '13 seconds')
-FROM r WHERE u.id = r.id`, nil)
+FROM r WHERE u.id = r.id RETURNING 1`, nil, &moved)
 	var amounts []string
 	query(t, mp.DatabaseURL, `SELECT array_agg(amount::text ORDER BY id) FROM usage_records WHERE deployment_id = 1`, nil, &amounts)
 	exact, piecewise := decimal.Zero, decimal.Zero

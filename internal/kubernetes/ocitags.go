@@ -3,11 +3,12 @@ package kubernetes
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 )
@@ -49,7 +50,8 @@ func ociTags(ctx context.Context, client *auth.Client, plainHTTP bool, ref strin
 		return nil
 	})
 	if errors.Is(err, errTooManyTags) {
-		return nil, fmt.Errorf("the registry lists more than %d tags or %d pages of them", maxTags, maxTagPages)
+		return nil, marketplace.Errorf(marketplace.EINVALID, "the registry of oci://%s lists more than %d tags or %d pages of them: a chart has far fewer versions",
+			marketplace.RedactURLs(ref), maxTags, maxTagPages)
 	}
 	if err != nil {
 		return nil, err
