@@ -11,7 +11,7 @@ run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the 
 	bash scripts/run.sh
 
 test: services cluster registry vmhost browser ## every test, against real PostgreSQL, Redis, the local cluster, an OCI registry and the local VM host
-	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 30m $$(go list ./... | grep -v /bench)
+	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 60m $$(go list ./... | grep -v /bench)
 	@# The benchmarks' smoke runs load both cores on purpose (wrk): after the other tests, whose leases are seconds long.
 	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 20m ./bench/...
 
