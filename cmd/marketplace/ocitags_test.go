@@ -48,7 +48,9 @@ func TestOCITagListIsBounded(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatalf("the dry run still waits after 90 s; the registry served %d pages", pages.Load())
 	}
-	if n := pages.Load(); n > 11 {
-		t.Fatalf("the registry served %d pages of tags, want at most 11", n)
+	// A dry run lists the tags twice (the values schema's read at request time, then the preview): each
+	// stops after 10 pages and the request for the 11th.
+	if n := pages.Load(); n > 22 {
+		t.Fatalf("the registry served %d pages of tags, want at most 11 for each of the 2 listings", n)
 	}
 }
