@@ -291,13 +291,17 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 		return ignoreLost(s.store.HandBack(recordCtx, id, op, attempt))
 	case err != nil:
 		backoff := s.backoff(attempt)
-		log.Warn("attempt failed", "err", err, "final", final, "retry_in", backoff)
+		// A chart repository's or an image server's error names the URL it fetched, credentials and all
+		// (Go's client hides the password, not the user): the reason is recorded without them, so the
+		// audit trail, which copies it, and every page that shows it never hold them.
+		reason := marketplace.RedactURLs(err.Error())
+		log.Warn("attempt failed", "err", reason, "final", final, "retry_in", backoff)
 		outcome := "retry"
 		if final {
 			outcome = "failed"
 		}
 		s.metrics.observe(op, outcome, start)
-		failure := marketplace.AttemptFailure{Reason: fmt.Sprintf("%s attempt %d of %d: %v", op, attempt, s.cfg.MaxAttempts, err),
+		failure := marketplace.AttemptFailure{Reason: fmt.Sprintf("%s attempt %d of %d: %s", op, attempt, s.cfg.MaxAttempts, reason),
 			RetryAfter: backoff, Final: final, CleanedUp: cleanedUp}
 		if ferr := s.store.FailAttempt(recordCtx, id, op, attempt, failure); ferr != nil {
 			return ignoreLost(ferr)

@@ -21,7 +21,7 @@ type appRequest struct {
 	PublisherID int64                      `json:"publisher_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
 	HourlyRate  marketplace.Money          `json:"hourly_rate" minimum:"0" doc:"price per hour, at most 6 decimal places"`
 	Deployment  marketplace.DeploymentSpec `json:"deployment"`
-	Inputs      []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set"`
+	Inputs      []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set; a vm application's ssh_authorized_keys (its consumer's SSH keys) may be declared, as a string, but never given a default"`
 }
 
 func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls URLChecker, vm marketplace.VMLimits) (*marketplace.Application, error) {
@@ -176,8 +176,8 @@ type updateAppInput struct {
 	Body appRequest
 }
 
-// updateApp replaces an application. Open usage records keep the rate they started with. A repoURL
-// sent back as it was read (credentials redacted) keeps the stored credentials.
+// updateApp replaces an application. Open usage records keep the rate they started with. A repoURL or
+// image sent back as it was read (credentials redacted) keeps the stored credentials.
 func updateApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
 		caller := marketplace.CallerFrom(ctx)
@@ -188,7 +188,7 @@ func updateApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLi
 		if in.Body.PublisherID == 0 && caller.Operator {
 			in.Body.PublisherID = current.PublisherID
 		}
-		keepStoredCredentials(&in.Body.Deployment, current.Deployment)
+		in.Body.Deployment.KeepStoredCredentials(current.Deployment)
 		a, err := in.Body.application(ctx, caller, urls, vm)
 		if err == nil {
 			a.ID = in.ID

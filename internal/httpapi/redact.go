@@ -2,18 +2,24 @@ package httpapi
 
 import "github.com/marketplace/marketplace/internal/marketplace"
 
-// Credentials in a publisher's repoURL are stored, because fetching the chart needs them, and never
-// shown: not to the publisher (the response of any request may end up in a log or a screenshot) and
-// above all not to consumers, who read the application and the failure reasons of their deployments.
+// Credentials in a publisher's URLs (repoURL, a vm image) are stored for fetching and never shown: see
+// marketplace.RedactURLs.
 
-// redactApp hides the credentials of a's repository URL, in place.
+// redactApp hides the credentials of a's repository and image URLs, in place.
 func redactApp(a *marketplace.Application) *marketplace.Application {
-	a.Deployment.RepoURL = marketplace.RedactURLs(a.Deployment.RepoURL)
+	a.Deployment = a.Deployment.Redacted()
 	return a
 }
 
+// redactVersion hides the credentials of v's repository and image URLs, in place.
+func redactVersion(v *marketplace.AppVersion) *marketplace.AppVersion {
+	v.Deployment = v.Deployment.Redacted()
+	return v
+}
+
 // redactDeployment hides the credentials of any URL quoted in d's failure reason (a chart repository's
-// error names the URL it fetched), in place.
+// or an image server's error names the URL it fetched), in place. Reasons are recorded redacted too;
+// this covers the ones recorded before they were.
 func redactDeployment(d *marketplace.Deployment) *marketplace.Deployment {
 	d.FailureReason = marketplace.RedactURLs(d.FailureReason)
 	return d
@@ -24,12 +30,4 @@ func redactDeployments(ds []*marketplace.Deployment) []*marketplace.Deployment {
 		redactDeployment(d)
 	}
 	return ds
-}
-
-// keepStoredCredentials lets a publisher send back the application it read: a repoURL whose credentials
-// are the redacted placeholder means the stored ones, when the rest of the URL is unchanged.
-func keepStoredCredentials(sent *marketplace.DeploymentSpec, stored marketplace.DeploymentSpec) {
-	if sent.RepoURL != stored.RepoURL && sent.RepoURL == marketplace.RedactURLs(stored.RepoURL) {
-		sent.RepoURL = stored.RepoURL
-	}
 }

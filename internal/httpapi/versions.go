@@ -83,8 +83,3 @@ func withChangelogs(ctx context.Context, versions marketplace.VersionService, d 
 	}
 	return nil
 }
-
-func redactVersion(v *marketplace.AppVersion) *marketplace.AppVersion {
-	v.Deployment.RepoURL = marketplace.RedactURLs(v.Deployment.RepoURL)
-	return v
-}

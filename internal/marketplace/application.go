@@ -45,11 +45,11 @@ type Application struct {
 type DeploymentSpec struct {
 	Type string `json:"type" enum:"k8s,vm"`
 	// k8s: an http(s) chart repository URL and a chart name, or an oci:// reference (chartName optional).
-	RepoURL      string `json:"repoURL" required:"false" maxLength:"2000"`
+	RepoURL      string `json:"repoURL" required:"false" maxLength:"2000" doc:"k8s: an http(s) chart repository URL, or an oci:// reference. Credentials in it (https://user:pass@host/...) are kept for fetching and always shown as https://REDACTED@host/...; sending the shown URL back keeps them"`
 	ChartName    string `json:"chartName" required:"false" maxLength:"2000"`
 	ChartVersion string `json:"chartVersion" required:"false" maxLength:"2000"`
 	// vm: base image, vCPUs and memory.
-	Image  string `json:"image" required:"false" maxLength:"2000"`
+	Image  string `json:"image" required:"false" maxLength:"2000" doc:"vm: an http(s) URL of the base image, or a file of the VM host's image directory. Credentials in the URL (https://user:pass@host/...) are kept for fetching and always shown as https://REDACTED@host/...; sending the shown URL back keeps them"`
 	CPU    string `json:"cpu" required:"false" maxLength:"2000"`
 	Memory string `json:"memory" required:"false" maxLength:"2000"`
 }
@@ -160,6 +160,11 @@ func (a *Application) Validate() error {
 		if !inputTypes[in.Type] {
 			return Errorf(EINVALID, "inputs[%d].type %q must be one of string, integer, number, boolean", i, in.Type)
 		}
+		if a.Deployment.Type == TypeVM {
+			if err := in.validateConsumerKeys(i); err != nil {
+				return err
+			}
+		}
 		if in.Default != nil {
 			v, err := in.coerce(in.Default)
 			if err != nil {
@@ -213,6 +218,24 @@ func (s *DeploymentSpec) Validate() error {
 		}
 	default:
 		return Errorf(EINVALID, "deployment.type must be %q or %q, got %q", TypeK8s, TypeVM, s.Type)
+	}
+	return nil
+}
+
+// validateConsumerKeys refuses what would let a vm application's publisher choose the SSH keys its
+// consumers' guests authorize (their own key on every consumer's VM): ssh_authorized_keys is the
+// consumer's input. A publisher may declare it, to describe or require it, as a string with no default;
+// nothing may be declared under it either (ssh_authorized_keys.x would replace the consumer's keys).
+func (in *Input) validateConsumerKeys(i int) error {
+	switch {
+	case strings.HasPrefix(in.Name, SSHKeysInput+"."):
+		return Errorf(EINVALID, "inputs[%d].name %q: %s holds the consumer's SSH keys; no input may be declared under it", i, in.Name, SSHKeysInput)
+	case in.Name != SSHKeysInput:
+		return nil
+	case in.Default != nil:
+		return Errorf(EINVALID, "inputs[%d].default: input %s must not have a default: the SSH keys a guest authorizes are its consumer's, never its publisher's", i, SSHKeysInput)
+	case in.Type != "string":
+		return Errorf(EINVALID, "inputs[%d].type: input %s is the consumer's SSH keys, one per line: a string, not %s", i, SSHKeysInput, in.Type)
 	}
 	return nil
 }
@@ -272,7 +295,9 @@ func (a *Application) Values(consumer map[string]any) (map[string]any, error) {
 	for i := range inputs {
 		in := &inputs[i]
 		v, given := consumer[in.Name]
-		if !given || v == nil {
+		// The SSH keys of a guest are its consumer's alone, also for an application stored before its
+		// publisher was refused a default for them.
+		if (!given || v == nil) && !(a.Deployment.Type == TypeVM && in.Name == SSHKeysInput) {
 			v = in.Default
 		}
 		if v == nil {
@@ -311,20 +336,4 @@ func setPath(m map[string]any, path []string, v any) {
 		m = next
 	}
 	m[path[len(path)-1]] = v
-}
-
-// userinfoRE finds the credentials of a URL (scheme://user:password@), wherever it appears in a text.
-var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s"']*@`)
-
-// RedactedUserinfo replaces the credentials of a URL shown to anyone.
-const RedactedUserinfo = "REDACTED"
-
-// RedactURLs hides the credentials of every URL in s (https://user:pass@host becomes
-// https://REDACTED@host): a publisher's repository credentials are kept for fetching but never shown,
-// neither in the application nor in an error a consumer reads.
-func RedactURLs(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	return userinfoRE.ReplaceAllString(s, "${1}"+RedactedUserinfo+"@")
 }

@@ -34,7 +34,7 @@ func TestCatalogListing(t *testing.T) {
 				{Name: "s"}, {Name: "f", Type: "number", Default: 1.5}, {Name: "o", Default: map[string]any{"k": []any{"v", false}}},
 				{Name: "z", Type: "boolean", Default: false}, {Name: "e", Type: "string", Default: ""}}},
 		{PublisherID: 1, Name: "Tiny VM", HourlyRate: marketplace.MustMoney("120000"),
-			Deployment: marketplace.DeploymentSpec{Type: "vm", Image: "https://u@images.example.com/a.qcow2", CPU: "2", Memory: "1Gi"},
+			Deployment: marketplace.DeploymentSpec{Type: "vm", Image: "https://u:image-pw@images.example.com/a.qcow2", CPU: "2", Memory: "1Gi"},
 			Inputs:     []marketplace.Input{}},
 		{PublisherID: 1, Name: "No inputs", HourlyRate: marketplace.MustMoney("0"), Deployment: marketplace.DeploymentSpec{Type: "k8s", RepoURL: "oci://tok@reg.example.com/charts"}, Inputs: []marketplace.Input{}},
 	}
@@ -54,7 +54,7 @@ func TestCatalogListing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			stored.Deployment.RepoURL = marketplace.RedactURLs(stored.Deployment.RepoURL)
+			stored.Deployment = stored.Deployment.Redacted()
 			stored.CreatedAt, stored.UpdatedAt = stored.CreatedAt.UTC(), stored.UpdatedAt.UTC()
 			want, _ := json.Marshal(stored)
 			var g, w any

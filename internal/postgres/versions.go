@@ -30,6 +30,8 @@ WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2) FOR UPDAT
 		} else if err != nil {
 			return fmt.Errorf("create a version of application %d: %w", v.ApplicationID, err)
 		}
+		// A version made of the spec the publisher read keeps the current URLs' credentials.
+		v.Deployment.KeepStoredCredentials(app.Deployment)
 		if err := v.Validate(&app); err != nil {
 			return err
 		}

@@ -125,7 +125,9 @@ func (s *server) appView(r *http.Request, app *marketplace.Application) (*appVie
 	if err != nil {
 		return nil, err
 	}
-	v := &appView{App: app, Versions: versions, Form: s.installForm(r, app)}
+	shown := *app // credentials of its URLs hidden, as the API shows it
+	shown.Deployment = app.Deployment.Redacted()
+	v := &appView{App: &shown, Versions: versions, Form: s.installForm(r, app)}
 	if c := marketplace.CallerFrom(r.Context()); !c.Operator {
 		if v.Projects, _, err = s.Store.FindProjectsByUser(r.Context(), c.UserID, marketplace.Page{Number: 1, Limit: 200}); err != nil {
 			return nil, err

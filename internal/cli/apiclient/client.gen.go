@@ -311,7 +311,7 @@ type AppRequest struct {
 	// HourlyRate price per hour, at most 6 decimal places
 	HourlyRate decimal.Decimal `json:"hourly_rate"`
 
-	// Inputs install-time parameters a consumer may set
+	// Inputs install-time parameters a consumer may set; a vm application's ssh_authorized_keys (its consumer's SSH keys) may be declared, as a string, but never given a default
 	Inputs *[]Input `json:"inputs,omitempty"`
 	Name   string   `json:"name"`
 
@@ -511,13 +511,17 @@ type DeploymentUpgradePolicy string
 
 // DeploymentSpec defines model for DeploymentSpec.
 type DeploymentSpec struct {
-	ChartName    *string            `json:"chartName,omitempty"`
-	ChartVersion *string            `json:"chartVersion,omitempty"`
-	Cpu          *string            `json:"cpu,omitempty"`
-	Image        *string            `json:"image,omitempty"`
-	Memory       *string            `json:"memory,omitempty"`
-	RepoURL      *string            `json:"repoURL,omitempty"`
-	Type         DeploymentSpecType `json:"type"`
+	ChartName    *string `json:"chartName,omitempty"`
+	ChartVersion *string `json:"chartVersion,omitempty"`
+	Cpu          *string `json:"cpu,omitempty"`
+
+	// Image vm: an http(s) URL of the base image, or a file of the VM host's image directory. Credentials in the URL (https://user:pass@host/...) are kept for fetching and always shown as https://REDACTED@host/...; sending the shown URL back keeps them
+	Image  *string `json:"image,omitempty"`
+	Memory *string `json:"memory,omitempty"`
+
+	// RepoURL k8s: an http(s) chart repository URL, or an oci:// reference. Credentials in it (https://user:pass@host/...) are kept for fetching and always shown as https://REDACTED@host/...; sending the shown URL back keeps them
+	RepoURL *string            `json:"repoURL,omitempty"`
+	Type    DeploymentSpecType `json:"type"`
 }
 
 // DeploymentSpecType defines model for DeploymentSpec.Type.
