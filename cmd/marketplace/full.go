@@ -31,6 +31,9 @@ type localProviders struct {
 	byType   map[string]marketplace.Provider
 	consoles httpapi.ConsoleReader
 	close    func()
+	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
+	// a VM host.
+	collectImages func(context.Context, []string) (int, error)
 }
 
 // newLocalProviders configures the Kubernetes provider when KUBECONFIG is set and the libvirt one when
@@ -53,6 +56,7 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 	if vm != nil {
 		local.byType[marketplace.TypeVM], local.consoles = vm, vm
 		local.close = func() { vm.Close() }
+		local.collectImages = vm.CollectImages
 	}
 	return local, nil
 }
@@ -84,9 +88,15 @@ func newVMProvider(ctx context.Context, cfg Config, instance string, guard *fetc
 	if uri == "" {
 		return nil, nil
 	}
+	maxDisk, err := vmMaxDisk(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return libvirt.New(ctx, libvirt.Config{URI: uri, Instance: instance,
-		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"), LogDir: filepath.Join(cfg.VMDir, "logs"),
-		Network: cfg.VMNetwork, BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes,
+		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"),
+		DownloadDir: filepath.Join(cfg.VMDir, "downloads"), LogDir: filepath.Join(cfg.VMDir, "logs"),
+		Network: cfg.VMNetwork, BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes, MaxDisk: maxDisk,
+		ImageQuotaBytes: cfg.VMImageQuotaBytes, ImageMinRate: cfg.VMImageMinRate, ImageRateWindow: cfg.VMImageRateWindow,
 		CacheDir: filepath.Join(cfg.CacheDir, "vm"), Fetch: guard, Logger: log.With("provider", "libvirt")})
 }
 

@@ -98,6 +98,11 @@ type Config struct {
 	VMMaxVCPUs        int           `env:"VM_MAX_VCPUS" envDefault:"8"`
 	VMMaxMemory       string        `env:"VM_MAX_MEMORY" envDefault:"16Gi"`
 	VMImageMaxBytes   int64         `env:"VM_IMAGE_MAX_BYTES" envDefault:"2147483648"`
+	VMMaxDisk         string        `env:"VM_MAX_DISK" envDefault:"64Gi"`
+	VMImageQuotaBytes int64         `env:"VM_IMAGE_QUOTA_BYTES" envDefault:"21474836480"`
+	VMImageMinRate    int64         `env:"VM_IMAGE_MIN_RATE" envDefault:"65536"`
+	VMImageRateWindow time.Duration `env:"VM_IMAGE_RATE_WINDOW" envDefault:"20s"`
+	VMImageGCInterval time.Duration `env:"VM_IMAGE_GC_INTERVAL" envDefault:"10m"`
 }
 
 // loadConfig reads Config through getenv.
@@ -213,6 +218,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var (
 		providers map[string]marketplace.Provider
 		consoles  httpapi.ConsoleReader
+		local     *localProviders
 	)
 	if role == "api" {
 		// An API replica holds no cluster or VM host credentials: a worker answers its previews, health
@@ -224,7 +230,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer client.Close()
 		providers, consoles = remoteProviders(cfg, client, log)
 	} else {
-		local, err := newLocalProviders(ctx, cfg, instance, guard, log)
+		local, err = newLocalProviders(ctx, cfg, instance, guard, log)
 		if err != nil {
 			return err
 		}
@@ -279,6 +285,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { return deployer.Reconcile(ctx) })
 		job := billing.New(db, cfg.BillingInterval, metrics, log)
 		g.Go(func() error { return job.Run(ctx) })
+		if local.collectImages != nil {
+			g.Go(func() error { return collectImages(ctx, cfg.VMImageGCInterval, db, local.collectImages, log) })
+		}
 	}
 	if role == "worker" {
 		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.
