@@ -136,7 +136,7 @@ func TestInspectImageQemuImg(t *testing.T) {
 		{"absolute backing", []string{"-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", "{}"}, "", "backing file"},
 		{"relative backing", []string{"-f", "qcow2", "-u", "-F", "raw", "-b", "mp-0123456789ab-d1-seed.img", "{}", "1G"}, "", "backing file"},
 		{"data file", []string{"-f", "qcow2", "-o", "data_file=" + base, "{}", "1M"}, "", "external data file"},
-		{"encrypted", []string{"-f", "qcow2", "--object", "secret,id=s0,data=x", "-o", "encrypt.format=luks,encrypt.key-secret=s0", "{}", "1M"}, "", "encrypt"},
+		{"encrypted", []string{"-f", "qcow2", "--object", "secret,id=s0,data=x", "-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", "{}", "1M"}, "", "encrypt"},
 		{"100G", []string{"-f", "qcow2", "{}", "100G"}, "", "VM_MAX_DISK"},
 		{"vmdk", []string{"-f", "vmdk", "{}", "1G"}, "", "vmdk"},
 		{"vmdk flat", []string{"-f", "vmdk", "-o", "subformat=monolithicFlat", "{}", "1M"}, "", "vmdk"},
@@ -145,7 +145,7 @@ func TestInspectImageQemuImg(t *testing.T) {
 		{"vpc", []string{"-f", "vpc", "{}", "1G"}, "", "vpc"},
 		{"vpc fixed", []string{"-f", "vpc", "-o", "subformat=fixed", "{}", "1M"}, "", "vpc"},
 		{"qed", []string{"-f", "qed", "{}", "1G"}, "", "qed"},
-		{"luks", []string{"-f", "luks", "--object", "secret,id=s0,data=x", "-o", "key-secret=s0", "{}", "1M"}, "", "luks"},
+		{"luks", []string{"-f", "luks", "--object", "secret,id=s0,data=x", "-o", "key-secret=s0,iter-time=10", "{}", "1M"}, "", "luks"},
 		{"parallels", []string{"-f", "parallels", "{}", "1G"}, "", "parallels"},
 		{"raw", []string{"-f", "raw", "{}", "1M"}, "raw", ""},
 	} {
