@@ -316,3 +316,46 @@ func TestVMImageTrickle(t *testing.T) {
 		t.Fatalf("failure reason %q: want that the image came too slowly (VM_IMAGE_MIN_RATE)", reason)
 	}
 }
+
+// TestVMUpgradeToRefusedImage: an upgrade to a version whose image names a backing file (a host file)
+// is refused at its first attempt before anything changes: the previous version runs on, its domain
+// never stopped, and no overlay of the refused image was made.
+func TestVMUpgradeToRefusedImage(t *testing.T) {
+	attack := filepath.Join(t.TempDir(), "attack.qcow2")
+	qemuImg(t, attack, "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", "{}")
+	srv, allow := imageServer(t, map[string]string{"attack.qcow2": attack}, nil)
+	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"MARKETPLACE_FETCH_ALLOW": allow}))
+	tok := publishVM(t, mp, "test-guest.qcow2")
+	mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1})
+	d := mp.waitForStatus(t, tok, 1, "installed", 3*time.Minute)
+	vm := d["placement"].(map[string]any)["vm_name"].(string)
+	started := domainStarted(t, vm)
+
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tok, map[string]any{"hourly_rate": 3,
+		"deployment": map[string]any{"type": "vm", "image": srv.URL + "/attack.qcow2", "cpu": "1", "memory": "256Mi"}})
+	mp.must(t, 202, "POST", "/api/deployments/1/upgrade", tok, map[string]any{"version": 2})
+	waitFor(t, 2*time.Minute, "the refused upgrade to be recorded", func() bool {
+		d = mp.must(t, 200, "GET", "/api/deployments/1", tok, nil).JSON(t)
+		return d["status"] == "installed" && d["failure_reason"] != nil && d["failure_reason"] != ""
+	})
+	reason := d["failure_reason"].(string)
+	if !strings.Contains(reason, "backing file") || !strings.Contains(reason, "upgrade attempt 1 of") || num(t, d["version"]) != 1 {
+		t.Fatalf("after the upgrade: version %v, failure reason %q; want version 1 and a refusal naming the backing file", d["version"], reason)
+	}
+	if again := domainStarted(t, vm); again != started {
+		t.Fatalf("the domain was restarted (%s, then %s)", started, again)
+	}
+	if vols, _ := filepath.Glob(filepath.Join(tenv.VMDir, "pool", vm+"-b*")); len(vols) != 0 {
+		t.Fatalf("volumes of the refused revision: %v", vols)
+	}
+}
+
+// domainStarted identifies a domain's current run: its QEMU process id (libvirt's pid file).
+func domainStarted(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", name+".pid"))
+	if err != nil {
+		t.Fatalf("domain %s is not running: %v", name, err)
+	}
+	return strings.TrimSpace(string(b))
+}
