@@ -24,6 +24,9 @@ type localProviders struct {
 	consoles httpapi.ConsoleReader
 	vmHost   func(context.Context) (marketplace.VMHost, error)
 	close    func()
+	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
+	// a VM host.
+	collectImages func(context.Context, []string) (int, error)
 }
 
 func newLocalProviders(context.Context, Config, string, *fetch.Guard, *slog.Logger) (*localProviders, error) {

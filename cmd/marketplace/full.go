@@ -32,6 +32,9 @@ type localProviders struct {
 	consoles httpapi.ConsoleReader
 	vmHost   func(context.Context) (marketplace.VMHost, error) // the VM host's capacity; nil without one
 	close    func()
+	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
+	// a VM host.
+	collectImages func(context.Context, []string) (int, error)
 }
 
 // newLocalProviders configures the Kubernetes provider when KUBECONFIG is set and the libvirt one when
@@ -54,6 +57,7 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 	if vm != nil {
 		local.byType[marketplace.TypeVM], local.consoles, local.vmHost = vm, vm, vm.Host
 		local.close = func() { vm.Close() }
+		local.collectImages = vm.CollectImages
 	}
 	return local, nil
 }
@@ -86,10 +90,16 @@ func newVMProvider(ctx context.Context, cfg Config, instance string, guard *fetc
 	if uri == "" {
 		return nil, nil
 	}
+	maxDisk, err := vmMaxDisk(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return libvirt.New(ctx, libvirt.Config{URI: uri, Instance: instance,
-		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"), LogDir: filepath.Join(cfg.VMDir, "logs"),
+		ImageDir: filepath.Join(cfg.VMDir, "images"), PoolDir: filepath.Join(cfg.VMDir, "pool"),
+		DownloadDir: filepath.Join(cfg.VMDir, "downloads"), LogDir: filepath.Join(cfg.VMDir, "logs"),
 		Network: cfg.VMNetwork, Networks: cfg.VMProjectNetworks, NetworkBits: cfg.VMProjectBits, Deny: cfg.VMDenyNetworks,
-		BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes,
+		BootTimeout: cfg.VMBootTimeout, ImageMaxBytes: cfg.VMImageMaxBytes, MaxDisk: maxDisk,
+		ImageQuotaBytes: cfg.VMImageQuotaBytes, ImageMinRate: cfg.VMImageMinRate, ImageRateWindow: cfg.VMImageRateWindow,
 		CPUOvercommit: cfg.VMCPUOvercommit, MemoryOvercommit: cfg.VMMemOvercommit,
 		CacheDir: filepath.Join(cfg.CacheDir, "vm"), Fetch: guard, Logger: log.With("provider", "libvirt")})
 }

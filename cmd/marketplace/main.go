@@ -108,6 +108,11 @@ type Config struct {
 	VMImageMaxBytes   int64         `env:"VM_IMAGE_MAX_BYTES" envDefault:"2147483648"`
 	VMCPUOvercommit   float64       `env:"VM_CPU_OVERCOMMIT" envDefault:"4"`
 	VMMemOvercommit   float64       `env:"VM_MEMORY_OVERCOMMIT" envDefault:"1"`
+	VMMaxDisk         string        `env:"VM_MAX_DISK" envDefault:"64Gi"`
+	VMImageQuotaBytes int64         `env:"VM_IMAGE_QUOTA_BYTES" envDefault:"21474836480"`
+	VMImageMinRate    int64         `env:"VM_IMAGE_MIN_RATE" envDefault:"65536"`
+	VMImageRateWindow time.Duration `env:"VM_IMAGE_RATE_WINDOW" envDefault:"20s"`
+	VMImageGCInterval time.Duration `env:"VM_IMAGE_GC_INTERVAL" envDefault:"10m"`
 	VMNetworks
 }
 
@@ -226,6 +231,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		providers map[string]marketplace.Provider
 		consoles  httpapi.ConsoleReader
 		vmHost    *vmHostRecorder
+		local     *localProviders
 	)
 	if role == "api" {
 		// An API replica holds no cluster or VM host credentials: a worker answers its previews, health
@@ -237,7 +243,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer client.Close()
 		providers, consoles = remoteProviders(cfg, client, log)
 	} else {
-		local, err := newLocalProviders(ctx, cfg, instance, guard, log)
+		local, err = newLocalProviders(ctx, cfg, instance, guard, log)
 		if err != nil {
 			return err
 		}
@@ -302,6 +308,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		job := billing.New(db, cfg.BillingInterval, metrics, log)
 		g.Go(func() error { return job.Run(ctx) })
+		if local.collectImages != nil {
+			g.Go(func() error { return collectImages(ctx, cfg.VMImageGCInterval, db, local.collectImages, log) })
+		}
 	}
 	if role == "worker" {
 		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.

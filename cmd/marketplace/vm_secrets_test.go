@@ -11,18 +11,18 @@ import (
 	"time"
 )
 
-// imageServer is a publisher's image server that wants a user and a password. It answers a request
+// authImageServer is a publisher's image server that wants a user and a password. It answers a request
 // carrying them by closing the connection (Go's client then fails with an error naming the URL it
 // fetched, user included, as a dropped download does), and any other with 401. It remembers the
 // credentials of every request.
-type imageServer struct {
+type authImageServer struct {
 	*httptest.Server
 	mu   sync.Mutex
 	seen []string // user:password of each request, "" without any
 }
 
-func newImageServer(t *testing.T, user, password string) *imageServer {
-	s := &imageServer{}
+func newAuthImageServer(t *testing.T, user, password string) *authImageServer {
+	s := &authImageServer{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
 		s.mu.Lock()
@@ -47,7 +47,7 @@ func newImageServer(t *testing.T, user, password string) *imageServer {
 }
 
 // requests are the credentials of the requests the server received.
-func (s *imageServer) requests() []string {
+func (s *authImageServer) requests() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.seen...)
@@ -61,7 +61,7 @@ func (s *imageServer) requests() []string {
 // spec it read (credentials redacted) keep the stored credentials: the next download carries them.
 func TestImageCredentialsAreNeverShown(t *testing.T) {
 	const user, password = "alice-img", "s3cret-img-pw"
-	images := newImageServer(t, user, password)
+	images := newAuthImageServer(t, user, password)
 	host := images.Listener.Addr().String()
 	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"DEPLOY_MAX_ATTEMPTS": "1",
 		"MARKETPLACE_FETCH_ALLOW": testRepositories() + "," + host}))

@@ -60,7 +60,7 @@ func removeVMs(t *testing.T, prefix string) {
 	}
 	vols, _ := filepath.Glob(filepath.Join(tenv.VMDir, "pool", prefix+"*"))
 	for _, v := range vols {
-		virsh("vol-delete", "--pool", "marketplace", filepath.Base(v))
+		virsh("vol-delete", v) // by path: the pool's name is derived from its directory
 	}
 }
 

@@ -259,7 +259,8 @@ func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operatio
 	cancelWork()
 	providerTook := time.Since(start)
 
-	final := attempt >= s.cfg.MaxAttempts
+	// An error no retry can change (marketplace.Final) ends the operation at once.
+	final := attempt >= s.cfg.MaxAttempts || marketplace.IsFinal(err)
 	cleanedUp := false
 	if err != nil && final && op == marketplace.OpInstall && leaseCtx.Err() == nil {
 		// Nothing of a failed install may stay running unbilled: remove what the attempts created.

@@ -56,7 +56,7 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := p.checkRoom(l, n.domain, size); err != nil {
 		return golibvirt.Domain{}, err
 	}
-	base, err := p.baseImage(ctx, l, app.Deployment.Image)
+	base, err := p.baseImage(ctx, l, app.Deployment.Image, app.PublisherID)
 	if err != nil {
 		return golibvirt.Domain{}, err
 	}

@@ -18,6 +18,12 @@ import (
 func (p *Provider) imagesPool() string { return poolName("marketplace-images", p.cfg.ImageDir) }
 func (p *Provider) workPool() string   { return poolName("marketplace", p.cfg.PoolDir) }
 
+// downloadsPool holds images downloaded from publishers' URLs: apart from the work pool, so that nothing
+// named relative to a downloaded image is a tenant's disk or seed.
+func (p *Provider) downloadsPool() string {
+	return poolName("marketplace-downloads", p.cfg.DownloadDir)
+}
+
 func poolName(prefix, dir string) string {
 	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
 	return prefix + "-" + hex.EncodeToString(sum[:4])
@@ -34,7 +40,7 @@ const networkXML = `<network xmlns:dnsmasq='http://libvirt.org/schemas/network/d
 // ensureHost makes the storage pools, the flat network and the guest filters when they are missing and
 // starts them.
 func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
-	for _, pool := range []struct{ name, dir string }{{p.imagesPool(), p.cfg.ImageDir}, {p.workPool(), p.cfg.PoolDir}} {
+	for _, pool := range []struct{ name, dir string }{{p.imagesPool(), p.cfg.ImageDir}, {p.workPool(), p.cfg.PoolDir}, {p.downloadsPool(), p.cfg.DownloadDir}} {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -34,8 +34,11 @@ type Config struct {
 	Instance string
 	// ImageDir holds the base images applications name by relative path (a directory storage pool).
 	ImageDir string
-	// PoolDir holds each deployment's overlay and seed, and downloaded images (a directory storage pool).
+	// PoolDir holds each deployment's overlay and seed (a directory storage pool).
 	PoolDir string
+	// DownloadDir holds the images downloaded from URLs (a directory storage pool of its own, apart
+	// from tenants' volumes); PoolDir's sibling "downloads" when empty.
+	DownloadDir string
 	// LogDir holds each guest's serial console log.
 	LogDir string
 	// Network is the flat NAT network guests joined before each project had its own; it is kept (and
@@ -51,6 +54,15 @@ type Config struct {
 	BootTimeout time.Duration
 	// ImageMaxBytes caps an image download.
 	ImageMaxBytes int64
+	// MaxDisk caps an image's virtual size, in bytes (VM_MAX_DISK); 0 is no cap.
+	MaxDisk uint64
+	// ImageQuotaBytes caps the bytes of the images each publisher's applications had downloaded
+	// (VM_IMAGE_QUOTA_BYTES); 0 is no cap.
+	ImageQuotaBytes int64
+	// ImageMinRate (bytes a second) averaged over ImageRateWindow is the slowest an image download may
+	// be (VM_IMAGE_MIN_RATE); 0 is no minimum.
+	ImageMinRate    int64
+	ImageRateWindow time.Duration
 	// CacheDir remembers which URL gave which image digest.
 	CacheDir string
 	// CPUOvercommit and MemoryOvercommit are how many vCPUs and MiB of memory the host's guests may take
@@ -72,8 +84,9 @@ type Provider struct {
 	mu   sync.Mutex // guards conn
 	conn *golibvirt.Libvirt
 
-	downloads sync.Mutex // one image download at a time per process
-	placing   sync.Mutex // one capacity check and definition at a time per process (checkRoom)
+	placing  sync.Mutex    // one capacity check and definition at a time per process (checkRoom)
+	urlLocks urlLocks      // one download of a URL at a time
+	quota    downloadQuota // each publisher's downloaded bytes
 }
 
 // New checks the configuration and connects to the host, creating the storage pools and the network
@@ -82,7 +95,10 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Instance == "" {
 		return nil, errors.New("libvirt provider: no instance id")
 	}
-	for _, dir := range []*string{&cfg.ImageDir, &cfg.PoolDir, &cfg.LogDir} {
+	if cfg.DownloadDir == "" {
+		cfg.DownloadDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.PoolDir)), "downloads")
+	}
+	for _, dir := range []*string{&cfg.ImageDir, &cfg.PoolDir, &cfg.DownloadDir, &cfg.LogDir} {
 		abs, err := filepath.Abs(*dir)
 		if err != nil {
 			return nil, fmt.Errorf("libvirt provider: %w", err)
@@ -113,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Provider{cfg: cfg}
+	p := &Provider{cfg: cfg, quota: downloadQuota{limit: cfg.ImageQuotaBytes}}
 	p.filters, p.filter = guestFilters(cfg.Deny)
 	l, err := p.client(ctx)
 	if err != nil {

@@ -54,7 +54,7 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, 0, err
 	}
-	base, err := p.baseImage(ctx, l, app.Deployment.Image)
+	base, err := p.baseImage(ctx, l, app.Deployment.Image, app.PublisherID)
 	if err != nil {
 		return placement, 0, err
 	}

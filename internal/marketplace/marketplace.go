@@ -53,6 +53,26 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
+// Final marks err as a failure that no retry can change (an image the VM host refuses to boot): the
+// attempt of an operation that returns it is the operation's last.
+func Final(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &finalError{err}
+}
+
+type finalError struct{ err error }
+
+func (e *finalError) Error() string { return e.err.Error() }
+func (e *finalError) Unwrap() error { return e.err }
+
+// IsFinal reports whether err's chain holds an error marked with Final.
+func IsFinal(err error) bool {
+	var f *finalError
+	return errors.As(err, &f)
+}
+
 // ErrorMessage returns the message of the first *Error in err's chain, or "internal error".
 func ErrorMessage(err error) string {
 	var e *Error
