@@ -56,6 +56,20 @@ func TestChartObjectsStayInTheirTenancy(t *testing.T) {
 			return err
 		}
 	}
+	// A policy the API server has just been given takes a moment to hold: wait for it, once.
+	effective := func(probe func(kubernetes.Interface) error, want string, remove func()) {
+		t.Helper()
+		waitFor(t, time.Minute, "the admission policy to take effect", func() bool {
+			err := probe(chart)
+			if err == nil {
+				remove()
+			}
+			return err != nil && strings.Contains(err.Error(), want)
+		})
+	}
+	effective(service("probe", func(s *corev1.Service) {
+		s.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}
+	}), "ExternalName", func() { chart.CoreV1().Services(ns).Delete(ctx, "probe", metav1.DeleteOptions{}) })
 	refused("an ExternalName Service", "ExternalName", service("external", func(s *corev1.Service) {
 		s.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "postgres.other-tenant.svc.cluster.local"}
 	}))
@@ -139,5 +153,7 @@ func TestChartObjectsStayInTheirTenancy(t *testing.T) {
 	other.waitForStatus(t, otok, 1, "installed", 2*time.Minute)
 	ns = oprefix + "-deployment-1"
 	chart = kubeAs(t, "system:serviceaccount:"+oprefix+"-system:deployment-1")
+	effective(ingress("probe", nil, ns+".apps.example.test"), "no K8S_INGRESS_DOMAIN",
+		func() { chart.NetworkingV1().Ingresses(ns).Delete(ctx, "probe", metav1.DeleteOptions{}) })
 	refused("an Ingress where no domain is configured", "no K8S_INGRESS_DOMAIN", ingress("any", nil, fmt.Sprintf("%s.apps.example.test", ns)))
 }
