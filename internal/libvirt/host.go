@@ -72,11 +72,14 @@ func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 
 // ensurePool defines a directory storage pool at dir when none of that name exists, and starts it.
 func ensurePool(l *golibvirt.Libvirt, name, dir string) error {
+	// The directory is made even when libvirt already knows the pool: libvirt keeps a pool's definition
+	// after its directory was deleted (a checkout removed and cloned again at the same path), and a
+	// volume made in it then fails to open.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("storage pool %s: %w", name, err)
+	}
 	pool, err := l.StoragePoolLookupByName(name)
 	if isCode(err, golibvirt.ErrNoStoragePool) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("storage pool %s: %w", name, err)
-		}
 		x, xerr := (&libvirtxml.StoragePool{Type: "dir", Name: name,
 			Target: &libvirtxml.StoragePoolTarget{Path: dir}}).Marshal()
 		if xerr != nil {
