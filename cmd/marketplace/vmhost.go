@@ -37,15 +37,21 @@ func (r vmHostRecorder) record(ctx context.Context) error {
 // run records the capacity every vmHostRefresh until ctx is done; a failure is logged and tried again
 // at the next tick (the record before it stays, and the worker's own check stands behind it).
 func (r vmHostRecorder) run(ctx context.Context) error {
-	tick := time.NewTicker(vmHostRefresh)
+	return every(ctx, vmHostRefresh, "could not record the VM host's capacity", r.log, r.record)
+}
+
+// every runs do each interval until ctx is done; a failed round is logged as what and the next one
+// tries again.
+func every(ctx context.Context, interval time.Duration, what string, log *slog.Logger, do func(context.Context) error) error {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			if err := r.record(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("could not record the VM host's capacity", "err", err)
+			if err := do(ctx); err != nil && ctx.Err() == nil {
+				log.Warn(what, "err", err)
 			}
 		}
 	}

@@ -27,23 +27,15 @@ type imageURLs interface {
 // collectImages deletes, every interval, the downloaded VM images no application version names any
 // more (collect: the VM provider's CollectImages). A failed round is logged and the next one tries again.
 func collectImages(ctx context.Context, interval time.Duration, store imageURLs, collect func(context.Context, []string) (int, error), log *slog.Logger) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	return every(ctx, interval, "could not collect the downloaded VM images no application names", log, func(ctx context.Context) error {
 		named, err := store.ImageURLsInUse(marketplace.OperatorContext(ctx))
-		if err == nil {
-			var n int
-			if n, err = collect(ctx, named); n > 0 {
-				log.Info("downloaded VM images collected", "urls", n)
-			}
+		if err != nil {
+			return err
 		}
-		if err != nil && ctx.Err() == nil {
-			log.Warn("could not collect the downloaded VM images no application names", "err", err)
+		n, err := collect(ctx, named)
+		if n > 0 {
+			log.Info("downloaded VM images collected", "urls", n)
 		}
-	}
+		return err
+	})
 }
