@@ -162,7 +162,7 @@ func previewKinds(resources any) string {
 // could not preview (or upgrade, or report health), one it had too many would ask workers in vain.
 // (ProjectRemover is left out on purpose: only the reconciler, on workers, removes projects.)
 func TestRemoteProvidersMirrorLocal(t *testing.T) {
-	calls, err := workerrpc.NewClient(workerrpc.Config{RedisURL: tenv.RedisURL(t), Instance: "mirror"})
+	calls, err := workerrpc.NewClient(workerrpc.Config{RedisURL: tenv.RedisURL(t), Instance: "mirror", Secret: []byte("the mirror test's secret")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,11 +58,13 @@ func main() {
 
 // Config is the environment the marketplace reads.
 type Config struct {
-	DatabaseURL       string        `env:"DATABASE_URL" envDefault:"postgres://localhost:5432/marketplace?sslmode=disable"`
-	RedisURL          string        `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
-	Addr              string        `env:"MARKETPLACE_ADDR" envDefault:":3000"`
-	Kubeconfig        string        `env:"KUBECONFIG"`
-	AdminToken        string        `env:"MARKETPLACE_ADMIN_TOKEN"`
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://localhost:5432/marketplace?sslmode=disable"`
+	RedisURL    string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	Addr        string `env:"MARKETPLACE_ADDR" envDefault:":3000"`
+	Kubeconfig  string `env:"KUBECONFIG"`
+	AdminToken  string `env:"MARKETPLACE_ADMIN_TOKEN"`
+	// RPCSecret signs the calls API replicas make to workers; unset, the database's own secret does.
+	RPCSecret         string        `env:"MARKETPLACE_RPC_SECRET"`
 	MetricsPublic     bool          `env:"METRICS_PUBLIC" envDefault:"false"`
 	SecureCookies     bool          `env:"MARKETPLACE_SECURE_COOKIES" envDefault:"false"`
 	UserCreateRate    float64       `env:"USER_CREATE_RATE" envDefault:"30"`
@@ -226,7 +228,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("configuration: %w", err)
 	}
 
-	calls := workerrpc.Config{RedisURL: cfg.RedisURL, Instance: instance}
+	calls := workerrpc.Config{RedisURL: cfg.RedisURL, Instance: instance, Secret: []byte(cfg.RPCSecret)}
+	if cfg.RPCSecret == "" {
+		if calls.Secret, err = db.WorkerCallSecret(ctx); err != nil {
+			return err
+		}
+	}
 	var (
 		providers map[string]marketplace.Provider
 		consoles  httpapi.ConsoleReader
@@ -297,7 +304,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		g.Go(func() error { return worker.Run(ctx) })
 		// The calls of API replicas, answered with this process's providers.
-		answers, err := workerrpc.NewServer(calls, providers, cfg.WorkerConcurrency, log)
+		answers, err := workerrpc.NewServer(calls, db, providers, cfg.WorkerConcurrency, log)
 		if err != nil {
 			return err
 		}

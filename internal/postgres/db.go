@@ -173,6 +173,16 @@ func (db *DB) InstanceID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
+// WorkerCallSecret is the secret, made with the database, that signs the calls between this
+// marketplace's API replicas and workers when none is configured.
+func (db *DB) WorkerCallSecret(ctx context.Context) ([]byte, error) {
+	var secret string
+	if err := db.pool.QueryRow(ctx, `SELECT worker_call_secret FROM instance`).Scan(&secret); err != nil {
+		return nil, fmt.Errorf("read the worker call secret: %w", err)
+	}
+	return []byte(secret), nil
+}
+
 // notFound is the one answer for rows that are absent or belong to someone else.
 func notFound(what string, id int64) error {
 	return marketplace.Errorf(marketplace.ENOTFOUND, "%s %d not found", what, id)

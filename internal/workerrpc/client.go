@@ -24,15 +24,12 @@ type Client struct {
 
 // NewClient returns a Client of cfg's Redis; it connects on the first call.
 func NewClient(cfg Config) (*Client, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	rdb, err := newRedis(cfg.RedisURL)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.AcceptTimeout <= 0 {
-		cfg.AcceptTimeout = 5 * time.Second
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = time.Minute
 	}
 	return &Client{rdb: rdb, cfg: cfg, requests: requestsKey(cfg.Instance)}, nil
 }
@@ -40,10 +37,10 @@ func NewClient(cfg Config) (*Client, error) {
 // Close closes the connections to Redis.
 func (c *Client) Close() error { return c.rdb.Close() }
 
-// call asks a worker to run method of its typ provider with args and decodes the answer into result. It
+// call asks a worker to run method of its typ provider on what t names, as ctx's caller, and decodes the answer into result. It
 // returns EUNAVAILABLE when no worker takes the call within AcceptTimeout (before ctx's deadline), and
 // an error wrapping context.DeadlineExceeded when the answer does not come by ctx's deadline.
-func (c *Client) call(ctx context.Context, typ, method string, args, result any) error {
+func (c *Client) call(ctx context.Context, typ, method string, t target, result any) error {
 	now := time.Now()
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -53,17 +50,16 @@ func (c *Client) call(ctx context.Context, typ, method string, args, result any)
 	if deadline.Before(acceptBy) {
 		acceptBy = deadline
 	}
-	a, err := json.Marshal(args)
-	if err != nil {
-		return fmt.Errorf("encode the arguments of %s: %w", method, err)
-	}
 	id := make([]byte, 16)
 	rand.Read(id)
-	req := request{ID: hex.EncodeToString(id), Type: typ, Method: method, Args: a, AcceptBy: acceptBy, Deadline: deadline}
+	who := marketplace.CallerFrom(ctx)
+	req := request{ID: hex.EncodeToString(id), Type: typ, Method: method, Target: t,
+		Caller: caller{UserID: who.UserID, Operator: who.Operator}, AcceptBy: acceptBy, Deadline: deadline}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode a call of %s: %w", method, err)
 	}
+	body = sign(c.cfg.Secret, "", body)
 	pushCtx, cancel := context.WithDeadline(ctx, deadline)
 	err = c.rdb.LPush(pushCtx, c.requests, body).Err()
 	cancel()
@@ -71,7 +67,7 @@ func (c *Client) call(ctx context.Context, typ, method string, args, result any)
 		return fmt.Errorf("ask a worker for %s: %w", method, err)
 	}
 	key := replyKey(c.cfg.Instance, req.ID)
-	r, err := c.pop(ctx, key, acceptBy)
+	r, err := c.pop(ctx, key, req.ID, acceptBy)
 	if errors.Is(err, redis.Nil) {
 		// Nobody took it: take it back, so no worker starts it after its caller left (a worker also drops
 		// a call past AcceptBy, which covers a failed LREM).
@@ -86,7 +82,7 @@ func (c *Client) call(ctx context.Context, typ, method string, args, result any)
 		return fmt.Errorf("wait for a worker to take %s: %w", method, err)
 	}
 	if r.Taken {
-		if r, err = c.pop(ctx, key, deadline); errors.Is(err, redis.Nil) {
+		if r, err = c.pop(ctx, key, req.ID, deadline); errors.Is(err, redis.Nil) {
 			return fmt.Errorf("a worker took %s but did not answer by its deadline: %w", method, context.DeadlineExceeded)
 		} else if err != nil {
 			return fmt.Errorf("wait for a worker's answer to %s: %w", method, err)
@@ -104,8 +100,9 @@ func (c *Client) call(ctx context.Context, typ, method string, args, result any)
 	return nil
 }
 
-// pop waits until `until` for the next reply on key; redis.Nil when none came.
-func (c *Client) pop(ctx context.Context, key string, until time.Time) (*reply, error) {
+// pop waits until `until` for the next reply to call id on key; redis.Nil when none came. A reply that
+// is not signed for the call, or is larger than MaxReplyBytes, is an error.
+func (c *Client) pop(ctx context.Context, key, id string, until time.Time) (*reply, error) {
 	wait := time.Until(until)
 	if wait < time.Millisecond {
 		return nil, redis.Nil
@@ -117,10 +114,17 @@ func (c *Client) pop(ctx context.Context, key string, until time.Time) (*reply, 
 	if err != nil {
 		return nil, err
 	}
-	var r reply
 	if len(kv) != 2 {
 		return nil, fmt.Errorf("BLPOP answered %d values", len(kv))
-	} else if err := json.Unmarshal([]byte(kv[1]), &r); err != nil {
+	} else if len(kv[1]) > c.cfg.MaxReplyBytes+replyOverhead {
+		return nil, fmt.Errorf("a reply of %d bytes is over the cap of %d", len(kv[1]), c.cfg.MaxReplyBytes)
+	}
+	body, err := open(c.cfg.Secret, id, []byte(kv[1]))
+	if err != nil {
+		return nil, fmt.Errorf("refused a reply: %w", err)
+	}
+	var r reply
+	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("decode a worker's reply: %w", err)
 	}
 	return &r, nil

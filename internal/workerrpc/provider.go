@@ -2,7 +2,6 @@ package workerrpc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -52,19 +51,19 @@ type Previewer struct{ p Provider }
 // Previewer returns the provider's previews, answered by a worker.
 func (p Provider) Previewer() Previewer { return Previewer{p} }
 
-type previewArgs struct {
-	Deployment  *marketplace.Deployment  `json:"deployment"`
-	Application *marketplace.Application `json:"application"`
-}
-
 // Preview is the worker's provider's Preview.
 func (r Previewer) Preview(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
-	return callFor[marketplace.Preview](ctx, r.p, "preview", previewArgs{d, app})
+	return callFor[marketplace.Preview](ctx, r.p, "preview", previewTarget(d, app))
 }
 
 // PreviewUpgrade is the worker's provider's PreviewUpgrade.
 func (r Previewer) PreviewUpgrade(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
-	return callFor[marketplace.Preview](ctx, r.p, "preview-upgrade", previewArgs{d, app})
+	return callFor[marketplace.Preview](ctx, r.p, "preview-upgrade", previewTarget(d, app))
+}
+
+// previewTarget names a preview of d (recorded or not) with its inputs, as app's version.
+func previewTarget(d *marketplace.Deployment, app *marketplace.Application) target {
+	return target{DeploymentID: d.ID, ApplicationID: app.ID, Version: app.Version, ProjectID: d.ProjectID, Inputs: d.Inputs}
 }
 
 // HealthChecker is marketplace.HealthChecker answered by a worker.
@@ -75,7 +74,7 @@ func (p Provider) HealthChecker() HealthChecker { return HealthChecker{p} }
 
 // Health is the worker's provider's Health.
 func (r HealthChecker) Health(ctx context.Context, d *marketplace.Deployment) (*marketplace.Health, error) {
-	return callFor[marketplace.Health](ctx, r.p, "health", d)
+	return callFor[marketplace.Health](ctx, r.p, "health", target{DeploymentID: d.ID})
 }
 
 // ValuesSchemaReader is marketplace.ValuesSchemaReader answered by a worker.
@@ -86,7 +85,7 @@ func (p Provider) ValuesSchemaReader() ValuesSchemaReader { return ValuesSchemaR
 
 // ValuesSchema is the worker's provider's ValuesSchema.
 func (r ValuesSchemaReader) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
-	return callFor[marketplace.ValuesSchema](ctx, r.p, "values-schema", app)
+	return callFor[marketplace.ValuesSchema](ctx, r.p, "values-schema", target{ApplicationID: app.ID, Version: app.Version})
 }
 
 // ConsoleReader reads a VM's serial console and state through a worker (httpapi.ConsoleReader).
@@ -95,14 +94,9 @@ type ConsoleReader struct{ p Provider }
 // ConsoleReader returns the provider's console reads, answered by a worker.
 func (p Provider) ConsoleReader() ConsoleReader { return ConsoleReader{p} }
 
-type consoleArgs struct {
-	Deployment *marketplace.Deployment `json:"deployment"`
-	MaxBytes   int64                   `json:"max_bytes"`
-}
-
 // Console is the worker's provider's Console.
 func (r ConsoleReader) Console(ctx context.Context, d *marketplace.Deployment, maxBytes int64) (string, error) {
-	s, err := callFor[string](ctx, r.p, "console", consoleArgs{d, maxBytes})
+	s, err := callFor[string](ctx, r.p, "console", target{DeploymentID: d.ID, MaxBytes: maxBytes})
 	if err != nil {
 		return "", err
 	}
@@ -111,7 +105,7 @@ func (r ConsoleReader) Console(ctx context.Context, d *marketplace.Deployment, m
 
 // State is the worker's provider's State.
 func (r ConsoleReader) State(ctx context.Context, d *marketplace.Deployment) (string, error) {
-	s, err := callFor[string](ctx, r.p, "state", d)
+	s, err := callFor[string](ctx, r.p, "state", target{DeploymentID: d.ID})
 	if err != nil {
 		return "", err
 	}
@@ -124,37 +118,87 @@ type consoles interface {
 	State(ctx context.Context, d *marketplace.Deployment) (string, error)
 }
 
-// handler returns the answer to a call of method (nil for an unknown one): it decodes the arguments and
-// calls the method of the provider, which must have the interface it needs. One more optional provider
-// method is one case here and one stand-in method above.
-func handler(method string) func(ctx context.Context, p marketplace.Provider, args json.RawMessage) (any, error) {
+// Store is where a worker reads what a call names, as the call's caller.
+type Store interface {
+	FindDeploymentByID(ctx context.Context, id int64) (*marketplace.Deployment, error)
+	FindAppVersion(ctx context.Context, appID int64, version int) (*marketplace.Application, error)
+}
+
+// handler returns the answer to a call of method (nil for an unknown one): it reads what the call names
+// and calls the method of the provider, which must have the interface it needs. One more optional
+// provider method is one case here and one stand-in method above.
+func handler(method string) func(ctx context.Context, p marketplace.Provider, store Store, t target) (any, error) {
 	switch method {
 	case "preview":
-		return answer(func(ctx context.Context, p marketplace.Previewer, a previewArgs) (any, error) {
-			return p.Preview(ctx, a.Deployment, a.Application)
+		return answer(func(ctx context.Context, p marketplace.Previewer, store Store, t target) (any, error) {
+			d, app, err := loadPreview(ctx, store, t)
+			if err != nil {
+				return nil, err
+			}
+			return p.Preview(ctx, d, app)
 		})
 	case "preview-upgrade":
-		return answer(func(ctx context.Context, p marketplace.Previewer, a previewArgs) (any, error) {
-			return p.PreviewUpgrade(ctx, a.Deployment, a.Application)
+		return answer(func(ctx context.Context, p marketplace.Previewer, store Store, t target) (any, error) {
+			d, app, err := loadPreview(ctx, store, t)
+			if err != nil {
+				return nil, err
+			}
+			return p.PreviewUpgrade(ctx, d, app)
 		})
 	case "health":
-		return answer(func(ctx context.Context, p marketplace.HealthChecker, d *marketplace.Deployment) (any, error) {
+		return answer(func(ctx context.Context, p marketplace.HealthChecker, store Store, t target) (any, error) {
+			d, err := store.FindDeploymentByID(ctx, t.DeploymentID)
+			if err != nil {
+				return nil, err
+			}
 			return p.Health(ctx, d)
 		})
 	case "values-schema":
-		return answer(func(ctx context.Context, p marketplace.ValuesSchemaReader, app *marketplace.Application) (any, error) {
+		return answer(func(ctx context.Context, p marketplace.ValuesSchemaReader, store Store, t target) (any, error) {
+			app, err := store.FindAppVersion(ctx, t.ApplicationID, t.Version)
+			if err != nil {
+				return nil, err
+			}
 			return p.ValuesSchema(ctx, app)
 		})
 	case "console":
-		return answer(func(ctx context.Context, p consoles, a consoleArgs) (any, error) {
-			return p.Console(ctx, a.Deployment, a.MaxBytes)
+		return answer(func(ctx context.Context, p consoles, store Store, t target) (any, error) {
+			d, err := store.FindDeploymentByID(ctx, t.DeploymentID)
+			if err != nil {
+				return nil, err
+			}
+			return p.Console(ctx, d, t.MaxBytes)
 		})
 	case "state":
-		return answer(func(ctx context.Context, p consoles, d *marketplace.Deployment) (any, error) {
+		return answer(func(ctx context.Context, p consoles, store Store, t target) (any, error) {
+			d, err := store.FindDeploymentByID(ctx, t.DeploymentID)
+			if err != nil {
+				return nil, err
+			}
 			return p.State(ctx, d)
 		})
 	}
 	return nil
+}
+
+// loadPreview reads the application version a preview is of and its deployment: the recorded one (an
+// upgrade's, which must be of that application) or, for an install, one not recorded yet. Either way
+// with the call's inputs.
+func loadPreview(ctx context.Context, store Store, t target) (*marketplace.Deployment, *marketplace.Application, error) {
+	app, err := store.FindAppVersion(ctx, t.ApplicationID, t.Version)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &marketplace.Deployment{ApplicationID: app.ID, ProjectID: t.ProjectID, Version: app.Version}
+	if t.DeploymentID != 0 {
+		if d, err = store.FindDeploymentByID(ctx, t.DeploymentID); err != nil {
+			return nil, nil, err
+		} else if d.ApplicationID != app.ID {
+			return nil, nil, marketplace.Errorf(marketplace.EINVALID, "deployment %d is not of application %d", d.ID, app.ID)
+		}
+	}
+	d.Inputs = t.Inputs
+	return d, app, nil
 }
 
 // describe names what a method gives, for the person whose request no worker took.
@@ -172,25 +216,21 @@ func describe(method string) string {
 	return method
 }
 
-// answer adapts f to a method of the table: it asserts the provider's interface I and decodes A.
-func answer[I, A any](f func(ctx context.Context, p I, args A) (any, error)) func(context.Context, marketplace.Provider, json.RawMessage) (any, error) {
-	return func(ctx context.Context, p marketplace.Provider, raw json.RawMessage) (any, error) {
+// answer adapts f to a method of the table: it asserts the provider's interface I.
+func answer[I any](f func(ctx context.Context, p I, store Store, t target) (any, error)) func(context.Context, marketplace.Provider, Store, target) (any, error) {
+	return func(ctx context.Context, p marketplace.Provider, store Store, t target) (any, error) {
 		impl, ok := p.(I)
 		if !ok {
 			return nil, fmt.Errorf("this worker's provider does not implement %T", (*I)(nil))
 		}
-		var args A
-		if err := json.Unmarshal(raw, &args); err != nil {
-			return nil, fmt.Errorf("decode the arguments: %w", err)
-		}
-		return f(ctx, impl, args)
+		return f(ctx, impl, store, t)
 	}
 }
 
 // callFor makes a call whose answer is a T.
-func callFor[T any](ctx context.Context, p Provider, method string, args any) (*T, error) {
+func callFor[T any](ctx context.Context, p Provider, method string, t target) (*T, error) {
 	var result T
-	if err := p.c.call(ctx, p.typ, method, args, &result); err != nil {
+	if err := p.c.call(ctx, p.typ, method, t, &result); err != nil {
 		return nil, err
 	}
 	return &result, nil

@@ -19,19 +19,23 @@ type Server struct {
 	rdb         *redis.Client
 	cfg         Config
 	requests    string
+	store       Store
 	providers   map[string]marketplace.Provider
 	concurrency int
 	log         *slog.Logger
 }
 
 // NewServer returns a Server that answers up to concurrency calls at once with providers (by deployment
-// type).
-func NewServer(cfg Config, providers map[string]marketplace.Provider, concurrency int, log *slog.Logger) (*Server, error) {
+// type), reading what the calls name from store.
+func NewServer(cfg Config, store Store, providers map[string]marketplace.Provider, concurrency int, log *slog.Logger) (*Server, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	rdb, err := newRedis(cfg.RedisURL)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{rdb: rdb, cfg: cfg, requests: requestsKey(cfg.Instance), providers: providers,
+	return &Server{rdb: rdb, cfg: cfg, requests: requestsKey(cfg.Instance), store: store, providers: providers,
 		concurrency: max(concurrency, 1), log: log.With("component", "workerrpc")}, nil
 }
 
@@ -79,8 +83,15 @@ func (s *Server) take(ctx context.Context) ([]byte, error) {
 	return []byte(kv[1]), nil
 }
 
-// answer runs one call and pushes its outcome, unless its caller has given up already.
-func (s *Server) answer(ctx context.Context, body []byte) {
+// answer runs one call and pushes its outcome, unless its caller has given up already. A call that is
+// not signed with the shared secret is dropped unread: whoever wrote it could write to Redis, nothing
+// more.
+func (s *Server) answer(ctx context.Context, msg []byte) {
+	body, err := open(s.cfg.Secret, "", msg)
+	if err != nil {
+		s.log.Warn("dropped a call", "err", err, "bytes", len(msg))
+		return
+	}
 	var req request
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.log.Warn("dropped a call that does not decode", "err", err)
@@ -90,7 +101,7 @@ func (s *Server) answer(ctx context.Context, body []byte) {
 		return
 	}
 	key := replyKey(s.cfg.Instance, req.ID)
-	s.push(ctx, key, reply{Taken: true})
+	s.push(ctx, key, req.ID, reply{Taken: true})
 	callCtx, cancel := context.WithDeadline(ctx, req.Deadline)
 	defer cancel()
 	var r reply
@@ -98,7 +109,12 @@ func (s *Server) answer(ctx context.Context, body []byte) {
 	if err == nil {
 		if r.Result, err = json.Marshal(result); err != nil {
 			err = fmt.Errorf("encode the answer: %w", err)
+		} else if len(r.Result) > s.cfg.MaxReplyBytes {
+			r.Result, err = nil, fmt.Errorf("the answer is %d bytes, over the cap of %d", len(r.Result), s.cfg.MaxReplyBytes)
 		}
+	}
+	if callCtx.Err() != nil && ctx.Err() == nil {
+		return // past the call's deadline: its caller has stopped waiting (and says so itself)
 	}
 	var domain *marketplace.Error
 	switch {
@@ -107,10 +123,10 @@ func (s *Server) answer(ctx context.Context, body []byte) {
 	case err != nil:
 		r.Failure = err.Error()
 	}
-	s.push(ctx, key, r)
+	s.push(ctx, key, req.ID, r)
 }
 
-// run calls the provider method req names.
+// run calls the provider method req names, reading what it is about as req's caller.
 func (s *Server) run(ctx context.Context, req request) (result any, err error) {
 	p := s.providers[req.Type]
 	if p == nil {
@@ -126,16 +142,18 @@ func (s *Server) run(ctx context.Context, req request) (result any, err error) {
 			err = fmt.Errorf("the %s provider panicked: %v", req.Type, v)
 		}
 	}()
-	return h(ctx, p, req.Args)
+	ctx = marketplace.WithCaller(ctx, marketplace.Caller{UserID: req.Caller.UserID, Operator: req.Caller.Operator})
+	return h(ctx, p, s.store, req.Target)
 }
 
-// push appends r to the reply list at key, which expires if its caller is gone.
-func (s *Server) push(ctx context.Context, key string, r reply) {
+// push appends r, signed for call id, to the reply list at key, which expires if its caller is gone.
+func (s *Server) push(ctx context.Context, key, id string, r reply) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		s.log.Error("encode a reply", "err", err)
 		return
 	}
+	b = sign(s.cfg.Secret, id, b)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	pipe := s.rdb.TxPipeline()

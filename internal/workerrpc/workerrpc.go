@@ -2,6 +2,13 @@
 // the read-only methods of the providers (previews, health, VM consoles) on a worker, which holds them:
 // a request/reply over the Redis the queues already use.
 //
+// A call names what it is about by ids (a deployment, an application version) and carries only what the
+// caller adds to it (a preview's inputs): the worker reads the deployment and the application, their
+// credentials included, from PostgreSQL, so nothing secret crosses Redis and a message cannot make a
+// worker act on something its caller could not. Every request and reply is signed with a secret the API
+// replicas and workers share (MARKETPLACE_RPC_SECRET, or the database's own), so whoever can write to
+// Redis can neither ask a worker for anything nor answer in a worker's place; a reply is capped in size.
+//
 // A call is one JSON request pushed on the instance's request list, which a few goroutines of every
 // worker wait on (BRPOP); the worker that takes it answers on a list of the call's own, keyed by a random
 // id, which the caller waits on (BLPOP) until its deadline. Both waits wake the moment something
@@ -15,7 +22,12 @@
 package workerrpc
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,16 +43,41 @@ type Config struct {
 	// deadline of a call whose context has none (default 1m).
 	AcceptTimeout time.Duration
 	Timeout       time.Duration
+	// Secret signs every request and reply (at least 16 bytes); a message without its signature is
+	// dropped unread.
+	Secret []byte
+	// MaxReplyBytes caps an answer (default 8 MiB): a worker answers a larger one with an error, and a
+	// caller refuses one.
+	MaxReplyBytes int
+}
+
+// check validates cfg and fills in its defaults.
+func (cfg *Config) check() error {
+	if len(cfg.Secret) < 16 {
+		return errors.New("worker calls: the shared secret (MARKETPLACE_RPC_SECRET) must be at least 16 bytes")
+	}
+	if cfg.AcceptTimeout <= 0 {
+		cfg.AcceptTimeout = 5 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Minute
+	}
+	if cfg.MaxReplyBytes <= 0 {
+		cfg.MaxReplyBytes = 8 << 20
+	}
+	return nil
 }
 
 // request is one call.
 type request struct {
-	ID       string          `json:"id"`
-	Type     string          `json:"type"`   // the deployment type whose provider answers
-	Method   string          `json:"method"` // a key of methods (provider.go)
-	Args     json.RawMessage `json:"args"`
-	AcceptBy time.Time       `json:"accept_by"` // after it the caller has given up waiting for a worker
-	Deadline time.Time       `json:"deadline"`
+	ID     string `json:"id"`
+	Type   string `json:"type"`   // the deployment type whose provider answers
+	Method string `json:"method"` // a key of methods (provider.go)
+	Target target `json:"target"`
+	// Caller is who asked: the worker reads what Target names as them, so it finds only their own.
+	Caller   caller    `json:"caller"`
+	AcceptBy time.Time `json:"accept_by"` // after it the caller has given up waiting for a worker
+	Deadline time.Time `json:"deadline"`
 }
 
 // reply is what a worker pushes on the call's reply list: first Taken, then the outcome.
@@ -52,6 +89,44 @@ type reply struct {
 	Message string `json:"message,omitempty"`
 	Failure string `json:"failure,omitempty"`
 }
+
+// target is what a call is about, by id; the worker reads the rest from PostgreSQL.
+type target struct {
+	DeploymentID  int64 `json:"deployment_id,omitempty"` // 0: a deployment not recorded yet (an install's preview)
+	ApplicationID int64 `json:"application_id,omitempty"`
+	Version       int   `json:"version,omitempty"`
+	ProjectID     int64 `json:"project_id,omitempty"` // of a deployment not recorded yet
+	// Inputs are a preview's inputs, which the caller gives and nothing records yet.
+	Inputs   map[string]any `json:"inputs,omitempty"`
+	MaxBytes int64          `json:"max_bytes,omitempty"` // of a console read
+}
+
+// caller is marketplace.Caller on the wire (a token not yet looked up never crosses).
+type caller struct {
+	UserID   int64 `json:"user_id,omitempty"`
+	Operator bool  `json:"operator,omitempty"`
+}
+
+// sign returns body signed for the call id (the request itself: ""): the hex HMAC-SHA256 of id and
+// body, a dot, and body. The id binds a reply to its call, so one call's reply cannot answer another.
+func sign(secret []byte, id string, body []byte) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(id + "\n"))
+	mac.Write(body)
+	return append(append(hex.AppendEncode(nil, mac.Sum(nil)), '.'), body...)
+}
+
+// open checks a message signed by sign and returns its body.
+func open(secret []byte, id string, msg []byte) ([]byte, error) {
+	_, body, ok := bytes.Cut(msg, []byte("."))
+	if !ok || !hmac.Equal(msg, sign(secret, id, body)) {
+		return nil, errors.New("the message is not signed with this marketplace's worker-call secret")
+	}
+	return body, nil
+}
+
+// replyOverhead is what a reply adds to its result: the signature and the reply's other fields.
+const replyOverhead = 4 << 10
 
 // replyTTL is how long a reply list outlives its last push, should its caller be gone.
 const replyTTL = time.Minute

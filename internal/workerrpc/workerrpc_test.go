@@ -28,6 +28,8 @@ func (previewer) Preview(ctx context.Context, d *marketplace.Deployment, app *ma
 		return nil, marketplace.Errorf(marketplace.EINVALID, "replicaCount %v is more than 20", d.Inputs["replicaCount"])
 	case "broken":
 		return nil, errors.New("the chart repository hung up")
+	case "big":
+		return &marketplace.Preview{Manifest: strings.Repeat("x", 2<<10)}, nil
 	case "slow":
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -39,17 +41,32 @@ func (p previewer) PreviewUpgrade(ctx context.Context, d *marketplace.Deployment
 	return p.Preview(ctx, d, app)
 }
 
+// store stands in for PostgreSQL: one application version, 1 of application 7, and no deployments.
+type store struct{}
+
+func (store) FindDeploymentByID(_ context.Context, id int64) (*marketplace.Deployment, error) {
+	return nil, marketplace.Errorf(marketplace.ENOTFOUND, "deployment %d not found", id)
+}
+
+func (store) FindAppVersion(_ context.Context, appID int64, version int) (*marketplace.Application, error) {
+	if appID != 7 || version != 1 {
+		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "application %d version %d not found", appID, version)
+	}
+	return &marketplace.Application{ID: 7, Version: 1, Name: "web"}, nil
+}
+
 // TestCalls runs calls through a real Redis: answers, domain errors with their code and message, other
 // errors as text, a deadline the worker does not meet, and a call no worker takes.
 func TestCalls(t *testing.T) {
-	cfg := Config{RedisURL: tenv.RedisURL(t), Instance: "test", AcceptTimeout: 300 * time.Millisecond}
+	cfg := Config{RedisURL: tenv.RedisURL(t), Instance: "test", AcceptTimeout: 300 * time.Millisecond,
+		Secret: []byte("a secret of the test's"), MaxReplyBytes: 1 << 10}
 	client, err := NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	remote := client.Provider("k8s").Previewer()
-	app := &marketplace.Application{Name: "web", HourlyRate: marketplace.Money{}}
+	app := &marketplace.Application{ID: 7, Version: 1, Name: "web", HourlyRate: marketplace.Money{}}
 	preview := func(ctx context.Context, inputs map[string]any) (*marketplace.Preview, error) {
 		return remote.Preview(ctx, &marketplace.Deployment{Inputs: inputs}, app)
 	}
@@ -63,7 +80,7 @@ func TestCalls(t *testing.T) {
 		t.Fatalf("%d calls left queued (%v), want none", n, err)
 	}
 
-	server, err := NewServer(cfg, map[string]marketplace.Provider{"k8s": previewer{}}, 2, slog.New(slog.DiscardHandler))
+	server, err := NewServer(cfg, store{}, map[string]marketplace.Provider{"k8s": previewer{}}, 2, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +111,22 @@ func TestCalls(t *testing.T) {
 	defer cancel()
 	if _, err = preview(deadline, map[string]any{"answer": "slow"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a call past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	// An answer over MaxReplyBytes is an error, not a reply that large.
+	if _, err = preview(context.Background(), map[string]any{"answer": "big"}); err == nil || !strings.Contains(err.Error(), "over the cap") {
+		t.Errorf("an answer over the cap: %v", err)
+	}
+	// A caller with another secret is not answered: no worker took its call, as far as it can tell.
+	stranger := cfg
+	stranger.Secret = []byte("another secret, not the worker's")
+	other, err := NewClient(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, err = other.Provider("k8s").Previewer().Preview(context.Background(), &marketplace.Deployment{}, app)
+	if marketplace.ErrorCode(err) != marketplace.EUNAVAILABLE {
+		t.Errorf("a call signed with another secret: %v, want no worker taking it", err)
 	}
 	// A type the worker has no provider for is an error the API shows as internal (it never asks: its
 	// providers mirror the worker's).
