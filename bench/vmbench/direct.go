@@ -274,8 +274,9 @@ func domainXML(g guestNames, o options, overlay, seed string) (string, error) {
 				ReadOnly: &libvirtxml.DomainDiskReadOnly{},
 			}},
 			Interfaces: []libvirtxml.DomainInterface{{
-				Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: o.network}},
-				Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+				Source:    &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: o.network}},
+				Model:     &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+				FilterRef: filterRef(o),
 			}},
 			Serials: []libvirtxml.DomainSerial{{
 				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: g.log}},
@@ -293,6 +294,24 @@ func domainXML(g guestNames, o options, overlay, seed string) (string, error) {
 		return "", fmt.Errorf("domain XML of %s: %w", g.domain, err)
 	}
 	return text, nil
+}
+
+// filterRef is the marketplace's reference to its guest filter (internal/libvirt/filter.go), when
+// -filter names it: the same rules, with the direct side's network as the project's.
+func filterRef(o options) *libvirtxml.DomainInterfaceFilterRef {
+	if o.filter == "" {
+		return nil
+	}
+	peers, mask, _ := strings.Cut(o.filterPeers, "/")
+	learn := []libvirtxml.DomainInterfaceFilterParam{{Name: "CTRL_IP_LEARNING", Value: "dhcp"}}
+	if o.filterIP != "" {
+		learn = []libvirtxml.DomainInterfaceFilterParam{{Name: "CTRL_IP_LEARNING", Value: "none"}, {Name: "IP", Value: o.filterIP}}
+	}
+	return &libvirtxml.DomainInterfaceFilterRef{Filter: o.filter, Parameters: append(learn,
+		libvirtxml.DomainInterfaceFilterParam{Name: "DHCPSERVER", Value: o.filterGateway},
+		libvirtxml.DomainInterfaceFilterParam{Name: "GATEWAY", Value: o.filterGateway},
+		libvirtxml.DomainInterfaceFilterParam{Name: "PEERNET", Value: peers},
+		libvirtxml.DomainInterfaceFilterParam{Name: "PEERMASK", Value: mask})}
 }
 
 // waitAgentIPv4 asks the guest agent for the guest's addresses every poll until it reports an IPv4

@@ -44,6 +44,7 @@ import (
 
 type options struct {
 	api, libvirtURI, image, network, vmDir, prefix, out string
+	filter, filterGateway, filterPeers, filterIP        string
 	vcpus, memoryMiB, n, warmup                         int
 	poll, agentPoll, timeout                            time.Duration
 }
@@ -57,6 +58,10 @@ func main() {
 	flag.StringVar(&o.vmDir, "vm-dir", "", "the marketplace's VM_DIR: its storage pools are at images/ and pool/, consoles in logs/")
 	flag.StringVar(&o.prefix, "prefix", "", "the direct side's domain and volume names start with this (default bench-<pid>)")
 	flag.StringVar(&o.out, "out", "", "write the measurements as JSON here")
+	flag.StringVar(&o.filter, "filter", "", "the nwfilter the direct side's interface references as the marketplace's does (its mp-guest-* filter; empty: none)")
+	flag.StringVar(&o.filterGateway, "filter-gateway", "10.213.0.1", "with -filter: the network's gateway (the filter's GATEWAY and DHCPSERVER)")
+	flag.StringVar(&o.filterPeers, "filter-peers", "10.213.0.0/24", "with -filter: the network's subnet (the filter's PEERNET/PEERMASK)")
+	flag.StringVar(&o.filterIP, "filter-ip", "", "with -filter: the guest's address given to the filter (IP), so libvirt learns none (CTRL_IP_LEARNING=none)")
 	flag.IntVar(&o.vcpus, "vcpus", 1, "vCPUs of the guest, both sides")
 	flag.IntVar(&o.memoryMiB, "memory-mib", 256, "memory of the guest in MiB, both sides")
 	flag.IntVar(&o.n, "n", 5, "measured installs (and uninstalls) per side")
