@@ -141,7 +141,7 @@ func New(cfg Config) (*Renderer, error) {
 }
 
 // Render renders req in a child process. A render that overruns its time, memory or output budget is
-// killed and is an EINVALID error naming the budget; the chart's own error comes back in
+// killed and is a *BudgetError (an EINVALID error naming the budget); the chart's own error comes back in
 // Result.ChartError. Render returns only once the child is gone: when ctx ends first, the child is
 // killed and Render returns ctx's error.
 func (r *Renderer) Render(ctx context.Context, req Request) (*Result, error) {
@@ -166,22 +166,18 @@ func (r *Renderer) Render(ctx context.Context, req Request) (*Result, error) {
 
 	switch {
 	case out.over:
-		return nil, marketplace.Errorf(marketplace.EINVALID,
-			"the chart did not render within its output budget: it rendered more than %d bytes (RENDER_MAX_BYTES)", r.cfg.MaxBytes)
+		return nil, r.overrun("output")
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("render stopped: %w", ctx.Err())
 	case errors.Is(rctx.Err(), context.DeadlineExceeded):
-		return nil, marketplace.Errorf(marketplace.EINVALID,
-			"the chart did not render within its time budget: %s (RENDER_TIMEOUT)", r.cfg.Timeout)
+		return nil, r.overrun("time")
 	case runErr != nil:
 		if outOfMemory(errOut.String()) {
-			return nil, marketplace.Errorf(marketplace.EINVALID,
-				"the chart did not render within its memory budget: a render may use %d MiB (RENDER_MAX_BYTES sets it)", RenderMemory(r.cfg.MaxBytes)>>20)
+			return nil, r.overrun("memory")
 		}
 		if strings.Contains(errOut.String(), errTimeUp) || strings.Contains(runErr.Error(), "signal: killed") {
 			// The child's own watchdog, or the CPU time limit: either way, the time budget.
-			return nil, marketplace.Errorf(marketplace.EINVALID,
-				"the chart did not render within its time budget: %s (RENDER_TIMEOUT)", r.cfg.Timeout)
+			return nil, r.overrun("time")
 		}
 		return nil, fmt.Errorf("render: the render process failed after %s: %w: %s", time.Since(start).Round(time.Millisecond), runErr, strings.TrimSpace(errOut.String()))
 	}
@@ -190,10 +186,33 @@ func (r *Renderer) Render(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("render: read the render process's answer: %w", err)
 	}
 	if res.ChartError == outputOverrun {
-		return nil, marketplace.Errorf(marketplace.EINVALID,
-			"the chart did not render within its output budget: it rendered more than %d bytes (RENDER_MAX_BYTES)", r.cfg.MaxBytes)
+		return nil, r.overrun("output")
 	}
 	return &res, nil
+}
+
+// BudgetError is a render that overran its budget: Budget is "time", "memory" or "output", and
+// Limit says what the budget is and which setting sets it. It is an EINVALID *marketplace.Error.
+type BudgetError struct {
+	Budget, Limit string
+	err           *marketplace.Error
+}
+
+func (e *BudgetError) Error() string { return e.err.Error() }
+func (e *BudgetError) Unwrap() error { return e.err }
+
+func (r *Renderer) overrun(budget string) *BudgetError {
+	var limit string
+	switch budget {
+	case "time":
+		limit = fmt.Sprintf("%s (RENDER_TIMEOUT)", r.cfg.Timeout)
+	case "memory":
+		limit = fmt.Sprintf("a render may take %d MiB of memory (set by RENDER_MAX_BYTES)", RenderMemory(r.cfg.MaxBytes)>>20)
+	default:
+		limit = fmt.Sprintf("it rendered more than %d bytes (RENDER_MAX_BYTES)", r.cfg.MaxBytes)
+	}
+	return &BudgetError{Budget: budget, Limit: limit, err: marketplace.Errorf(marketplace.EINVALID,
+		"the chart did not render within its %s budget: %s", budget, limit)}
 }
 
 // resultSlack is what the child's answer may hold beyond the rendered bytes: gob's framing, CRD files.
