@@ -29,6 +29,9 @@ type localProviders struct {
 	collectImages func(context.Context, []string) (int, error)
 }
 
+// renderChild: the API-only build renders nothing (workers do).
+func renderChild([]string) (int, bool) { return 0, false }
+
 func newLocalProviders(context.Context, Config, string, *fetch.Guard, *slog.Logger) (*localProviders, error) {
 	return nil, errors.New(apiOnlyRefusal)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,10 +22,19 @@ import (
 	"github.com/marketplace/marketplace/internal/kubernetes"
 	"github.com/marketplace/marketplace/internal/libvirt"
 	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/render"
 )
 
 // apiOnly says whether this build runs only the api and migrate roles.
 const apiOnly = false
+
+// renderChild runs the render child (`marketplace render-chart`, package render) when args name it.
+func renderChild(args []string) (int, bool) {
+	if len(args) < 2 || args[1] != render.Subcommand {
+		return 0, false
+	}
+	return render.Child(os.Stdin, os.Stdout, os.Stderr), true
+}
 
 // localProviders are the providers of the types this process installs itself (serve, worker).
 type localProviders struct {
@@ -69,7 +79,11 @@ func newKubernetesProvider(cfg Config, instance string, guard *fetch.Guard, log 
 	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
 		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
 		IngressDomain: cfg.IngressDomain, IngressAnnotations: cfg.IngressAnnots, MaxGracePeriod: cfg.MaxGracePeriod,
-		Fetch: guard, Logger: log.With("provider", "kubernetes")}
+		Render: render.Config{Timeout: cfg.RenderTimeout, MaxBytes: cfg.RenderMaxBytes},
+		Fetch:  guard, Logger: log.With("provider", "kubernetes")}
+	if cfg.RenderTimeout <= 0 || cfg.RenderMaxBytes <= 0 {
+		return nil, fmt.Errorf("configuration: RENDER_TIMEOUT and RENDER_MAX_BYTES must be positive")
+	}
 	for _, r := range []struct {
 		env  string
 		from string

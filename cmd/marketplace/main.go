@@ -48,6 +48,11 @@ import (
 )
 
 func main() {
+	// The hidden subcommand a worker runs to render a publisher's chart (package render): no
+	// configuration, no signals of its own, the request on stdin.
+	if code, ok := renderChild(os.Args); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
@@ -93,6 +98,8 @@ type Config struct {
 	IngressAnnots     []string      `env:"K8S_INGRESS_ANNOTATIONS" envDefault:"cert-manager.io/cluster-issuer,nginx.ingress.kubernetes.io/rewrite-target,nginx.ingress.kubernetes.io/ssl-redirect,nginx.ingress.kubernetes.io/proxy-body-size,nginx.ingress.kubernetes.io/backend-protocol"`
 	MaxGracePeriod    int64         `env:"K8S_MAX_GRACE_PERIOD" envDefault:"120"`
 	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`
+	RenderTimeout     time.Duration `env:"RENDER_TIMEOUT" envDefault:"20s"`
+	RenderMaxBytes    int64         `env:"RENDER_MAX_BYTES" envDefault:"8388608"`
 	FetchAllow        string        `env:"MARKETPLACE_FETCH_ALLOW"`
 	FetchMaxBytes     int64         `env:"MARKETPLACE_FETCH_MAX_BYTES" envDefault:"20971520"`
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`

@@ -97,38 +97,39 @@ func emptyRegistryCredentials(cacheDir string) (string, error) {
 // load fetches the chart of spec, its archive from memory when the same chart version was fetched
 // before. Each call loads a chart of its own from the archive: Helm changes the chart it installs (it
 // drops disabled subcharts), so one consumer's values must never shape what the next one gets. A chart
-// whose values schema refers to anything outside itself is refused (see checkSchemaRefs).
-func (c *chartSource) load(ctx context.Context, spec marketplace.DeploymentSpec) (*chart.Chart, error) {
+// whose values schema refers to anything outside itself is refused (see checkSchemaRefs). The archive
+// is returned too: a render child loads the chart from it again (package render).
+func (c *chartSource) load(ctx context.Context, spec marketplace.DeploymentSpec) (*chart.Chart, []byte, error) {
 	ref, err := c.ref(ctx, spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	archive, cached := c.archives.Get(ref)
 	if !cached {
 		if strings.HasPrefix(ref, "oci://") {
 			buf, err := c.oci.Get(ref)
 			if err != nil {
-				return nil, fmt.Errorf("download chart %s: %w", ref, withoutRegistryText(err))
+				return nil, nil, fmt.Errorf("download chart %s: %w", ref, withoutRegistryText(err))
 			}
 			archive = buf.Bytes()
 		} else if archive, err = c.fetch.Get(ctx, ref, "chart archive"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := checkUnpackedSize(archive.([]byte), maxUnpackedChart); err != nil {
-		return nil, fmt.Errorf("chart %s: %w", ref, err)
+		return nil, nil, fmt.Errorf("chart %s: %w", ref, err)
 	}
 	ch, err := loader.LoadArchive(bytes.NewReader(archive.([]byte)))
 	if err != nil {
-		return nil, fmt.Errorf("load chart %s: %w", ref, err)
+		return nil, nil, fmt.Errorf("load chart %s: %w", ref, err)
 	}
 	if err := checkSchemaRefs(ch); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !cached && len(archive.([]byte)) <= maxCachedArchive {
 		c.archives.Add(ref, archive)
 	}
-	return ch, nil
+	return ch, archive.([]byte), nil
 }
 
 // maxUnpackedChart bounds what a chart archive may unpack to: a release is stored in one Secret of at

@@ -152,7 +152,7 @@ func TestRegistryGetsNoOperatorCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = src.load(context.Background(), marketplace.DeploymentSpec{Type: "k8s", RepoURL: "oci://" + host + "/charts", ChartName: "app"})
+	_, _, err = src.load(context.Background(), marketplace.DeploymentSpec{Type: "k8s", RepoURL: "oci://" + host + "/charts", ChartName: "app"})
 	if err == nil {
 		t.Fatal("a registry that answers only 401 served a chart")
 	}
@@ -165,7 +165,7 @@ func TestRegistryGetsNoOperatorCredentials(t *testing.T) {
 	if strings.Contains(err.Error(), "registry-secret-text") {
 		t.Fatalf("error %q repeats the registry's text", err)
 	}
-	_, err = src.load(context.Background(), marketplace.DeploymentSpec{Type: "k8s", RepoURL: "oci://" + host + "/charts/missing"})
+	_, _, err = src.load(context.Background(), marketplace.DeploymentSpec{Type: "k8s", RepoURL: "oci://" + host + "/charts/missing"})
 	if err == nil || strings.Contains(err.Error(), "registry-secret-text") || !strings.Contains(err.Error(), "answered 404 Not Found") {
 		t.Fatalf("error %v: want the registry's status, not its text", err)
 	}
@@ -190,13 +190,13 @@ func TestEachLoadIsAChartOfItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := marketplace.DeploymentSpec{Type: "k8s", RepoURL: repo.URL, ChartName: "hello-web"}
-	first, err := src.load(context.Background(), spec)
+	first, _, err := src.load(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	templates := len(first.Templates)
 	first.Templates = nil // what Helm's processing of one install may do to its chart
-	second, err := src.load(context.Background(), spec)
+	second, _, err := src.load(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}

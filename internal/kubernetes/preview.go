@@ -13,16 +13,27 @@ import (
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/render"
 )
 
 // Preview renders the chart the install would apply, on the client only: nothing is created, the
-// cluster is not asked (so `lookup` finds nothing), and no identity of the deployment is needed.
+// cluster is not asked (so `lookup` finds nothing), and no identity of the deployment is needed. The
+// publisher's templates render in a child process, within the render budget (package render).
 func (p *Provider) Preview(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
+	return p.preview(ctx, d, app, render.Release{Name: ReleaseName(d.ID), Namespace: p.Namespace(d.ID), Revision: 1, IsInstall: true})
+}
+
+// preview renders app's chart for d as release rel, client-side.
+func (p *Provider) preview(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application, rel render.Release) (*marketplace.Preview, error) {
 	values, err := app.Values(d.Inputs)
 	if err != nil {
 		return nil, err
 	}
-	ch, err := p.charts.load(ctx, app.Deployment)
+	ch, archive, err := p.charts.load(ctx, app.Deployment)
+	if err != nil {
+		return nil, err
+	}
+	pre, err := p.prerender(ctx, ch, archive, values, rel, "")
 	if err != nil {
 		return nil, err
 	}
@@ -30,15 +41,12 @@ func (p *Provider) Preview(ctx context.Context, d *marketplace.Deployment, app *
 	inst.DryRunStrategy = action.DryRunClient
 	inst.ReleaseName = ReleaseName(d.ID)
 	inst.Namespace = p.Namespace(d.ID)
-	if err := checkSchemaCost(ch, values); err != nil {
-		return nil, err
-	}
-	rel, err := inst.RunWithContext(ctx, ch, values)
+	installed, err := inst.RunWithContext(ctx, pre, values)
 	if err != nil {
 		return nil, marketplace.Errorf(marketplace.EINVALID, "chart %s %s does not render with these values: %v",
 			ch.Metadata.Name, ch.Metadata.Version, err)
 	}
-	acc, err := release.NewAccessor(rel)
+	acc, err := release.NewAccessor(installed)
 	if err != nil {
 		return nil, err
 	}
@@ -52,10 +60,6 @@ func (p *Provider) Preview(ctx context.Context, d *marketplace.Deployment, app *
 // PreviewUpgrade renders what an upgrade of d to app would apply, client-side, and compares it object by
 // object with what its release runs now (read as its deployer identity).
 func (p *Provider) PreviewUpgrade(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
-	next, err := p.Preview(ctx, d, app)
-	if err != nil {
-		return nil, err
-	}
 	ns := d.Placement.Namespace
 	if ns == "" {
 		ns = p.Namespace(d.ID)
@@ -70,6 +74,10 @@ func (p *Provider) PreviewUpgrade(ctx context.Context, d *marketplace.Deployment
 		return nil, fmt.Errorf("read what deployment %d runs now: %w", d.ID, err)
 	}
 	acc, err := release.NewAccessor(deployed)
+	if err != nil {
+		return nil, err
+	}
+	next, err := p.preview(ctx, d, app, render.Release{Name: ReleaseName(d.ID), Namespace: ns, Revision: acc.Version() + 1, IsUpgrade: true})
 	if err != nil {
 		return nil, err
 	}

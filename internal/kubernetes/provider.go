@@ -33,6 +33,7 @@ import (
 
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/render"
 )
 
 // Config says which cluster to use and how deployments are fenced in it.
@@ -64,13 +65,17 @@ type Config struct {
 	// OCIPlainHTTP talks plain HTTP to OCI registries (Helm's --plain-http), for registries on loopback.
 	OCIPlainHTTP bool
 	Fetch        *fetch.Guard // every chart index, archive and registry is fetched through it
-	Logger       *slog.Logger
+	// Render is the budget of every render of a publisher's chart, done in a child process (package
+	// render); its zero values take render's defaults.
+	Render render.Config
+	Logger *slog.Logger
 }
 
 // Provider installs Helm charts. It implements marketplace.Provider.
 type Provider struct {
-	cfg    Config
-	charts *chartSource
+	cfg      Config
+	charts   *chartSource
+	renderer *render.Renderer // every render of a publisher's templates runs in its child
 
 	admin kubernetes.Interface // the marketplace's own identity: namespaces, their fences, cluster set-up
 	// restConfig is the admin's configuration, which each attempt's clients copy (clients.go); discovery
@@ -95,6 +100,10 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	renderer, err := render.New(cfg.Render)
+	if err != nil {
+		return nil, err
+	}
 	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
@@ -105,7 +114,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	disc, mapper := sharedDiscovery(admin.Discovery())
-	return &Provider{cfg: cfg, charts: charts, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
+	return &Provider{cfg: cfg, charts: charts, renderer: renderer, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
 		setup: make(chan struct{}, 1)}, nil
 }
 
@@ -196,7 +205,12 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 		}
 	}
 
-	ch, err := p.charts.load(ctx, app.Deployment)
+	ch, archive, err := p.charts.load(ctx, app.Deployment)
+	if err != nil {
+		return placement, err
+	}
+	pre, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
+		Revision: 1, IsInstall: true}, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, err
 	}
@@ -205,10 +219,7 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	inst.Namespace = placement.Namespace
 	inst.WaitStrategy = kube.StatusWatcherStrategy
 	inst.Timeout = timeLeft(ctx)
-	if err := checkSchemaCost(ch, values); err != nil {
-		return placement, err
-	}
-	if _, err := inst.RunWithContext(ctx, ch, values); err != nil {
+	if _, err := inst.RunWithContext(ctx, pre, values); err != nil {
 		return placement, fmt.Errorf("helm install %s (chart %s %s) into namespace %s: %w",
 			placement.ReleaseName, ch.Metadata.Name, ch.Metadata.Version, placement.Namespace, err)
 	}

@@ -71,7 +71,7 @@ func (l *refusingLoader) Load(url string) (any, error) {
 // subcharts), fetched and checked as an install fetches it: through the fetch guard, refused when its
 // schema refers outside itself.
 func (p *Provider) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
-	ch, err := p.charts.load(ctx, app.Deployment)
+	ch, _, err := p.charts.load(ctx, app.Deployment)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v4/pkg/release"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
+	"github.com/marketplace/marketplace/internal/render"
 )
 
 // Upgrade moves the deployment's release to app's chart and values (an upgrade, or a rollback to an
@@ -47,7 +48,19 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 		}
 	}
 
-	ch, err := p.charts.load(ctx, app.Deployment)
+	ch, archive, err := p.charts.load(ctx, app.Deployment)
+	if err != nil {
+		return placement, 0, err
+	}
+	// Helm's next revision follows the last one, whatever its state (restoreDeployed may have added one).
+	if last, err = cfg.Releases.Last(placement.ReleaseName); err != nil {
+		return placement, 0, fmt.Errorf("look up release %s: %w", placement.ReleaseName, err)
+	}
+	if rel, err = release.NewAccessor(last); err != nil {
+		return placement, 0, err
+	}
+	pre, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
+		Revision: rel.Version() + 1, IsUpgrade: true}, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, 0, err
 	}
@@ -57,10 +70,7 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	up.Timeout = timeLeft(ctx) * 2 / 3
 	up.RollbackOnFailure = true
 	up.MaxHistory = 20
-	if err := checkSchemaCost(ch, values); err != nil {
-		return placement, 0, err
-	}
-	upgraded, err := up.RunWithContext(ctx, placement.ReleaseName, ch, values)
+	upgraded, err := up.RunWithContext(ctx, placement.ReleaseName, pre, values)
 	if err != nil {
 		return placement, 0, fmt.Errorf("helm upgrade %s to chart %s %s: %w (Helm rolls back to the revision that ran before)",
 			placement.ReleaseName, ch.Metadata.Name, ch.Metadata.Version, err)

@@ -1,0 +1,285 @@
+package render
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	release "helm.sh/helm/v4/pkg/release/v1"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
+)
+
+// TestMain makes the test binary a render child when it is run as one: Renderer runs os.Executable(),
+// which here is the test binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == Subcommand {
+		os.Exit(Child(os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestEscape(t *testing.T) {
+	for _, text := range []string{"", "plain", "{{ .Values.x }}", "{{{", "}}{{", "{{- x -}}", "a{{/* c */}}b", `{{"{{"}}`,
+		"{{ range until 100000000 }}x{{ end }}", "<no value>"[:3]} {
+		tpl, err := template.New("t").Parse(Escape(text))
+		if err != nil {
+			t.Fatalf("Escape(%q) = %q does not parse: %v", text, Escape(text), err)
+		}
+		var out strings.Builder
+		if err := tpl.Execute(&out, nil); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != text {
+			t.Errorf("Escape(%q) renders %q", text, out.String())
+		}
+	}
+}
+
+func TestNumbersKeepTheirTypes(t *testing.T) {
+	in := map[string]any{"i": int64(1000000), "n": int(3), "f": 2.0, "g": 1.5, "big": 1e21, "s": "1", "b": true,
+		"m": map[string]any{"l": []any{int64(7), 7.0}}}
+	enc, err := encodeRequest(childRequest{Request: Request{Values: in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRequest(strings.NewReader(string(enc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"i": int64(1000000), "n": int64(3), "f": 2.0, "g": 1.5, "big": 1e21, "s": "1", "b": true,
+		"m": map[string]any{"l": []any{int64(7), 7.0}}}
+	for k := range want {
+		if g, w := formatAny(got.Values[k]), formatAny(want[k]); g != w {
+			t.Errorf("%s: got %s, want %s", k, g, w)
+		}
+	}
+}
+
+func formatAny(v any) string { return strings.TrimSpace(strings.ReplaceAll(fmtT(v), "\n", "")) }
+
+func fmtT(v any) string {
+	var b strings.Builder
+	template.Must(template.New("").Parse("{{ printf \"%T %v\" . }}")).Execute(&b, v)
+	return b.String()
+}
+
+// writeChart writes a chart directory from name → content and returns its archive.
+func writeChart(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, err := loader.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := chartutil.Save(ch, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return archive
+}
+
+func loadArchive(t *testing.T, archive []byte) *chart.Chart {
+	t.Helper()
+	ch, err := loader.LoadArchive(strings.NewReader(string(archive)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// dryRun installs ch client-side as Helm would, and returns the release.
+func dryRun(t *testing.T, ch *chart.Chart, values map[string]any) *release.Release {
+	t.Helper()
+	inst := action.NewInstall(action.NewConfiguration())
+	inst.DryRunStrategy = action.DryRunClient
+	inst.ReleaseName, inst.Namespace = "deployment-7", "mp-deployment-7"
+	rel, err := inst.RunWithContext(context.Background(), ch, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel.(*release.Release)
+}
+
+var richChart = map[string]string{
+	"Chart.yaml": `apiVersion: v2
+name: rich
+version: 1.2.3
+dependencies:
+- name: sub
+  version: 0.1.0
+  condition: sub.enabled
+- name: disabled
+  version: 0.1.0
+  condition: disabled.enabled
+`,
+	"values.yaml":                      "replicas: 1\nsub: {enabled: true, greeting: hello}\ndisabled: {enabled: false}\n",
+	"values.schema.json":               `{"type": "object", "properties": {"replicas": {"type": "integer"}}}`,
+	"templates/_helpers.tpl":           `{{ define "rich.name" }}{{ .Release.Name }}-{{ .Chart.Name }}{{ end }}`,
+	"templates/NOTES.txt":              "Installed {{ include \"rich.name\" . }} with {{ .Values.replicas }} replicas; braces: {{ \"{{\" }}",
+	"templates/cm.yaml":                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"rich.name\" . }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  big: {{ .Values.big | quote }}\n  text: {{ `{{ not an action }}` | quote }}\n  rev: {{ .Release.Revision | quote }}\n",
+	"templates/hook.yaml":              "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hook\n  annotations:\n    helm.sh/hook: pre-install\ndata: {}\n",
+	"crds/thing.yaml":                  "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.example.com\n",
+	"files/config.txt":                 "a file {{ not rendered }}",
+	"charts/sub/Chart.yaml":            "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+	"charts/sub/values.yaml":           "greeting: hi\n",
+	"charts/sub/templates/s.yaml":      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sub-{{ .Release.Name }}\nstringData:\n  greeting: {{ .Values.greeting }}\n",
+	"charts/sub/templates/NOTES.txt":   "sub notes",
+	"charts/sub/crds/sub.yaml":         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: subs.example.com\n",
+	"charts/disabled/Chart.yaml":       "apiVersion: v2\nname: disabled\nversion: 0.1.0\n",
+	"charts/disabled/templates/o.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: disabled\n",
+}
+
+// TestPrerenderedInstallsTheSame renders a chart with subcharts (one disabled), partials, notes, a
+// hook, CRDs and text that looks like template actions in the child, and checks that Helm's dry run
+// of the pre-rendered chart is the dry run of the chart itself: manifest, hooks and notes.
+func TestPrerenderedInstallsTheSame(t *testing.T) {
+	archive := writeChart(t, richChart)
+	r, err := New(Config{Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]any{"replicas": int64(3), "big": int64(1000000)}
+	res, err := r.Render(context.Background(), Request{Archive: archive, Values: values,
+		Release: Release{Name: "deployment-7", Namespace: "mp-deployment-7", Revision: 1, IsInstall: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ChartError != "" {
+		t.Fatal(res.ChartError)
+	}
+	if !strings.Contains(res.Files["rich/templates/cm.yaml"], `big: "1000000"`) {
+		t.Errorf("the integer value is not rendered as an integer:\n%s", res.Files["rich/templates/cm.yaml"])
+	}
+	want := dryRun(t, loadArchive(t, archive), values)
+	pre := Prerendered(loadArchive(t, archive), res)
+	if len(pre.Dependencies()) != 0 || len(pre.Metadata.Dependencies) != 0 {
+		t.Error("the pre-rendered chart has dependencies")
+	}
+	got := dryRun(t, pre, values)
+	if got.Manifest != want.Manifest {
+		t.Errorf("manifest:\n%s\nwant:\n%s", got.Manifest, want.Manifest)
+	}
+	if got.Info.Notes != want.Info.Notes {
+		t.Errorf("notes: %q, want %q", got.Info.Notes, want.Info.Notes)
+	}
+	if len(got.Hooks) != 1 || len(want.Hooks) != 1 || got.Hooks[0].Manifest != want.Hooks[0].Manifest || got.Hooks[0].Path != want.Hooks[0].Path {
+		t.Errorf("hooks: %+v, want %+v", got.Hooks, want.Hooks)
+	}
+	var crds []string
+	for _, c := range pre.CRDObjects() {
+		crds = append(crds, c.Name)
+	}
+	if strings.Join(crds, ",") != "crds/thing.yaml,crds/charts/sub/crds/sub.yaml" {
+		t.Errorf("CRDs of the pre-rendered chart: %v", crds)
+	}
+	if strings.Contains(got.Manifest, "name: disabled") {
+		t.Error("the disabled subchart was rendered")
+	}
+}
+
+func TestChartErrors(t *testing.T) {
+	r, err := New(Config{Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		files  map[string]string
+		values map[string]any
+		want   string
+	}{
+		"template": {map[string]string{"templates/a.yaml": "{{ fail \"no\" }}"}, nil, "no"},
+		"parse":    {map[string]string{"templates/a.yaml": "{{ if }}"}, nil, "missing value for if"},
+		"schema": {map[string]string{"values.schema.json": `{"properties": {"n": {"type": "integer"}}}`}, map[string]any{"n": "x"},
+			"values don't meet the specifications of the schema"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c.files["Chart.yaml"] = "apiVersion: v2\nname: broken\nversion: 0.1.0\n"
+			res, err := r.Render(context.Background(), Request{Archive: writeChart(t, c.files), Values: c.values})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(res.ChartError, c.want) {
+				t.Errorf("chart error %q does not say %q", res.ChartError, c.want)
+			}
+		})
+	}
+}
+
+// TestBudgets runs charts that would spin, allocate or write without end: each render ends within its
+// budget with an EINVALID error naming it, and its child is gone when Render returns.
+func TestBudgets(t *testing.T) {
+	for name, c := range map[string]struct {
+		template string
+		maxBytes int64
+		want     string
+	}{
+		"time":    {"{{ range until 100000 }}{{ range until 100000 }}x{{ end }}{{ end }}", 1 << 20, "time budget: 2s (RENDER_TIMEOUT)"},
+		"memory":  {`{{ repeat 1000000000 "x" }}`, 1 << 20, "memory budget"},
+		"seq":     {`{{ until 2000000000 | len }}`, 1 << 20, "the chart did not render within its"}, // memory or time
+		"output":  {`{{ range until 20 }}{{ repeat 100000 "x" }}{{ end }}`, 1 << 20, "more than 1048576 bytes (RENDER_MAX_BYTES)"},
+		"include": {`{{ define "a" }}{{ include "a" . }}{{ include "a" . }}{{ end }}{{ include "a" . }}`, 1 << 20, "does not render"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			archive := writeChart(t, map[string]string{"Chart.yaml": "apiVersion: v2\nname: bomb\nversion: 0.1.0\n", "templates/a.yaml": c.template})
+			r, err := New(Config{Timeout: 2 * time.Second, MaxBytes: c.maxBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			res, err := r.Render(context.Background(), Request{Archive: archive})
+			took := time.Since(start)
+			if c.want == "does not render" { // Helm's own recursion limit stops this one
+				if err != nil || res.ChartError == "" {
+					t.Fatalf("res %+v, err %v", res, err)
+				}
+				return
+			}
+			if marketplace.ErrorCode(err) != marketplace.EINVALID || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want EINVALID saying %q", err, c.want)
+			}
+			if took > 5*time.Second {
+				t.Errorf("the render took %s", took)
+			}
+			t.Logf("%s after %s", err, took)
+		})
+	}
+}
+
+// TestCallerEnds stops a spinning render when its caller gives up, long before the budget.
+func TestCallerEnds(t *testing.T) {
+	archive := writeChart(t, map[string]string{"Chart.yaml": "apiVersion: v2\nname: spin\nversion: 0.1.0\n",
+		"templates/a.yaml": "{{ range until 100000 }}{{ range until 100000 }}x{{ end }}{{ end }}"})
+	r, err := New(Config{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = r.Render(ctx, Request{Archive: archive})
+	if err == nil || marketplace.ErrorCode(err) == marketplace.EINVALID || time.Since(start) > 3*time.Second {
+		t.Fatalf("err = %v after %s", err, time.Since(start))
+	}
+}
