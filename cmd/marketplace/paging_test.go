@@ -174,6 +174,11 @@ SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM u)`, []any{id, more, con
 		t.Errorf("the second page of revisions is not the next 20")
 	}
 	get(t, client, fmt.Sprintf("%s/deployments/%d/status", inst.URL, id), http.StatusOK)
+	// The statement's CSV download has every line, read 500 at a time, and the total.
+	csv := get(t, client, inst.URL+"/bills/statement.csv?from="+url.QueryEscape(time.Now().Add(-24*time.Hour).UTC().Format(time.RFC3339)), http.StatusOK)
+	if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != more+3 || !strings.HasPrefix(lines[len(lines)-1], "total,") {
+		t.Errorf("the statement's CSV has %d lines, want a header, %d lines and the total", len(lines), more+1)
+	}
 
 	// Deleting it from the storefront: the confirmation page changes nothing and is not in the audit
 	// trail; the confirmed delete is, once, as the consumer's.

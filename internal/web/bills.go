@@ -111,6 +111,7 @@ func (s *server) statementCSV(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = rows[:0]
 	}
+	rows = append(rows, []string{"total", "", "", "", "", "", strconv.FormatInt(st.Seconds, 10), st.Total.String(), st.Currency})
 	if err := marketplace.WriteCSV(w, rows); err != nil {
 		s.Logger.WarnContext(r.Context(), "write statement CSV", "err", err)
 	}
