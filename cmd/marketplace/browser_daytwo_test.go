@@ -164,8 +164,9 @@ func TestStorefrontDayTwo(t *testing.T) {
 			chromedp.Evaluate(`[...document.querySelectorAll("[data-testid=revisions] tbody tr")].map(r => r.cells[0].textContent + ":" + r.cells[1].textContent)`, &rows))
 		return rows
 	}
-	if rows := revisions("revisions after the upgrade"); strings.Join(rows, " ") != "1:1 2:2" {
-		t.Errorf("revisions after the upgrade: %v, want 1:1 2:2 (revision:version)", rows)
+	// The latest revision first: a long history shows its newest page.
+	if rows := revisions("revisions after the upgrade"); strings.Join(rows, " ") != "2:2 1:1" {
+		t.Errorf("revisions after the upgrade: %v, want 2:2 1:1 (revision:version)", rows)
 	}
 	shot("upgraded")
 
@@ -178,8 +179,8 @@ func TestStorefrontDayTwo(t *testing.T) {
 	browse(t, ctx, "confirm the rollback", chromedp.Click(`//button[text()="Yes, rollback"]`, chromedp.BySearch),
 		chromedp.WaitVisible(`#live`, chromedp.ByID))
 	waitForDeployment(t, ctx, "rolled back", 1)
-	if rows := revisions("revisions after the rollback"); strings.Join(rows, " ") != "1:1 2:2 3:1" {
-		t.Errorf("revisions after the rollback: %v, want 1:1 2:2 3:1", rows)
+	if rows := revisions("revisions after the rollback"); strings.Join(rows, " ") != "3:1 2:2 1:1" {
+		t.Errorf("revisions after the rollback: %v, want 3:1 2:2 1:1", rows)
 	}
 	shot("rolled-back")
 	checkAccessibility(t, ctx, "the deployment page with its revisions")

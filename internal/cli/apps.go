@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
@@ -133,7 +134,7 @@ func appsCommand(o *options) *cobra.Command {
 
 	versions := &cobra.Command{
 		Use:   "versions APP",
-		Short: "An application's versions, oldest first",
+		Short: "An application's versions, oldest first (every page)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := o.session()
@@ -144,11 +145,17 @@ func appsCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vs, a, err := decode[[]apiclient.AppVersion](s.api.ListVersions(cmd.Context(), app.Id))
+			raw, err := listAll(func(page, limit int64) (*http.Response, error) {
+				return s.api.ListVersions(cmd.Context(), app.Id, &apiclient.ListVersionsParams{Page: &page, Limit: &limit})
+			})
 			if err != nil {
 				return err
 			}
-			return o.show(a.body, func() (table, error) {
+			return o.show(rawList(raw), func() (table, error) {
+				vs, err := decodeItems[apiclient.AppVersion](raw)
+				if err != nil {
+					return nil, err
+				}
 				t := table{{"version", "rate/h", "source", "created", "deprecated", "changelog"}}
 				for _, v := range vs {
 					dep := "-"

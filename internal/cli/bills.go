@@ -56,6 +56,8 @@ func billsCommand(o *options) *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&csv, "csv", false, "print the server's CSV document, for a spreadsheet")
 
 	var from, to string
+	var page int64
+	cmd.PersistentFlags().Int64Var(&page, "page", 1, fmt.Sprintf("which page of the statement's lines or of the invoices (%d a page)", pageLimit))
 	stmt := &cobra.Command{
 		Use:   "statement [--from DATE] [--to DATE] [--csv]",
 		Short: "Your usage over [from, to): by default the current month so far",
@@ -65,7 +67,7 @@ func billsCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			params := &apiclient.GetStatementParams{Format: ptr(apiclient.GetStatementParamsFormat(format(csv)))}
+			params := &apiclient.GetStatementParams{Format: ptr(apiclient.GetStatementParamsFormat(format(csv))), Page: &page, Limit: ptr[int64](pageLimit)}
 			if from != "" {
 				params.From = &from
 			}
@@ -73,6 +75,7 @@ func billsCommand(o *options) *cobra.Command {
 				params.To = &to
 			}
 			a, err := read(s.api.GetStatement(cmd.Context(), me, params))
+			o.morePages(a, page, "lines")
 			if err != nil || csv {
 				return o.raw(a.body, err)
 			}
@@ -130,7 +133,8 @@ func billsCommand(o *options) *cobra.Command {
 				})
 			}
 			a, err := read(s.api.ListInvoices(cmd.Context(), me,
-				&apiclient.ListInvoicesParams{Format: ptr(apiclient.ListInvoicesParamsFormat(format(csv)))}))
+				&apiclient.ListInvoicesParams{Format: ptr(apiclient.ListInvoicesParamsFormat(format(csv))), Page: &page, Limit: ptr[int64](pageLimit)}))
+			o.morePages(a, page, "invoices")
 			if err != nil || csv {
 				return o.raw(a.body, err)
 			}
@@ -151,6 +155,16 @@ func billsCommand(o *options) *cobra.Command {
 	}
 	cmd.AddCommand(stmt, invoices)
 	return cmd
+}
+
+// pageLimit is how many statement lines or invoices one page of bills shows.
+const pageLimit = 500
+
+// morePages tells, on standard error, how to read the page after a, when the list goes on past it.
+func (o *options) morePages(a answer, page int64, what string) {
+	if a.total > int(page)*pageLimit {
+		fmt.Fprintf(o.env.Stderr, "(page %d of the %d %s: --page %d for the next)\n", page, a.total, what, page+1)
+	}
 }
 
 func format(csv bool) string {

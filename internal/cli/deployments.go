@@ -158,18 +158,24 @@ func deploymentsCommand(o *options) *cobra.Command {
 
 	revisions := &cobra.Command{
 		Use:   "revisions ID",
-		Short: "The revisions a deployment ran, oldest first",
+		Short: "The revisions a deployment ran, oldest first (every page)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, id, err := o.deploymentSession(args[0])
 			if err != nil {
 				return err
 			}
-			revs, a, err := decode[[]apiclient.Revision](s.api.ListRevisions(cmd.Context(), id))
+			raw, err := listAll(func(page, limit int64) (*http.Response, error) {
+				return s.api.ListRevisions(cmd.Context(), id, &apiclient.ListRevisionsParams{Page: &page, Limit: &limit})
+			})
 			if err != nil {
 				return err
 			}
-			return o.show(a.body, func() (table, error) {
+			return o.show(rawList(raw), func() (table, error) {
+				revs, err := decodeItems[apiclient.Revision](raw)
+				if err != nil {
+					return nil, err
+				}
 				t := table{{"revision", "version", "chart version", "created", "inputs"}}
 				for _, r := range revs {
 					t = append(t, []string{itoa(r.Revision), itoa(r.Version), orDash(deref(r.ChartVersion)),

@@ -137,12 +137,13 @@ func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*market
 	// A real install meets the store's refusal of a deprecated version; a preview records nothing, so it
 	// asks here.
 	if r.Version != 0 {
-		versions, err := s.store.FindVersions(ctx, r.ApplicationID)
+		versions, _, err := s.store.FindVersions(ctx, marketplace.VersionFilter{ApplicationID: r.ApplicationID, Version: r.Version,
+			Page: marketplace.Page{Number: 1, Limit: 1}})
 		if err != nil {
 			return nil, err
 		}
 		for _, v := range versions {
-			if v.Version == r.Version && v.DeprecatedAt != nil {
+			if v.DeprecatedAt != nil {
 				return nil, marketplace.Errorf(marketplace.ECONFLICT,
 					"version %d of application %d is deprecated: it takes no new installs", r.Version, r.ApplicationID)
 			}

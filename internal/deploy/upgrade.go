@@ -73,16 +73,23 @@ func (s *Service) checkUpgrade(ctx context.Context, id int64, version int, input
 // RequestRollback records a return of an installed deployment to the version and inputs of one of its
 // earlier revisions (0: the one before the current), as an upgrade to them: Helm makes it a new revision.
 func (s *Service) RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error) {
-	revs, err := s.store.FindRevisions(ctx, id)
+	// The current revision and the one before it, then the one asked for: never the whole history.
+	latest, _, err := s.store.FindRevisions(ctx, marketplace.RevisionFilter{DeploymentID: id, NewestFirst: true,
+		Page: marketplace.Page{Number: 1, Limit: 2}})
 	if err != nil {
 		return nil, err
 	}
-	if revision == 0 && len(revs) >= 2 {
-		revision = revs[len(revs)-2].Revision
+	if revision == 0 && len(latest) >= 2 {
+		revision = latest[1].Revision
 	}
-	for _, r := range revs {
-		if r.Revision == revision && r.Revision != revs[len(revs)-1].Revision {
-			return s.RequestUpgrade(ctx, id, r.Version, r.Inputs)
+	if revision != 0 && len(latest) > 0 && revision != latest[0].Revision {
+		revs, _, err := s.store.FindRevisions(ctx, marketplace.RevisionFilter{DeploymentID: id, Revision: revision,
+			Page: marketplace.Page{Number: 1, Limit: 1}})
+		if err != nil {
+			return nil, err
+		}
+		if len(revs) == 1 {
+			return s.RequestUpgrade(ctx, id, revs[0].Version, revs[0].Inputs)
 		}
 	}
 	return nil, marketplace.Errorf(marketplace.EINVALID, "deployment %d has no earlier revision %d to roll back to (see GET /api/deployments/%d/revisions)", id, revision, id)

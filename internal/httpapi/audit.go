@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -32,15 +31,8 @@ func audited(trail marketplace.AuditService, log *slog.Logger) func(huma.Context
 			u.Query().Get("dry_run") == "true" {
 			return
 		}
-		caller := marketplace.CallerFrom(ctx.Context())
-		e := &marketplace.AuditEvent{Actor: "anonymous", RequestID: requestID, Action: method + " " + ctx.Operation().Path,
-			Resource: u.Path}
-		switch {
-		case caller.Operator:
-			e.Actor = "operator"
-		case caller.UserID != 0:
-			e.Actor, e.OwnerID = "user:"+strconv.FormatInt(caller.UserID, 10), &caller.UserID
-		}
+		e := &marketplace.AuditEvent{RequestID: requestID, Action: method + " " + ctx.Operation().Path, Resource: u.Path}
+		e.Actor, e.OwnerID = marketplace.CallerFrom(ctx.Context()).Actor()
 		e.Detail, _ = json.Marshal(map[string]any{"status": ctx.Status(), "operation": ctx.Operation().OperationID})
 		// The change is made; recording it must not depend on the client staying to read the answer.
 		if err := trail.AppendAudit(context.WithoutCancel(ctx.Context()), e); err != nil {

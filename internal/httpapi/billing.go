@@ -14,14 +14,6 @@ type bill struct {
 	TotalAmount  marketplace.Money          `json:"total_amount" doc:"the sum of the amounts of all the records (every page's), exact"`
 }
 
-func newBill(userID, deploymentID int64, records []*marketplace.UsageRecord) *body[bill] {
-	b := bill{UserID: userID, DeploymentID: deploymentID, Records: records}
-	for _, r := range records {
-		b.TotalAmount.Decimal = b.TotalAmount.Add(r.Amount.Decimal)
-	}
-	return &body[bill]{b}
-}
-
 type userBillingInput struct {
 	ID int64 `path:"id" minimum:"1"`
 	PageQuery
@@ -31,25 +23,30 @@ type userBillingInput struct {
 // and total_amount is the whole bill.
 func userBilling(billing marketplace.BillingService, log *slog.Logger) func(context.Context, *userBillingInput) (*paged[bill], error) {
 	return func(ctx context.Context, in *userBillingInput) (*paged[bill], error) {
-		records, total, sum, err := billing.FindUsageRecordsPage(ctx, in.ID, in.page())
+		records, t, err := billing.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: in.ID, Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newPaged(&in.PageQuery, total, bill{UserID: in.ID, Records: records, TotalAmount: sum}), nil
+		return newPaged(&in.PageQuery, t.Records, bill{UserID: in.ID, Records: records, TotalAmount: t.Amount}), nil
 	}
 }
 
 type deploymentBillingInput struct {
 	ID           int64 `path:"id" minimum:"1"`
 	DeploymentID int64 `path:"deploymentID" minimum:"1"`
+	OrderQuery
+	PageQuery
 }
 
-func deploymentBilling(billing marketplace.BillingService, log *slog.Logger) func(context.Context, *deploymentBillingInput) (*body[bill], error) {
-	return func(ctx context.Context, in *deploymentBillingInput) (*body[bill], error) {
-		records, err := billing.FindUsageRecords(ctx, in.ID, in.DeploymentID)
+// deploymentBilling answers a page of one deployment's usage records (all of them while they fit one
+// page, as the seed's answer had them); total_amount is the whole bill's.
+func deploymentBilling(billing marketplace.BillingService, log *slog.Logger) func(context.Context, *deploymentBillingInput) (*paged[bill], error) {
+	return func(ctx context.Context, in *deploymentBillingInput) (*paged[bill], error) {
+		records, t, err := billing.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: in.ID, DeploymentID: in.DeploymentID,
+			NewestFirst: in.newestFirst(), Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return newBill(in.ID, in.DeploymentID, records), nil
+		return newPaged(&in.PageQuery, t.Records, bill{UserID: in.ID, DeploymentID: in.DeploymentID, Records: records, TotalAmount: t.Amount}), nil
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -73,6 +74,9 @@ func uninstall(deployer Deployer, log *slog.Logger) func(context.Context, *idInp
 	}
 }
 
+// recentItems is how many of a deployment's revisions and usage records its own answer carries.
+const recentItems = 10
+
 func getDeployment(s Store, deployer Deployer, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Deployment], error) {
 	return func(ctx context.Context, in *idInput) (*body[*marketplace.Deployment], error) {
 		d, err := s.FindDeploymentByID(ctx, in.ID)
@@ -82,9 +86,35 @@ func getDeployment(s Store, deployer Deployer, log *slog.Logger) func(context.Co
 		if err := withChangelogs(ctx, s, d); err != nil {
 			return nil, problem(ctx, log, err)
 		}
+		if err := withRecent(ctx, s, d); err != nil {
+			return nil, problem(ctx, log, err)
+		}
 		d.Health = deployer.Health(ctx, d)
 		return &body[*marketplace.Deployment]{redactDeployment(d)}, nil
 	}
+}
+
+// withRecent adds the latest of a deployment's revisions and usage records, with their totals and the
+// page of each list that follows them: a bounded read however long its history is.
+func withRecent(ctx context.Context, s Store, d *marketplace.Deployment) error {
+	latest := marketplace.Page{Number: 1, Limit: recentItems}
+	revs, total, err := s.FindRevisions(ctx, marketplace.RevisionFilter{DeploymentID: d.ID, NewestFirst: true, Page: latest})
+	if err != nil {
+		return err
+	}
+	d.Revisions = &marketplace.RecentRevisions{Total: total, Latest: revs}
+	if total > recentItems {
+		d.Revisions.Next = fmt.Sprintf("/api/deployments/%d/revisions?order=newest&page=2&limit=%d", d.ID, recentItems)
+	}
+	records, t, err := s.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: d.ConsumerID, DeploymentID: d.ID, NewestFirst: true, Page: latest})
+	if err != nil {
+		return err
+	}
+	d.Usage = &marketplace.RecentUsage{UsageTotals: t, Latest: records}
+	if t.Records > recentItems {
+		d.Usage.Next = fmt.Sprintf("/api/billing/user/%d/deployment/%d?order=newest&page=2&limit=%d", d.ConsumerID, d.ID, recentItems)
+	}
+	return nil
 }
 
 type listDeploymentsInput struct {

@@ -34,6 +34,22 @@ type document struct {
 	Body        []byte
 }
 
+// pagedDocument is a document that is one page of a list, with paged's headers.
+type pagedDocument struct {
+	ContentType string   `header:"Content-Type"`
+	TotalCount  int      `header:"X-Total-Count" doc:"how many items the whole list has"`
+	Link        []string `header:"Link" doc:"RFC 8288 links to the neighbouring pages: rel=\"next\" while there are more, rel=\"prev\""`
+	Body        []byte
+}
+
+// pageOf is d as the page in of a list of total items; nil when d is (an error was answered).
+func pageOf(in *PageQuery, total int, d *document) *pagedDocument {
+	if d == nil {
+		return nil
+	}
+	return &pagedDocument{ContentType: d.ContentType, TotalCount: total, Link: newPaged(in, total, d.Body).Link, Body: d.Body}
+}
+
 // withDocumentSchema documents T as the JSON body of o's success answer and CSV as its other form, for
 // handlers that answer a document: its Body is bytes, which huma would otherwise describe as base64.
 func withDocumentSchema[T any](api huma.API, o huma.Operation) huma.Operation {
@@ -136,21 +152,24 @@ func closePeriod(ledger marketplace.LedgerService, log *slog.Logger) func(contex
 type invoicesInput struct {
 	ID int64 `path:"id" minimum:"1"`
 	FormatQuery
+	PageQuery
 }
 
-func listInvoices(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *invoicesInput) (*document, error) {
-	return func(ctx context.Context, in *invoicesInput) (*document, error) {
-		invoices, err := ledger.FindInvoices(ctx, in.ID)
+// listInvoices answers a page of a consumer's invoices (the CSV too), oldest first.
+func listInvoices(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *invoicesInput) (*pagedDocument, error) {
+	return func(ctx context.Context, in *invoicesInput) (*pagedDocument, error) {
+		invoices, total, err := ledger.FindInvoices(ctx, in.ID, in.page())
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return answer(ctx, log, in.FormatQuery, invoiceList{UserID: in.ID, Invoices: invoices}, func() [][]string {
+		d, err := answer(ctx, log, in.FormatQuery, invoiceList{UserID: in.ID, Invoices: invoices}, func() [][]string {
 			rows := [][]string{{"number", "period", "issued_at", "currency", "total"}}
 			for _, i := range invoices {
 				rows = append(rows, []string{i.Number, i.Period, rfc3339(&i.IssuedAt), i.Currency, i.Total.StringFixed(2)})
 			}
 			return rows
 		})
+		return pageOf(&in.PageQuery, total, d), err
 	}
 }
 
@@ -174,19 +193,22 @@ type statementInput struct {
 	ID int64 `path:"id" minimum:"1"`
 	RangeQuery
 	FormatQuery
+	PageQuery
 }
 
-func getStatement(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *statementInput) (*document, error) {
-	return func(ctx context.Context, in *statementInput) (*document, error) {
+// getStatement answers a consumer's statement with one page of its lines (the CSV too); its seconds,
+// total and line_count are the whole statement's.
+func getStatement(ledger marketplace.LedgerService, log *slog.Logger) func(context.Context, *statementInput) (*pagedDocument, error) {
+	return func(ctx context.Context, in *statementInput) (*pagedDocument, error) {
 		from, to, err := in.times()
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		st, err := ledger.FindStatement(ctx, in.ID, from, to)
+		st, err := ledger.FindStatement(ctx, in.ID, from, to, in.page())
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return answer(ctx, log, in.FormatQuery, st, func() [][]string {
+		d, err := answer(ctx, log, in.FormatQuery, st, func() [][]string {
 			rows := [][]string{{"from", "to", "usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"}}
 			for _, l := range st.Lines {
 				rows = append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), itoa(l.UsageRecordID), itoa(l.DeploymentID),
@@ -195,6 +217,7 @@ func getStatement(ledger marketplace.LedgerService, log *slog.Logger) func(conte
 			}
 			return append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), "total", "", "", "", "", "", itoa(st.Seconds), st.Total.StringFixed(6), st.Currency})
 		})
+		return pageOf(&in.PageQuery, st.LineCount, d), err
 	}
 }
 

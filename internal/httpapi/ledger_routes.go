@@ -14,9 +14,9 @@ import (
 func addLedgerRoutes(api huma.API, ledger marketplace.LedgerService, log *slog.Logger) {
 	huma.Register(api, op("list-billing-runs", http.MethodGet, "/api/billing/runs", "The billing job's runs, latest first (the operator only)", 200), listBillingRuns(ledger, log))
 	huma.Register(api, mayConflict(op("close-billing-period", http.MethodPost, "/api/billing/periods/{period}/close", "Close a month (UTC): issue its invoices (the operator only; months close in order, once ended)", 200)), closePeriod(ledger, log))
-	huma.Register(api, withDocumentSchema[invoiceList](api, op("list-invoices", http.MethodGet, "/api/billing/user/{id}/invoices", "A consumer's invoices (JSON, or CSV)", 200)), listInvoices(ledger, log))
+	huma.Register(api, withDocumentSchema[invoiceList](api, op("list-invoices", http.MethodGet, "/api/billing/user/{id}/invoices", "A consumer's invoices, paginated (JSON, or CSV)", 200)), listInvoices(ledger, log))
 	huma.Register(api, withDocumentSchema[marketplace.Invoice](api, op("get-invoice", http.MethodGet, "/api/billing/user/{id}/invoices/{number}", "One invoice with its lines (JSON, or CSV)", 200)), getInvoice(ledger, log))
-	huma.Register(api, withDocumentSchema[marketplace.Statement](api, op("get-statement", http.MethodGet, "/api/billing/user/{id}/statement", "A consumer's usage over [from, to), by default the current month so far (JSON, or CSV)", 200)), getStatement(ledger, log))
+	huma.Register(api, withDocumentSchema[marketplace.Statement](api, op("get-statement", http.MethodGet, "/api/billing/user/{id}/statement", "A consumer's usage over [from, to), by default the current month so far, its lines paginated (JSON, or CSV)", 200)), getStatement(ledger, log))
 	huma.Register(api, withDocumentSchema[marketplace.Revenue](api, op("get-revenue", http.MethodGet, "/api/billing/publisher/{id}", "A publisher's revenue per application over [from, to): gross, fee, net (JSON, or CSV)", 200)), getRevenue(ledger, log))
 	huma.Register(api, withDocumentSchema[marketplace.Revenue](api, op("get-payout", http.MethodGet, "/api/billing/publisher/{id}/payouts/{period}", "A publisher's payout statement of a closed month (JSON, or CSV)", 200)), getPayout(ledger, log))
 }

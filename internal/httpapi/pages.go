@@ -58,3 +58,11 @@ func newPaged[T any](in *PageQuery, total int, b T) *paged[T] {
 	}
 	return out
 }
+
+// OrderQuery picks the order of a list that is oldest first by default: newest first reads the latest
+// of a long history without counting pages from its end.
+type OrderQuery struct {
+	Order string `query:"order" enum:"oldest,newest" default:"oldest" doc:"oldest first (the default) or newest first"`
+}
+
+func (o OrderQuery) newestFirst() bool { return o.Order == "newest" }

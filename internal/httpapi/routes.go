@@ -35,7 +35,7 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, d.URLs, d.VMLimits, log))
 	huma.Register(api, mayConflict(op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments (a failed one is not)", 204)), deleteApp(s, log))
 	huma.Register(api, op("create-version", http.MethodPost, "/api/apps/{id}/versions", "Publish the next version of an application (its publisher only); it becomes the current one", 201), createVersion(s, d.URLs, d.VMLimits, log))
-	huma.Register(api, op("list-versions", http.MethodGet, "/api/apps/{id}/versions", "An application's versions, oldest first", 200), listVersions(s, log))
+	huma.Register(api, op("list-versions", http.MethodGet, "/api/apps/{id}/versions", "An application's versions, oldest first (or ?order=newest), paginated", 200), listVersions(s, log))
 	huma.Register(api, op("deprecate-version", http.MethodPost, "/api/apps/{id}/versions/{version}/deprecate", "Deprecate a version: no new installs of it; running deployments keep it", 200), deprecateVersion(s, log))
 	huma.Register(api, op("retire-app", http.MethodPost, "/api/apps/{id}/retire", "Retire an application: out of the catalog, no new installs, its running deployments keep it", 200), retireApp(s, log))
 
@@ -46,15 +46,15 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 
 	huma.Register(api, mayConflict(op("install", http.MethodPost, "/api/deployments/install", "Deploy an application into a project (queued; within the consumer's quota; not a retired application)", 202)), install(d.Deployer, log))
 	huma.Register(api, op("list-deployments", http.MethodGet, "/api/deployments", "The caller's deployments, paginated", 200), listDeployments(s, log))
-	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status, and its live health when installed", 200), getDeployment(s, d.Deployer, log))
+	huma.Register(api, op("get-deployment", http.MethodGet, "/api/deployments/{id}", "One deployment with its status, its latest revisions and usage records with their totals, and its live health when installed", 200), getDeployment(s, d.Deployer, log))
 	huma.Register(api, op("deployment-console", http.MethodGet, "/api/deployments/{id}/console", "The tail of a vm deployment's serial console and its live state", 200), deploymentConsole(s, d.Consoles, log))
 	huma.Register(api, mayConflict(op("upgrade", http.MethodPost, "/api/deployments/{id}/upgrade", "Upgrade an installed deployment to another version and inputs (queued); the current revision runs until the new one is ready, and stays if it fails", 202)), upgrade(d.Deployer, log))
 	huma.Register(api, mayConflict(op("rollback", http.MethodPost, "/api/deployments/{id}/rollback", "Return an installed deployment to an earlier revision's version and inputs (queued)", 202)), rollback(d.Deployer, log))
-	huma.Register(api, op("list-revisions", http.MethodGet, "/api/deployments/{id}/revisions", "The revisions a deployment ran, oldest first", 200), listRevisions(s, log))
+	huma.Register(api, op("list-revisions", http.MethodGet, "/api/deployments/{id}/revisions", "The revisions a deployment ran, oldest first (or ?order=newest), paginated", 200), listRevisions(s, log))
 	huma.Register(api, op("uninstall", http.MethodDelete, "/api/deployments/{id}", "Delete a deployment (queued); billing stops now", 202), uninstall(d.Deployer, log))
 
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))
-	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment", 200), deploymentBilling(s, log))
+	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all", 200), deploymentBilling(s, log))
 
 	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
 	addLedgerRoutes(api, s, log)

@@ -55,12 +55,19 @@ func rollback(deployer Deployer, log *slog.Logger) func(context.Context, *rollba
 	}
 }
 
-func listRevisions(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *idInput) (*body[[]*marketplace.Revision], error) {
-	return func(ctx context.Context, in *idInput) (*body[[]*marketplace.Revision], error) {
-		revs, err := deployments.FindRevisions(ctx, in.ID)
+type listRevisionsInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	OrderQuery
+	PageQuery
+}
+
+// listRevisions answers a page of a deployment's revisions, oldest first unless asked otherwise.
+func listRevisions(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *listRevisionsInput) (*paged[[]*marketplace.Revision], error) {
+	return func(ctx context.Context, in *listRevisionsInput) (*paged[[]*marketplace.Revision], error) {
+		revs, total, err := deployments.FindRevisions(ctx, marketplace.RevisionFilter{DeploymentID: in.ID, NewestFirst: in.newestFirst(), Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		return &body[[]*marketplace.Revision]{revs}, nil
+		return newPaged(&in.PageQuery, total, revs), nil
 	}
 }

@@ -36,16 +36,24 @@ func createVersion(versions marketplace.VersionService, urls URLChecker, vm mark
 	}
 }
 
-func listVersions(versions marketplace.VersionService, log *slog.Logger) func(context.Context, *idInput) (*body[[]*marketplace.AppVersion], error) {
-	return func(ctx context.Context, in *idInput) (*body[[]*marketplace.AppVersion], error) {
-		vs, err := versions.FindVersions(ctx, in.ID)
+type listVersionsInput struct {
+	ID int64 `path:"id" minimum:"1"`
+	OrderQuery
+	PageQuery
+}
+
+// listVersions answers a page of an application's versions, oldest first unless asked otherwise (all
+// of them while they fit one page, as before it was paged).
+func listVersions(versions marketplace.VersionService, log *slog.Logger) func(context.Context, *listVersionsInput) (*paged[[]*marketplace.AppVersion], error) {
+	return func(ctx context.Context, in *listVersionsInput) (*paged[[]*marketplace.AppVersion], error) {
+		vs, total, err := versions.FindVersions(ctx, marketplace.VersionFilter{ApplicationID: in.ID, NewestFirst: in.newestFirst(), Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
 		for _, v := range vs {
 			redactVersion(v)
 		}
-		return &body[[]*marketplace.AppVersion]{vs}, nil
+		return newPaged(&in.PageQuery, total, vs), nil
 	}
 }
 
@@ -66,20 +74,20 @@ func deprecateVersion(versions marketplace.VersionService, log *slog.Logger) fun
 }
 
 // withChangelogs completes a deployment's update notice with the changelogs of the versions after its
-// own, oldest first.
+// own that take installs, oldest first: the newest MaxChangelogs of them, and how many more there are.
 func withChangelogs(ctx context.Context, versions marketplace.VersionService, d *marketplace.Deployment) error {
 	if d.UpdateAvailable == nil {
 		return nil
 	}
-	vs, err := versions.FindVersions(ctx, d.ApplicationID)
+	vs, total, err := versions.FindVersions(ctx, marketplace.VersionFilter{ApplicationID: d.ApplicationID, After: d.Version, Open: true,
+		NewestFirst: true, Page: marketplace.Page{Number: 1, Limit: marketplace.MaxChangelogs}})
 	if err != nil {
 		return err
 	}
-	d.UpdateAvailable.Changelogs = []string{}
-	for _, v := range vs {
-		if v.Version > d.Version && v.DeprecatedAt == nil {
-			d.UpdateAvailable.Changelogs = append(d.UpdateAvailable.Changelogs, v.Changelog)
-		}
+	d.UpdateAvailable.Changelogs = make([]string, len(vs))
+	for i, v := range vs {
+		d.UpdateAvailable.Changelogs[len(vs)-1-i] = v.Changelog
 	}
+	d.UpdateAvailable.ChangelogsOmitted = total - len(vs)
 	return nil
 }

@@ -3,6 +3,7 @@ package marketplace
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -30,4 +31,17 @@ type AuditFilter struct {
 type AuditService interface {
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	FindAuditEvents(ctx context.Context, f AuditFilter) ([]*AuditEvent, int, error)
+}
+
+// Actor is how the audit trail names the caller (user:<id>, operator, anonymous), and the user whose
+// resources its changes are (nil for the operator and for nobody).
+func (c Caller) Actor() (string, *int64) {
+	switch {
+	case c.Operator:
+		return "operator", nil
+	case c.UserID != 0:
+		id := c.UserID
+		return "user:" + strconv.FormatInt(id, 10), &id
+	}
+	return "anonymous", nil
 }

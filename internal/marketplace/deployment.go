@@ -53,6 +53,10 @@ type Deployment struct {
 	FailureReason string    `json:"failure_reason,omitempty"`
 	// Health is what the provider sees now (an installed deployment read on its own).
 	Health *Health `json:"health,omitempty"`
+	// Revisions and Usage are the latest of its revisions and usage records with their totals (a
+	// deployment read on its own): a bounded slice however many there are, and where the rest are.
+	Revisions *RecentRevisions `json:"revisions,omitempty"`
+	Usage     *RecentUsage     `json:"usage,omitempty"`
 	// CleanedUpAt is when the resources of a failed install were removed; absent while that is owed.
 	CleanedUpAt *time.Time `json:"cleaned_up_at,omitempty"`
 	Attempts    int        `json:"attempts"`
@@ -100,8 +104,9 @@ type DeploymentService interface {
 	// RequestUpgrade moves an installed deployment to upgrading towards version (0: the latest one not
 	// deprecated) with inputs; ECONFLICT unless installed, or for a deprecated version.
 	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*Deployment, error)
-	// FindRevisions lists the revisions a deployment ran, oldest first.
-	FindRevisions(ctx context.Context, id int64) ([]*Revision, error)
+	// FindRevisions lists a page of the revisions of one of the caller's deployments that f selects,
+	// oldest first (newest first with NewestFirst), and how many it selects in all.
+	FindRevisions(ctx context.Context, f RevisionFilter) ([]*Revision, int, error)
 }
 
 // ErrClaimLost means a worker's lease on a deployment expired and another attempt took it over; the
@@ -158,6 +163,28 @@ type WorkStore interface {
 }
 
 // Revision is one revision a deployment ran: the version and inputs it installed.
+// RecentRevisions is the latest few of a deployment's revisions.
+type RecentRevisions struct {
+	Total  int         `json:"total" doc:"how many revisions the deployment has"`
+	Latest []*Revision `json:"latest" doc:"the newest revisions, newest first"`
+	Next   string      `json:"next,omitempty" doc:"the page of the revisions list that follows these, newest first; absent when these are all"`
+}
+
+// RecentUsage is the latest few of a deployment's usage records, with the totals of all of them.
+type RecentUsage struct {
+	UsageTotals
+	Latest []*UsageRecord `json:"latest" doc:"the newest usage records, newest first"`
+	Next   string         `json:"next,omitempty" doc:"the page of the deployment's bill that follows these, newest first; absent when these are all"`
+}
+
+// RevisionFilter selects revisions of one deployment: one of them when Revision is not 0.
+type RevisionFilter struct {
+	DeploymentID int64
+	Revision     int
+	NewestFirst  bool
+	Page         Page
+}
+
 type Revision struct {
 	Revision     int            `json:"revision"`
 	Version      int            `json:"version"`

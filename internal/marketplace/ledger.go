@@ -120,9 +120,11 @@ type Statement struct {
 	From     time.Time       `json:"from"`
 	To       time.Time       `json:"to"`
 	Currency string          `json:"currency"`
-	Seconds  int64           `json:"seconds"`
-	Total    decimal.Decimal `json:"total" format:"decimal"`
-	Lines    []StatementLine `json:"lines"`
+	Seconds  int64           `json:"seconds" doc:"of the whole statement, every page's lines"`
+	Total    decimal.Decimal `json:"total" format:"decimal" doc:"of the whole statement, every page's lines"`
+	// LineCount is how many lines the whole statement has; Lines is one page of them.
+	LineCount int             `json:"line_count" doc:"how many lines the whole statement has; lines is one page of them (page, limit)"`
+	Lines     []StatementLine `json:"lines"`
 }
 
 // StatementLine is one usage record's share of a statement.
@@ -171,9 +173,12 @@ type LedgerService interface {
 	// ended and follow the last closed period (or hold the earliest usage).
 	ClosePeriod(ctx context.Context, p Period, by string) (*ClosedPeriod, error)
 	FindBillingRuns(ctx context.Context, page Page) ([]*BillingRun, int, error)
-	FindInvoices(ctx context.Context, userID int64) ([]*Invoice, error)
+	// FindInvoices lists a page of a consumer's invoices, oldest first, and how many it has.
+	FindInvoices(ctx context.Context, userID int64, p Page) ([]*Invoice, int, error)
 	FindInvoice(ctx context.Context, userID int64, number string) (*Invoice, error)
-	FindStatement(ctx context.Context, userID int64, from, to time.Time) (*Statement, error)
+	// FindStatement is a consumer's statement over [from, to) with one page of its lines (by usage record)
+	// and the totals of all of them.
+	FindStatement(ctx context.Context, userID int64, from, to time.Time, p Page) (*Statement, error)
 	FindRevenue(ctx context.Context, publisherID int64, from, to time.Time) (*Revenue, error)
 	FindPayout(ctx context.Context, publisherID int64, p Period) (*Revenue, error)
 }

@@ -31,13 +31,28 @@ type UsageRecord struct {
 
 // BillingService reads usage records and meters open ones.
 type BillingService interface {
-	// FindUsageRecords lists the records of a user, optionally of one deployment, with the amount
-	// accrued up to now for records still open.
-	FindUsageRecords(ctx context.Context, userID, deploymentID int64) ([]*UsageRecord, error)
-	// FindUsageRecordsPage lists a page of a user's records by id, how many there are in all and the sum
-	// of all their amounts (not only the page's).
-	FindUsageRecordsPage(ctx context.Context, userID int64, p Page) ([]*UsageRecord, int, Money, error)
+	// FindUsageRecords lists a page of the records f selects, with the amount accrued up to now for
+	// records still open, and the totals of all of them (not only the page's), in one round trip.
+	FindUsageRecords(ctx context.Context, f UsageFilter) ([]*UsageRecord, UsageTotals, error)
 	// MeterOpenUsage stores the amount of every open record as of asOf in one statement and returns how
 	// many it updated; runs for the same asOf store the same numbers.
 	MeterOpenUsage(ctx context.Context, asOf time.Time) (int64, error)
+}
+
+// UsageFilter selects a user's usage records, of one deployment when DeploymentID is not 0, in id order
+// (the newest first with NewestFirst), one page of them.
+type UsageFilter struct {
+	UserID       int64
+	DeploymentID int64
+	NewestFirst  bool
+	Page         Page
+}
+
+// UsageTotals sums up every record a UsageFilter selects, whatever page was read.
+type UsageTotals struct {
+	Records int `json:"records" doc:"how many usage records there are in all"`
+	// Amount is the sum of the records' amounts as the seed shows them (the accrual while open, the
+	// stored final amount once closed); Accrued the sum of their accrued amounts by the billing rule.
+	Amount  Money `json:"amount"`
+	Accrued Money `json:"accrued_amount"`
 }

@@ -54,7 +54,23 @@ type VersionUpdate struct {
 	Version    int      `json:"version"`
 	HourlyRate Money    `json:"hourly_rate" doc:"the newer version's rate"`
 	Waiting    string   `json:"waiting,omitempty" doc:"why an automatic upgrade to it waits for the consumer (its rate is above the deployment's max_hourly_rate)"`
-	Changelogs []string `json:"changelogs" doc:"the changelogs of every version after the deployment's, oldest first"`
+	Changelogs []string `json:"changelogs" doc:"the changelogs of the versions after the deployment's (the newest MaxChangelogs of them), oldest first"`
+	// ChangelogsOmitted counts the versions after the deployment's whose changelogs are not shown.
+	ChangelogsOmitted int `json:"changelogs_omitted,omitempty" doc:"how many older changelogs since the deployment's version are left out (GET /api/apps/{id}/versions has them)"`
+}
+
+// MaxChangelogs bounds the changelogs an update notice carries.
+const MaxChangelogs = 20
+
+// VersionFilter selects versions of one application: only Version when it is not 0, only those after
+// After, only those not deprecated with Open.
+type VersionFilter struct {
+	ApplicationID int64
+	Version       int
+	After         int
+	Open          bool
+	NewestFirst   bool
+	Page          Page
 }
 
 // VersionService stores applications' versions. Anyone signed in reads the versions of a catalog
@@ -62,7 +78,9 @@ type VersionUpdate struct {
 type VersionService interface {
 	// CreateVersion adds the next version of an application, which becomes its current spec.
 	CreateVersion(ctx context.Context, v *AppVersion) error
-	FindVersions(ctx context.Context, appID int64) ([]*AppVersion, error)
+	// FindVersions lists a page of the versions of a catalog (or retired) application that f selects,
+	// oldest first (newest first with NewestFirst), and how many it selects in all.
+	FindVersions(ctx context.Context, f VersionFilter) ([]*AppVersion, int, error)
 	// FindAppVersion returns an application as of one of its versions (0: the latest one not
 	// deprecated), deprecated and retired ones included: a deployment pinned to it still needs it.
 	FindAppVersion(ctx context.Context, appID int64, version int) (*Application, error)

@@ -28,49 +28,38 @@ func scanUsageRecord(row pgx.Row) (*marketplace.UsageRecord, error) {
 		&r.OpenedEventID, &r.ClosedEventID)
 }
 
-// FindUsageRecords lists a user's usage records, of one deployment when deploymentID is not 0. Open
-// records show the amount accrued up to now, by the same formula the metering job stores.
-func (db *DB) FindUsageRecords(ctx context.Context, userID, deploymentID int64) ([]*marketplace.UsageRecord, error) {
-	if _, err := db.FindUserByID(ctx, userID); err != nil {
-		return nil, err
+// FindUsageRecords lists a page of a user's usage records (of one deployment when f.DeploymentID is not
+// 0) by id, with how many there are and the sums of all their amounts up to now, in one round trip: a
+// deployment with thousands of records is read a page at a time. Open records show the amount accrued
+// up to now, by the same formula the metering job stores.
+func (db *DB) FindUsageRecords(ctx context.Context, f marketplace.UsageFilter) ([]*marketplace.UsageRecord, marketplace.UsageTotals, error) {
+	var t marketplace.UsageTotals
+	if _, err := db.FindUserByID(ctx, f.UserID); err != nil {
+		return nil, t, err
 	}
-	if deploymentID != 0 {
-		d, err := db.FindDeploymentByID(ctx, deploymentID)
+	if f.DeploymentID != 0 {
+		d, err := db.FindDeploymentByID(ctx, f.DeploymentID)
 		if err != nil {
-			return nil, err
+			return nil, t, err
 		}
-		if d.ConsumerID != userID {
-			return nil, notFound("deployment", deploymentID)
+		if d.ConsumerID != f.UserID {
+			return nil, t, notFound("deployment", f.DeploymentID)
 		}
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+usageColumns("$3")+`
-FROM usage_records WHERE user_id = $1 AND ($2 = 0 OR deployment_id = $2) ORDER BY id`, userID, deploymentID, db.clock())
-	records, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.UsageRecord, error) {
-		return scanUsageRecord(row)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find usage records of user %d: %w", userID, err)
-	}
-	return records, nil
-}
-
-// FindUsageRecordsPage lists a page of a user's usage records by id, with how many there are and the sum
-// of all their amounts up to now, in one round trip.
-func (db *DB) FindUsageRecordsPage(ctx context.Context, userID int64, p marketplace.Page) ([]*marketplace.UsageRecord, int, marketplace.Money, error) {
-	var total int
-	var sum marketplace.Money
-	if _, err := db.FindUserByID(ctx, userID); err != nil {
-		return nil, 0, sum, err
+	where := ` FROM usage_records WHERE user_id = $1 AND ($3 = 0 OR deployment_id = $3)`
+	order := ` ORDER BY id`
+	if f.NewestFirst {
+		order += ` DESC`
 	}
 	records, err := findPage(ctx, db.pool,
-		`SELECT count(*), coalesce(sum(CASE WHEN ended_at IS NULL THEN usage_amount(hourly_rate, started_at, $2) ELSE amount END), 0)
-FROM usage_records WHERE user_id = $1`,
-		`SELECT `+usageColumns("$2")+` FROM usage_records WHERE user_id = $1 ORDER BY id`,
-		[]any{userID, db.clock()}, p, scanUsageRecord, &total, &sum)
+		`SELECT count(*), coalesce(sum(CASE WHEN ended_at IS NULL THEN usage_amount(hourly_rate, started_at, $2) ELSE amount END), 0),
+  coalesce(sum(usage_amount(hourly_rate, started_at, coalesce(ended_at, $2::timestamptz))), 0)`+where,
+		`SELECT `+usageColumns("$2")+where+order,
+		[]any{f.UserID, db.clock(), f.DeploymentID}, f.Page, scanUsageRecord, &t.Records, &t.Amount, &t.Accrued)
 	if err != nil {
-		return nil, 0, sum, fmt.Errorf("find usage records of user %d: %w", userID, err)
+		return nil, t, fmt.Errorf("find usage records of user %d: %w", f.UserID, err)
 	}
-	return records, total, sum, nil
+	return records, t, nil
 }
 
 // MeterOpenUsage stores the amount of every open usage record as of asOf, in one set-based statement.

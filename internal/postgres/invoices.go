@@ -169,17 +169,19 @@ func scanInvoice(row pgx.Row) (*marketplace.Invoice, error) {
 	return &i, err
 }
 
-// FindInvoices lists a consumer's invoices, oldest first, without their lines.
-func (db *DB) FindInvoices(ctx context.Context, userID int64) ([]*marketplace.Invoice, error) {
+// FindInvoices lists a page of a consumer's invoices, oldest first, without their lines, and how many
+// it has.
+func (db *DB) FindInvoices(ctx context.Context, userID int64, p marketplace.Page) ([]*marketplace.Invoice, int, error) {
 	if _, err := db.FindUserByID(ctx, userID); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE user_id = $1 ORDER BY period_start`, userID)
-	invoices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Invoice, error) { return scanInvoice(row) })
+	var total int
+	invoices, err := findPage(ctx, db.pool, `SELECT count(*) FROM invoices WHERE user_id = $1`,
+		`SELECT `+invoiceColumns+` FROM invoices WHERE user_id = $1 ORDER BY period_start`, []any{userID}, p, scanInvoice, &total)
 	if err != nil {
-		return nil, fmt.Errorf("find invoices of user %d: %w", userID, err)
+		return nil, 0, fmt.Errorf("find invoices of user %d: %w", userID, err)
 	}
-	return invoices, nil
+	return invoices, total, nil
 }
 
 // FindInvoice returns one of a consumer's invoices with its lines.

@@ -43,7 +43,7 @@ func TestLedgerAdjustment(t *testing.T) {
 	}
 	// 30 minutes at 0.000001/h is 0.0000005: a tie, which half to even makes 0.
 	clk.Set(clk.Now().Add(30 * time.Minute))
-	if recs, _ := db.FindUsageRecords(ctx, u.ID, 0); !recs[0].AccruedAmount.IsZero() || recs[0].BilledSeconds != 1800 {
+	if recs, _, _ := db.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: u.ID}); !recs[0].AccruedAmount.IsZero() || recs[0].BilledSeconds != 1800 {
 		t.Fatalf("a tie: %+v, want 1800 s and 0", recs[0])
 	}
 	app.HourlyRate = marketplace.MustMoney("3.6") // only new installs see it
@@ -81,7 +81,7 @@ func TestLedgerAdjustment(t *testing.T) {
 	if _, err := db.ClosePeriod(ctx, march.Next(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	invoices, _ := db.FindInvoices(ctx, u.ID)
+	invoices, _, _ := db.FindInvoices(ctx, u.ID, marketplace.Page{})
 	if len(invoices) != 2 {
 		t.Fatalf("invoices %+v, want March and April", invoices)
 	}

@@ -33,7 +33,7 @@ func checkLedger(t *testing.T, db *postgres.DB, now time.Time, interval time.Dur
 
 	billed := 0
 	for _, c := range consumers {
-		records, err := db.FindUsageRecords(ctx, c, 0)
+		records, _, err := db.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: c})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func checkLedger(t *testing.T, db *postgres.DB, now time.Time, interval time.Dur
 		}
 
 		// Invoices: one per closed period with charges; lines tile the record's amount exactly.
-		invoices, err := db.FindInvoices(ctx, c)
+		invoices, _, err := db.FindInvoices(ctx, c, marketplace.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +101,7 @@ func checkLedger(t *testing.T, db *postgres.DB, now time.Time, interval time.Dur
 		}
 
 		// A statement over the whole window is the amount up to now.
-		st, err := db.FindStatement(ctx, c, periods[0].Start, now.Add(time.Hour))
+		st, err := db.FindStatement(ctx, c, periods[0].Start, now.Add(time.Hour), marketplace.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -210,7 +210,8 @@ SELECT id, 1, 1, 1, now() - interval '2 hours', now() - interval '1 hour', 1.25 
 			return ids(len(ds), func(i int) int64 { return ds[i].ID }), n, err
 		}, marketplace.Page{Number: 1, Limit: 2}, "", 0},
 		{"usage records", func(p marketplace.Page) (string, int, error) {
-			rs, n, sum, err := f.db.FindUsageRecordsPage(user1, 1, p)
+			rs, totals, err := f.db.FindUsageRecords(user1, marketplace.UsageFilter{UserID: 1, Page: p})
+			n, sum := totals.Records, totals.Amount
 			if err == nil && !sum.Equal(marketplace.MustMoney("3.75").Decimal) {
 				err = fmt.Errorf("the total amount is %s, want 3.75 (all records, not the page's)", sum)
 			}

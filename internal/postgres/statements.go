@@ -41,8 +41,9 @@ func (db *DB) clampRange(from, to time.Time) (time.Time, time.Time, error) {
 	return from, to, nil
 }
 
-// FindStatement lists what a consumer's usage records were billed over [from, to), to capped at now.
-func (db *DB) FindStatement(ctx context.Context, userID int64, from, to time.Time) (*marketplace.Statement, error) {
+// FindStatement is what a consumer's usage records were billed over [from, to), to capped at now: one
+// page of its lines, by usage record, and the totals of all of them, in one round trip.
+func (db *DB) FindStatement(ctx context.Context, userID int64, from, to time.Time, p marketplace.Page) (*marketplace.Statement, error) {
 	if _, err := db.FindUserByID(ctx, userID); err != nil {
 		return nil, err
 	}
@@ -50,22 +51,19 @@ func (db *DB) FindStatement(ctx context.Context, userID int64, from, to time.Tim
 	if err != nil {
 		return nil, err
 	}
-	s := &marketplace.Statement{UserID: userID, From: from, To: to, Currency: db.terms.Currency, Lines: []marketplace.StatementLine{}}
-	rows, _ := db.pool.Query(ctx, `SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at,
-  `+rangeSeconds+`, `+rangeAmount+`
-FROM usage_records r WHERE r.user_id = $1 AND `+rangeOverlap+` ORDER BY r.id`, userID, from, to)
-	s.Lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (marketplace.StatementLine, error) {
-		var l marketplace.StatementLine
-		err := row.Scan(&l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.HourlyRate, &l.StartedAt, &l.EndedAt,
-			&l.Seconds, &l.Amount)
-		return l, err
-	})
+	s := &marketplace.Statement{UserID: userID, From: from, To: to, Currency: db.terms.Currency}
+	where := ` FROM usage_records r WHERE r.user_id = $1 AND ` + rangeOverlap
+	s.Lines, err = findPage(ctx, db.pool,
+		`SELECT count(*), coalesce(sum(`+rangeSeconds+`), 0)::bigint, coalesce(sum(`+rangeAmount+`), 0)`+where,
+		`SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at, `+rangeSeconds+`, `+rangeAmount+where+` ORDER BY r.id`,
+		[]any{userID, from, to}, p, func(row pgx.Row) (marketplace.StatementLine, error) {
+			var l marketplace.StatementLine
+			err := row.Scan(&l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.HourlyRate, &l.StartedAt, &l.EndedAt,
+				&l.Seconds, &l.Amount)
+			return l, err
+		}, &s.LineCount, &s.Seconds, &s.Total)
 	if err != nil {
 		return nil, fmt.Errorf("statement of user %d: %w", userID, err)
-	}
-	for _, l := range s.Lines {
-		s.Seconds += l.Seconds
-		s.Total = s.Total.Add(l.Amount)
 	}
 	return s, nil
 }

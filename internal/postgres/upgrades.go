@@ -73,21 +73,28 @@ WHERE id = $1 RETURNING `+deploymentColumns, id, version, inputs))
 	return d, err
 }
 
-// FindRevisions lists the revisions one of the caller's deployments ran, oldest first.
-func (db *DB) FindRevisions(ctx context.Context, id int64) ([]*marketplace.Revision, error) {
-	if _, err := db.FindDeploymentByID(ctx, id); err != nil {
-		return nil, err
+// FindRevisions lists a page of the revisions one of the caller's deployments ran, oldest first (newest
+// first with f.NewestFirst), and how many there are, in one round trip.
+func (db *DB) FindRevisions(ctx context.Context, f marketplace.RevisionFilter) ([]*marketplace.Revision, int, error) {
+	if _, err := db.FindDeploymentByID(ctx, f.DeploymentID); err != nil {
+		return nil, 0, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT revision, version, inputs, chart_version, created_at FROM deployment_revisions
-WHERE deployment_id = $1 ORDER BY revision`, id)
-	revs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.Revision, error) {
-		var r marketplace.Revision
-		return &r, row.Scan(&r.Revision, &r.Version, &r.Inputs, &r.ChartVersion, &r.CreatedAt)
-	})
+	where := ` FROM deployment_revisions WHERE deployment_id = $1 AND ($2 = 0 OR revision = $2)`
+	order := ` ORDER BY revision`
+	if f.NewestFirst {
+		order += ` DESC`
+	}
+	var total int
+	revs, err := findPage(ctx, db.pool, `SELECT count(*)`+where,
+		`SELECT revision, version, inputs, chart_version, created_at`+where+order, []any{f.DeploymentID, f.Revision}, f.Page,
+		func(row pgx.Row) (*marketplace.Revision, error) {
+			var r marketplace.Revision
+			return &r, row.Scan(&r.Revision, &r.Version, &r.Inputs, &r.ChartVersion, &r.CreatedAt)
+		}, &total)
 	if err != nil {
-		return nil, fmt.Errorf("find the revisions of deployment %d: %w", id, err)
+		return nil, 0, fmt.Errorf("find the revisions of deployment %d: %w", f.DeploymentID, err)
 	}
-	return revs, nil
+	return revs, total, nil
 }
 
 // CompleteUpgrade marks the deployment installed at its target version and inputs, records the revision

@@ -56,17 +56,25 @@ WHERE id = $1`, v.ApplicationID, v.Version, v.HourlyRate, v.Deployment, v.Inputs
 	})
 }
 
-// FindVersions lists the versions of a catalog (or retired) application, oldest first.
-func (db *DB) FindVersions(ctx context.Context, appID int64) ([]*marketplace.AppVersion, error) {
-	if _, err := db.FindAppByID(ctx, appID); err != nil {
-		return nil, err
+// FindVersions lists a page of the versions of a catalog (or retired) application that f selects,
+// oldest first (newest first with f.NewestFirst), and how many it selects, in one round trip.
+func (db *DB) FindVersions(ctx context.Context, f marketplace.VersionFilter) ([]*marketplace.AppVersion, int, error) {
+	if _, err := db.FindAppByID(ctx, f.ApplicationID); err != nil {
+		return nil, 0, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT `+versionColumns+` FROM application_versions WHERE application_id = $1 ORDER BY version`, appID)
-	vs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*marketplace.AppVersion, error) { return scanVersion(row) })
+	where := ` FROM application_versions WHERE application_id = $1 AND ($2 = 0 OR version = $2) AND version > $3
+  AND (NOT $4 OR deprecated_at IS NULL)`
+	order := ` ORDER BY version`
+	if f.NewestFirst {
+		order += ` DESC`
+	}
+	var total int
+	vs, err := findPage(ctx, db.pool, `SELECT count(*)`+where, `SELECT `+versionColumns+where+order,
+		[]any{f.ApplicationID, f.Version, f.After, f.Open}, f.Page, scanVersion, &total)
 	if err != nil {
-		return nil, fmt.Errorf("find the versions of application %d: %w", appID, err)
+		return nil, 0, fmt.Errorf("find the versions of application %d: %w", f.ApplicationID, err)
 	}
-	return vs, nil
+	return vs, total, nil
 }
 
 // FindAppVersion returns an application as of one of its versions, or of its latest version not

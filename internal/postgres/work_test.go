@@ -75,7 +75,7 @@ func TestGuardedTransitions(t *testing.T) {
 		if err := db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{Namespace: "ns"}); !errors.Is(err, marketplace.ErrClaimLost) {
 			t.Fatalf("second completion: %v, want ErrClaimLost", err)
 		}
-		recs, err := db.FindUsageRecords(ctx, 1, id)
+		recs, _, err := db.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: 1, DeploymentID: id})
 		if err != nil || len(recs) != 1 || !recs[0].HourlyRate.Equal(marketplace.MustMoney("1.5").Decimal) {
 			t.Fatalf("usage records: %+v, %v; want one at rate 1.5", recs, err)
 		}
@@ -130,12 +130,12 @@ func TestGuardedTransitions(t *testing.T) {
 		if err != nil || d.Status != marketplace.StatusUninstalling {
 			t.Fatalf("request uninstall: %+v, %v", d, err)
 		}
-		recs, _ := db.FindUsageRecords(ctx, 1, id)
+		recs, _, _ := db.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: 1, DeploymentID: id})
 		ended := *recs[0].EndedAt
 		if again, err := db.RequestUninstall(ctx, id); err != nil || again.Status != marketplace.StatusUninstalling {
 			t.Fatalf("second request: %+v, %v", again, err)
 		}
-		recs, _ = db.FindUsageRecords(ctx, 1, id)
+		recs, _, _ = db.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: 1, DeploymentID: id})
 		if !recs[0].EndedAt.Equal(ended) {
 			t.Fatalf("a second DELETE moved the end of billing from %v to %v", ended, recs[0].EndedAt)
 		}
@@ -256,7 +256,7 @@ func TestGuardedTransitions(t *testing.T) {
 		}
 		c, _ := db.ClaimInstall(ctx, id, lease, 5)
 		db.CompleteInstall(ctx, id, c.Attempts, marketplace.Placement{})
-		recs, _ := db.FindUsageRecords(ctx, 1, id)
+		recs, _, _ := db.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: 1, DeploymentID: id})
 		if len(recs) != 1 || !recs[0].HourlyRate.Equal(marketplace.MustMoney("1.5").Decimal) {
 			t.Fatalf("usage records %+v, want one at the accepted rate 1.5", recs)
 		}

@@ -12,12 +12,13 @@ type billsView struct {
 	Records   []*marketplace.UsageRecord
 	Total     marketplace.Money
 	Count     int
+	Pager     pager
 	Invoices  []*marketplace.Invoice
 	Statement *marketplace.Statement
 }
 
-// billsPage shows the caller's running accrual (every usage record, open ones accruing to now), this
-// month's statement and the invoices of closed months.
+// billsPage shows the caller's running accrual (a page of its usage records, open ones accruing to now,
+// and the total of all), this month's statement and the latest invoices of closed months.
 func (s *server) billsPage(w http.ResponseWriter, r *http.Request) {
 	c := marketplace.CallerFrom(r.Context())
 	if c.Operator {
@@ -25,19 +26,29 @@ func (s *server) billsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var v billsView
+	v := billsView{Pager: pagerOf(r, "page", 100, "usage records", "Previous", "Next")}
+	var totals marketplace.UsageTotals
 	var err error
-	if v.Records, v.Count, v.Total, err = s.Store.FindUsageRecordsPage(ctx, c.UserID, marketplace.Page{Number: 1, Limit: 100}); err != nil {
+	if v.Records, totals, err = s.Store.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: c.UserID, Page: v.Pager.page()}); err != nil {
 		s.domainError(w, r, err)
 		return
 	}
-	if v.Invoices, err = s.Store.FindInvoices(ctx, c.UserID); err != nil {
+	v.Total, v.Count, v.Pager = totals.Amount, totals.Records, v.Pager.of(r, "page", totals.Records, len(v.Records))
+	var invoices int
+	if v.Invoices, invoices, err = s.Store.FindInvoices(ctx, c.UserID, marketplace.Page{Number: 1, Limit: 12}); err != nil {
 		s.domainError(w, r, err)
 		return
+	}
+	if invoices > len(v.Invoices) { // the list is oldest first: its last page holds the latest ones
+		if v.Invoices, _, err = s.Store.FindInvoices(ctx, c.UserID, marketplace.Page{Number: (invoices + 11) / 12, Limit: 12}); err != nil {
+			s.domainError(w, r, err)
+			return
+		}
 	}
 	now := time.Now().UTC()
 	month := marketplace.PeriodOf(now)
-	if v.Statement, err = s.Store.FindStatement(ctx, c.UserID, month.Start, now); err != nil {
+	// The statement's totals; its lines are the CSV's.
+	if v.Statement, err = s.Store.FindStatement(ctx, c.UserID, month.Start, now, marketplace.Page{Number: 1, Limit: 1}); err != nil {
 		s.domainError(w, r, err)
 		return
 	}
@@ -62,7 +73,9 @@ func (s *server) statementCSV(w http.ResponseWriter, r *http.Request) {
 			*p.into = t.UTC()
 		}
 	}
-	st, err := s.Store.FindStatement(r.Context(), c.UserID, from, to)
+	// The lines are read a page at a time; the first page's totals are the statement's.
+	const linesPerRead = 500
+	st, err := s.Store.FindStatement(r.Context(), c.UserID, from, to, marketplace.Page{Number: 1, Limit: linesPerRead})
 	if err != nil {
 		s.domainError(w, r, err)
 		return
@@ -71,14 +84,32 @@ func (s *server) statementCSV(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store") // a user's bill, as every page is
 	w.Header().Set("Content-Disposition", `attachment; filename="statement-`+from.Format("2006-01-02")+`.csv"`)
 	rows := [][]string{{"usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"}}
-	for _, l := range st.Lines {
-		ended := ""
-		if l.EndedAt != nil {
-			ended = l.EndedAt.UTC().Format(time.RFC3339)
+	for page := 1; ; page++ {
+		if page > 1 {
+			next, err := s.Store.FindStatement(r.Context(), c.UserID, st.From, st.To, marketplace.Page{Number: page, Limit: linesPerRead})
+			if err != nil {
+				s.Logger.WarnContext(r.Context(), "read statement lines", "err", err)
+				return
+			}
+			st.Lines = next.Lines
 		}
-		rows = append(rows, []string{strconv.FormatInt(l.UsageRecordID, 10), strconv.FormatInt(l.DeploymentID, 10),
-			strconv.FormatInt(l.ApplicationID, 10), l.HourlyRate.String(), l.StartedAt.UTC().Format(time.RFC3339), ended,
-			strconv.FormatInt(l.Seconds, 10), l.Amount.String(), st.Currency})
+		for _, l := range st.Lines {
+			ended := ""
+			if l.EndedAt != nil {
+				ended = l.EndedAt.UTC().Format(time.RFC3339)
+			}
+			rows = append(rows, []string{strconv.FormatInt(l.UsageRecordID, 10), strconv.FormatInt(l.DeploymentID, 10),
+				strconv.FormatInt(l.ApplicationID, 10), l.HourlyRate.String(), l.StartedAt.UTC().Format(time.RFC3339), ended,
+				strconv.FormatInt(l.Seconds, 10), l.Amount.String(), st.Currency})
+		}
+		if page*linesPerRead >= st.LineCount {
+			break
+		}
+		if err := marketplace.WriteCSV(w, rows); err != nil {
+			s.Logger.WarnContext(r.Context(), "write statement CSV", "err", err)
+			return
+		}
+		rows = rows[:0]
 	}
 	rows = append(rows, []string{"total", "", "", "", "", "", strconv.FormatInt(st.Seconds, 10), st.Total.String(), st.Currency})
 	if err := marketplace.WriteCSV(w, rows); err != nil {

@@ -102,8 +102,10 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 type appView struct {
 	App      *marketplace.Application
 	Versions []*marketplace.AppVersion
-	Form     installForm
-	Projects []*marketplace.Project
+	// VersionsPager places the versions shown among all of them.
+	VersionsPager pager
+	Form          installForm
+	Projects      []*marketplace.Project
 }
 
 // appPage shows an application: its price, versions and changelogs, and the install form.
@@ -121,13 +123,17 @@ func (s *server) appPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) appView(r *http.Request, app *marketplace.Application) (*appView, error) {
-	versions, err := s.Store.FindVersions(r.Context(), app.ID)
+	// A page of its versions, newest first: an application may have hundreds.
+	versionsPager := pagerOf(r, "versions_page", 20, "versions", "Newer", "Older")
+	versions, total, err := s.Store.FindVersions(r.Context(), marketplace.VersionFilter{ApplicationID: app.ID, NewestFirst: true,
+		Page: versionsPager.page()})
 	if err != nil {
 		return nil, err
 	}
 	shown := *app // credentials of its URLs hidden, as the API shows it
 	shown.Deployment = app.Deployment.Redacted()
-	v := &appView{App: &shown, Versions: versions, Form: s.installForm(r, app)}
+	v := &appView{App: &shown, Versions: versions, VersionsPager: versionsPager.of(r, "versions_page", total, len(versions)),
+		Form: s.installForm(r, app)}
 	if c := marketplace.CallerFrom(r.Context()); !c.Operator {
 		if v.Projects, _, err = s.Store.FindProjectsByUser(r.Context(), c.UserID, marketplace.Page{Number: 1, Limit: 200}); err != nil {
 			return nil, err

@@ -69,19 +69,27 @@ func (s *server) createProject(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
-// deploymentView is everything a deployment's page shows; its live part is re-read every poll.
+// deploymentView is everything a deployment's page shows; its live part is re-read every poll. Its
+// revisions and usage records are a page each, the newest first: a deployment with thousands of them
+// is read a page at a time.
 type deploymentView struct {
 	D         *marketplace.Deployment
 	App       *marketplace.Application
 	Versions  []*marketplace.AppVersion
 	Revisions []*marketplace.Revision
 	Usage     []*marketplace.UsageRecord
-	Accrued   marketplace.Money
-	Console   string
-	Currency  string
+	// RevisionsPager and UsagePager place the pages shown in their lists.
+	RevisionsPager, UsagePager pager
+	Accrued                    marketplace.Money
+	Console                    string
+	Currency                   string
 	// CSRF is the session's token, for the actions' forms, which change with the status.
 	CSRF string
 }
+
+// deploymentPageItems is how many revisions, usage records and versions to upgrade to a deployment's
+// page shows at once.
+const deploymentPageItems = 20
 
 func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deploymentView, error) {
 	ctx := r.Context()
@@ -96,21 +104,29 @@ func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deployme
 	if d.Status == marketplace.StatusInstalled {
 		d.Health = s.Deployer.Health(ctx, d)
 	}
-	if v.Usage, err = s.Store.FindUsageRecords(ctx, d.ConsumerID, d.ID); err != nil {
+	// The live part needs only the totals; the whole page a page of the records too.
+	v.UsagePager = pagerOf(r, "usage_page", deploymentPageItems, "usage records", "Newer", "Older")
+	usagePage := v.UsagePager.page()
+	if !full {
+		usagePage = marketplace.Page{Number: 1, Limit: 1}
+	}
+	var totals marketplace.UsageTotals
+	if v.Usage, totals, err = s.Store.FindUsageRecords(ctx, marketplace.UsageFilter{UserID: d.ConsumerID, DeploymentID: d.ID,
+		NewestFirst: true, Page: usagePage}); err != nil {
 		return nil, err
 	}
-	for _, u := range v.Usage {
-		v.Accrued.Decimal = v.Accrued.Add(u.AccruedAmount.Decimal)
-	}
+	v.Accrued = totals.Accrued
+	v.UsagePager = v.UsagePager.of(r, "usage_page", totals.Records, len(v.Usage))
 	if d.Type == marketplace.TypeVM && s.Consoles != nil && d.Placement.VMName != "" {
 		if console, err := s.Consoles.Console(ctx, d, 4096); err == nil {
 			v.Console = console
 		}
 	}
-	// The versions offered for an upgrade; the actions are part of the live section, as they depend on
-	// the status.
+	// The versions offered for an upgrade (the newest ones taking installs); the actions are part of the
+	// live section, as they depend on the status.
 	if d.Status == marketplace.StatusInstalled {
-		if v.Versions, err = s.Store.FindVersions(ctx, d.ApplicationID); err != nil && marketplace.ErrorCode(err) != marketplace.ENOTFOUND {
+		if v.Versions, _, err = s.Store.FindVersions(ctx, marketplace.VersionFilter{ApplicationID: d.ApplicationID, Open: true, NewestFirst: true,
+			Page: marketplace.Page{Number: 1, Limit: 50}}); err != nil && marketplace.ErrorCode(err) != marketplace.ENOTFOUND {
 			return nil, err
 		}
 	}
@@ -120,9 +136,13 @@ func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deployme
 	if v.App, err = s.Store.FindAppByID(ctx, d.ApplicationID); err != nil && marketplace.ErrorCode(err) != marketplace.ENOTFOUND {
 		return nil, err
 	}
-	if v.Revisions, err = s.Store.FindRevisions(ctx, d.ID); err != nil {
+	v.RevisionsPager = pagerOf(r, "revisions_page", deploymentPageItems, "revisions", "Newer", "Older")
+	var revisions int
+	if v.Revisions, revisions, err = s.Store.FindRevisions(ctx, marketplace.RevisionFilter{DeploymentID: d.ID, NewestFirst: true,
+		Page: v.RevisionsPager.page()}); err != nil {
 		return nil, err
 	}
+	v.RevisionsPager = v.RevisionsPager.of(r, "revisions_page", revisions, len(v.Revisions))
 	return v, nil
 }
 

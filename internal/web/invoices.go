@@ -8,20 +8,28 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// invoicesPage lists the caller's invoices, one per closed month with charges, newest first as the
-// ledger returns them.
+type invoicesView struct {
+	Invoices []*marketplace.Invoice
+	Pager    pager
+}
+
+// invoicesPage lists a page of the caller's invoices, one per closed month with charges, oldest first
+// as the ledger returns them.
 func (s *server) invoicesPage(w http.ResponseWriter, r *http.Request) {
 	c := marketplace.CallerFrom(r.Context())
 	if c.Operator {
 		s.fail(w, r, http.StatusNotFound, "The operator has no invoices: sign in as a consumer.")
 		return
 	}
-	invoices, err := s.Store.FindInvoices(r.Context(), c.UserID)
-	if err != nil {
+	v := invoicesView{Pager: pagerOf(r, "page", 100, "invoices", "Earlier", "Later")}
+	var total int
+	var err error
+	if v.Invoices, total, err = s.Store.FindInvoices(r.Context(), c.UserID, v.Pager.page()); err != nil {
 		s.domainError(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "invoices", "Invoices", invoices)
+	v.Pager = v.Pager.of(r, "page", total, len(v.Invoices))
+	s.render(w, r, http.StatusOK, "invoices", "Invoices", v)
 }
 
 // invoicePage shows one of the caller's invoices with its lines; another user's is not found, as in the

@@ -11,7 +11,8 @@ func (s *server) routes() http.Handler {
 	root := chi.NewRouter()
 	// The middlewares are the group's, not the root's: a request for the API must not meet them.
 	root.Group(func(r chi.Router) {
-		r.Use(s.securityHeaders, s.sameOrigin, s.boundedForms)
+		// audited records every change a form made (a 303 to a write) in the audit trail, as the API's.
+		r.Use(s.securityHeaders, s.sameOrigin, s.boundedForms, s.audited)
 		r.Get("/assets/{name}", s.asset)
 		r.Get("/signin", s.signInPage)
 		r.Post("/signin", s.signIn)

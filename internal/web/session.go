@@ -96,9 +96,15 @@ func (s *server) signedIn(next http.Handler) http.Handler {
 
 // withSession is r with the session and its caller in the context.
 func withSession(r *http.Request, sess *marketplace.Session) *http.Request {
-	caller := marketplace.Caller{UserID: sess.UserID, Operator: sess.OperatorTokenHash != nil}
+	caller := callerOf(sess)
+	noteCaller(r.Context(), caller)
 	ctx := marketplace.WithCaller(r.Context(), caller)
 	return r.WithContext(context.WithValue(ctx, sessionKey{}, sess))
+}
+
+// callerOf is who a session's requests act as.
+func callerOf(sess *marketplace.Session) marketplace.Caller {
+	return marketplace.Caller{UserID: sess.UserID, Operator: sess.OperatorTokenHash != nil}
 }
 
 // session returns the live session of a request's cookie, or nil. An operator's session ends when the
@@ -213,6 +219,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil || s.SecureCookies,
 		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt})
+	noteCaller(r.Context(), callerOf(sess)) // the sign-in is the session's first act, audited as its user's
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 

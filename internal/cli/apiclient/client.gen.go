@@ -138,6 +138,24 @@ func (e ListAppsParamsDeploymentType) Valid() bool {
 	}
 }
 
+// Defines values for ListVersionsParamsOrder.
+const (
+	ListVersionsParamsOrderNewest ListVersionsParamsOrder = "newest"
+	ListVersionsParamsOrderOldest ListVersionsParamsOrder = "oldest"
+)
+
+// Valid indicates whether the value is a known member of the ListVersionsParamsOrder enum.
+func (e ListVersionsParamsOrder) Valid() bool {
+	switch e {
+	case ListVersionsParamsOrderNewest:
+		return true
+	case ListVersionsParamsOrderOldest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetRevenueParamsFormat.
 const (
 	GetRevenueParamsFormatCsv  GetRevenueParamsFormat = "csv"
@@ -168,6 +186,24 @@ func (e GetPayoutParamsFormat) Valid() bool {
 	case GetPayoutParamsFormatCsv:
 		return true
 	case GetPayoutParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeploymentBillingParamsOrder.
+const (
+	DeploymentBillingParamsOrderNewest DeploymentBillingParamsOrder = "newest"
+	DeploymentBillingParamsOrderOldest DeploymentBillingParamsOrder = "oldest"
+)
+
+// Valid indicates whether the value is a known member of the DeploymentBillingParamsOrder enum.
+func (e DeploymentBillingParamsOrder) Valid() bool {
+	switch e {
+	case DeploymentBillingParamsOrderNewest:
+		return true
+	case DeploymentBillingParamsOrderOldest:
 		return true
 	default:
 		return false
@@ -255,6 +291,24 @@ func (e ListDeploymentsParamsStatus) Valid() bool {
 	case ListDeploymentsParamsStatusUninstalling:
 		return true
 	case ListDeploymentsParamsStatusUpgrading:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListRevisionsParamsOrder.
+const (
+	ListRevisionsParamsOrderNewest ListRevisionsParamsOrder = "newest"
+	ListRevisionsParamsOrderOldest ListRevisionsParamsOrder = "oldest"
+)
+
+// Valid indicates whether the value is a known member of the ListRevisionsParamsOrder enum.
+func (e ListRevisionsParamsOrder) Valid() bool {
+	switch e {
+	case ListRevisionsParamsOrderNewest:
+		return true
+	case ListRevisionsParamsOrderOldest:
 		return true
 	default:
 		return false
@@ -496,6 +550,7 @@ type Deployment struct {
 	MaxHourlyRate   *decimal.Decimal        `json:"max_hourly_rate,omitempty"`
 	Placement       Placement               `json:"placement"`
 	ProjectId       int64                   `json:"project_id"`
+	Revisions       *RecentRevisions        `json:"revisions,omitempty"`
 	Status          string                  `json:"status"`
 	TargetInputs    *map[string]interface{} `json:"target_inputs,omitempty"`
 	TargetVersion   *int64                  `json:"target_version,omitempty"`
@@ -503,6 +558,7 @@ type Deployment struct {
 	UpdateAvailable *VersionUpdate          `json:"update_available,omitempty"`
 	UpdatedAt       time.Time               `json:"updated_at"`
 	UpgradePolicy   DeploymentUpgradePolicy `json:"upgrade_policy"`
+	Usage           *RecentUsage            `json:"usage,omitempty"`
 	Version         int64                   `json:"version"`
 }
 
@@ -719,6 +775,36 @@ type Queued struct {
 	Status *string `json:"status,omitempty"`
 }
 
+// RecentRevisions defines model for RecentRevisions.
+type RecentRevisions struct {
+	// Latest the newest revisions, newest first
+	Latest *[]Revision `json:"latest"`
+
+	// Next the page of the revisions list that follows these, newest first; absent when these are all
+	Next *string `json:"next,omitempty"`
+
+	// Total how many revisions the deployment has
+	Total int64 `json:"total"`
+}
+
+// RecentUsage defines model for RecentUsage.
+type RecentUsage struct {
+	// AccruedAmount an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float
+	AccruedAmount decimal.Decimal `json:"accrued_amount"`
+
+	// Amount an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float
+	Amount decimal.Decimal `json:"amount"`
+
+	// Latest the newest usage records, newest first
+	Latest *[]UsageRecord `json:"latest"`
+
+	// Next the page of the deployment's bill that follows these, newest first; absent when these are all
+	Next *string `json:"next,omitempty"`
+
+	// Records how many usage records there are in all
+	Records int64 `json:"records"`
+}
+
 // Revenue defines model for Revenue.
 type Revenue struct {
 	Applications *[]AppRevenue `json:"applications"`
@@ -750,13 +836,20 @@ type RollbackInputBody struct {
 
 // Statement defines model for Statement.
 type Statement struct {
-	Currency string           `json:"currency"`
-	From     time.Time        `json:"from"`
-	Lines    *[]StatementLine `json:"lines"`
-	Seconds  int64            `json:"seconds"`
-	To       time.Time        `json:"to"`
-	Total    string           `json:"total"`
-	UserId   int64            `json:"user_id"`
+	Currency string    `json:"currency"`
+	From     time.Time `json:"from"`
+
+	// LineCount how many lines the whole statement has; lines is one page of them (page, limit)
+	LineCount int64            `json:"line_count"`
+	Lines     *[]StatementLine `json:"lines"`
+
+	// Seconds of the whole statement, every page's lines
+	Seconds int64     `json:"seconds"`
+	To      time.Time `json:"to"`
+
+	// Total of the whole statement, every page's lines
+	Total  string `json:"total"`
+	UserId int64  `json:"user_id"`
 }
 
 // StatementLine defines model for StatementLine.
@@ -824,8 +917,11 @@ type User struct {
 
 // VersionUpdate defines model for VersionUpdate.
 type VersionUpdate struct {
-	// Changelogs the changelogs of every version after the deployment's, oldest first
+	// Changelogs the changelogs of the versions after the deployment's (the newest MaxChangelogs of them), oldest first
 	Changelogs *[]string `json:"changelogs"`
+
+	// ChangelogsOmitted how many older changelogs since the deployment's version are left out (GET /api/apps/{id}/versions has them)
+	ChangelogsOmitted *int64 `json:"changelogs_omitted,omitempty"`
 
 	// HourlyRate the newer version's rate
 	HourlyRate decimal.Decimal `json:"hourly_rate"`
@@ -860,6 +956,21 @@ type ListAppsParams struct {
 
 // ListAppsParamsDeploymentType defines parameters for ListApps.
 type ListAppsParamsDeploymentType string
+
+// ListVersionsParams defines parameters for ListVersions.
+type ListVersionsParams struct {
+	// Order oldest first (the default) or newest first
+	Order *ListVersionsParamsOrder `form:"order,omitempty" json:"order,omitempty"`
+
+	// Page which page of the list, from 1
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Limit items per page
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListVersionsParamsOrder defines parameters for ListVersions.
+type ListVersionsParamsOrder string
 
 // ListAuditParams defines parameters for ListAudit.
 type ListAuditParams struct {
@@ -920,11 +1031,32 @@ type UserBillingParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// DeploymentBillingParams defines parameters for DeploymentBilling.
+type DeploymentBillingParams struct {
+	// Order oldest first (the default) or newest first
+	Order *DeploymentBillingParamsOrder `form:"order,omitempty" json:"order,omitempty"`
+
+	// Page which page of the list, from 1
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Limit items per page
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// DeploymentBillingParamsOrder defines parameters for DeploymentBilling.
+type DeploymentBillingParamsOrder string
+
 // ListInvoicesParams defines parameters for ListInvoices.
 type ListInvoicesParams struct {
 	// Format csv for a CSV document (as Accept: text/csv does)
 	Format *ListInvoicesParamsFormat `form:"format,omitempty" json:"format,omitempty"`
-	Accept *string                   `json:"Accept,omitempty"`
+
+	// Page which page of the list, from 1
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Limit items per page
+	Limit  *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+	Accept *string `json:"Accept,omitempty"`
 }
 
 // ListInvoicesParamsFormat defines parameters for ListInvoices.
@@ -950,7 +1082,13 @@ type GetStatementParams struct {
 
 	// Format csv for a CSV document (as Accept: text/csv does)
 	Format *GetStatementParamsFormat `form:"format,omitempty" json:"format,omitempty"`
-	Accept *string                   `json:"Accept,omitempty"`
+
+	// Page which page of the list, from 1
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Limit items per page
+	Limit  *int64  `form:"limit,omitempty" json:"limit,omitempty"`
+	Accept *string `json:"Accept,omitempty"`
 }
 
 // GetStatementParamsFormat defines parameters for GetStatement.
@@ -984,6 +1122,21 @@ type DeploymentConsoleParams struct {
 	// Bytes how much of the end of the console
 	Bytes *int64 `form:"bytes,omitempty" json:"bytes,omitempty"`
 }
+
+// ListRevisionsParams defines parameters for ListRevisions.
+type ListRevisionsParams struct {
+	// Order oldest first (the default) or newest first
+	Order *ListRevisionsParamsOrder `form:"order,omitempty" json:"order,omitempty"`
+
+	// Page which page of the list, from 1
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// Limit items per page
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListRevisionsParamsOrder defines parameters for ListRevisions.
+type ListRevisionsParamsOrder string
 
 // UpgradeParams defines parameters for Upgrade.
 type UpgradeParams struct {
@@ -1179,10 +1332,10 @@ type ClientInterface interface {
 	// Corresponds with POST /api/apps/{id}/retire (the `RetireApp` operationId).
 	RetireApp(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListVersions An application's versions, oldest first
+	// ListVersions An application's versions, oldest first (or ?order=newest), paginated
 	//
 	// Corresponds with GET /api/apps/{id}/versions (the `ListVersions` operationId).
-	ListVersions(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListVersions(ctx context.Context, id int64, params *ListVersionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateVersionWithBody Publish the next version of an application (its publisher only); it becomes the current one
 	//
@@ -1233,12 +1386,12 @@ type ClientInterface interface {
 	// Corresponds with GET /api/billing/user/{id} (the `UserBilling` operationId).
 	UserBilling(ctx context.Context, id int64, params *UserBillingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// DeploymentBilling The billing records of one deployment
+	// DeploymentBilling The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all
 	//
 	// Corresponds with GET /api/billing/user/{id}/deployment/{deploymentID} (the `DeploymentBilling` operationId).
-	DeploymentBilling(ctx context.Context, id int64, deploymentID int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DeploymentBilling(ctx context.Context, id int64, deploymentID int64, params *DeploymentBillingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListInvoices A consumer's invoices (JSON, or CSV)
+	// ListInvoices A consumer's invoices, paginated (JSON, or CSV)
 	//
 	// Corresponds with GET /api/billing/user/{id}/invoices (the `ListInvoices` operationId).
 	ListInvoices(ctx context.Context, id int64, params *ListInvoicesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1248,7 +1401,7 @@ type ClientInterface interface {
 	// Corresponds with GET /api/billing/user/{id}/invoices/{number} (the `GetInvoice` operationId).
 	GetInvoice(ctx context.Context, id int64, number string, params *GetInvoiceParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetStatement A consumer's usage over [from, to), by default the current month so far (JSON, or CSV)
+	// GetStatement A consumer's usage over [from, to), by default the current month so far, its lines paginated (JSON, or CSV)
 	//
 	// Corresponds with GET /api/billing/user/{id}/statement (the `GetStatement` operationId).
 	GetStatement(ctx context.Context, id int64, params *GetStatementParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1277,7 +1430,7 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/deployments/{id} (the `Uninstall` operationId).
 	Uninstall(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetDeployment One deployment with its status, and its live health when installed
+	// GetDeployment One deployment with its status, its latest revisions and usage records with their totals, and its live health when installed
 	//
 	// Corresponds with GET /api/deployments/{id} (the `GetDeployment` operationId).
 	GetDeployment(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1287,10 +1440,10 @@ type ClientInterface interface {
 	// Corresponds with GET /api/deployments/{id}/console (the `DeploymentConsole` operationId).
 	DeploymentConsole(ctx context.Context, id int64, params *DeploymentConsoleParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListRevisions The revisions a deployment ran, oldest first
+	// ListRevisions The revisions a deployment ran, oldest first (or ?order=newest), paginated
 	//
 	// Corresponds with GET /api/deployments/{id}/revisions (the `ListRevisions` operationId).
-	ListRevisions(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListRevisions(ctx context.Context, id int64, params *ListRevisionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RollbackWithBody Return an installed deployment to an earlier revision's version and inputs (queued)
 	//
@@ -1527,11 +1680,11 @@ func (c *Client) RetireApp(ctx context.Context, id int64, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
-// ListVersions An application's versions, oldest first
+// ListVersions An application's versions, oldest first (or ?order=newest), paginated
 //
 // Corresponds with GET /api/apps/{id}/versions (the `ListVersions` operationId).
-func (c *Client) ListVersions(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListVersionsRequest(c.Server, id)
+func (c *Client) ListVersions(ctx context.Context, id int64, params *ListVersionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListVersionsRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1681,11 +1834,11 @@ func (c *Client) UserBilling(ctx context.Context, id int64, params *UserBillingP
 	return c.Client.Do(req)
 }
 
-// DeploymentBilling The billing records of one deployment
+// DeploymentBilling The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all
 //
 // Corresponds with GET /api/billing/user/{id}/deployment/{deploymentID} (the `DeploymentBilling` operationId).
-func (c *Client) DeploymentBilling(ctx context.Context, id int64, deploymentID int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeploymentBillingRequest(c.Server, id, deploymentID)
+func (c *Client) DeploymentBilling(ctx context.Context, id int64, deploymentID int64, params *DeploymentBillingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeploymentBillingRequest(c.Server, id, deploymentID, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1696,7 +1849,7 @@ func (c *Client) DeploymentBilling(ctx context.Context, id int64, deploymentID i
 	return c.Client.Do(req)
 }
 
-// ListInvoices A consumer's invoices (JSON, or CSV)
+// ListInvoices A consumer's invoices, paginated (JSON, or CSV)
 //
 // Corresponds with GET /api/billing/user/{id}/invoices (the `ListInvoices` operationId).
 func (c *Client) ListInvoices(ctx context.Context, id int64, params *ListInvoicesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1726,7 +1879,7 @@ func (c *Client) GetInvoice(ctx context.Context, id int64, number string, params
 	return c.Client.Do(req)
 }
 
-// GetStatement A consumer's usage over [from, to), by default the current month so far (JSON, or CSV)
+// GetStatement A consumer's usage over [from, to), by default the current month so far, its lines paginated (JSON, or CSV)
 //
 // Corresponds with GET /api/billing/user/{id}/statement (the `GetStatement` operationId).
 func (c *Client) GetStatement(ctx context.Context, id int64, params *GetStatementParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1805,7 +1958,7 @@ func (c *Client) Uninstall(ctx context.Context, id int64, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
-// GetDeployment One deployment with its status, and its live health when installed
+// GetDeployment One deployment with its status, its latest revisions and usage records with their totals, and its live health when installed
 //
 // Corresponds with GET /api/deployments/{id} (the `GetDeployment` operationId).
 func (c *Client) GetDeployment(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1835,11 +1988,11 @@ func (c *Client) DeploymentConsole(ctx context.Context, id int64, params *Deploy
 	return c.Client.Do(req)
 }
 
-// ListRevisions The revisions a deployment ran, oldest first
+// ListRevisions The revisions a deployment ran, oldest first (or ?order=newest), paginated
 //
 // Corresponds with GET /api/deployments/{id}/revisions (the `ListRevisions` operationId).
-func (c *Client) ListRevisions(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListRevisionsRequest(c.Server, id)
+func (c *Client) ListRevisions(ctx context.Context, id int64, params *ListRevisionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRevisionsRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2428,7 +2581,7 @@ func NewRetireAppRequest(server string, id int64) (*http.Request, error) {
 }
 
 // NewListVersionsRequest constructs an http.Request for the ListVersions method
-func NewListVersionsRequest(server string, id int64) (*http.Request, error) {
+func NewListVersionsRequest(server string, id int64, params *ListVersionsParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2451,6 +2604,57 @@ func NewListVersionsRequest(server string, id int64) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Order != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "order", *params.Order, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -2996,7 +3200,7 @@ func NewUserBillingRequest(server string, id int64, params *UserBillingParams) (
 }
 
 // NewDeploymentBillingRequest constructs an http.Request for the DeploymentBilling method
-func NewDeploymentBillingRequest(server string, id int64, deploymentID int64) (*http.Request, error) {
+func NewDeploymentBillingRequest(server string, id int64, deploymentID int64, params *DeploymentBillingParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3026,6 +3230,57 @@ func NewDeploymentBillingRequest(server string, id int64, deploymentID int64) (*
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Order != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "order", *params.Order, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3074,6 +3329,30 @@ func NewListInvoicesRequest(server string, id int64, params *ListInvoicesParams)
 		if params.Format != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3257,6 +3536,30 @@ func NewGetStatementRequest(server string, id int64, params *GetStatementParams)
 		if params.Format != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3582,7 +3885,7 @@ func NewDeploymentConsoleRequest(server string, id int64, params *DeploymentCons
 }
 
 // NewListRevisionsRequest constructs an http.Request for the ListRevisions method
-func NewListRevisionsRequest(server string, id int64) (*http.Request, error) {
+func NewListRevisionsRequest(server string, id int64, params *ListRevisionsParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -3605,6 +3908,57 @@ func NewListRevisionsRequest(server string, id int64) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Order != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "order", *params.Order, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4410,12 +4764,12 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/apps/{id}/retire (the `RetireApp` operationId).
 	RetireAppWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RetireAppResponse, error)
 
-	// ListVersionsWithResponse An application's versions, oldest first
+	// ListVersionsWithResponse An application's versions, oldest first (or ?order=newest), paginated
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/apps/{id}/versions (the `ListVersions` operationId).
-	ListVersionsWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*ListVersionsResponse, error)
+	ListVersionsWithResponse(ctx context.Context, id int64, params *ListVersionsParams, reqEditors ...RequestEditorFn) (*ListVersionsResponse, error)
 
 	// CreateVersionWithBodyWithResponse Publish the next version of an application (its publisher only); it becomes the current one
 	//
@@ -4480,14 +4834,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/billing/user/{id} (the `UserBilling` operationId).
 	UserBillingWithResponse(ctx context.Context, id int64, params *UserBillingParams, reqEditors ...RequestEditorFn) (*UserBillingResponse, error)
 
-	// DeploymentBillingWithResponse The billing records of one deployment
+	// DeploymentBillingWithResponse The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/billing/user/{id}/deployment/{deploymentID} (the `DeploymentBilling` operationId).
-	DeploymentBillingWithResponse(ctx context.Context, id int64, deploymentID int64, reqEditors ...RequestEditorFn) (*DeploymentBillingResponse, error)
+	DeploymentBillingWithResponse(ctx context.Context, id int64, deploymentID int64, params *DeploymentBillingParams, reqEditors ...RequestEditorFn) (*DeploymentBillingResponse, error)
 
-	// ListInvoicesWithResponse A consumer's invoices (JSON, or CSV)
+	// ListInvoicesWithResponse A consumer's invoices, paginated (JSON, or CSV)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4501,7 +4855,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/billing/user/{id}/invoices/{number} (the `GetInvoice` operationId).
 	GetInvoiceWithResponse(ctx context.Context, id int64, number string, params *GetInvoiceParams, reqEditors ...RequestEditorFn) (*GetInvoiceResponse, error)
 
-	// GetStatementWithResponse A consumer's usage over [from, to), by default the current month so far (JSON, or CSV)
+	// GetStatementWithResponse A consumer's usage over [from, to), by default the current month so far, its lines paginated (JSON, or CSV)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4536,7 +4890,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/deployments/{id} (the `Uninstall` operationId).
 	UninstallWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*UninstallResponse, error)
 
-	// GetDeploymentWithResponse One deployment with its status, and its live health when installed
+	// GetDeploymentWithResponse One deployment with its status, its latest revisions and usage records with their totals, and its live health when installed
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4550,12 +4904,12 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/deployments/{id}/console (the `DeploymentConsole` operationId).
 	DeploymentConsoleWithResponse(ctx context.Context, id int64, params *DeploymentConsoleParams, reqEditors ...RequestEditorFn) (*DeploymentConsoleResponse, error)
 
-	// ListRevisionsWithResponse The revisions a deployment ran, oldest first
+	// ListRevisionsWithResponse The revisions a deployment ran, oldest first (or ?order=newest), paginated
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/deployments/{id}/revisions (the `ListRevisions` operationId).
-	ListRevisionsWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*ListRevisionsResponse, error)
+	ListRevisionsWithResponse(ctx context.Context, id int64, params *ListRevisionsParams, reqEditors ...RequestEditorFn) (*ListRevisionsResponse, error)
 
 	// RollbackWithBodyWithResponse Return an installed deployment to an earlier revision's version and inputs (queued)
 	//
@@ -5147,6 +5501,12 @@ func (r RetireAppResponse) ContentType() string {
 	return ""
 }
 
+// ListVersionsResponse200Headers the declared response headers of an HTTP 200 response for ListVersions
+type ListVersionsResponse200Headers struct {
+	Link        *string
+	XTotalCount *int64
+}
+
 type ListVersionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5162,6 +5522,8 @@ type ListVersionsResponse struct {
 	ApplicationproblemJSON422 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListVersionsResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5876,6 +6238,12 @@ func (r UserBillingResponse) ContentType() string {
 	return ""
 }
 
+// DeploymentBillingResponse200Headers the declared response headers of an HTTP 200 response for DeploymentBilling
+type DeploymentBillingResponse200Headers struct {
+	Link        *string
+	XTotalCount *int64
+}
+
 type DeploymentBillingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5891,6 +6259,8 @@ type DeploymentBillingResponse struct {
 	ApplicationproblemJSON422 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *DeploymentBillingResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5955,6 +6325,8 @@ func (r DeploymentBillingResponse) ContentType() string {
 // ListInvoicesResponse200Headers the declared response headers of an HTTP 200 response for ListInvoices
 type ListInvoicesResponse200Headers struct {
 	ContentType *string
+	Link        *string
+	XTotalCount *int64
 }
 
 type ListInvoicesResponse struct {
@@ -6121,6 +6493,8 @@ func (r GetInvoiceResponse) ContentType() string {
 // GetStatementResponse200Headers the declared response headers of an HTTP 200 response for GetStatement
 type GetStatementResponse200Headers struct {
 	ContentType *string
+	Link        *string
+	XTotalCount *int64
 }
 
 type GetStatementResponse struct {
@@ -6596,6 +6970,12 @@ func (r DeploymentConsoleResponse) ContentType() string {
 	return ""
 }
 
+// ListRevisionsResponse200Headers the declared response headers of an HTTP 200 response for ListRevisions
+type ListRevisionsResponse200Headers struct {
+	Link        *string
+	XTotalCount *int64
+}
+
 type ListRevisionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6611,6 +6991,8 @@ type ListRevisionsResponse struct {
 	ApplicationproblemJSON422 *ErrorModel
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRevisionsResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7858,13 +8240,13 @@ func (c *ClientWithResponses) RetireAppWithResponse(ctx context.Context, id int6
 	return ParseRetireAppResponse(rsp)
 }
 
-// ListVersionsWithResponse An application's versions, oldest first
+// ListVersionsWithResponse An application's versions, oldest first (or ?order=newest), paginated
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/apps/{id}/versions (the `ListVersions` operationId).
-func (c *ClientWithResponses) ListVersionsWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*ListVersionsResponse, error) {
-	rsp, err := c.ListVersions(ctx, id, reqEditors...)
+func (c *ClientWithResponses) ListVersionsWithResponse(ctx context.Context, id int64, params *ListVersionsParams, reqEditors ...RequestEditorFn) (*ListVersionsResponse, error) {
+	rsp, err := c.ListVersions(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7988,20 +8370,20 @@ func (c *ClientWithResponses) UserBillingWithResponse(ctx context.Context, id in
 	return ParseUserBillingResponse(rsp)
 }
 
-// DeploymentBillingWithResponse The billing records of one deployment
+// DeploymentBillingWithResponse The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/billing/user/{id}/deployment/{deploymentID} (the `DeploymentBilling` operationId).
-func (c *ClientWithResponses) DeploymentBillingWithResponse(ctx context.Context, id int64, deploymentID int64, reqEditors ...RequestEditorFn) (*DeploymentBillingResponse, error) {
-	rsp, err := c.DeploymentBilling(ctx, id, deploymentID, reqEditors...)
+func (c *ClientWithResponses) DeploymentBillingWithResponse(ctx context.Context, id int64, deploymentID int64, params *DeploymentBillingParams, reqEditors ...RequestEditorFn) (*DeploymentBillingResponse, error) {
+	rsp, err := c.DeploymentBilling(ctx, id, deploymentID, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseDeploymentBillingResponse(rsp)
 }
 
-// ListInvoicesWithResponse A consumer's invoices (JSON, or CSV)
+// ListInvoicesWithResponse A consumer's invoices, paginated (JSON, or CSV)
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8027,7 +8409,7 @@ func (c *ClientWithResponses) GetInvoiceWithResponse(ctx context.Context, id int
 	return ParseGetInvoiceResponse(rsp)
 }
 
-// GetStatementWithResponse A consumer's usage over [from, to), by default the current month so far (JSON, or CSV)
+// GetStatementWithResponse A consumer's usage over [from, to), by default the current month so far, its lines paginated (JSON, or CSV)
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8092,7 +8474,7 @@ func (c *ClientWithResponses) UninstallWithResponse(ctx context.Context, id int6
 	return ParseUninstallResponse(rsp)
 }
 
-// GetDeploymentWithResponse One deployment with its status, and its live health when installed
+// GetDeploymentWithResponse One deployment with its status, its latest revisions and usage records with their totals, and its live health when installed
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8118,13 +8500,13 @@ func (c *ClientWithResponses) DeploymentConsoleWithResponse(ctx context.Context,
 	return ParseDeploymentConsoleResponse(rsp)
 }
 
-// ListRevisionsWithResponse The revisions a deployment ran, oldest first
+// ListRevisionsWithResponse The revisions a deployment ran, oldest first (or ?order=newest), paginated
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/deployments/{id}/revisions (the `ListRevisions` operationId).
-func (c *ClientWithResponses) ListRevisionsWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*ListRevisionsResponse, error) {
-	rsp, err := c.ListRevisions(ctx, id, reqEditors...)
+func (c *ClientWithResponses) ListRevisionsWithResponse(ctx context.Context, id int64, params *ListRevisionsParams, reqEditors ...RequestEditorFn) (*ListRevisionsResponse, error) {
+	rsp, err := c.ListRevisions(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8799,6 +9181,26 @@ func ParseListVersionsResponse(rsp *http.Response) (*ListVersionsResponse, error
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListVersionsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("X-Total-Count"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCount = &value
+		}
+		response.Headers200 = &headers
+	}
+
 	return response, nil
 }
 
@@ -9447,6 +9849,26 @@ func ParseDeploymentBillingResponse(rsp *http.Response) (*DeploymentBillingRespo
 
 	}
 
+	switch {
+	case rsp.StatusCode == 200:
+		var headers DeploymentBillingResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("X-Total-Count"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCount = &value
+		}
+		response.Headers200 = &headers
+	}
+
 	return response, nil
 }
 
@@ -9520,6 +9942,20 @@ func ParseListInvoicesResponse(rsp *http.Response) (*ListInvoicesResponse, error
 				return nil, err
 			}
 			headers.ContentType = &value
+		}
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("X-Total-Count"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCount = &value
 		}
 		response.Headers200 = &headers
 	}
@@ -9674,6 +10110,20 @@ func ParseGetStatementResponse(rsp *http.Response) (*GetStatementResponse, error
 				return nil, err
 			}
 			headers.ContentType = &value
+		}
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("X-Total-Count"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCount = &value
 		}
 		response.Headers200 = &headers
 	}
@@ -10069,6 +10519,26 @@ func ParseListRevisionsResponse(rsp *http.Response) (*ListRevisionsResponse, err
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRevisionsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("X-Total-Count"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCount = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
