@@ -57,6 +57,7 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 			return nil, err
 		}
 		local.byType[marketplace.TypeK8s] = k8s
+		local.close = k8s.Close
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}
@@ -66,7 +67,8 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 	}
 	if vm != nil {
 		local.byType[marketplace.TypeVM], local.consoles, local.vmHost = vm, vm, vm.Host
-		local.close = func() { vm.Close() }
+		closeK8s := local.close
+		local.close = func() { closeK8s(); vm.Close() }
 		local.collectImages = vm.CollectImages
 	}
 	return local, nil

@@ -47,7 +47,9 @@ func bombRepository(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// renderChildren lists this process's children that are render children (`<executable> render-chart`).
+// renderChildren lists this process's children that are rendering: render children
+// (`<executable> render-chart`) that have their request (the one started ahead, waiting, renders
+// nothing).
 func renderChildren(t *testing.T) []int {
 	t.Helper()
 	procs, err := filepath.Glob("/proc/[0-9]*/stat")
@@ -68,7 +70,8 @@ func renderChildren(t *testing.T) []int {
 		dir := filepath.Dir(stat)
 		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 1 && args[1] == render.Subcommand {
+		comm := string(data[bytes.IndexByte(data, '(')+1 : bytes.LastIndexByte(data, ')')])
+		if len(args) > 1 && args[1] == render.Subcommand && comm == render.RenderingName {
 			pid, _ := strconv.Atoi(filepath.Base(dir))
 			found = append(found, pid)
 		}

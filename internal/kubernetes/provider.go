@@ -118,6 +118,9 @@ func New(cfg Config) (*Provider, error) {
 		setup: make(chan struct{}, 1)}, nil
 }
 
+// Close stops the render process started ahead of the next render.
+func (p *Provider) Close() { p.renderer.Close() }
+
 // ParseResources reads a list of resource quantities such as "pods=20,requests.cpu=2,limits.memory=4Gi".
 func ParseResources(s string) (corev1.ResourceList, error) {
 	list := corev1.ResourceList{}

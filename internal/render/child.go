@@ -22,6 +22,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
+// RenderingName is the process name (comm, in /proc/<pid>/stat) of a child once it has its request.
+const RenderingName = "mp-rendering"
+
 // Child is the render process (`marketplace render-chart`): it reads a request on stdin, caps its own
 // address space and CPU time, renders, and writes the Result on stdout. Whatever a template does, the
 // child ends: the kernel refuses it memory past its address space (the Go runtime then dies), kills it
@@ -33,6 +36,8 @@ func Child(stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "render: read the request:", err)
 		return 2
 	}
+	// Named for what it does now: a child waiting for its request is not rendering anything.
+	os.WriteFile("/proc/self/comm", []byte(RenderingName), 0)
 	if err := limitSelf(req.Timeout, req.MaxBytes); err != nil {
 		fmt.Fprintln(stderr, "render:", err)
 		return 2

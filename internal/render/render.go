@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -117,9 +118,24 @@ func RenderMemory(maxBytes int64) uint64 {
 	return 512<<20 + 16*uint64(maxBytes)
 }
 
-// Renderer renders charts in child processes.
+// Renderer renders charts in child processes. One child is started ahead of need and waits for its
+// request (blocked on reading it, before it limits itself or touches anything of a publisher's): the
+// marketplace binary takes about 100 ms to start, which would otherwise be on every install's path.
+// Each child renders once and exits.
 type Renderer struct {
 	cfg Config
+
+	mu     sync.Mutex
+	spare  *child // a started child waiting for a request, or nil
+	closed bool   // no child is to be started ahead any more
+}
+
+// child is a started render process.
+type child struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *capped
+	errOut *capped
 }
 
 // New returns a Renderer with cfg's budget; zero values take the defaults.
@@ -140,6 +156,79 @@ func New(cfg Config) (*Renderer, error) {
 	return &Renderer{cfg: cfg}, nil
 }
 
+// Close stops the child waiting for a request, if any, and starts none ahead any more.
+func (r *Renderer) Close() {
+	r.mu.Lock()
+	c := r.spare
+	r.spare, r.closed = nil, true
+	r.mu.Unlock()
+	if c != nil {
+		c.stop()
+	}
+}
+
+// start starts a child, which waits for its request on stdin.
+func (r *Renderer) start() (*child, error) {
+	cmd := exec.Command(r.cfg.Command[0], r.cfg.Command[1:]...)
+	// Nothing of the worker's environment: the child needs none of it. One malloc arena: C's allocator
+	// would reserve 64 MiB of address space for each new thread, and the child's address space is capped.
+	cmd.Env = []string{"MALLOC_ARENA_MAX=1"}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	// An answer past the output budget kills the child at once (Render then says which budget).
+	c := &child{cmd: cmd, stdin: stdin, out: &capped{max: r.cfg.MaxBytes + resultSlack, overrun: func() { cmd.Process.Kill() }},
+		errOut: &capped{max: 4 << 10}}
+	cmd.Stdout, cmd.Stderr = c.out, c.errOut
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("render: start the render process: %w", err)
+	}
+	return c, nil
+}
+
+// stop kills c and waits for it.
+func (c *child) stop() {
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+// take returns the waiting child, or a new one.
+func (r *Renderer) take() (*child, error) {
+	r.mu.Lock()
+	c := r.spare
+	r.spare = nil
+	r.mu.Unlock()
+	if c == nil {
+		return r.start()
+	}
+	return c, nil
+}
+
+// refill starts a child to wait for the next request, unless one waits already or r is closed.
+func (r *Renderer) refill() {
+	r.mu.Lock()
+	skip := r.closed || r.spare != nil
+	r.mu.Unlock()
+	if skip {
+		return
+	}
+	c, err := r.start()
+	if err != nil {
+		return // the next render starts its own, and says why if it cannot
+	}
+	r.mu.Lock()
+	keep := !r.closed && r.spare == nil
+	if keep {
+		r.spare = c
+	}
+	r.mu.Unlock()
+	if !keep {
+		c.stop()
+	}
+}
+
 // Render renders req in a child process. A render that overruns its time, memory or output budget is
 // killed and is a *BudgetError (an EINVALID error naming the budget); the chart's own error comes back in
 // Result.ChartError. Render returns only once the child is gone: when ctx ends first, the child is
@@ -149,20 +238,25 @@ func (r *Renderer) Render(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render: encode the request: %w", err)
 	}
+	c, err := r.take()
+	if err != nil {
+		return nil, err
+	}
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, r.cfg.Command[0], r.cfg.Command[1:]...)
-	// Nothing of the worker's environment: the child needs none of it. One malloc arena: C's allocator
-	// would reserve 64 MiB of address space for each new thread, and the child's address space is capped.
-	cmd.Env = []string{"MALLOC_ARENA_MAX=1"}
-	cmd.Stdin = bytes.NewReader(in)
-	out := &capped{max: r.cfg.MaxBytes + resultSlack, overrun: cancel}
-	cmd.Stdout = out
-	errOut := &capped{max: 4 << 10}
-	cmd.Stderr = errOut
-	cmd.WaitDelay = time.Second
+	go func() {
+		<-rctx.Done()
+		c.cmd.Process.Kill() // a no-op once the child has exited and been waited for
+	}()
+	go func() {
+		c.stdin.Write(in) // fails only once the child is gone, which Wait tells
+		c.stdin.Close()
+	}()
 	start := time.Now()
-	runErr := cmd.Run()
+	runErr := c.cmd.Wait()
+	out, errOut := c.out, c.errOut
+	// The next child starts once this one is done, not beside it: its start takes a core for a while.
+	go r.refill()
 
 	switch {
 	case out.over:

@@ -283,3 +283,54 @@ func TestCallerEnds(t *testing.T) {
 		t.Fatalf("err = %v after %s", err, time.Since(start))
 	}
 }
+
+// TestAChildWaitsAhead: after a render, one child waits for the next request (so the next render does
+// not pay the binary's start), the next render uses it, and Close stops it.
+func TestAChildWaitsAhead(t *testing.T) {
+	archive := writeChart(t, map[string]string{"Chart.yaml": "apiVersion: v2\nname: one\nversion: 0.1.0\n",
+		"templates/a.yaml": "kind: ConfigMap\n"})
+	r, err := New(Config{Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() *child {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.spare
+	}
+	ready := func() *child {
+		deadline := time.Now().Add(10 * time.Second)
+		for waiting() == nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return waiting()
+	}
+	if _, err := r.Render(context.Background(), Request{Archive: archive}); err != nil {
+		t.Fatal(err)
+	}
+	first := ready()
+	if first == nil {
+		t.Fatal("no child waits after a render")
+	}
+	if _, err := r.Render(context.Background(), Request{Archive: archive}); err != nil {
+		t.Fatal(err)
+	}
+	if first.cmd.ProcessState == nil || !first.cmd.ProcessState.Success() {
+		t.Errorf("the waiting child did not do the second render: %v", first.cmd.ProcessState)
+	}
+	second := ready()
+	if second == nil || second == first {
+		t.Fatal("no new child waits after the second render")
+	}
+	r.Close()
+	if second.cmd.ProcessState == nil {
+		t.Error("Close left the waiting child running")
+	}
+	if _, err := r.Render(context.Background(), Request{Archive: archive}); err != nil {
+		t.Fatalf("a render after Close: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if waiting() != nil {
+		t.Error("a child was started ahead after Close")
+	}
+}
