@@ -18,7 +18,8 @@ import (
 // against an `api` replica and a `worker`. What crosses Redis names the deployment and application by
 // id (neither the chart's repository nor anything else of the application is on the wire), and every
 // call is signed: a forged call (unsigned, signed with another secret, or a genuine one with its caller
-// changed) gets no answer, even for the operator's rights; a call signed with the database's secret is
+// changed) gets no answer, even for the operator's rights, and a genuine one pushed again is not run
+// again; a call signed with the database's secret is
 // answered only with what its caller may read; an API replica with another secret finds no worker.
 func TestWorkerCallsCarryIdsAndAreSigned(t *testing.T) {
 	api := startMarketplace(t, "api", nil)
@@ -87,7 +88,7 @@ func TestWorkerCallsCarryIdsAndAreSigned(t *testing.T) {
 	// Calls forged by someone who can write to Redis.
 	signWith := func(key string, body []byte) string {
 		mac := hmac.New(sha256.New, []byte(key))
-		mac.Write([]byte("\n"))
+		mac.Write([]byte(instanceID + "\n\n"))
 		mac.Write(body)
 		return hex.EncodeToString(mac.Sum(nil)) + "." + string(body)
 	}
@@ -109,6 +110,10 @@ func TestWorkerCallsCarryIdsAndAreSigned(t *testing.T) {
 		if err := rdb.LPush(ctx, callsKey, msg).Err(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The owner's call pushed again, as someone who read it off Redis would: it is not run twice.
+	if err := rdb.LPush(ctx, callsKey, forged["owner"]).Err(); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the calls taken", func() bool {
 		n, err := rdb.LLen(ctx, callsKey).Result()
@@ -136,7 +141,7 @@ func TestWorkerCallsCarryIdsAndAreSigned(t *testing.T) {
 		t.Errorf("a signed call as another user for deployment 1: %v, want taken, then not found", got)
 	}
 	if got := reply("owner"); len(got) != 2 || !strings.Contains(got[1], `"status":"healthy"`) {
-		t.Errorf("a signed call as the owner: %v, want deployment 1's health", got)
+		t.Errorf("a signed call as the owner, pushed twice: %v, want deployment 1's health, once", got)
 	}
 
 	// An API replica whose secret is not the workers' finds no worker.

@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 
 func TestEscape(t *testing.T) {
 	for _, text := range []string{"", "plain", "{{ .Values.x }}", "{{{", "}}{{", "{{- x -}}", "a{{/* c */}}b", `{{"{{"}}`,
-		"{{ range until 100000000 }}x{{ end }}", "<no value>"[:3]} {
+		"{{ range until 100000000 }}x{{ end }}", "<no value>"[:3], "line\nbreak \"quoted\" \\ `raw` \x00\xff é\t}}",
+		strings.Repeat("{", 1<<20)} {
 		tpl, err := template.New("t").Parse(Escape(text))
 		if err != nil {
 			t.Fatalf("Escape(%q) = %q does not parse: %v", text, Escape(text), err)
@@ -39,7 +40,10 @@ func TestEscape(t *testing.T) {
 			t.Fatal(err)
 		}
 		if out.String() != text {
-			t.Errorf("Escape(%q) renders %q", text, out.String())
+			t.Errorf("Escape(%.40q) renders %.40q", text, out.String())
+		}
+		if n := len(tpl.Tree.Root.Nodes); n > 1 {
+			t.Errorf("Escape(%.40q) is %d template nodes, want one", text, n)
 		}
 	}
 }

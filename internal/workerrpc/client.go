@@ -59,7 +59,7 @@ func (c *Client) call(ctx context.Context, typ, method string, t target, result 
 	if err != nil {
 		return fmt.Errorf("encode a call of %s: %w", method, err)
 	}
-	body = sign(c.cfg.Secret, "", body)
+	body = sign(c.cfg.Secret, scope(c.cfg.Instance, ""), body)
 	pushCtx, cancel := context.WithDeadline(ctx, deadline)
 	err = c.rdb.LPush(pushCtx, c.requests, body).Err()
 	cancel()
@@ -119,7 +119,7 @@ func (c *Client) pop(ctx context.Context, key, id string, until time.Time) (*rep
 	} else if len(kv[1]) > c.cfg.MaxReplyBytes+replyOverhead {
 		return nil, fmt.Errorf("a reply of %d bytes is over the cap of %d", len(kv[1]), c.cfg.MaxReplyBytes)
 	}
-	body, err := open(c.cfg.Secret, id, []byte(kv[1]))
+	body, err := open(c.cfg.Secret, scope(c.cfg.Instance, id), []byte(kv[1]))
 	if err != nil {
 		return nil, fmt.Errorf("refused a reply: %w", err)
 	}

@@ -79,6 +79,9 @@ func (s *Server) take(ctx context.Context) ([]byte, error) {
 		return nil, err
 	} else if len(kv) != 2 {
 		return nil, fmt.Errorf("BRPOP answered %d values", len(kv))
+	} else if len(kv[1]) > maxCallBytes {
+		s.log.Warn("dropped a call larger than any API replica sends", "bytes", len(kv[1]))
+		return nil, redis.Nil
 	}
 	return []byte(kv[1]), nil
 }
@@ -87,7 +90,7 @@ func (s *Server) take(ctx context.Context) ([]byte, error) {
 // not signed with the shared secret is dropped unread: whoever wrote it could write to Redis, nothing
 // more.
 func (s *Server) answer(ctx context.Context, msg []byte) {
-	body, err := open(s.cfg.Secret, "", msg)
+	body, err := open(s.cfg.Secret, scope(s.cfg.Instance, ""), msg)
 	if err != nil {
 		s.log.Warn("dropped a call", "err", err, "bytes", len(msg))
 		return
@@ -98,6 +101,12 @@ func (s *Server) answer(ctx context.Context, msg []byte) {
 		return
 	}
 	if time.Now().After(req.AcceptBy) {
+		return
+	}
+	// A signed call is run once: a copy pushed again (by whoever can write to Redis) is dropped.
+	first, err := s.rdb.SetNX(ctx, callKey(s.cfg.Instance, req.ID), 1, time.Until(req.AcceptBy)+time.Minute).Result()
+	if err != nil || !first {
+		s.log.Warn("dropped a call taken before, or that cannot be marked as taken", "id", req.ID, "err", err)
 		return
 	}
 	key := replyKey(s.cfg.Instance, req.ID)
@@ -153,7 +162,7 @@ func (s *Server) push(ctx context.Context, key, id string, r reply) {
 		s.log.Error("encode a reply", "err", err)
 		return
 	}
-	b = sign(s.cfg.Secret, id, b)
+	b = sign(s.cfg.Secret, scope(s.cfg.Instance, id), b)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	pipe := s.rdb.TxPipeline()

@@ -107,23 +107,35 @@ type caller struct {
 	Operator bool  `json:"operator,omitempty"`
 }
 
-// sign returns body signed for the call id (the request itself: ""): the hex HMAC-SHA256 of id and
-// body, a dot, and body. The id binds a reply to its call, so one call's reply cannot answer another.
-func sign(secret []byte, id string, body []byte) []byte {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(id + "\n"))
-	mac.Write(body)
-	return append(append(hex.AppendEncode(nil, mac.Sum(nil)), '.'), body...)
+// sign returns body signed for scope (the instance and the call's id; a request's id is ""): the hex
+// HMAC-SHA256 of scope and body, a dot, and body. The instance keeps one marketplace's calls from being
+// moved to another's list (two may share a Redis and a secret); the id binds a reply to its call.
+func sign(secret []byte, scope string, body []byte) []byte {
+	return append(append(mac(secret, scope, body), '.'), body...)
 }
 
 // open checks a message signed by sign and returns its body.
-func open(secret []byte, id string, msg []byte) ([]byte, error) {
-	_, body, ok := bytes.Cut(msg, []byte("."))
-	if !ok || !hmac.Equal(msg, sign(secret, id, body)) {
+func open(secret []byte, scope string, msg []byte) ([]byte, error) {
+	sig, body, ok := bytes.Cut(msg, []byte("."))
+	if !ok || !hmac.Equal(sig, mac(secret, scope, body)) {
 		return nil, errors.New("the message is not signed with this marketplace's worker-call secret")
 	}
 	return body, nil
 }
+
+func mac(secret []byte, scope string, body []byte) []byte {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(scope + "\n"))
+	h.Write(body)
+	return hex.AppendEncode(nil, h.Sum(nil))
+}
+
+// scope is what a message of instance's call id is signed for.
+func scope(instance, id string) string { return instance + "\n" + id }
+
+// maxCallBytes bounds a request a worker reads: ids, a caller and a preview's inputs, which the API
+// bounds far below this. Anything larger was not sent by an API replica.
+const maxCallBytes = 4 << 20
 
 // replyOverhead is what a reply adds to its result: the signature and the reply's other fields.
 const replyOverhead = 4 << 10
@@ -132,6 +144,10 @@ const replyOverhead = 4 << 10
 const replyTTL = time.Minute
 
 func requestsKey(instance string) string { return "marketplace:" + instance + ":worker-calls" }
+
+// callKey marks a call as taken, so a copy pushed again is not run again.
+func callKey(instance, id string) string { return "marketplace:" + instance + ":worker-call:" + id }
+
 func replyKey(instance, id string) string {
 	return "marketplace:" + instance + ":worker-reply:" + id
 }
