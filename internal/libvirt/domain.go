@@ -36,8 +36,9 @@ type shape struct {
 	mib           int64
 	overlay, seed string
 	uuid          string // kept across an upgrade: libvirt refuses a new one for the domain's name
-	mac           string // kept across an upgrade so the guest's DHCP lease, and its address, stay
+	mac           string // kept across an upgrade: its DHCP host entry on network gives it ip
 	network       projectNetwork
+	ip            netip.Addr
 	meta          owner
 }
 
@@ -79,7 +80,12 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err != nil {
 		return golibvirt.Domain{}, err
 	}
-	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, network: network,
+	mac := p.guestMAC(d.ID)
+	ip, err := p.reserveAddress(ctx, l, network, mac)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, mac: mac, network: network, ip: ip,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID}})
 	if err != nil {
 		return golibvirt.Domain{}, err
@@ -135,7 +141,7 @@ func (p *Provider) domainXML(n names, s shape) (string, error) {
 			Interfaces: []libvirtxml.DomainInterface{{
 				Source:    &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: s.network.name}},
 				Model:     &libvirtxml.DomainInterfaceModel{Type: "virtio"},
-				FilterRef: p.filterRef(s.network),
+				FilterRef: p.filterRef(s.network, s.ip),
 			}},
 			Serials: []libvirtxml.DomainSerial{{
 				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: n.log}},

@@ -239,21 +239,24 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	return marketplace.Placement{VMName: n.domain, IPAddress: ip}, nil
 }
 
-// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log (with the
-// backups virtlogd rotated it into). What is
-// already gone counts as removed.
+// Uninstall destroys the deployment's domain, removes its DHCP host entry (its address) and deletes its
+// overlay, seed and console log (with the backups virtlogd rotated it into). What is already gone counts
+// as removed.
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	n := p.names(d.ID)
 	l, err := p.client(ctx)
 	if err != nil {
 		return err
 	}
+	var domainMAC string // its interface's: a guest defined before MACs were fixed has a random one
 	dom, err := l.DomainLookupByName(n.domain)
 	switch {
 	case err == nil:
-		if err := p.checkOwned(l, dom, d.ID); err != nil {
+		_, dx, _, err := p.owned(l, dom, d.ID)
+		if err != nil {
 			return err
 		}
+		_, _, domainMAC = disks(dx)
 		if err := l.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !golibvirt.IsNotFound(err) {
 			return fmt.Errorf("destroy domain %s: %w", n.domain, err)
 		}
@@ -263,6 +266,10 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	case golibvirt.IsNotFound(err):
 	default:
 		return fmt.Errorf("look up domain %s: %w", n.domain, err)
+	}
+	// The address goes once its guest is gone, not before: no other guest may take it while it runs.
+	if err := p.releaseAddresses(l, d.ProjectID, p.guestMAC(d.ID), domainMAC); err != nil {
+		return err
 	}
 	for _, vol := range n.volumes() {
 		if err := p.deleteVolume(ctx, l, vol); err != nil {
