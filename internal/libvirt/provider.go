@@ -248,7 +248,9 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	if err != nil {
 		return err
 	}
-	var domainMAC string // its interface's: a guest defined before MACs were fixed has a random one
+	macs := []string{p.guestMAC(d.ID)} // and its interface's: a guest defined before MACs were fixed has a random one
+	released, releasing := make(chan error, 1), false
+	release := func() { released <- p.releaseAddresses(l, d.ProjectID, macs...) }
 	dom, err := l.DomainLookupByName(n.domain)
 	switch {
 	case err == nil:
@@ -256,7 +258,15 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 		if err != nil {
 			return err
 		}
-		_, _, domainMAC = disks(dx)
+		if _, _, mac := disks(dx); mac != "" && !strings.EqualFold(mac, macs[0]) {
+			macs = append(macs, mac)
+		}
+		// The DHCP host entry goes while the domain is destroyed: each takes libvirtd a second or more
+		// here, and neither needs the other. The address is not another guest's meanwhile (nor while a
+		// failed destroy waits for its retry): reserveAddress skips an address leased to another MAC, and
+		// a guest's lease outlives it; a guest that never leased it is gone long before another boots.
+		releasing = true
+		go release()
 		if err := l.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !golibvirt.IsNotFound(err) {
 			return fmt.Errorf("destroy domain %s: %w", n.domain, err)
 		}
@@ -267,8 +277,10 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	default:
 		return fmt.Errorf("look up domain %s: %w", n.domain, err)
 	}
-	// The address goes once its guest is gone, not before: no other guest may take it while it runs.
-	if err := p.releaseAddresses(l, d.ProjectID, p.guestMAC(d.ID), domainMAC); err != nil {
+	if !releasing {
+		release()
+	}
+	if err := <-released; err != nil {
 		return err
 	}
 	for _, vol := range n.volumes() {
