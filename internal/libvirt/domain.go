@@ -57,6 +57,22 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := p.checkRoom(l, n.domain, size); err != nil {
 		return golibvirt.Domain{}, err
 	}
+	// The guest's network and address are made while its disks are: a DHCP host entry takes libvirtd a
+	// second or more here. What an attempt that fails reserved, the uninstall of its deployment removes.
+	mac := p.guestMAC(d.ID)
+	type place struct {
+		network projectNetwork
+		ip      netip.Addr
+		err     error
+	}
+	placed := make(chan place, 1)
+	go func() {
+		var pl place
+		if pl.network, pl.err = p.ensureNetwork(ctx, l, d.ProjectID); pl.err == nil {
+			pl.ip, pl.err = p.reserveAddress(ctx, l, pl.network, mac)
+		}
+		placed <- pl
+	}()
 	base, err := p.baseImage(ctx, l, app.Deployment.Image, app.PublisherID)
 	if err != nil {
 		return golibvirt.Domain{}, err
@@ -76,16 +92,11 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := os.MkdirAll(p.cfg.LogDir, 0o755); err != nil {
 		return golibvirt.Domain{}, fmt.Errorf("console log directory: %w", err)
 	}
-	network, err := p.ensureNetwork(ctx, l, d.ProjectID)
-	if err != nil {
-		return golibvirt.Domain{}, err
+	pl := <-placed
+	if pl.err != nil {
+		return golibvirt.Domain{}, pl.err
 	}
-	mac := p.guestMAC(d.ID)
-	ip, err := p.reserveAddress(ctx, l, network, mac)
-	if err != nil {
-		return golibvirt.Domain{}, err
-	}
-	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, mac: mac, network: network, ip: ip,
+	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, mac: mac, network: pl.network, ip: pl.ip,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID}})
 	if err != nil {
 		return golibvirt.Domain{}, err
