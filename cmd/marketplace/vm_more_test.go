@@ -45,7 +45,7 @@ func TestVMFiveAtOnce(t *testing.T) {
 }
 
 // TestVMUnbootableImageFails installs an image without a boot loader: the deployment ends failed with
-// the reason, and neither its domain nor its volumes are left behind.
+// the reason, and neither its domain, its volumes nor its DHCP host entry (its address) are left behind.
 func TestVMUnbootableImageFails(t *testing.T) {
 	image := testenv.Name("unbootable-") + ".qcow2"
 	path := filepath.Join(tenv.VMDir, "images", image)
@@ -68,6 +68,9 @@ func TestVMUnbootableImageFails(t *testing.T) {
 	live := mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d/console", id), tok, nil).JSON(t)["live_state"]
 	if len(matches) != 0 || live != "absent" {
 		t.Fatalf("left behind: volumes %v, domain %v", matches, live)
+	}
+	if hosts := dhcpHosts(t, fmt.Sprintf("mp-%s-p1", instance[:12])); len(hosts) != 0 {
+		t.Fatalf("left behind: the guest's DHCP host entry %v", hosts)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -95,6 +96,23 @@ func TestVMNetworkIsolation(t *testing.T) {
 	for _, ip := range ips {
 		waitFor(t, 30*time.Second, "the guest at "+ip+" to answer the host", func() bool { _, err := guestHTTP(t, ip, ""); return err == nil })
 	}
+	// Each guest's address is the one its project's network reserved for its MAC, and two guests of one
+	// project have two.
+	vms := make([]string, len(ids))
+	for i, id := range ids {
+		vms[i] = mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), toks[i], nil).JSON(t)["placement"].(map[string]any)["vm_name"].(string)
+	}
+	instance := strings.Split(strings.TrimPrefix(vms[0], "mp-"), "-")[0]
+	networks := []string{"mp-" + instance + "-p1", "mp-" + instance + "-p1", "mp-" + instance + "-p2"}
+	for i := range ids {
+		mac := guestMAC(t, vms[i])
+		if got := dhcpHosts(t, networks[i])[mac]; got != ips[i] {
+			t.Errorf("guest %s (MAC %s) is at %s; its network %s reserves %q for it", vms[i], mac, ips[i], networks[i], got)
+		}
+	}
+	if a1 == a2 {
+		t.Errorf("both guests of project 1 are at %s", a1)
+	}
 	subnet := func(ip string) netip.Prefix { return netip.PrefixFrom(netip.MustParseAddr(ip), 24).Masked() }
 	gateway := func(ip string) string { return subnet(ip).Addr().Next().String() }
 	if subnet(a1) != subnet(a2) || subnet(a1) == subnet(b1) {
@@ -163,15 +181,78 @@ func TestVMNetworkIsolation(t *testing.T) {
 		}
 	}
 
-	// A deleted project's network goes.
-	network := fmt.Sprintf("mp-%s-p2", strings.Split(strings.TrimPrefix(mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", ids[2]), tokB, nil).JSON(t)["placement"].(map[string]any)["vm_name"].(string), "mp-"), "-")[0])
+	// An upgrade (a reboot into a new definition) keeps the guest's address; it runs while project 2's
+	// guest goes.
+	mp.must(t, 201, "POST", "/api/apps/1/versions", tokA, map[string]any{"hourly_rate": 2,
+		"deployment": map[string]any{"type": "vm", "image": "test-guest.qcow2", "cpu": "1 vCPU", "memory": "256Mi"},
+		"inputs":     []map[string]any{{"name": "greeting", "type": "string", "default": "hi"}}})
+	mp.must(t, 202, "POST", fmt.Sprintf("/api/deployments/%d/upgrade", ids[0]), tokA, map[string]any{"version": 2})
+
+	// A deleted guest's address goes with it, and a deleted project's network with the project.
+	network := networks[2]
 	if exec.Command("virsh", "-c", "qemu:///system", "net-info", network).Run() != nil {
 		t.Fatalf("project 2 has no network %s", network)
 	}
+	macB := guestMAC(t, vms[2])
 	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", ids[2]), tokB, nil)
 	mp.waitForStatus(t, tokB, ids[2], "uninstalled", 2*time.Minute)
+	if ip, ok := dhcpHosts(t, network)[macB]; ok {
+		t.Errorf("the deleted guest's DHCP host entry (%s for %s) is still in %s", ip, macB, network)
+	}
 	mp.must(t, 204, "DELETE", "/api/user/project/2", tokB, nil)
 	waitFor(t, 30*time.Second, "the deleted project's network to go", func() bool {
 		return exec.Command("virsh", "-c", "qemu:///system", "net-info", network).Run() != nil
 	})
+
+	d := mp.waitForStatus(t, tokA, ids[0], "installed", 4*time.Minute)
+	if num(t, d["version"]) != 2 {
+		t.Fatalf("after the upgrade: version %v (%v), want 2", d["version"], d["failure_reason"])
+	}
+	if ip := d["placement"].(map[string]any)["ip_address"].(string); ip != a1 || dhcpHosts(t, networks[0])[guestMAC(t, vms[0])] != a1 {
+		t.Errorf("the upgraded guest is at %s, reserved %v; it was at %s", ip, dhcpHosts(t, networks[0]), a1)
+	}
+	waitFor(t, 30*time.Second, "the upgraded guest to answer at "+a1, func() bool { _, err := guestHTTP(t, a1, ""); return err == nil })
+}
+
+// guestMAC is the MAC of the domain's interface.
+func guestMAC(t *testing.T, domain string) string {
+	t.Helper()
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "domiflist", domain).Output()
+	if err != nil {
+		t.Fatalf("domiflist %s: %v", domain, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 5 && strings.Count(f[4], ":") == 5 {
+			return strings.ToLower(f[4])
+		}
+	}
+	t.Fatalf("domain %s has no interface: %s", domain, out)
+	return ""
+}
+
+// dhcpHosts are the network's DHCP host entries: address by MAC.
+func dhcpHosts(t *testing.T, network string) map[string]string {
+	t.Helper()
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "net-dumpxml", network).Output()
+	if err != nil {
+		t.Fatalf("net-dumpxml %s: %v", network, err)
+	}
+	var nx struct {
+		IPs []struct {
+			Hosts []struct {
+				MAC string `xml:"mac,attr"`
+				IP  string `xml:"ip,attr"`
+			} `xml:"dhcp>host"`
+		} `xml:"ip"`
+	}
+	if err := xml.Unmarshal(out, &nx); err != nil {
+		t.Fatalf("network %s: %v", network, err)
+	}
+	hosts := map[string]string{}
+	for _, ip := range nx.IPs {
+		for _, h := range ip.Hosts {
+			hosts[strings.ToLower(h.MAC)] = h.IP
+		}
+	}
+	return hosts
 }

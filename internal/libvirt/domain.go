@@ -36,8 +36,9 @@ type shape struct {
 	mib           int64
 	overlay, seed string
 	uuid          string // kept across an upgrade: libvirt refuses a new one for the domain's name
-	mac           string // kept across an upgrade so the guest's DHCP lease, and its address, stay
+	mac           string // kept across an upgrade: its DHCP host entry on network gives it ip
 	network       projectNetwork
+	ip            netip.Addr
 	meta          owner
 }
 
@@ -56,6 +57,22 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := p.checkRoom(l, n.domain, size); err != nil {
 		return golibvirt.Domain{}, err
 	}
+	// The guest's network and address are made while its disks are: a DHCP host entry takes libvirtd a
+	// second or more here. What an attempt that fails reserved, the uninstall of its deployment removes.
+	mac := p.guestMAC(d.ID)
+	type place struct {
+		network projectNetwork
+		ip      netip.Addr
+		err     error
+	}
+	placed := make(chan place, 1)
+	go func() {
+		var pl place
+		if pl.network, pl.err = p.ensureNetwork(ctx, l, d.ProjectID); pl.err == nil {
+			pl.ip, pl.err = p.reserveAddress(ctx, l, pl.network, mac)
+		}
+		placed <- pl
+	}()
 	base, err := p.baseImage(ctx, l, app.Deployment.Image, app.PublisherID)
 	if err != nil {
 		return golibvirt.Domain{}, err
@@ -75,11 +92,11 @@ func (p *Provider) define(ctx context.Context, l *golibvirt.Libvirt, n names, d 
 	if err := os.MkdirAll(p.cfg.LogDir, 0o755); err != nil {
 		return golibvirt.Domain{}, fmt.Errorf("console log directory: %w", err)
 	}
-	network, err := p.ensureNetwork(ctx, l, d.ProjectID)
-	if err != nil {
-		return golibvirt.Domain{}, err
+	pl := <-placed
+	if pl.err != nil {
+		return golibvirt.Domain{}, pl.err
 	}
-	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, network: network,
+	text, err := p.domainXML(n, shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, mac: mac, network: pl.network, ip: pl.ip,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID}})
 	if err != nil {
 		return golibvirt.Domain{}, err
@@ -135,7 +152,7 @@ func (p *Provider) domainXML(n names, s shape) (string, error) {
 			Interfaces: []libvirtxml.DomainInterface{{
 				Source:    &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: s.network.name}},
 				Model:     &libvirtxml.DomainInterfaceModel{Type: "virtio"},
-				FilterRef: p.filterRef(s.network),
+				FilterRef: p.filterRef(s.network, s.ip),
 			}},
 			Serials: []libvirtxml.DomainSerial{{
 				Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: n.log}},

@@ -14,8 +14,8 @@ import (
 // Every guest's interface is filtered by libvirt's nwfilter (ebtables for frames, iptables with
 // connection tracking for addresses and ports), with the rules of clean-traffic and the egress of a pod
 // of the Kubernetes side:
-//   - frames: only from the interface's own MAC; IPv4 only from the address its DHCP lease gave it
-//     (learned by libvirt from the network's own DHCP server, the only one trusted); ARP only with that
+//   - frames: only from the interface's own MAC; IPv4 only from the guest's fixed address (its DHCP
+//     host entry's, given to the filter as $IP: address.go); ARP only with that
 //     MAC and address; no DHCP server (nothing sent from port 67); nothing but IPv4 and ARP (no IPv6,
 //     hence no fc00::/7 nor fe80::/10);
 //   - from the guest: to the VM host (its gateway) only DHCP and DNS; to its project's subnet (its
@@ -113,11 +113,13 @@ func ensureFilters(l *golibvirt.Libvirt, defs []string) error {
 	return nil
 }
 
-// filterRef is the filter reference of an interface on network n.
-func (p *Provider) filterRef(n projectNetwork) *libvirtxml.DomainInterfaceFilterRef {
+// filterRef is the filter reference of an interface on network n whose DHCP host entry gives it ip. The
+// address is given, not learned (CTRL_IP_LEARNING=none): libvirt's learning from the guest's DHCP made
+// every destroy of a guest seconds longer, and left the guest's traffic undecided until its first lease.
+func (p *Provider) filterRef(n projectNetwork, ip netip.Addr) *libvirtxml.DomainInterfaceFilterRef {
 	gw := n.gateway().String()
 	return &libvirtxml.DomainInterfaceFilterRef{Filter: p.filter, Parameters: []libvirtxml.DomainInterfaceFilterParam{
-		{Name: "CTRL_IP_LEARNING", Value: "dhcp"}, {Name: "DHCPSERVER", Value: gw}, {Name: "GATEWAY", Value: gw},
+		{Name: "CTRL_IP_LEARNING", Value: "none"}, {Name: "IP", Value: ip.String()}, {Name: "GATEWAY", Value: gw},
 		{Name: "PEERNET", Value: n.subnet.Masked().Addr().String()}, {Name: "PEERMASK", Value: fmt.Sprint(n.subnet.Bits())},
 	}}
 }

@@ -75,3 +75,35 @@ func TestGuestFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestGuestMAC: a deployment's MAC is libvirt's locally administered 52:54:00, the same at every call,
+// and consecutive deployments of one marketplace never share one.
+func TestGuestMAC(t *testing.T) {
+	p := &Provider{cfg: Config{Instance: "0f4cac21-880c-4e6f-9d3a-6c1b2a3f4e5d"}}
+	seen := map[string]bool{}
+	for id := int64(1); id <= 1000; id++ {
+		mac := p.guestMAC(id)
+		if !strings.HasPrefix(mac, "52:54:00:") || len(mac) != 17 || mac != p.guestMAC(id) || seen[mac] {
+			t.Fatalf("guestMAC(%d) = %q (seen before: %v)", id, mac, seen[mac])
+		}
+		seen[mac] = true
+	}
+}
+
+// TestFirstFree: a guest's address is the lowest free one of the network's DHCP range, never the
+// gateway, and none when the range is full.
+func TestFirstFree(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.214.7.0/24")
+	ipx := &libvirtxml.NetworkIP{DHCP: &libvirtxml.NetworkDHCP{Ranges: []libvirtxml.NetworkDHCPRange{{Start: "10.214.7.2", End: "10.214.7.254"}}}}
+	taken := map[string]bool{"10.214.7.2": true, "10.214.7.3": true}
+	free := func(a netip.Addr) bool { return guestAddress(a, subnet) && !taken[a.String()] }
+	if a, ok := firstFree(ipx, subnet, free); !ok || a.String() != "10.214.7.4" {
+		t.Fatalf("firstFree = %v %v, want 10.214.7.4", a, ok)
+	}
+	if a, ok := firstFree(&libvirtxml.NetworkIP{}, subnet, func(a netip.Addr) bool { return guestAddress(a, subnet) }); !ok || a.String() != "10.214.7.2" {
+		t.Fatalf("firstFree without a range = %v %v, want 10.214.7.2 (not the network nor its gateway)", a, ok)
+	}
+	if a, ok := firstFree(ipx, subnet, func(netip.Addr) bool { return false }); ok {
+		t.Fatalf("firstFree in a full range = %v", a)
+	}
+}

@@ -239,21 +239,34 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	return marketplace.Placement{VMName: n.domain, IPAddress: ip}, nil
 }
 
-// Uninstall destroys the deployment's domain and deletes its overlay, seed and console log (with the
-// backups virtlogd rotated it into). What is
-// already gone counts as removed.
+// Uninstall destroys the deployment's domain, removes its DHCP host entry (its address) and deletes its
+// overlay, seed and console log (with the backups virtlogd rotated it into). What is already gone counts
+// as removed.
 func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) error {
 	n := p.names(d.ID)
 	l, err := p.client(ctx)
 	if err != nil {
 		return err
 	}
+	macs := []string{p.guestMAC(d.ID)} // and its interface's: a guest defined before MACs were fixed has a random one
+	released, releasing := make(chan error, 1), false
+	release := func() { released <- p.releaseAddresses(l, d.ProjectID, macs...) }
 	dom, err := l.DomainLookupByName(n.domain)
 	switch {
 	case err == nil:
-		if err := p.checkOwned(l, dom, d.ID); err != nil {
+		_, dx, _, err := p.owned(l, dom, d.ID)
+		if err != nil {
 			return err
 		}
+		if _, _, mac := disks(dx); mac != "" && !strings.EqualFold(mac, macs[0]) {
+			macs = append(macs, mac)
+		}
+		// The DHCP host entry goes while the domain is destroyed: each takes libvirtd a second or more
+		// here, and neither needs the other. The address is not another guest's meanwhile (nor while a
+		// failed destroy waits for its retry): reserveAddress skips an address leased to another MAC, and
+		// a guest's lease outlives it; a guest that never leased it is gone long before another boots.
+		releasing = true
+		go release()
 		if err := l.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !golibvirt.IsNotFound(err) {
 			return fmt.Errorf("destroy domain %s: %w", n.domain, err)
 		}
@@ -263,6 +276,12 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 	case golibvirt.IsNotFound(err):
 	default:
 		return fmt.Errorf("look up domain %s: %w", n.domain, err)
+	}
+	if !releasing {
+		release()
+	}
+	if err := <-released; err != nil {
+		return err
 	}
 	for _, vol := range n.volumes() {
 		if err := p.deleteVolume(ctx, l, vol); err != nil {

@@ -121,7 +121,16 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, 0, err
 	}
-	sh := shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, uuid: prev.UUID, mac: mac, network: network,
+	// The guest keeps its MAC, and so its DHCP host entry and address; one defined before addresses were
+	// fixed gets an entry for its MAC, of the address it leased on its project's network if it has one.
+	if mac == "" {
+		mac = p.guestMAC(d.ID)
+	}
+	ip, err := p.reserveAddress(ctx, l, network, mac)
+	if err != nil {
+		return placement, 0, err
+	}
+	sh := shape{vcpus: vcpus, mib: mib, overlay: overlay, seed: seed, uuid: prev.UUID, mac: mac, network: network, ip: ip,
 		meta: owner{Instance: p.cfg.Instance, Deployment: d.ID, Target: target}}
 	final, err := p.domainXML(n, sh)
 	if err != nil {
