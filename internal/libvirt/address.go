@@ -150,13 +150,9 @@ func networkIP(l *golibvirt.Libvirt, nw golibvirt.Network, subnet netip.Prefix) 
 // releaseAddresses removes the DHCP host entries of macs from the project's network. An entry or a
 // network already gone counts as removed.
 func (p *Provider) releaseAddresses(l *golibvirt.Libvirt, projectID int64, macs ...string) error {
-	name := p.networkName(projectID)
-	nw, err := l.NetworkLookupByName(name)
-	if isCode(err, golibvirt.ErrNoNetwork) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up network %s: %w", name, err)
+	nw, name, err := p.projectNetworkIfAny(l, projectID)
+	if err != nil || name == "" {
+		return err
 	}
 	flags := golibvirt.NetworkUpdateAffectConfig
 	if active, err := l.NetworkIsActive(nw); err == nil && active != 0 {

@@ -235,6 +235,18 @@ func guestAddress(addr netip.Addr, subnet netip.Prefix) bool {
 		addr != subnet.Masked().Addr().Next() && addr != broadcast(subnet)
 }
 
+// projectNetworkIfAny looks up the network of a project; an empty name when it has none.
+func (p *Provider) projectNetworkIfAny(l *golibvirt.Libvirt, projectID int64) (golibvirt.Network, string, error) {
+	name := p.networkName(projectID)
+	nw, err := l.NetworkLookupByName(name)
+	if isCode(err, golibvirt.ErrNoNetwork) {
+		return nw, "", nil
+	} else if err != nil {
+		return nw, "", fmt.Errorf("look up network %s: %w", name, err)
+	}
+	return nw, name, nil
+}
+
 // RemoveProject destroys and undefines the network of a deleted project (its guests are gone: a project
 // is only deleted once none of its deployments is live). A network already gone counts as removed.
 func (p *Provider) RemoveProject(ctx context.Context, projectID int64) error {
@@ -242,13 +254,9 @@ func (p *Provider) RemoveProject(ctx context.Context, projectID int64) error {
 	if err != nil {
 		return err
 	}
-	name := p.networkName(projectID)
-	nw, err := l.NetworkLookupByName(name)
-	if isCode(err, golibvirt.ErrNoNetwork) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up network %s: %w", name, err)
+	nw, name, err := p.projectNetworkIfAny(l, projectID)
+	if err != nil || name == "" {
+		return err
 	}
 	if err := l.NetworkDestroy(nw); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && !isCode(err, golibvirt.ErrNoNetwork) {
 		return fmt.Errorf("stop network %s: %w", name, err)

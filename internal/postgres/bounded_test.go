@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,13 +34,6 @@ SELECT 1, 1, 1, 1, now() - interval '2 hours', now() - interval '1 hour', 1.25 F
 		t.Fatal(err)
 	}
 	user1 := marketplace.WithCaller(context.Background(), marketplace.Caller{UserID: 1})
-	ids := func(n int, id func(int) int64) string {
-		s := make([]string, n)
-		for i := range n {
-			s[i] = fmt.Sprint(id(i))
-		}
-		return strings.Join(s, ",")
-	}
 	for _, tc := range []struct {
 		name  string
 		find  func(marketplace.Page) (string, int, error)

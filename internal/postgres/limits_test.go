@@ -163,13 +163,6 @@ func TestPages(t *testing.T) {
 	f.exec(t, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, ended_at, amount)
 SELECT id, 1, 1, 1, now() - interval '2 hours', now() - interval '1 hour', 1.25 FROM deployments WHERE id <= 3`)
 	user1 := marketplace.WithCaller(context.Background(), marketplace.Caller{UserID: 1})
-	ids := func(n int, id func(int) int64) string {
-		s := make([]string, n)
-		for i := range n {
-			s[i] = fmt.Sprint(id(i))
-		}
-		return strings.Join(s, ",")
-	}
 	for _, tc := range []struct {
 		name  string
 		find  func(marketplace.Page) (string, int, error)
@@ -330,4 +323,13 @@ func TestRetireAppWhileDeploymentsAreLive(t *testing.T) {
 	if f.exec(t, `SELECT coalesce(sum(n), 0) FROM catalog_counts WHERE publisher_id = 0 AND deployment_type = '' AND shift = 20`, &counted); counted != 0 {
 		t.Fatalf("catalog_counts says %d, want 0", counted)
 	}
+}
+
+// ids lists the ids of n rows, comma-separated, in their order.
+func ids(n int, id func(int) int64) string {
+	s := make([]string, n)
+	for i := range n {
+		s[i] = fmt.Sprint(id(i))
+	}
+	return strings.Join(s, ",")
 }
