@@ -18,6 +18,13 @@ PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-
 answering() { [ -S /run/libvirt/libvirt-sock ] && virsh -c qemu:///system version >/dev/null 2>&1; }
 
 down() {
+  # Guests first: QEMU outlives the libvirtd that started it, and a guest left running spins a core (TCG).
+  if answering; then
+    for dom in $(virsh -c qemu:///system list --name 2>/dev/null); do
+      virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
+    done
+  fi
+  pkill -f '^/usr/bin/qemu-system-x86_64 -name guest=mp-' 2>/dev/null || true
   for name in libvirtd virtlogd; do
     f=/run/$name.pid
     [ -f "$f" ] || continue

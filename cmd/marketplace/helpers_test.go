@@ -40,6 +40,7 @@ type instance struct {
 	URL         string
 	DatabaseURL string
 	Environ     map[string]string
+	stop        func() // stops it and waits until it has (once; also when the test ends)
 }
 
 // startMarketplace runs `marketplace <role>` in process with the test's own database, Redis database
@@ -83,11 +84,12 @@ func startMarketplace(t *testing.T, role string, extra map[string]string) *insta
 			t.Errorf("run %s: %v", role, err)
 		}
 	}()
-	t.Cleanup(func() {
+	inst.stop = sync.OnceFunc(func() {
 		cancel()
 		wg.Wait()
 		cleanupNamespaces(t, environ["K8S_NAMESPACE_PREFIX"])
 	})
+	t.Cleanup(inst.stop)
 	if role == "serve" || role == "api" {
 		waitFor(t, 30*time.Second, "the API to answer /healthz", func() bool {
 			resp, err := http.Get(inst.URL + "/healthz")

@@ -144,7 +144,7 @@ func TestVMImageRefused(t *testing.T) {
 	_, pub := mp.user(t, "publisher")
 	_, con := mp.user(t, "consumer")
 	prefix := vmPrefix(t, mp)
-	t.Cleanup(func() { removeVMs(t, prefix) })
+	t.Cleanup(func() { mp.stop(); removeVMs(t, prefix) })
 
 	type install struct {
 		what, want, digest string
@@ -194,7 +194,7 @@ func TestVMDownloadedImageCollected(t *testing.T) {
 	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"MARKETPLACE_FETCH_ALLOW": allow, "VM_IMAGE_GC_INTERVAL": "500ms"}))
 	_, pub := mp.user(t, "publisher")
 	_, con := mp.user(t, "consumer")
-	t.Cleanup(func() { removeVMs(t, vmPrefix(t, mp)) })
+	t.Cleanup(func() { prefix := vmPrefix(t, mp); mp.stop(); removeVMs(t, prefix) })
 	app := publishImage(t, mp, pub, "guest", srv.URL+"/guest.qcow2")
 	id := installApp(t, mp, con, app)
 	mp.waitForStatus(t, con, id, "installed", 3*time.Minute)
@@ -241,7 +241,7 @@ func TestVMImageQuota(t *testing.T) {
 	_, other := mp.user(t, "other publisher")
 	_, con := mp.user(t, "consumer")
 	prefix := vmPrefix(t, mp)
-	t.Cleanup(func() { removeVMs(t, prefix) })
+	t.Cleanup(func() { mp.stop(); removeVMs(t, prefix) })
 	// An overlay is made once its image was downloaded and kept: no need to wait for the guest to boot.
 	overlayMade := func(id int64) {
 		waitFor(t, 3*time.Minute, fmt.Sprintf("the overlay of deployment %d", id), func() bool {
@@ -298,7 +298,7 @@ func TestVMImageTrickle(t *testing.T) {
 		"VM_IMAGE_RATE_WINDOW": "10s", "DEPLOY_MAX_ATTEMPTS": "1"}))
 	_, pub := mp.user(t, "publisher")
 	_, con := mp.user(t, "consumer")
-	t.Cleanup(func() { removeVMs(t, vmPrefix(t, mp)) })
+	t.Cleanup(func() { prefix := vmPrefix(t, mp); mp.stop(); removeVMs(t, prefix) })
 
 	slow := installApp(t, mp, con, publishImage(t, mp, pub, "slow", srv.URL+"/trickle.raw"))
 	select {

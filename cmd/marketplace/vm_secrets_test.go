@@ -80,7 +80,7 @@ func TestImageCredentialsAreNeverShown(t *testing.T) {
 	id := num(t, created.JSON(t)["id"])
 	var instanceID string
 	query(t, mp.DatabaseURL, `SELECT replace(id::text, '-', '') FROM instance`, nil, &instanceID)
-	t.Cleanup(func() { removeVMs(t, "mp-"+instanceID[:12]+"-") })
+	t.Cleanup(func() { mp.stop(); removeVMs(t, "mp-"+instanceID[:12]+"-") })
 
 	project := num(t, mp.must(t, 201, "POST", "/api/user/project/new", con, map[string]any{"name": "vms"}).JSON(t)["id"])
 	install := func() int64 {

@@ -34,7 +34,8 @@ func publishVM(t *testing.T, mp *instance, image string) string {
 	mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "vms"})
 	var instance string
 	query(t, mp.DatabaseURL, `SELECT replace(id::text, '-', '') FROM instance`, nil, &instance)
-	t.Cleanup(func() { removeVMs(t, "mp-"+instance[:12]+"-") })
+	// The marketplace stops first: its worker, still installing, would define a domain after the removal.
+	t.Cleanup(func() { mp.stop(); removeVMs(t, "mp-"+instance[:12]+"-") })
 	return tok
 }
 
