@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestVMTwoWorkersOneProject: two worker processes install four guests of one project at once. Each
+// worker chooses addresses knowing nothing of the other's; the project network's DHCP host entries are
+// the record (libvirt refuses an address twice), so every guest ends installed with an address of its own,
+// the one its entry gives its MAC, and the deletes remove every domain and entry.
+func TestVMTwoWorkersOneProject(t *testing.T) {
+	bin := buildMarketplace(t)
+	mp := startMarketplace(t, "api", vmEnv(nil))
+	tok := publishVM(t, mp, "test-guest.qcow2")
+	environ := maps.Clone(mp.Environ)
+	environ["LOG_LEVEL"] = "info"
+	environ["WORKER_CONCURRENCY"] = "2"
+	logs := []string{filepath.Join(t.TempDir(), "worker-1.log"), filepath.Join(t.TempDir(), "worker-2.log")}
+	for _, path := range logs {
+		startWorker(t, bin, environ, path)
+	}
+
+	ids := make([]int64, 4)
+	each(t, len(ids), len(ids), func(i int) error {
+		var out struct{ DeploymentID int64 }
+		err := mp.send("POST", "/api/deployments/install", tok, 202, map[string]any{"application_id": 1, "project_id": 1}, &out)
+		ids[i] = out.DeploymentID
+		return err
+	})
+	ips, vms := map[string]int64{}, map[int64]string{}
+	for _, id := range ids {
+		p := mp.waitForStatus(t, tok, id, "installed", 5*time.Minute)["placement"].(map[string]any)
+		ip := p["ip_address"].(string)
+		if other, ok := ips[ip]; ok {
+			t.Fatalf("deployments %d and %d both have the address %s", other, id, ip)
+		}
+		ips[ip], vms[id] = id, p["vm_name"].(string)
+	}
+	for i, path := range logs {
+		if n := countLogLines(t, path, "done", "install"); n == 0 {
+			t.Fatalf("worker %d installed nothing: the test did not exercise two workers", i+1)
+		}
+	}
+
+	var instance string
+	query(t, mp.DatabaseURL, `SELECT replace(id::text, '-', '') FROM instance`, nil, &instance)
+	network := "mp-" + instance[:12] + "-p1"
+	hosts := dhcpHosts(t, network)
+	if len(hosts) != len(ids) {
+		t.Fatalf("network %s has DHCP host entries %v: want one per guest (%d)", network, hosts, len(ids))
+	}
+	for id, vm := range vms {
+		mac := guestMAC(t, vm)
+		ip, ok := hosts[mac]
+		if !ok || ips[ip] != id {
+			t.Fatalf("deployment %d (%s, MAC %s) has address %v by its entry; the guests' addresses are %v", id, vm, mac, ip, ips)
+		}
+	}
+
+	for _, id := range ids {
+		mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", id), tok, nil)
+	}
+	for _, id := range ids {
+		mp.waitForStatus(t, tok, id, "uninstalled", 3*time.Minute)
+		if domainExists(t, vms[id]) {
+			t.Fatalf("domain %s is still defined after the delete", vms[id])
+		}
+	}
+	if hosts := dhcpHosts(t, network); len(hosts) != 0 {
+		t.Fatalf("network %s keeps DHCP host entries %v after every guest was deleted", network, hosts)
+	}
+}
