@@ -9,6 +9,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/release"
+	"helm.sh/helm/v4/pkg/storage/driver"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/render"
@@ -18,7 +19,7 @@ import (
 // earlier version: either way a new Helm revision), waits until it is ready, and returns its revision.
 // If it does not become ready, Helm rolls the release back to the revision that ran before, so a failed
 // upgrade leaves the previous version running; a third of the time left is kept for that rollback. A
-// release left mid-upgrade by a crashed attempt is first rolled back to its last deployed revision.
+// release left mid-upgrade by a crashed attempt is first rolled back to the revision that ran before.
 func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (marketplace.Placement, int, error) {
 	placement := marketplace.Placement{Namespace: d.Placement.Namespace, ReleaseName: ReleaseName(d.ID)}
 	if placement.Namespace == "" {
@@ -86,16 +87,12 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 // restoreDeployed rolls release name back to its last deployed revision. Helm's Rollback.Run takes no
 // context: it runs aside, bounded by its Timeout, and its clients are fenced like the attempt's.
 func (p *Provider) restoreDeployed(ctx context.Context, cfg *action.Configuration, name string) error {
-	deployed, err := cfg.Releases.Deployed(name)
-	if err != nil {
-		return fmt.Errorf("no deployed revision to return to: %w", err)
-	}
-	acc, err := release.NewAccessor(deployed)
+	version, err := lastRan(cfg, name)
 	if err != nil {
 		return err
 	}
 	rb := action.NewRollback(cfg)
-	rb.Version = acc.Version()
+	rb.Version = version
 	rb.WaitStrategy = kube.StatusWatcherStrategy
 	rb.Timeout = timeLeft(ctx) / 3
 	done := make(chan error, 1)
@@ -106,4 +103,38 @@ func (p *Provider) restoreDeployed(ctx context.Context, cfg *action.Configuratio
 	case <-ctx.Done():
 		return errors.Join(errors.New("helm rollback did not finish"), ctx.Err())
 	}
+}
+
+// lastRan is the revision of release name that ran before the upgrade left pending: its deployed one, or,
+// when there is none, its newest superseded one. Helm marks the revision it upgrades from superseded and
+// only then the new one deployed, so an attempt that dies between the two leaves no deployed revision.
+func lastRan(cfg *action.Configuration, name string) (int, error) {
+	deployed, err := cfg.Releases.Deployed(name)
+	if err == nil {
+		acc, err := release.NewAccessor(deployed)
+		if err != nil {
+			return 0, err
+		}
+		return acc.Version(), nil
+	} else if !errors.Is(err, driver.ErrNoDeployedReleases) {
+		return 0, fmt.Errorf("no deployed revision to return to: %w", err)
+	}
+	history, herr := cfg.Releases.History(name)
+	if herr != nil {
+		return 0, fmt.Errorf("no deployed revision to return to, and no history: %w", herr)
+	}
+	version := 0
+	for _, r := range history {
+		acc, err := release.NewAccessor(r)
+		if err != nil {
+			return 0, err
+		}
+		if acc.Status() == "superseded" && acc.Version() > version {
+			version = acc.Version()
+		}
+	}
+	if version == 0 {
+		return 0, fmt.Errorf("no deployed or superseded revision to return to: %w", err)
+	}
+	return version, nil
 }

@@ -189,6 +189,10 @@ func (db *DB) RequestUninstall(ctx context.Context, id int64) (*marketplace.Depl
 			return marketplace.Errorf(marketplace.ECONFLICT,
 				"deployment %d is %s; delete it once that is over (installed or failed)", id, d.Status)
 		}
+		at := db.clock()
+		if err := atInstant(ctx, tx, at); err != nil {
+			return err
+		}
 		d, err = scanDeployment(tx.QueryRow(ctx, `UPDATE deployments
 SET status = 'uninstalling', attempts = 0, next_attempt_at = now(), failure_reason = '',
     -- A failed deployment's clean-up may hold a lease: the uninstall waits for it, one removal at a time.
@@ -198,7 +202,7 @@ WHERE id = $1 RETURNING `+deploymentColumns, id))
 		if err != nil {
 			return fmt.Errorf("uninstall deployment %d: %w", id, err)
 		}
-		return closeUsage(ctx, tx, id, db.clock())
+		return closeUsage(ctx, tx, id, at)
 	})
 	return d, err
 }
@@ -213,6 +217,16 @@ WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
 		return nil, fmt.Errorf("lock deployment %d: %w", id, err)
 	}
 	return d, nil
+}
+
+// atInstant makes the status changes of tx happen at at, the billing clock's instant: their audit events
+// (written by the status trigger) carry it, and so do the usage records they open or close, so a bill
+// can be recomputed from the audit trail alone.
+func atInstant(ctx context.Context, tx pgx.Tx, at time.Time) error {
+	if _, err := tx.Exec(ctx, `SELECT set_config('marketplace.at', $1::timestamptz::text, true)`, at); err != nil {
+		return fmt.Errorf("set the instant of a status change: %w", err)
+	}
+	return nil
 }
 
 // closeUsage closes a deployment's open usage record at at, linking the audit event of the status change

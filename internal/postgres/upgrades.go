@@ -103,6 +103,10 @@ func (db *DB) FindRevisions(ctx context.Context, f marketplace.RevisionFilter) (
 // as the one after the deployment's last; an empty IP address keeps the recorded one.
 func (db *DB) CompleteUpgrade(ctx context.Context, id int64, attempt int, p marketplace.Placement, revision int) error {
 	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
+		now := db.clock()
+		if err := atInstant(ctx, tx, now); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE deployments d
 SET status = 'installed', version = d.target_version, inputs = d.target_inputs, chart_version = $3,
     ip_address = CASE WHEN $4::text = '' THEN d.ip_address ELSE $4::text END,
@@ -124,7 +128,6 @@ WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'upgrading'
 			return fmt.Errorf("complete upgrade of deployment %d: %w", id, err)
 		}
 		if rateChanged {
-			now := db.clock()
 			if err := closeUsage(ctx, tx, id, now); err != nil {
 				return err
 			}

@@ -69,6 +69,10 @@ WHERE id = $1 AND attempts = $2 AND status = $4 AND lease_expires_at IS NOT NULL
 // replay cannot open a second one.
 func (db *DB) CompleteInstall(ctx context.Context, id int64, attempt int, p marketplace.Placement) error {
 	return pgx.BeginFunc(ctx, db.work, func(tx pgx.Tx) error {
+		now := db.clock()
+		if err := atInstant(ctx, tx, now); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE deployments
 SET status = 'installed', namespace = $3, release_name = $4, chart_version = $5, vm_name = $6, ip_address = $7,
     failure_reason = '', lease_expires_at = NULL, updated_at = now()
@@ -82,7 +86,7 @@ WHERE id = $1 AND attempts = $2 AND status = 'installing'`,
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO usage_records (deployment_id, user_id, application_id, hourly_rate, started_at, metered_at, opened_event_id)
 SELECT id, consumer_id, application_id, hourly_rate, $2, $2, `+lastEventOf+` FROM deployments WHERE id = $1
-ON CONFLICT (deployment_id) WHERE ended_at IS NULL DO NOTHING`, id, db.clock())
+ON CONFLICT (deployment_id) WHERE ended_at IS NULL DO NOTHING`, id, now)
 		if err != nil {
 			return fmt.Errorf("open usage of deployment %d: %w", id, err)
 		}
