@@ -7,7 +7,7 @@
 #   BENCH_DB=mp_bench_web bash bench/storefrontprof.sh          # after bench/storefront.sh
 #   APIPROF=/path/to/apiprof OUT=bench/results/x bash …         # a binary built elsewhere (an older commit)
 #
-# Output in $OUT: for each URL the profile (.pb.gz), its top by flat and cumulative time, the requests
+# Output in $OUT: summary.txt, and for each URL the profile (.pb.gz), its top by flat and cumulative time, the requests
 # wrk made while it was taken, and the process's CPU time over them (µs of Go CPU per request).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,8 @@ DB=${BENCH_DB:-mp_bench_web}
 DATABASE_URL="postgres://postgres@$PGHOST_BENCH:5432/$DB?sslmode=disable"
 ADDR=${BENCH_ADDR:-127.0.0.1:3110}
 PPROF=${BENCH_PPROF_ADDR:-127.0.0.1:6110}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-10} # seconds profiled per URL
+WARMUP=${WARMUP:-3}     # seconds of wrk before, so plans and kept pages are made
 OUT=${OUT:-bench/results/storefront-profile-$(date -u +%Y%m%dT%H%M%SZ)}
 TOKEN=mpt_bench-storefront-user-aaaaaaaaaaaaaaaaaaaaa
 SESSION=bench-storefront-session
@@ -39,7 +40,7 @@ echo "load before: $(cat /proc/loadavg)" | tee "$OUT/load.txt"
 for url in "/" "/api/apps?page=1&limit=20"; do
   name=$(printf %s "$url" | tr -c "a-z0-9" _)
   # A warm-up, so plans and kept pages are made before the profile.
-  wrk -t2 -c32 -d3s -H "Cookie: mp_session=$SESSION" -H "Authorization: Bearer $TOKEN" "$BASE$url" >/dev/null
+  wrk -t2 -c32 -d"$WARMUP"s -H "Cookie: mp_session=$SESSION" -H "Authorization: Bearer $TOKEN" "$BASE$url" >/dev/null
   wrk -t2 -c32 -d$((DURATION + 4))s --latency -H "Cookie: mp_session=$SESSION" -H "Authorization: Bearer $TOKEN" "$BASE$url" \
     >"$OUT/wrk-$name.txt" &
   WRK=$!
