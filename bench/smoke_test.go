@@ -117,13 +117,15 @@ func TestCLIBenchmark(t *testing.T) {
 }
 
 // TestStorefrontBenchmark runs bench/storefront.sh: the catalog page against the JSON endpoint, one
-// second each, and the first load's bytes.
+// second each, and the first load's bytes; then bench/storefrontprof.sh on its database, one second of
+// profile each.
 func TestStorefrontBenchmark(t *testing.T) {
 	buildMarketplace(t)
 	out := t.TempDir()
+	db := database(t, "mp_smoke_web_")
 	runScript(t, "bench/storefront.sh", map[string]string{
 		"RUNS": "1", "DURATION": "1s", "OUT": out,
-		"BENCH_DB": database(t, "mp_smoke_web_"), "BENCH_REDIS_URL": env.RedisURL(t), "BENCH_ADDR": freeAddr(t),
+		"BENCH_DB": db, "BENCH_REDIS_URL": env.RedisURL(t), "BENCH_ADDR": freeAddr(t),
 	})
 	if s := read(t, filepath.Join(out, "summary.txt")); !regexp.MustCompile(`storefront / JSON: [0-9.]+`).MatchString(s) {
 		t.Errorf("no ratio in the summary:\n%s", s)
@@ -134,6 +136,30 @@ func TestStorefrontBenchmark(t *testing.T) {
 	}
 	if s := read(t, filepath.Join(out, "first-load.txt")); !regexp.MustCompile(`first load of /: [1-9][0-9]* bytes`).MatchString(s) {
 		t.Errorf("no first-load figure:\n%s", s)
+	}
+
+	// bench/storefrontprof.sh on the database storefront.sh seeded: a profile of each URL.
+	prof := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "apiprof")
+	goBuild(t, bin, "./bench/apiprof")
+	runScript(t, "bench/storefrontprof.sh", map[string]string{
+		"DURATION": "1", "WARMUP": "1", "OUT": prof, "APIPROF": bin, "BENCH_DB": db,
+		"BENCH_ADDR": freeAddr(t), "BENCH_PPROF_ADDR": freeAddr(t),
+	})
+	s := read(t, filepath.Join(prof, "summary.txt"))
+	for _, url := range []string{"/", "/api/apps?page=1&limit=20"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(url) + `: [1-9][0-9]* req/s, Go CPU [0-9.]+ s in 1 s, [0-9]+ µs per request$`).MatchString(s) {
+			t.Errorf("no profile figures for %s:\n%s", url, s)
+		}
+		name := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '_'
+		}, url)
+		if top := read(t, filepath.Join(prof, "top-"+name+".txt")); !strings.Contains(top, "flat%") {
+			t.Errorf("no profile of %s:\n%s", url, top)
+		}
 	}
 }
 

@@ -30,9 +30,27 @@ type SessionService interface {
 	// busiest page: the live session and one page of the catalog with its total, or EUNAUTHORIZED (and
 	// no page) as FindSession. Its applications carry what a catalog card shows: id, publisher, name,
 	// description, hourly rate and deployment type (not the deployment's details, inputs or times).
-	FindAppsInSession(ctx context.Context, idHash []byte, f AppFilter) (*Session, []*Application, int, error)
+	//
+	// known is the catalog generation of a copy of this page the caller kept (0: none): when the
+	// catalog is still at that generation the page is not read (CatalogCards.Unchanged), the session
+	// is checked all the same.
+	FindAppsInSession(ctx context.Context, idHash []byte, f AppFilter, known int64) (*CatalogCards, error)
 	// DeleteSession ends a session; ending an unknown one is not an error.
 	DeleteSession(ctx context.Context, idHash []byte) error
+}
+
+// CatalogCards is a page of the catalog read in a session (SessionService.FindAppsInSession).
+type CatalogCards struct {
+	Session *Session
+	// Generation is the catalog's generation the page was read at. It moves on in every transaction
+	// that changes an application (anything a card shows among it), so one generation is one catalog:
+	// a page rendered at a generation is that page for as long as the catalog stays at it.
+	Generation int64
+	// Unchanged reports that Generation is the one the caller said it knew: Apps and Total were not
+	// read.
+	Unchanged bool
+	Apps      []*Application
+	Total     int
 }
 
 // QueueStats is what one work queue holds: tasks by state and how long the oldest waiting one has

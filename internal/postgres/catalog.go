@@ -24,22 +24,28 @@ const blockSize = 256
 // FindApps returns one page of the catalog and the total number of matching applications, in one round
 // trip (see catalogStatement).
 func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
-	return db.findApps(ctx, catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx))}, f, nil)
+	apps, total, _, err := db.findApps(ctx, catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx))}, f, nil)
+	return apps, total, err
 }
 
 // FindAppsInSession is FindSession and FindApps in one round trip: the live session whose id hashes
-// to idHash and one page of the catalog as cards (cardColumns), or EUNAUTHORIZED (and no page) when
-// the session has ended.
-func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplace.AppFilter) (*marketplace.Session, []*marketplace.Application, int, error) {
-	var s marketplace.Session
-	apps, total, err := db.findApps(ctx, catalogCheck{sessionHash: idHash}, f, &s)
+// to idHash and one page of the catalog as cards (cardColumns) with the catalog's generation, or
+// EUNAUTHORIZED (and no page) when the session has ended. When the catalog is still at generation
+// known, the statement reads no application (Unchanged): the caller has the page.
+func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplace.AppFilter, known int64) (*marketplace.CatalogCards, error) {
+	c := &marketplace.CatalogCards{Session: &marketplace.Session{}}
+	var err error
+	c.Apps, c.Total, c.Generation, err = db.findApps(ctx, catalogCheck{sessionHash: idHash, knownGeneration: known}, f, c.Session)
 	if err != nil {
 		if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED {
 			err = marketplace.Errorf(marketplace.EUNAUTHORIZED, "the session has ended: sign in again")
 		}
-		return nil, nil, 0, err
+		return nil, err
 	}
-	return &s, apps, total, nil
+	if c.Unchanged = known != 0 && c.Generation == known; c.Unchanged {
+		c.Apps, c.Total = nil, 0
+	}
+	return c, nil
 }
 
 // cardColumns are what the storefront's catalog shows of each application (FindAppsInSession): no
@@ -47,24 +53,24 @@ func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplac
 const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type`
 
 // findApps reads a page of the catalog as structs, whole (appColumns) or, with a session to check, as
-// cards (cardColumns); sess receives the session found.
-func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.AppFilter, sess *marketplace.Session) ([]*marketplace.Application, int, error) {
-	apps := make([]*marketplace.Application, 0, f.Limit)
-	var total int
+// cards (cardColumns); sess receives the session found, and generation the catalog's generation (read
+// with a session only).
+func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.AppFilter, sess *marketplace.Session) (apps []*marketplace.Application, total int, generation int64, err error) {
+	apps = make([]*marketplace.Application, 0, f.Limit)
 	var userID *int64
 	cols := appColumns
 	if sess != nil {
 		cols = cardColumns
 	}
-	err := db.catalogPage(ctx, check, f, cols, func(rows pgx.Rows, first int) error {
+	err = db.catalogPage(ctx, check, f, cols, func(rows pgx.Rows, first int) error {
 		dest := make([]any, 1, len(rows.FieldDescriptions()))
 		dest[0] = &total
 		if sess != nil {
-			dest = append(dest, &userID, &sess.OperatorTokenHash, &sess.CSRFToken, &sess.ExpiresAt)
+			dest = append(dest, &userID, &sess.OperatorTokenHash, &sess.CSRFToken, &sess.ExpiresAt, &generation)
 		}
 		if rows.RawValues()[first] == nil {
-			// The LEFT JOIN's one row of NULLs for a page past the end: only the total (and the session)
-			// is real.
+			// The LEFT JOIN's one row of NULLs for a page past the end, or for a page the caller has
+			// (check.knownGeneration): only the total (and the session) is real.
 			return rows.Scan(append(dest, make([]any, len(rows.FieldDescriptions())-first)...)...)
 		}
 		var a marketplace.Application
@@ -81,12 +87,12 @@ func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.Ap
 		return nil
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if sess != nil && userID != nil {
 		sess.UserID = *userID
 	}
-	return apps, total, nil
+	return apps, total, generation, nil
 }
 
 // AppendAppsJSON appends to dst the applications of one page of the catalog as the API shows them
@@ -122,9 +128,12 @@ func tokenToCheck(caller marketplace.Caller) []byte {
 }
 
 // catalogCheck is what a catalog statement checks before it answers: a bearer token's hash, or a
-// storefront session id's hash, or nothing (a caller already known).
+// storefront session id's hash, or nothing (a caller already known). With a session, the statement
+// also answers the catalog's generation, and reads no application when it is knownGeneration (the
+// storefront has that page already).
 type catalogCheck struct {
 	tokenHash, sessionHash []byte
+	knownGeneration        int64
 }
 
 // catalogPage reads one page of the catalog and hands each row to each, with the index of the first of
@@ -155,7 +164,7 @@ func runCatalog(ctx context.Context, q interface {
 }, check catalogCheck, sql string, args []any, each func(rows pgx.Rows, first int) error) error {
 	first := 1
 	if check.sessionHash != nil {
-		first += len(sessionColumns)
+		first += len(sessionColumns) + 1 // and the generation
 	}
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
@@ -184,12 +193,12 @@ func runCatalog(ctx context.Context, q interface {
 }
 
 // sessionColumns are the session's columns a catalog statement that checks a session returns after the
-// total, in the order findApps scans them.
+// total, in the order findApps scans them; the catalog's generation follows them.
 var sessionColumns = []string{"user_id", "operator_token_hash", "csrf_token", "expires_at"}
 
 // catalogStatement is the one statement of a catalog page: its rows are the total (then the session's
-// columns when it checks one) followed by cols, one row per application of the page, or a single row
-// with NULL cols for a page past the end; no row at all when the check fails.
+// columns and the catalog's generation when it checks one) followed by cols, one row per application of
+// the page, or a single row with NULL cols for a page past the end; no row at all when the check fails.
 //
 // The total of an unsearched catalog comes from catalog_counts, which a trigger keeps exact, so no
 // request counts the catalog. A search, a filtered page and a page deeper than one block (isKept) read
@@ -204,6 +213,11 @@ var sessionColumns = []string{"user_id", "operator_token_hash", "csrf_token", "e
 //
 // For a kept page (isKept), the statement only looks the answer up unless compute is set: its
 // one row then has a NULL total when the answer is not kept (errNotKept).
+//
+// A statement that checks a session answers the catalog's generation after the session's columns, and
+// reads no application when it is check.knownGeneration: a storefront that kept the page rendered at
+// that generation needs only the session (one row, the page's columns NULL; a kept page not kept any
+// more counts as kept then, total 0). The generation is read in the statement's snapshot, as the page is.
 func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, compute bool) (string, []any) {
 	var args []any
 	arg := func(v any) string {
@@ -212,12 +226,14 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, 
 	}
 	var ctes []string
 	join, callerCols, callerExists := "", "", ""
+	var generation catalogGeneration
 	switch {
 	case check.sessionHash != nil:
 		ctes = append(ctes, `caller AS (
   SELECT `+strings.Join(sessionColumns, ", ")+` FROM web_sessions WHERE id_hash = `+arg(check.sessionHash)+` AND expires_at > now()
 )`)
-		join, callerCols, callerExists = "caller CROSS JOIN ", "caller.*, ", " AND EXISTS (SELECT FROM caller)"
+		join, callerCols, callerExists = "caller CROSS JOIN ", "caller.*, total.generation, ", " AND EXISTS (SELECT FROM caller)"
+		generation = catalogGeneration{known: arg(check.knownGeneration)}
 	case check.tokenHash != nil:
 		ctes = append(ctes, `caller AS (
   SELECT t.id, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = `+arg(check.tokenHash)+`
@@ -231,18 +247,18 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, 
 	var total, page string
 	if !isKept(f) {
 		// The counts of the whole catalog (publisher 0 and type '' stand for any; a filter is kept).
-		total = `SELECT coalesce(sum(n), 0)::bigint AS n FROM catalog_counts
+		total = `SELECT coalesce(sum(n), 0)::bigint AS n` + generation.column() + ` FROM catalog_counts
   WHERE publisher_id = 0 AND deployment_type = '' AND shift = 20`
 		// LIMIT and OFFSET are written into the statement (two validated ints; this branch has at most
 		// blockSize offsets): as parameters, PostgreSQL's generic plan cannot know the LIMIT, estimates
 		// more than a custom plan and so plans every execution anew (~0.1 ms of planning for ~0.02 ms
 		// of execution; page 1 ran at half the throughput of a kept search). As constants the prepared
 		// statement keeps its generic plan after five executions.
-		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL
+		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL` + generation.unknown() + `
   ORDER BY id LIMIT ` + strconv.Itoa(f.Limit) + ` OFFSET ` + strconv.Itoa(offset)
 	} else {
 		var kept []string
-		kept, total, page = keptAnswer(f, offset, cols, arg, callerExists, compute)
+		kept, total, page = keptAnswer(f, offset, cols, arg, callerExists, compute, generation)
 		ctes = append(ctes, kept...)
 	}
 	var sql strings.Builder
@@ -294,7 +310,8 @@ func keptHash(key string) uint32 {
 // The generation is read as a scalar, never joined: catalog_generation is never analyzed when nothing
 // vacuums (PostgreSQL then guesses 2,260 rows for it), and a join multiplied that guess into an
 // estimate past jit_above_cost, which JIT-compiled every execution (issue #23, migration 00071).
-func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) string, callerExists string, compute bool) (ctes []string, total, page string) {
+func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) string, callerExists string, compute bool,
+	generation catalogGeneration) (ctes []string, total, page string) {
 	key := keptKey(f)
 	slot, search := arg(int32(keptHash(key)%searchSlots)), arg(key)
 	ctes = []string{`cached AS (
@@ -317,7 +334,13 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
              WHERE a.id = ANY (c.ids) AND a.deleted_at IS NULL) l
   WHERE NOT EXISTS (SELECT FROM cached)`+callerExists+`
 )`, `answer AS (SELECT total, ids, listings FROM cached UNION ALL SELECT total, ids, listings FROM computed)`)
-		total = `SELECT total AS n, ids, listings FROM answer`
+		total = `SELECT total AS n, ids, listings` + generation.column() + ` FROM answer`
+	} else if generation.known != "" {
+		// As below; and a page the storefront has (its generation is the catalog's) is not looked for
+		// again: a total that is not NULL tells runCatalog it is answered.
+		total = `SELECT coalesce(cached.total, CASE WHEN g.generation = ` + generation.known + ` THEN 0 END) AS n,
+    cached.ids, cached.listings, g.generation
+  FROM (SELECT (SELECT n FROM catalog_generation) AS generation) AS g LEFT JOIN cached ON true`
 	} else {
 		// One row whether the answer is kept or not: no row at all is the caller's check failing.
 		total = `SELECT cached.total AS n, cached.ids, cached.listings FROM (SELECT) AS one LEFT JOIN cached ON true`
@@ -327,7 +350,29 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
 		// again by id.
 		page = `SELECT total.listings AS listing WHERE total.listings IS NOT NULL`
 	} else {
-		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL ORDER BY id`
+		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() + ` ORDER BY id`
 	}
 	return ctes, total, page
+}
+
+// catalogGeneration is what a statement that checks a session adds to read the catalog's generation
+// and to skip the page at the generation the storefront knows (the parameter known); nothing for
+// another statement (known empty).
+type catalogGeneration struct{ known string }
+
+// column is the generation as a column of the total's subquery, read as a scalar (keptAnswer says why).
+func (g catalogGeneration) column() string {
+	if g.known == "" {
+		return ""
+	}
+	return `, (SELECT n FROM catalog_generation) AS generation`
+}
+
+// unknown is the page's condition that the catalog is not at the known generation: a condition on the
+// outer row alone, which PostgreSQL checks once before it reads anything (a one-time filter).
+func (g catalogGeneration) unknown() string {
+	if g.known == "" {
+		return ""
+	}
+	return ` AND total.generation <> ` + g.known
 }

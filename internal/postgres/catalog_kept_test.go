@@ -37,6 +37,34 @@ func catalogTruth(t *testing.T, ctx context.Context, conn *pgx.Conn, f marketpla
 	return all[min(off, len(all)):min(off+f.Limit, len(all))], len(all)
 }
 
+// checkCards compares a page of FindAppsInSession (session "session") with catalogTruth, and returns
+// its generation, after which the same page is answered unchanged. known is the generation of the last
+// page read: the catalog has changed since (or it is 0), so the page is read anew.
+func checkCards(t *testing.T, ctx context.Context, db *postgres.DB, conn *pgx.Conn, f marketplace.AppFilter, known int64) int64 {
+	t.Helper()
+	want, wantTotal := catalogTruth(t, ctx, conn, f)
+	c, err := db.FindAppsInSession(ctx, []byte("session"), f, known)
+	if err != nil || c.Unchanged || c.Generation <= known || c.Total != wantTotal || c.Session.CSRFToken != "csrf" {
+		t.Fatalf("%+v as cards, generation %d known: %+v, %v; want total %d", f, known, c, err, wantTotal)
+	}
+	var got []int64
+	for _, a := range c.Apps {
+		got = append(got, a.ID)
+		var rate marketplace.Money
+		if err := conn.QueryRow(ctx, `SELECT hourly_rate FROM applications WHERE id = $1`, a.ID).Scan(&rate); err != nil || !rate.Equal(a.HourlyRate.Decimal) {
+			t.Fatalf("%+v as cards: application %d at %s, want %s (%v)", f, a.ID, a.HourlyRate, rate, err)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%+v as cards: ids %v, want %v", f, got, want)
+	}
+	again, err := db.FindAppsInSession(ctx, []byte("session"), f, c.Generation)
+	if err != nil || !again.Unchanged || again.Apps != nil || again.Generation != c.Generation || again.Session.CSRFToken != "csrf" {
+		t.Fatalf("%+v as cards at generation %d known: %+v, %v; want it unchanged", f, c.Generation, again, err)
+	}
+	return c.Generation
+}
+
 // checkPage compares a page of FindApps and of AppendAppsJSON with catalogTruth.
 func checkPage(t *testing.T, ctx context.Context, db *postgres.DB, conn *pgx.Conn, f marketplace.AppFilter) {
 	t.Helper()
@@ -103,11 +131,19 @@ FROM generate_series(1, 700) g;`); err != nil {
 		{Page: 35, Limit: 20}, // the end of the catalog
 		{Page: 9, Limit: 20, PublisherID: 1, DeploymentType: "k8s"},
 	}
+	// The storefront's pages in a session, each kept at the generation it was read at.
+	if _, err := conn.Exec(ctx, `INSERT INTO tokens (user_id, hash) VALUES (1, 'token');
+INSERT INTO web_sessions (id_hash, user_id, token_id, csrf_token, expires_at) VALUES ('session', 1, 1, 'csrf', now() + interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+	generations := map[int]int64{}
 	check := func() {
 		t.Helper()
-		for _, f := range filters {
+		for i, f := range filters {
 			checkPage(t, ctx, db, conn, f)
 			checkPage(t, ctx, db, conn, f) // now kept
+			checkCards(t, ctx, db, conn, f, generations[i])
+			generations[i] = checkCards(t, ctx, db, conn, f, 0)
 		}
 	}
 	check()
@@ -277,15 +313,22 @@ UPDATE applications SET deleted_at = now() WHERE id % 5 = 0;`); err != nil {
 
 // TestCatalogInSession reads the catalog with a storefront session checked in the same statement: the
 // session comes back with the page, and a session that has ended (expired, signed out, its token
-// revoked) gets no page. A revoked bearer token is refused by the very next read, even one whose answer
-// was kept.
+// revoked) gets no page, even at the generation it knew. At the generation the storefront knows, no page
+// is read; a new price is a new generation. A revoked bearer token is refused by the very next read, even
+// one whose answer was kept.
 func TestCatalogInSession(t *testing.T) {
 	op := marketplace.OperatorContext(context.Background())
-	db, err := postgres.Open(op, tenv.Database(t))
+	url := tenv.Database(t)
+	db, err := postgres.Open(op, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	conn, err := pgx.Connect(op, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(op)
 	u := &marketplace.User{Name: "u"}
 	if err := db.CreateUser(op, u, []byte("token-1")); err != nil {
 		t.Fatal(err)
@@ -310,15 +353,39 @@ func TestCatalogInSession(t *testing.T) {
 	}
 	pages := []marketplace.AppFilter{{Page: 1, Limit: 20}, {Page: 14, Limit: 20}, {Page: 1, Limit: 20, Query: "search"}, {Page: 99, Limit: 20}}
 	anon := context.Background()
+	generations := map[int]int64{}
 	for _, f := range pages {
-		sess, apps, total, err := db.FindAppsInSession(anon, []byte("live"), f)
-		if err != nil || sess.UserID != u.ID || sess.CSRFToken != "csrf-live" || total != 300 || len(apps) != min(20, max(0, 300-(f.Page-1)*20)) {
-			t.Fatalf("%+v in a live session: %+v, %d apps, total %d, %v", f, sess, len(apps), total, err)
+		c, err := db.FindAppsInSession(anon, []byte("live"), f, 0)
+		if err != nil || c.Session.UserID != u.ID || c.Session.CSRFToken != "csrf-live" || c.Total != 300 || c.Unchanged ||
+			len(c.Apps) != min(20, max(0, 300-(f.Page-1)*20)) || c.Generation < 1 {
+			t.Fatalf("%+v in a live session: %+v, %v", f, c, err)
+		}
+		generations[f.Page] = c.Generation
+		// The page at the generation the storefront has: the session, and no page read.
+		c, err = db.FindAppsInSession(anon, []byte("live"), f, c.Generation)
+		if err != nil || c.Session.UserID != u.ID || c.Session.CSRFToken != "csrf-live" || !c.Unchanged || c.Apps != nil ||
+			c.Generation != generations[f.Page] {
+			t.Fatalf("%+v in a live session, page known: %+v, %v", f, c, err)
 		}
 		for _, id := range []string{"expired", "signed-out", "unknown"} {
-			if _, apps, _, err := db.FindAppsInSession(anon, []byte(id), f); marketplace.ErrorCode(err) != marketplace.EUNAUTHORIZED || apps != nil {
-				t.Fatalf("%+v in session %s: %d apps, %v; want EUNAUTHORIZED", f, id, len(apps), err)
+			for _, known := range []int64{0, generations[f.Page]} {
+				if c, err := db.FindAppsInSession(anon, []byte(id), f, known); marketplace.ErrorCode(err) != marketplace.EUNAUTHORIZED || c != nil {
+					t.Fatalf("%+v in session %s (generation %d known): %+v, %v; want EUNAUTHORIZED", f, id, known, c, err)
+				}
 			}
+		}
+	}
+	// A new price is a new generation: the page is read again, with it.
+	if _, err := conn.Exec(op, `UPDATE applications SET hourly_rate = 2 WHERE id = (SELECT min(id) FROM applications)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range pages {
+		c, err := db.FindAppsInSession(anon, []byte("live"), f, generations[f.Page])
+		if err != nil || c.Unchanged || c.Generation <= generations[f.Page] || c.Total != 300 || len(c.Apps) != min(20, max(0, 300-(f.Page-1)*20)) {
+			t.Fatalf("%+v after a new price, generation %d known: %+v, %v", f, generations[f.Page], c, err)
+		}
+		if f.Page == 1 && f.Query == "" && !c.Apps[0].HourlyRate.Equal(marketplace.MustMoney("2").Decimal) {
+			t.Fatalf("page 1 after a new price: %s", c.Apps[0].HourlyRate)
 		}
 	}
 	bearer := marketplace.WithCaller(anon, marketplace.Caller{TokenHash: []byte("token-1")})
@@ -338,7 +405,7 @@ func TestCatalogInSession(t *testing.T) {
 		if _, _, err := db.AppendAppsJSON(bearer, nil, f); marketplace.ErrorCode(err) != marketplace.EUNAUTHORIZED {
 			t.Fatalf("%+v with the revoked token: %v, want EUNAUTHORIZED", f, err)
 		}
-		if _, _, _, err := db.FindAppsInSession(anon, []byte("live"), f); marketplace.ErrorCode(err) != marketplace.EUNAUTHORIZED {
+		if _, err := db.FindAppsInSession(anon, []byte("live"), f, generations[f.Page]); marketplace.ErrorCode(err) != marketplace.EUNAUTHORIZED {
 			t.Fatalf("%+v in the session of the revoked token: %v, want EUNAUTHORIZED", f, err)
 		}
 	}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"errors"
 	"html"
 	"html/template"
 	"net/http"
@@ -28,6 +30,12 @@ type catalogView struct {
 // it is not behind signedIn: the statement that reads the page checks the session too (one round trip,
 // as the API's catalog checks its token). Bad input is answered through signedIn, which sends a browser
 // without a session to sign in.
+//
+// What the page shows below its heading depends only on the query and the catalog, and the layout
+// around it only on the session: both are kept as html/template rendered them (catalogPages, layouts),
+// and a request whose catalog is still at the generation its page was rendered at (the statement reads
+// no application then) is answered with the two put together. Every request checks its session in the
+// store all the same.
 func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	idHash := sessionIDHash(r)
 	fail := func(status int, message string) {
@@ -68,18 +76,59 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Page = v.Page
-	sess, apps, total, err := s.Store.FindAppsInSession(r.Context(), idHash, f)
-	if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED || err == nil && !s.live(sess) {
+	key := catalogKey{query: v.Query, typ: v.Type, publisher: v.Publisher, page: v.Page}
+	have, _ := s.catalogPages.get(key)
+	found, err := s.Store.FindAppsInSession(r.Context(), idHash, f, have.generation)
+	if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED || err == nil && !s.live(found.Session) {
 		fail(http.StatusUnauthorized, "Your session has ended: sign in again.")
 		return
 	} else if err != nil {
 		s.domainError(w, r, err)
 		return
 	}
-	r = withSession(r, sess)
-	v.Total = total
-	v.Apps, v.Count = appCards(apps, s.Currency), len(apps)
-	v.Pages = max(1, (total+catalogPageSize-1)/catalogPageSize)
+	body := have.html // kept with a generation (not 0) only, so Unchanged only when there is one
+	if !found.Unchanged {
+		if body, err = s.catalogBody(v, found); err != nil {
+			s.Logger.ErrorContext(r.Context(), "render page", "page", "catalog", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		s.catalogPages.put(key, catalogPage{generation: found.Generation, html: body})
+	}
+	l, err := s.catalogLayout(found.Session)
+	if err != nil {
+		s.Logger.ErrorContext(r.Context(), "render page", "page", "catalog", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	buf := s.views.buffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer s.views.buffers.Put(buf)
+	buf.Grow(len(l.head) + len(body) + len(l.tail))
+	buf.Write(l.head)
+	buf.Write(body)
+	buf.Write(l.tail)
+	s.writePage(w, http.StatusOK, buf.Bytes())
+}
+
+// catalogKey is what a catalog page's content is rendered from, besides the catalog: the query as the
+// page echoes it (the publisher as typed: "01" and "1" are two keys).
+type catalogKey struct {
+	query, typ, publisher string
+	page                  int
+}
+
+// catalogPage is a catalog page's content (catalog-body) rendered from the catalog at generation.
+type catalogPage struct {
+	generation int64
+	html       []byte
+}
+
+// catalogView completes v with the page found.
+func (s *server) catalogView(v catalogView, found *marketplace.CatalogCards) catalogView {
+	v.Total = found.Total
+	v.Apps, v.Count = appCards(found.Apps, s.Currency), len(found.Apps)
+	v.Pages = max(1, (v.Total+catalogPageSize-1)/catalogPageSize)
 	link := func(page int) string {
 		u := url.Values{}
 		for k, val := range map[string]string{"q": v.Query, "type": v.Type, "publisher": v.Publisher} {
@@ -96,8 +145,57 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	if v.Page < v.Pages {
 		v.NextURL = link(v.Page + 1)
 	}
-	s.render(w, r, http.StatusOK, "catalog", "Catalog", v)
+	return v
 }
+
+// catalogBody renders the content of the page found for v (what the layout shows below the heading).
+func (s *server) catalogBody(v catalogView, found *marketplace.CatalogCards) ([]byte, error) {
+	v = s.catalogView(v, found)
+	var b bytes.Buffer
+	b.Grow(v.Count*400 + 2048)
+	if err := s.views.pages["catalog"].ExecuteTemplate(&b, "catalog-body", v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// layoutKey is what the catalog page's layout shows of a session.
+type layoutKey struct {
+	csrf     string
+	userID   int64
+	operator bool
+}
+
+// layout is a page's layout rendered, split where its content goes.
+type layout struct{ head, tail []byte }
+
+// catalogLayout is the catalog page's layout for a session, rendered by html/template (the layout of
+// render, with the session's CSRF token and caller) the first time that session asks.
+func (s *server) catalogLayout(sess *marketplace.Session) (layout, error) {
+	caller := callerOf(sess)
+	key := layoutKey{csrf: sess.CSRFToken, userID: caller.UserID, operator: caller.Operator}
+	if l, ok := s.layouts.get(key); ok {
+		return l, nil
+	}
+	// The content is a mark no rendering of the session's values can make (they are escaped: no "<"),
+	// found once in the page.
+	p := page{Title: "Catalog", Path: "/", Currency: s.Currency, Asset: s.assets.url, Body: template.HTML(contentMark),
+		SignedIn: true, CSRF: sess.CSRFToken, Caller: caller}
+	var b bytes.Buffer
+	if err := s.views.pages["catalog"].ExecuteTemplate(&b, "layout.html", p); err != nil {
+		return layout{}, err
+	}
+	head, tail, ok := bytes.Cut(b.Bytes(), []byte(contentMark))
+	if !ok || bytes.Contains(tail, []byte(contentMark)) {
+		return layout{}, errors.New("the catalog's layout does not show its content once")
+	}
+	l := layout{head: head, tail: tail}
+	s.layouts.put(key, l)
+	return l, nil
+}
+
+// contentMark stands for a page's content in its layout while it is split (catalogLayout).
+const contentMark = "<mp-content></mp-content>"
 
 type appView struct {
 	App      *marketplace.Application

@@ -87,7 +87,8 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken)}
+	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken),
+		catalogPages: newKept[catalogKey, catalogPage](catalogPagesKept), layouts: newKept[layoutKey, layout](layoutsKept)}
 	return s.routes(), nil
 }
 
@@ -97,4 +98,15 @@ type server struct {
 	views      *views
 	assets     *assets
 	isOperator func(hash []byte) bool
+	// catalogPages are catalog pages' contents as rendered, with the catalog generation they show; layouts
+	// the catalog page's layout rendered for a session (catalog.go).
+	catalogPages *kept[catalogKey, catalogPage]
+	layouts      *kept[layoutKey, layout]
 }
+
+// How many catalog pages' contents (~6 KB each) and catalog layouts (~1.3 KB, one per session) are
+// kept: a few MB at most.
+const (
+	catalogPagesKept = 256
+	layoutsKept      = 1024
+)
