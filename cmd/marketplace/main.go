@@ -282,6 +282,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer queueMetrics.Close()
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), queueMetrics)
+	if local != nil {
+		metrics.MustRegister(local.metrics...)
+	}
 	deployer := deploy.New(db, queueClient, providers, deploy.Config{
 		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
 		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics,

@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/kube"
@@ -32,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/marketplace/marketplace/internal/fetch"
+	"github.com/marketplace/marketplace/internal/kubereq"
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/render"
 )
@@ -86,6 +89,10 @@ type Provider struct {
 
 	setup        chan struct{} // a one-slot lock, held while the cluster is set up
 	clusterReady bool          // under setup: the system namespace, deployer role and admission policy are in place
+
+	// requests counts every request of the provider to the API server, its own and its attempts' Helm's,
+	// by verb and resource: what an install costs the control plane (Metrics).
+	requests *prometheus.CounterVec
 }
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
@@ -109,14 +116,29 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
 	restCfg.QPS, restCfg.Burst = adminQPS, adminBurst
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "marketplace_kubernetes_requests_total",
+		Help: "Requests the Kubernetes provider made to the API server (its own and its attempts' Helm's), by verb and resource as the API server names them.",
+	}, []string{"verb", "resource"})
+	// Every client of the provider is a copy of this configuration (clientsFor), so each request counts.
+	restCfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return kubereq.Transport(next, func(name string) {
+			verb, resource, _ := strings.Cut(name, " ")
+			requests.WithLabelValues(verb, resource).Inc()
+		})
+	})
 	admin, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	disc, mapper := sharedDiscovery(admin.Discovery())
 	return &Provider{cfg: cfg, charts: charts, renderer: renderer, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
-		setup: make(chan struct{}, 1)}, nil
+		setup: make(chan struct{}, 1), requests: requests}, nil
 }
+
+// Metrics is the provider's count of its requests to the API server, to register with the process's
+// metrics.
+func (p *Provider) Metrics() prometheus.Collector { return p.requests }
 
 // Close stops the render process started ahead of the next render.
 func (p *Provider) Close() { p.renderer.Close() }
