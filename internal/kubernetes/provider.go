@@ -90,6 +90,10 @@ type Provider struct {
 	setup        chan struct{} // a one-slot lock, held while the cluster is set up
 	clusterReady bool          // under setup: the system namespace, deployer role and admission policy are in place
 
+	capsLock chan struct{}        // a one-slot lock, held while the cluster's capabilities are read (render.go)
+	caps     *render.Capabilities // under capsLock: the cluster's capabilities, read at capsAt
+	capsAt   time.Time
+
 	// requests counts every request of the provider to the API server, its own and its attempts' Helm's,
 	// by verb and resource: what an install costs the control plane (Metrics).
 	requests *prometheus.CounterVec
@@ -133,7 +137,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	disc, mapper := sharedDiscovery(admin.Discovery())
 	return &Provider{cfg: cfg, charts: charts, renderer: renderer, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
-		setup: make(chan struct{}, 1), requests: requests}, nil
+		setup: make(chan struct{}, 1), capsLock: make(chan struct{}, 1), requests: requests}, nil
 }
 
 // Metrics is the provider's count of its requests to the API server, to register with the process's
@@ -201,7 +205,8 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	if err := p.ensureCluster(ctx); err != nil {
 		return placement, err
 	}
-	if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
+	created, err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID})
+	if err != nil {
 		return placement, err
 	}
 	cfg, f, err := p.actionConfig(ctx, placement.Namespace, p.deployerUser(d.ID))
@@ -210,7 +215,12 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	}
 	defer f.Close()
 
-	last, err := cfg.Releases.Last(placement.ReleaseName)
+	// A namespace this attempt created holds no release: only a retry looks for one.
+	var last release.Releaser
+	err = driver.ErrReleaseNotFound
+	if !created {
+		last, err = cfg.Releases.Last(placement.ReleaseName)
+	}
 	switch {
 	case errors.Is(err, driver.ErrReleaseNotFound):
 	case err != nil:
@@ -234,11 +244,12 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, err
 	}
-	pre, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
+	pre, caps, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
 		Revision: 1, IsInstall: true}, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, err
 	}
+	cfg.Capabilities = caps // those the chart was rendered with: Helm does not discover them again
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName = placement.ReleaseName
 	inst.Namespace = placement.Namespace
@@ -294,10 +305,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 			p.cfg.Logger.Warn("helm could not uninstall the release; deleting its namespace", "namespace", ns, "err", err)
 		}
 	}
-	if err := p.removeDeploymentNamespace(ctx, ns, d.ID); err != nil {
-		return err
-	}
-	return p.stopPods(ctx, ns)
+	return p.removeDeploymentNamespace(ctx, ns, d.ID)
 }
 
 // uninstallLegacy removes a release from a project namespace of the one-namespace-per-project layout,
