@@ -325,15 +325,9 @@ func (p *Provider) ownsNamespace(n *corev1.Namespace, id int64) bool {
 }
 
 // removeDeploymentNamespace deletes a deployment's namespace (Kubernetes deletes everything in it,
-// and nothing new can be made in it meanwhile), then, at once, the deployment's deployer identity and
-// the pods still in the namespace (stopPods): once it returns, nothing of the deployment runs.
+// and nothing new can be made in it meanwhile), then the pods still in it (stopPods), and meanwhile the
+// deployment's deployer identity: once it returns, nothing of the deployment runs.
 func (p *Provider) removeDeploymentNamespace(ctx context.Context, ns string, id int64) error {
-	background := metav1.DeletePropagationBackground
-	err := p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &background})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete namespace %s: %w", ns, err)
-	}
-	gone := err != nil
 	var g errgroup.Group
 	g.Go(func() error {
 		err := p.admin.CoreV1().ServiceAccounts(p.systemNamespace()).Delete(ctx, deployerAccount(id), metav1.DeleteOptions{})
@@ -342,8 +336,15 @@ func (p *Provider) removeDeploymentNamespace(ctx context.Context, ns string, id 
 		}
 		return nil
 	})
-	if !gone {
-		g.Go(func() error { return p.stopPods(ctx, ns) })
-	}
+	g.Go(func() error {
+		background := metav1.DeletePropagationBackground
+		err := p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &background})
+		if apierrors.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("delete namespace %s: %w", ns, err)
+		}
+		return p.stopPods(ctx, ns)
+	})
 	return g.Wait()
 }
