@@ -58,7 +58,10 @@ redis-cli -u "$REDIS_URL" FLUSHDB >/dev/null # only this benchmark's Redis datab
 
 echo "== starting marketplace serve on $ADDR (KUBECONFIG=$KUBECONFIG, K8S_NAMESPACE_PREFIX=$PREFIX)"
 CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
-DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" \
+# The operator's token only lets installbench read the marketplace's /metrics: its own count of its
+# requests to the API server (marketplace_kubernetes_requests_total).
+METRICS_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" MARKETPLACE_ADMIN_TOKEN="$METRICS_TOKEN" \
   K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$REPO_ADDR" WORKER_CONCURRENCY="$CONCURRENCY" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
 cleanup() {
@@ -73,7 +76,7 @@ machine >"$OUT/machine-before.txt"
 # Redis commands served during the run (the whole server: anything else using it counts too).
 redis_calls() { redis-cli -u "$REDIS_URL" INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n }'; }
 REDIS_BEFORE=$(redis_calls)
-bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" \
+bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" -metrics-token "$METRICS_TOKEN" \
   -n "$N" -warmup "$WARMUP" -burst "$BURST" -concurrency "$CONCURRENCY" -rounds "$ROUNDS" -serve-log "$OUT/serve.log" \
   ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
 REDIS_AFTER=$(redis_calls)

@@ -4,6 +4,11 @@ package main
 // and after each side's burst, the difference over N is the requests one install (or uninstall) costs
 // the control plane. Anything else using the cluster meanwhile counts too, so the figure is an upper
 // bound on a shared machine.
+//
+// And how many each side's own clients sent (package kubereq, the same names): the marketplace's from
+// its marketplace_kubernetes_requests_total, the direct side's counted by its transport. Those are exact
+// per operation, without the controllers' work that follows (the quota controller's status updates,
+// the namespace controller's deletion) and without anyone else's.
 
 import (
 	"bufio"
@@ -11,11 +16,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
 	k8s "k8s.io/client-go/kubernetes"
+
+	"github.com/marketplace/marketplace/internal/kubereq"
 )
 
 // requestCounts is apiserver_request_total summed over codes, by "VERB resource[/subresource]".
@@ -86,4 +94,73 @@ func (c requestCounts) report(w io.Writer, what string, n int) {
 		top = append(top, fmt.Sprintf("%s %.1f", k, c[k]/float64(n)))
 	}
 	fmt.Fprintf(w, "API server requests per %s: %.1f (%s)\n", what, total/float64(n), strings.Join(top, ", "))
+}
+
+// mpRequests reads the marketplace's own count of its requests to the API server from its /metrics.
+func mpRequests(ctx context.Context, api, token string) (kubereq.Counts, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(api, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read the marketplace's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("read the marketplace's metrics: status %d (installbench -metrics-token is its MARKETPLACE_ADMIN_TOKEN)", resp.StatusCode)
+	}
+	const metric = "marketplace_kubernetes_requests_total{"
+	counts := kubereq.Counts{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, metric) {
+			continue
+		}
+		end := strings.LastIndexByte(line, '}')
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(line[len(metric):end], ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			labels[k] = strings.Trim(val, `"`)
+		}
+		counts[labels["verb"]+" "+labels["resource"]] += v
+	}
+	return counts, sc.Err()
+}
+
+// reportClientRequests prints, per operation, the requests each side's clients sent: the mean per
+// operation by name, as a table, with the total first.
+func reportClientRequests(w io.Writer, title string, columns []string, counts []kubereq.Counts, ns []int) {
+	all := kubereq.Counts{}
+	for _, c := range counts {
+		all.Add(c)
+	}
+	fmt.Fprintf(w, "\n%s (mean per operation):\n\n", title)
+	fmt.Fprintf(w, "| request | %s |\n|---|%s\n", strings.Join(columns, " | "), strings.Repeat("---|", len(columns)))
+	row := func(name string, value func(kubereq.Counts) float64) {
+		cells := make([]string, len(counts))
+		for i, c := range counts {
+			if ns[i] == 0 {
+				cells[i] = "–"
+				continue
+			}
+			if v := value(c) / float64(ns[i]); v != 0 {
+				cells[i] = strconv.FormatFloat(v, 'f', 1, 64)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", name, strings.Join(cells, " | "))
+	}
+	row("**total**", kubereq.Counts.Total)
+	for _, name := range all.Names() {
+		row(name, func(c kubereq.Counts) float64 { return c[name] })
+	}
 }

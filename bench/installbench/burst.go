@@ -23,6 +23,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/marketplace/marketplace/bench/mpapi"
+	"github.com/marketplace/marketplace/internal/kubereq"
 )
 
 // burstEnv is what a burst needs of run's set-up.
@@ -54,6 +55,8 @@ type burstResult struct {
 	Observed map[int64]time.Time `json:"observed,omitempty"`
 	// Requests is what the API server served during the burst (apicount.go).
 	Requests requestCounts `json:"requests"`
+	// ClientRequests is what the side's own clients sent (apicount.go).
+	ClientRequests kubereq.Counts `json:"client_requests,omitempty"`
 }
 
 func runBursts(ctx context.Context, b *burstEnv) ([]burstResult, error) {
@@ -96,6 +99,10 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 	if err != nil {
 		return nil, err
 	}
+	own, err := mpRequests(ctx, b.o.api, b.o.metricsToken)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	err = fanOut(n, n, func(i int) error {
 		sent := time.Now()
@@ -122,6 +129,9 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 	if install.Requests, err = b.requestsSince(ctx, before); err != nil {
 		return nil, err
 	}
+	if install.ClientRequests, own, err = b.mpRequestsSince(ctx, own); err != nil {
+		return nil, err
+	}
 
 	uninstall := burstResult{Side: "marketplace", Op: "uninstall", Round: round, N: n, Concurrency: b.o.concurrency,
 		Requested: map[int64]time.Time{}}
@@ -144,6 +154,9 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 	}
 	uninstall.Total, uninstall.Finished = finished(start, uninstall.Observed)
 	if uninstall.Requests, err = b.requestsSince(ctx, before); err != nil {
+		return nil, err
+	}
+	if uninstall.ClientRequests, _, err = b.mpRequestsSince(ctx, own); err != nil {
 		return nil, err
 	}
 	var nss []string
@@ -201,12 +214,12 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 	*b.namespaces = append(*b.namespaces, nss...)
 	results := []burstResult{{Side: "helm", Op: "install", Round: round, N: n, Concurrency: c},
 		{Side: "helm", Op: "uninstall", Round: round, N: n, Concurrency: c}}
-	for k, op := range []func(int, *cli.EnvSettings) error{
-		func(i int, s *cli.EnvSettings) error {
+	for k, op := range []func(int, *cli.EnvSettings, *k8s.Clientset) error{
+		func(i int, s *cli.EnvSettings, _ *k8s.Clientset) error {
 			return b.helmInstall(ctx, s, nss[i], fmt.Sprintf("burst-%d", i))
 		},
-		func(i int, s *cli.EnvSettings) error {
-			return b.helmUninstall(ctx, s, nss[i], fmt.Sprintf("burst-%d", i))
+		func(i int, s *cli.EnvSettings, cs *k8s.Clientset) error {
+			return b.helmUninstall(ctx, s, cs, nss[i], fmt.Sprintf("burst-%d", i))
 		},
 	} {
 		r := &results[k]
@@ -217,13 +230,16 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 		if err != nil {
 			return nil, err
 		}
+		direct := &kubereq.Counter{}
+		directCS, err := clientset(b.o.kubeconfig, direct.Wrap)
+		if err != nil {
+			return nil, err
+		}
 		start := time.Now()
 		err = fanOut(n, c, func(i int) error {
-			s := cli.New()
-			s.KubeConfig = b.o.kubeconfig
-			s.SetNamespace(nss[i])
+			s := countedSettings(b.o.kubeconfig, nss[i], direct)
 			t := time.Now()
-			if err := op(i, s); err != nil {
+			if err := op(i, s, directCS); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -235,12 +251,22 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 			return nil, err
 		}
 		r.Total, r.Finished, r.Work = slices.Max(done), done, work
+		r.ClientRequests = direct.Counts()
 		slices.Sort(r.Finished)
 		if r.Requests, err = b.requestsSince(ctx, before); err != nil {
 			return nil, err
 		}
 	}
 	return results, waitGone(ctx, b.cs, nss)
+}
+
+// mpRequestsSince is what the marketplace sent the API server since before, and its count now.
+func (b *burstEnv) mpRequestsSince(ctx context.Context, before kubereq.Counts) (kubereq.Counts, kubereq.Counts, error) {
+	now, err := mpRequests(ctx, b.o.api, b.o.metricsToken)
+	if err != nil {
+		return nil, nil, err
+	}
+	return now.Minus(before), now, nil
 }
 
 // requestsSince is what the API server served since before.
@@ -270,7 +296,7 @@ func (b *burstEnv) helmInstall(ctx context.Context, s *cli.EnvSettings, ns, name
 
 // helmUninstall removes the release, waiting until its resources are gone, then asks for its
 // namespace's deletion: what the marketplace's uninstall does before it reports uninstalled.
-func (b *burstEnv) helmUninstall(ctx context.Context, s *cli.EnvSettings, ns, name string) error {
+func (b *burstEnv) helmUninstall(ctx context.Context, s *cli.EnvSettings, cs *k8s.Clientset, ns, name string) error {
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(b.quiet))
 	if err := cfg.Init(s.RESTClientGetter(), ns, "secret"); err != nil {
 		return err
@@ -280,7 +306,7 @@ func (b *burstEnv) helmUninstall(ctx context.Context, s *cli.EnvSettings, ns, na
 	if _, err := un.Run(name); err != nil {
 		return fmt.Errorf("helm uninstall %s in %s: %w", name, ns, err)
 	}
-	return deleteNamespace(ctx, b.cs, ns)
+	return deleteNamespace(ctx, cs, ns)
 }
 
 func deleteNamespace(ctx context.Context, cs *k8s.Clientset, ns string) error {
@@ -383,6 +409,22 @@ func reportBursts(w io.Writer, results []burstResult, o options) {
 	for _, r := range results {
 		r.Requests.report(w, fmt.Sprintf("%s %s (round %d)", r.Side, r.Op, r.Round), r.N)
 	}
+	for round := 0; round < o.rounds; round++ {
+		var columns []string
+		var counts []kubereq.Counts
+		var ns []int
+		for _, op := range []string{"install", "uninstall"} {
+			for _, side := range []string{"marketplace", "helm"} {
+				for _, r := range results {
+					if r.Round == round && r.Op == op && r.Side == side {
+						columns, counts, ns = append(columns, side+" "+op), append(counts, r.ClientRequests), append(ns, r.N)
+					}
+				}
+			}
+		}
+		reportClientRequests(w, fmt.Sprintf("burst round %d: API-server requests sent by each side's own clients", round), columns, counts, ns)
+	}
+	fmt.Fprintln(w)
 	for _, r := range results {
 		if r.Side == "helm" && r.Total > 0 {
 			fmt.Fprintf(w, "helm %s round %d: its %d slots were busy %.0f%% of the makespan\n", r.Op, r.Round, r.Concurrency,

@@ -46,16 +46,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/marketplace/marketplace/internal/chartrepo"
+	"github.com/marketplace/marketplace/internal/kubereq"
 
 	"github.com/marketplace/marketplace/bench/mpapi"
 )
 
 type options struct {
 	api, kubeconfig, chartsDir, mpPrefix, directPrefix, out string
-	repoAddr                                                string
+	repoAddr, metricsToken                                  string
 	n, warmup                                               int
 	mpFlags                                                 bool
 	poll, timeout                                           time.Duration
@@ -74,6 +76,7 @@ func main() {
 	flag.StringVar(&o.directPrefix, "direct-prefix", "", "the prefix of the direct installs' namespaces (default <mp-prefix>-direct)")
 	flag.StringVar(&o.out, "out", "", "write the measurements as JSON here")
 	flag.StringVar(&o.repoAddr, "repo-addr", "127.0.0.1:0", "where to serve the chart repository (the marketplace's MARKETPLACE_FETCH_ALLOW must name it)")
+	flag.StringVar(&o.metricsToken, "metrics-token", "", "the marketplace's MARKETPLACE_ADMIN_TOKEN, to read its /metrics (its requests to the API server)")
 	flag.IntVar(&o.n, "n", 10, "measured installs (and uninstalls) per side")
 	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured installs and uninstalls per side first")
 	flag.DurationVar(&o.poll, "poll", 10*time.Millisecond, "how often to poll a deployment's status")
@@ -110,6 +113,8 @@ type sample struct {
 	Warmup    bool          `json:"warmup"`
 	Namespace string        `json:"namespace"`
 	Took      time.Duration `json:"took_ns"`
+	// Requests are what the side's own clients sent the API server for the operation (package kubereq).
+	Requests kubereq.Counts `json:"requests,omitempty"`
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -230,9 +235,40 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 
+	// The requests each side's clients send: the marketplace counts its own (/metrics), the direct side's
+	// Helm and namespace deletion go through direct.
+	direct := &kubereq.Counter{}
+	directCS, err := clientset(o.kubeconfig, direct.Wrap)
+	if err != nil {
+		return err
+	}
+	var requestsBefore kubereq.Counts
+	countFrom := func(side string) (err error) {
+		if side == "marketplace" {
+			requestsBefore, err = mpRequests(ctx, o.api, o.metricsToken)
+		} else {
+			requestsBefore = direct.Counts()
+		}
+		return err
+	}
+	requestsSince := func(side string) kubereq.Counts {
+		if side != "marketplace" {
+			return direct.Counts().Minus(requestsBefore)
+		}
+		now, err := mpRequests(ctx, o.api, o.metricsToken)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "installbench:", err)
+			return nil
+		}
+		return now.Minus(requestsBefore)
+	}
+
 	var samples []sample
 	record := func(side, op string, i int, ns string, took time.Duration) {
 		s := sample{Side: side, Op: op, Iteration: i - o.warmup, Warmup: i < o.warmup, Namespace: ns, Took: took}
+		if side == "marketplace" || side == "helm" {
+			s.Requests = requestsSince(side)
+		}
 		samples = append(samples, s)
 		tag := ""
 		if s.Warmup {
@@ -243,6 +279,9 @@ func run(ctx context.Context, o options) (err error) {
 
 	mpInstall := func(i int) error {
 		s := &slots[i]
+		if err := countFrom("marketplace"); err != nil {
+			return err
+		}
 		start := time.Now()
 		var q struct {
 			DeploymentID int64 `json:"deploymentID"`
@@ -262,6 +301,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	mpUninstall := func(i int) error {
 		s := &slots[i]
+		if err := countFrom("marketplace"); err != nil {
+			return err
+		}
 		start := time.Now()
 		if err := mp.Do(ctx, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", s.deploymentID), nil, nil); err != nil {
 			return err
@@ -308,7 +350,11 @@ func run(ctx context.Context, o options) (err error) {
 		// The marketplace's uninstall also deletes the deployment's namespace (and so stops whatever
 		// the release left behind): the direct side asks for the same, and the namespace controller's
 		// clean-up then weighs on both sides alike.
-		if err := deleteNamespace(ctx, cs, ns); err != nil {
+		delCS := cs
+		if side == "helm" {
+			delCS = directCS
+		}
+		if err := deleteNamespace(ctx, delCS, ns); err != nil {
 			return err
 		}
 		record(side, "uninstall", i, ns, time.Since(start))
@@ -316,13 +362,17 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	helmInstall := func(i int) error {
 		s := &slots[i]
+		if err := countFrom("helm"); err != nil {
+			return err
+		}
 		start := time.Now()
-		s.settings = cli.New()
-		s.settings.KubeConfig = o.kubeconfig
-		s.settings.SetNamespace(s.hNamespace)
+		s.settings = countedSettings(o.kubeconfig, s.hNamespace, direct)
 		return directInstall("helm", i, s.settings.RESTClientGetter(), s.hNamespace, start)
 	}
 	helmUninstall := func(i int) error {
+		if err := countFrom("helm"); err != nil {
+			return err
+		}
 		return directUninstall("helm", i, slots[i].settings.RESTClientGetter(), slots[i].hNamespace)
 	}
 	flagsCache := filepath.Join(work, "flagscache")
@@ -384,6 +434,28 @@ func report(w io.Writer, samples []sample, o options) {
 		m := median(samples, "marketplace", "uninstall")
 		fmt.Fprintf(w, "\nhelm's uninstall alone (without deleting its namespace): median %.1f ms; marketplace / that = %.2f\n", h, m/h)
 	}
+	if m, h := median(samples, "marketplace", "uninstall"), median(samples, "helm", "uninstall"); h > 0 {
+		met := "met"
+		if m > 1.15*h {
+			met = "**not met**"
+		}
+		fmt.Fprintf(w, "\nuninstall ratio %.2f against ≤ 1.15 (issue #19 item 4, the ratio alone): %s\n", m/h, met)
+	}
+	var columns []string
+	var counts []kubereq.Counts
+	var ns []int
+	for _, c := range [][2]string{{"marketplace", "install"}, {"helm", "install"}, {"marketplace", "uninstall"}, {"helm", "uninstall"},
+		{"helm", "uninstall-release"}} {
+		sum, n := kubereq.Counts{}, 0
+		for _, s := range samples {
+			if s.Side == c[0] && s.Op == c[1] && !s.Warmup && s.Requests != nil {
+				sum.Add(s.Requests)
+				n++
+			}
+		}
+		columns, counts, ns = append(columns, c[0]+" "+c[1]), append(counts, sum), append(ns, n)
+	}
+	reportClientRequests(w, "API-server requests sent by each side's own clients", columns, counts, ns)
 	fmt.Fprintln(w)
 	if o.mpFlags {
 		for _, op := range []string{"install", "uninstall"} {
@@ -434,13 +506,36 @@ func median(samples []sample, side, op string) float64 {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func clientset(kubeconfig string) (*k8s.Clientset, error) {
+// clientset is a client of the cluster; wrap, if any, wraps its transport (a request counter).
+func clientset(kubeconfig string, wrap ...func(http.RoundTripper) http.RoundTripper) (*k8s.Clientset, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	rc.QPS, rc.Burst = 50, 100
+	for _, w := range wrap {
+		rc.Wrap(w)
+	}
 	return k8s.NewForConfig(rc)
+}
+
+// countedSettings are Helm's CLI settings for namespace ns, as a Go program using the SDK makes them,
+// with every request of its clients counted by c (which changes nothing else of them).
+func countedSettings(kubeconfig, ns string, c *kubereq.Counter) *cli.EnvSettings {
+	s := cli.New()
+	s.KubeConfig = kubeconfig
+	s.SetNamespace(ns)
+	if flags, ok := s.RESTClientGetter().(*genericclioptions.ConfigFlags); ok {
+		helms := flags.WrapConfigFn
+		flags.WrapConfigFn = func(rc *rest.Config) *rest.Config {
+			if helms != nil {
+				rc = helms(rc)
+			}
+			rc.Wrap(c.Wrap)
+			return rc
+		}
+	}
+	return s
 }
 
 // deleteNamespaces deletes the namespaces and waits up to 2 minutes for them to go.

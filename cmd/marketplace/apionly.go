@@ -12,6 +12,8 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/httpapi"
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -27,6 +29,8 @@ type localProviders struct {
 	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
 	// a VM host.
 	collectImages func(context.Context, []string) (int, error)
+	// metrics are the providers' own, registered with the process's.
+	metrics []prometheus.Collector
 }
 
 // renderChild: the API-only build renders nothing (workers do).

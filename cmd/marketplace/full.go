@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/marketplace/marketplace/internal/chartrepo"
@@ -45,6 +46,8 @@ type localProviders struct {
 	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
 	// a VM host.
 	collectImages func(context.Context, []string) (int, error)
+	// metrics are the providers' own, registered with the process's.
+	metrics []prometheus.Collector
 }
 
 // newLocalProviders configures the Kubernetes provider when KUBECONFIG is set and the libvirt one when
@@ -58,6 +61,7 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 		}
 		local.byType[marketplace.TypeK8s] = k8s
 		local.close = k8s.Close
+		local.metrics = append(local.metrics, k8s.Metrics())
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}

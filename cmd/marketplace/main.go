@@ -282,9 +282,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer queueMetrics.Close()
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), queueMetrics)
+	if local != nil {
+		metrics.MustRegister(local.metrics...)
+	}
+	concurrency := 0 // attempts this process runs: only a worker's
+	if role == "serve" || role == "worker" {
+		concurrency = cfg.WorkerConcurrency
+	}
 	deployer := deploy.New(db, queueClient, providers, deploy.Config{
 		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
-		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics,
+		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics, Concurrency: concurrency,
 	}, log)
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -310,6 +317,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		g.Go(func() error { return worker.Run(ctx) })
+		if role == "serve" {
+			// This process's API and worker are one: what the API records starts here at once, in a free
+			// slot, without waiting for the worker's next poll of the queue (package deploy, local.go).
+			g.Go(func() error { return deployer.RunLocal(ctx) })
+		}
 		// The calls of API replicas, answered with this process's providers.
 		answers, err := workerrpc.NewServer(calls, db, providers, cfg.WorkerConcurrency, log)
 		if err != nil {

@@ -42,6 +42,10 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Metrics, when not nil, receives the attempt counters and durations.
 	Metrics prometheus.Registerer
+	// Concurrency, when positive, is how many attempts this process runs at once (WORKER_CONCURRENCY),
+	// those the queue hands it and those it starts itself (RunLocal) together; 0 for a process without
+	// a worker.
+	Concurrency int
 }
 
 // metrics are what an operator watches: attempts by outcome and how long they take.
@@ -89,13 +93,19 @@ type Service struct {
 	metrics   *metrics
 	health    *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
 	schemas   *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
+	slots     slots                                          // nil without Config.Concurrency (local.go)
+	local     local
 }
 
 // New returns a Service. providers maps an application's deployment type to the provider that installs
 // it; a type without one is refused at request time.
 func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
-	return &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
+	s := &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
 		health: newLRU[healthKey, *marketplace.Health](healthCacheSize), schemas: newLRU[marketplace.DeploymentSpec, cachedSchema](schemaCacheSize)}
+	if cfg.Concurrency > 0 {
+		s.slots = make(slots, cfg.Concurrency)
+	}
+	return s
 }
 
 // InstallRequest is a consumer's request to deploy an application into a project.
@@ -206,9 +216,11 @@ func (s *Service) RequestUninstall(ctx context.Context, id int64) (*marketplace.
 	return d, nil
 }
 
-// ring enqueues t right away so a worker starts without waiting for the reconciler. A failure is only
-// logged: the database already says the work is owed.
+// ring starts t in this process's own worker when it has one with a free slot (local.go), and enqueues
+// it right away so a worker starts without waiting for the reconciler otherwise. A failure to enqueue is
+// only logged: the database already says the work is owed.
 func (s *Service) ring(ctx context.Context, t marketplace.Task) {
+	s.startLocally(t)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if err := s.queue.Enqueue(ctx, t); err != nil {
@@ -219,12 +231,12 @@ func (s *Service) ring(ctx context.Context, t marketplace.Task) {
 // Install runs one attempt of a deployment's install. A task that finds nothing to claim (a duplicate, a
 // late retry, a deployment deleted meanwhile) does nothing.
 func (s *Service) Install(ctx context.Context, id int64) error {
-	return s.attempt(ctx, id, marketplace.OpInstall)
+	return s.queued(ctx, id, marketplace.OpInstall)
 }
 
 // Uninstall runs one attempt of a deployment's uninstall.
 func (s *Service) Uninstall(ctx context.Context, id int64) error {
-	return s.attempt(ctx, id, marketplace.OpUninstall)
+	return s.queued(ctx, id, marketplace.OpUninstall)
 }
 
 func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operation) error {

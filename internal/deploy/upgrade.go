@@ -97,5 +97,5 @@ func (s *Service) RequestRollback(ctx context.Context, id int64, revision int) (
 
 // Upgrade runs one attempt of a deployment's upgrade (or rollback).
 func (s *Service) Upgrade(ctx context.Context, id int64) error {
-	return s.attempt(ctx, id, marketplace.OpUpgrade)
+	return s.queued(ctx, id, marketplace.OpUpgrade)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"golang.org/x/sync/errgroup"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -78,7 +79,7 @@ func (p *Provider) ensureCluster(ctx context.Context) error {
 
 // setUpCluster creates or updates the objects of ensureCluster.
 func (p *Provider) setUpCluster(ctx context.Context) error {
-	if err := p.ensureOwnNamespace(ctx, p.systemNamespace(), p.labels(nil), "the marketplace's system namespace"); err != nil {
+	if _, err := p.ensureOwnNamespace(ctx, p.systemNamespace(), p.labels(nil), "the marketplace's system namespace"); err != nil {
 		return err
 	}
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: p.deployerRole(), Labels: p.labels(nil)}, Rules: deployerRules()}
@@ -192,8 +193,9 @@ func (p *Provider) admissionObjects() (*admissionv1.ValidatingAdmissionPolicy, *
 }
 
 // ensureOwnNamespace creates namespace ns with labels want, or accepts an existing one only if it carries
-// them all: a namespace the marketplace did not create for this purpose is never adopted.
-func (p *Provider) ensureOwnNamespace(ctx context.Context, ns string, want map[string]string, what string) error {
+// them all: a namespace the marketplace did not create for this purpose is never adopted. created says
+// whether this call created it.
+func (p *Provider) ensureOwnNamespace(ctx context.Context, ns string, want map[string]string, what string) (created bool, err error) {
 	podSecurity := map[string]string{
 		// Pod Security "baseline": no privileged pods, host namespaces or hostPath volumes, which would
 		// let a chart out of its namespace through the node.
@@ -205,36 +207,37 @@ func (p *Provider) ensureOwnNamespace(ctx context.Context, ns string, want map[s
 	for k, v := range podSecurity {
 		labels[k] = v
 	}
-	_, err := p.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
+	_, err = p.admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
 	if err == nil {
-		return nil
+		return true, nil
 	} else if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create namespace %s: %w", ns, err)
+		return false, fmt.Errorf("create namespace %s: %w", ns, err)
 	}
 	existing, err := p.admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("get namespace %s: %w", ns, err)
+		return false, fmt.Errorf("get namespace %s: %w", ns, err)
 	}
 	for k, v := range want {
 		if existing.Labels[k] != v {
-			return fmt.Errorf("namespace %s already exists and was not created by this marketplace as %s; it is never adopted: "+
+			return false, fmt.Errorf("namespace %s already exists and was not created by this marketplace as %s; it is never adopted: "+
 				"remove it, or give this marketplace another K8S_NAMESPACE_PREFIX", ns, what)
 		}
 	}
 	if existing.DeletionTimestamp != nil {
-		return fmt.Errorf("namespace %s is still being deleted; a later attempt will create it again", ns)
+		return false, fmt.Errorf("namespace %s is still being deleted; a later attempt will create it again", ns)
 	}
-	return nil
+	return false, nil
 }
 
 // ensureDeploymentNamespace creates a deployment's namespace and everything in it that the marketplace
 // owns: the deployer identity and its binding, the default NetworkPolicy, the ResourceQuota and the
-// LimitRange. Each is created unless it exists, so a retry after a crash converges.
-func (p *Provider) ensureDeploymentNamespace(ctx context.Context, d deploymentRef) error {
+// LimitRange. Each is created unless it exists, so a retry after a crash converges. created says
+// whether this call created the namespace (so nothing else is in it yet).
+func (p *Provider) ensureDeploymentNamespace(ctx context.Context, d deploymentRef) (created bool, err error) {
 	ns := p.Namespace(d.id)
 	want := p.labels(map[string]string{labelProject: strconv.FormatInt(d.projectID, 10), labelDeployment: strconv.FormatInt(d.id, 10)})
-	if err := p.ensureOwnNamespace(ctx, ns, want, "the namespace of deployment "+strconv.FormatInt(d.id, 10)); err != nil {
-		return err
+	if created, err = p.ensureOwnNamespace(ctx, ns, want, "the namespace of deployment "+strconv.FormatInt(d.id, 10)); err != nil {
+		return false, err
 	}
 	owned := metav1.ObjectMeta{Labels: p.labels(map[string]string{labelDeployment: strconv.FormatInt(d.id, 10)})}
 	create := func(what string, err error) error {
@@ -243,43 +246,48 @@ func (p *Provider) ensureDeploymentNamespace(ctx context.Context, d deploymentRe
 		}
 		return nil
 	}
-	account := owned
-	account.Name = deployerAccount(d.id)
-	_, err := p.admin.CoreV1().ServiceAccounts(p.systemNamespace()).Create(ctx,
-		&corev1.ServiceAccount{ObjectMeta: account, AutomountServiceAccountToken: new(bool)}, metav1.CreateOptions{})
-	if err := create("the deployer service account", err); err != nil {
-		return err
-	}
-	binding := owned
-	binding.Name = deployerBinding
-	_, err = p.admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: binding,
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: p.deployerRole()},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: deployerAccount(d.id), Namespace: p.systemNamespace()}},
-	}, metav1.CreateOptions{})
-	if err := create("the deployer role binding", err); err != nil {
-		return err
-	}
-	policy := owned
-	policy.Name = "marketplace-project-only"
-	_, err = p.admin.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{ObjectMeta: policy,
-		Spec: p.networkPolicy(d.projectID)}, metav1.CreateOptions{})
-	if err := create("the network policy", err); err != nil {
-		return err
-	}
-	quota := owned
-	quota.Name = "marketplace-quota"
-	_, err = p.admin.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: quota,
-		Spec: corev1.ResourceQuotaSpec{Hard: p.cfg.Quota}}, metav1.CreateOptions{})
-	if err := create("the resource quota", err); err != nil {
-		return err
-	}
-	limits := owned
-	limits.Name = "marketplace-limits"
-	_, err = p.admin.CoreV1().LimitRanges(ns).Create(ctx, &corev1.LimitRange{ObjectMeta: limits,
-		Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
-			Default: p.cfg.DefaultLimits, DefaultRequest: p.cfg.DefaultRequests}}}}, metav1.CreateOptions{})
-	return create("the limit range", err)
+	// The five are independent of each other: created at once, and all in place before Helm starts.
+	var g errgroup.Group
+	g.Go(func() error {
+		account := owned
+		account.Name = deployerAccount(d.id)
+		_, err := p.admin.CoreV1().ServiceAccounts(p.systemNamespace()).Create(ctx,
+			&corev1.ServiceAccount{ObjectMeta: account, AutomountServiceAccountToken: new(bool)}, metav1.CreateOptions{})
+		return create("the deployer service account", err)
+	})
+	g.Go(func() error {
+		binding := owned
+		binding.Name = deployerBinding
+		_, err := p.admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: binding,
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: p.deployerRole()},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: deployerAccount(d.id), Namespace: p.systemNamespace()}},
+		}, metav1.CreateOptions{})
+		return create("the deployer role binding", err)
+	})
+	g.Go(func() error {
+		policy := owned
+		policy.Name = "marketplace-project-only"
+		_, err := p.admin.NetworkingV1().NetworkPolicies(ns).Create(ctx, &networkingv1.NetworkPolicy{ObjectMeta: policy,
+			Spec: p.networkPolicy(d.projectID)}, metav1.CreateOptions{})
+		return create("the network policy", err)
+	})
+	g.Go(func() error {
+		quota := owned
+		quota.Name = "marketplace-quota"
+		_, err := p.admin.CoreV1().ResourceQuotas(ns).Create(ctx, &corev1.ResourceQuota{ObjectMeta: quota,
+			Spec: corev1.ResourceQuotaSpec{Hard: p.cfg.Quota}}, metav1.CreateOptions{})
+		return create("the resource quota", err)
+	})
+	g.Go(func() error {
+		limits := owned
+		limits.Name = "marketplace-limits"
+		_, err := p.admin.CoreV1().LimitRanges(ns).Create(ctx, &corev1.LimitRange{ObjectMeta: limits,
+			Spec: corev1.LimitRangeSpec{Limits: []corev1.LimitRangeItem{{Type: corev1.LimitTypeContainer,
+				Default: p.cfg.DefaultLimits, DefaultRequest: p.cfg.DefaultRequests}}}}, metav1.CreateOptions{})
+		return create("the limit range", err)
+	})
+	return created, g.Wait()
 }
 
 // networkPolicy lets traffic in from the deployments of the same project only, and out to them, to the
@@ -317,16 +325,26 @@ func (p *Provider) ownsNamespace(n *corev1.Namespace, id int64) bool {
 }
 
 // removeDeploymentNamespace deletes a deployment's namespace (Kubernetes deletes everything in it,
-// and nothing new can be made in it meanwhile) and the deployment's deployer identity.
+// and nothing new can be made in it meanwhile), then the pods still in it (stopPods), and meanwhile the
+// deployment's deployer identity: once it returns, nothing of the deployment runs.
 func (p *Provider) removeDeploymentNamespace(ctx context.Context, ns string, id int64) error {
-	background := metav1.DeletePropagationBackground
-	err := p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &background})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete namespace %s: %w", ns, err)
-	}
-	err = p.admin.CoreV1().ServiceAccounts(p.systemNamespace()).Delete(ctx, deployerAccount(id), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete the deployer service account of deployment %d: %w", id, err)
-	}
-	return nil
+	var g errgroup.Group
+	g.Go(func() error {
+		err := p.admin.CoreV1().ServiceAccounts(p.systemNamespace()).Delete(ctx, deployerAccount(id), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete the deployer service account of deployment %d: %w", id, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		background := metav1.DeletePropagationBackground
+		err := p.admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{PropagationPolicy: &background})
+		if apierrors.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("delete namespace %s: %w", ns, err)
+		}
+		return p.stopPods(ctx, ns)
+	})
+	return g.Wait()
 }

@@ -33,7 +33,7 @@ func (p *Provider) preview(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return nil, err
 	}
-	pre, err := p.prerender(ctx, ch, archive, values, rel, "")
+	pre, _, err := p.prerender(ctx, ch, archive, values, rel, "")
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/kube"
@@ -32,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/marketplace/marketplace/internal/fetch"
+	"github.com/marketplace/marketplace/internal/kubereq"
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/render"
 )
@@ -86,6 +89,14 @@ type Provider struct {
 
 	setup        chan struct{} // a one-slot lock, held while the cluster is set up
 	clusterReady bool          // under setup: the system namespace, deployer role and admission policy are in place
+
+	capsLock chan struct{}        // a one-slot lock, held while the cluster's capabilities are read (render.go)
+	caps     *render.Capabilities // under capsLock: the cluster's capabilities, read at capsAt
+	capsAt   time.Time
+
+	// requests counts every request of the provider to the API server, its own and its attempts' Helm's,
+	// by verb and resource: what an install costs the control plane (Metrics).
+	requests *prometheus.CounterVec
 }
 
 // New returns a Provider for the cluster of cfg.Kubeconfig.
@@ -109,14 +120,29 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", cfg.Kubeconfig, err)
 	}
 	restCfg.QPS, restCfg.Burst = adminQPS, adminBurst
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "marketplace_kubernetes_requests_total",
+		Help: "Requests the Kubernetes provider made to the API server (its own and its attempts' Helm's), by verb and resource as the API server names them.",
+	}, []string{"verb", "resource"})
+	// Every client of the provider is a copy of this configuration (clientsFor), so each request counts.
+	restCfg.Wrap(func(next http.RoundTripper) http.RoundTripper {
+		return kubereq.Transport(next, func(name string) {
+			verb, resource, _ := strings.Cut(name, " ")
+			requests.WithLabelValues(verb, resource).Inc()
+		})
+	})
 	admin, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	disc, mapper := sharedDiscovery(admin.Discovery())
 	return &Provider{cfg: cfg, charts: charts, renderer: renderer, admin: admin, restConfig: restCfg, discovery: disc, mapper: mapper,
-		setup: make(chan struct{}, 1)}, nil
+		setup: make(chan struct{}, 1), capsLock: make(chan struct{}, 1), requests: requests}, nil
 }
+
+// Metrics is the provider's count of its requests to the API server, to register with the process's
+// metrics.
+func (p *Provider) Metrics() prometheus.Collector { return p.requests }
 
 // Close stops the render process started ahead of the next render.
 func (p *Provider) Close() { p.renderer.Close() }
@@ -179,7 +205,8 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	if err := p.ensureCluster(ctx); err != nil {
 		return placement, err
 	}
-	if err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID}); err != nil {
+	created, err := p.ensureDeploymentNamespace(ctx, deploymentRef{id: d.ID, projectID: d.ProjectID})
+	if err != nil {
 		return placement, err
 	}
 	cfg, f, err := p.actionConfig(ctx, placement.Namespace, p.deployerUser(d.ID))
@@ -188,7 +215,12 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	}
 	defer f.Close()
 
-	last, err := cfg.Releases.Last(placement.ReleaseName)
+	// A namespace this attempt created holds no release: only a retry looks for one.
+	var last release.Releaser
+	err = driver.ErrReleaseNotFound
+	if !created {
+		last, err = cfg.Releases.Last(placement.ReleaseName)
+	}
 	switch {
 	case errors.Is(err, driver.ErrReleaseNotFound):
 	case err != nil:
@@ -212,11 +244,12 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, err
 	}
-	pre, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
+	pre, caps, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
 		Revision: 1, IsInstall: true}, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, err
 	}
+	cfg.Capabilities = caps // those the chart was rendered with: Helm does not discover them again
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName = placement.ReleaseName
 	inst.Namespace = placement.Namespace
@@ -272,10 +305,7 @@ func (p *Provider) Uninstall(ctx context.Context, d *marketplace.Deployment) err
 			p.cfg.Logger.Warn("helm could not uninstall the release; deleting its namespace", "namespace", ns, "err", err)
 		}
 	}
-	if err := p.removeDeploymentNamespace(ctx, ns, d.ID); err != nil {
-		return err
-	}
-	return p.stopPods(ctx, ns)
+	return p.removeDeploymentNamespace(ctx, ns, d.ID)
 }
 
 // uninstallLegacy removes a release from a project namespace of the one-namespace-per-project layout,

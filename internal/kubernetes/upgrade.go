@@ -47,24 +47,25 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 		if err := p.restoreDeployed(ctx, cfg, placement.ReleaseName); err != nil {
 			return placement, 0, fmt.Errorf("restore release %s, left %s by an earlier attempt: %w", placement.ReleaseName, rel.Status(), err)
 		}
+		// Helm's next revision follows the last one, whatever its state: the rollback added one.
+		if last, err = cfg.Releases.Last(placement.ReleaseName); err != nil {
+			return placement, 0, fmt.Errorf("look up release %s: %w", placement.ReleaseName, err)
+		}
+		if rel, err = release.NewAccessor(last); err != nil {
+			return placement, 0, err
+		}
 	}
 
 	ch, archive, err := p.charts.load(ctx, app.Deployment)
 	if err != nil {
 		return placement, 0, err
 	}
-	// Helm's next revision follows the last one, whatever its state (restoreDeployed may have added one).
-	if last, err = cfg.Releases.Last(placement.ReleaseName); err != nil {
-		return placement, 0, fmt.Errorf("look up release %s: %w", placement.ReleaseName, err)
-	}
-	if rel, err = release.NewAccessor(last); err != nil {
-		return placement, 0, err
-	}
-	pre, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
+	pre, caps, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
 		Revision: rel.Version() + 1, IsUpgrade: true}, p.deployerUser(d.ID))
 	if err != nil {
 		return placement, 0, err
 	}
+	cfg.Capabilities = caps // those the chart was rendered with: Helm does not discover them again
 	up := action.NewUpgrade(cfg)
 	up.Namespace = placement.Namespace
 	up.WaitStrategy = kube.StatusWatcherStrategy
