@@ -199,8 +199,8 @@ func (r *Renderer) start() (*child, error) {
 // a forked child takes the forking thread's, and each thread it makes takes its maker's. So cmd is
 // started from an OS thread of its own whose nice value is raised first; setting the child's after
 // its start would miss the threads its runtime has made by then. That thread is not given back to
-// the Go runtime (its goroutine ends locked to it, which ends the thread): an unprivileged process
-// cannot lower a nice value again.
+// the Go runtime (its goroutine ends locked to it, which ends the thread, or parks it for good when it
+// is the main thread): an unprivileged process cannot lower a nice value again.
 func startNiced(cmd *exec.Cmd, nice int) error {
 	if nice <= 0 {
 		return cmd.Start()
