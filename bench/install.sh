@@ -7,6 +7,10 @@
 #   INSTALLBENCH_FLAGS=-mpflags bash bench/install.sh   # diagnosis: a third side, Helm with the provider's client flags
 #   BURST=100 bash bench/install.sh    # 100 installs requested at once against 100 direct installs, CONCURRENCY
 #                                      # (default 8, the marketplace's WORKER_CONCURRENCY) at a time; ROUNDS=1
+#   BROWSE=1 BURST=100 bash bench/install.sh  # and browsing meanwhile (issue #19 item 3): the catalog filled
+#                                      # with APPS (10,000) applications through the API (bench/publish), then
+#                                      # wrk -t2 -c32 --latency on page 1 idle (BROWSE_DURATION, 20s), during
+#                                      # each side's install burst (installbench -during), and idle again
 #
 # It drops and recreates the database mp_bench_install, starts `marketplace serve` with the local
 # cluster's kubeconfig (QUEUE_POLL_INTERVAL and every other knob at its default, LOG_LEVEL=info so the
@@ -29,6 +33,9 @@ WARMUP=${WARMUP:-1}
 BURST=${BURST:-0}
 CONCURRENCY=${CONCURRENCY:-8}
 ROUNDS=${ROUNDS:-1}
+BROWSE=${BROWSE:-0}
+APPS=${APPS:-10000}
+BROWSE_DURATION=${BROWSE_DURATION:-20s}
 PREFIX=${PREFIX:-mpbench-$(date +%s | tail -c 6)$RANDOM}
 OUT=${OUT:-bench/results/install-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -37,10 +44,15 @@ port_free "$ADDR"
 # installbench serves the chart repository here; the marketplace refuses loopback unless allowed.
 REPO_ADDR=${REPO_ADDR:-127.0.0.1:8878}
 port_free "$REPO_ADDR"
+if [ "$BROWSE" != 0 ]; then
+  [ "$BURST" -gt 0 ] || { echo "BROWSE=1 needs BURST (e.g. BURST=100)" >&2; exit 2; }
+  command -v wrk >/dev/null || { echo "installing wrk"; bash scripts/apt-install.sh wrk; }
+fi
 
 echo "== building bench/.bin/marketplace and bench/.bin/installbench"
 build_marketplace
 (cd "$ROOT" && GOFLAGS=-buildvcs=false go build -o bench/.bin/installbench ./bench/installbench)
+[ "$BROWSE" = 0 ] || (cd "$ROOT" && GOFLAGS=-buildvcs=false go build -o bench/.bin/publish ./bench/publish)
 MP=$ROOT/bench/.bin/marketplace
 
 echo "== database $DB: recreate and migrate"
@@ -61,8 +73,14 @@ CACHE=$(mktemp -d /tmp/mp-bench-cache.XXXXXX)
 # The operator's token only lets installbench read the marketplace's /metrics: its own count of its
 # requests to the API server (marketplace_kubernetes_requests_total).
 METRICS_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" MARKETPLACE_ADMIN_TOKEN="$METRICS_TOKEN" \
-  K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$REPO_ADDR" WORKER_CONCURRENCY="$CONCURRENCY" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" "$MP" serve >"$OUT/serve.log" 2>&1 &
+# BROWSE: the catalog's applications name a chart repository at 127.0.0.1:8879 (bench/publish), never
+# fetched; no quota on a publisher's applications (as bench/apps.sh).
+FETCH_ALLOW=$REPO_ADDR QUOTA=100
+[ "$BROWSE" = 0 ] || FETCH_ALLOW="$REPO_ADDR,127.0.0.1:8879" QUOTA=0
+DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" QUOTA_APPS_PER_USER="$QUOTA" \
+  MARKETPLACE_ADMIN_TOKEN="$METRICS_TOKEN" K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$FETCH_ALLOW" \
+  WORKER_CONCURRENCY="$CONCURRENCY" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" \
+  ${SERVE_WRAP:-} "$MP" serve >"$OUT/serve.log" 2>&1 &
 SERVE=$!
 cleanup() {
   kill "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
@@ -72,15 +90,93 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 wait_http "http://$ADDR/readyz"
 
+# BROWSE: the catalog as bench/apps.sh fills it, and page 1 read idle; installbench then runs
+# browse_during beside each side's install burst, and page 1 is read idle once more after the bursts.
+TOKEN=mpt_bench-publisher-1-aaaaaaaaaaaaaaaaaaaaaaaaa
+TOKEN2=mpt_bench-publisher-2-aaaaaaaaaaaaaaaaaaaaaaaaa
+PAGE1="http://$ADDR/api/apps?page=1&limit=20"
+HZ=$(getconf CLK_TCK)
+DURING_FLAGS=()
+# cpu_window prints, for the window since the figures $1 (of cpu_now), the CPU seconds of serve itself,
+# of its waited-for children (the render processes), and of the whole machine (busy / total).
+cpu_now() { echo "$(awk '{print $14 + $15, $16 + $17}' "/proc/$SERVE/stat") $(awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat)"; }
+cpu_window() {
+  read -r s0 c0 b0 t0 <<<"$1"; read -r s1 c1 b1 t1 <<<"$(cpu_now)"
+  awk -v hz="$HZ" -v s="$((s1 - s0))" -v c="$((c1 - c0))" -v b="$((b1 - b0))" -v t="$((t1 - t0))" \
+    'BEGIN { printf "serve %.1f s CPU, its render children %.1f s, machine %.0f%% busy\n", s / hz, c / hz, 100 * b / t }'
+}
+# browse_wrk runs wrk on page 1 into $OUT/wrk-$1.txt (for $2, or until interrupted) with the CPU of the window.
+browse_wrk() {
+  local cpu0; cpu0=$(cpu_now)
+  echo "load $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/cpu-$1.txt"
+  wrk -t2 -c32 -d"$2" --latency -H "Authorization: Bearer $TOKEN" "$PAGE1" >"$OUT/wrk-$1.txt" || true
+  cpu_window "$cpu0" >>"$OUT/cpu-$1.txt"
+}
+browse_during() { browse_wrk "during-$BURST_SIDE" 3600s; }
+if [ "$BROWSE" != 0 ]; then
+  hash1=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
+  hash2=$(printf %s "$TOKEN2" | sha256sum | cut -d' ' -f1)
+  psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
+INSERT INTO users (name) VALUES ('Bench Publisher 1'), ('Bench Publisher 2');
+INSERT INTO tokens (user_id, hash) VALUES ((SELECT id FROM users WHERE name = 'Bench Publisher 1'), decode('$hash1', 'hex')),
+  ((SELECT id FROM users WHERE name = 'Bench Publisher 2'), decode('$hash2', 'hex'));
+SQL
+  echo "== filling the catalog with $APPS applications through the API"
+  bench/.bin/publish -base "http://$ADDR" -tokens "$TOKEN,$TOKEN2" -n "$APPS" -c 8 | tee "$OUT/fill.txt"
+  got=$(curl -fsS -H "Authorization: Bearer $TOKEN" "$PAGE1" | jq -r '"\(.total_items) \(.data|length)"')
+  [ "$got" = "$APPS 20" ] || { echo "page 1 answers $got, want $APPS 20" >&2; exit 1; }
+  sleep 3
+  echo "== page 1 idle: wrk -t2 -c32 -d$BROWSE_DURATION"
+  browse_wrk idle-before "$BROWSE_DURATION"
+  export OUT TOKEN PAGE1 SERVE HZ
+  export -f browse_wrk browse_during cpu_now cpu_window
+  DURING_FLAGS=(-during browse_during)
+fi
+
 machine >"$OUT/machine-before.txt"
 # Redis commands served during the run (the whole server: anything else using it counts too).
 redis_calls() { redis-cli -u "$REDIS_URL" INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n }'; }
 REDIS_BEFORE=$(redis_calls)
 bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" -metrics-token "$METRICS_TOKEN" \
   -n "$N" -warmup "$WARMUP" -burst "$BURST" -concurrency "$CONCURRENCY" -rounds "$ROUNDS" -serve-log "$OUT/serve.log" \
-  ${INSTALLBENCH_FLAGS:-} -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
+  ${INSTALLBENCH_FLAGS:-} "${DURING_FLAGS[@]}" -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
 REDIS_AFTER=$(redis_calls)
+if [ "$BROWSE" != 0 ]; then
+  sleep 3
+  echo "== page 1 idle again: wrk -t2 -c32 -d$BROWSE_DURATION"
+  browse_wrk idle-after "$BROWSE_DURATION"
+fi
 machine >"$OUT/machine-after.txt"
+
+# to_ms converts wrk's 812.00us / 4.21ms / 1.02s to milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
+# browse_table prints the BROWSE windows side by side, and the verdict of issue #19 item 3: page 1 during
+# the marketplace's install burst at p99 ≤ 15 ms and ≥ 0.8 × its idle req/s (the idle run before the bursts).
+browse_table() {
+  echo "| page 1 (wrk -t2 -c32 --latency) | seconds | req/s | p50 ms | p99 ms | max ms | non-2xx / errors | CPU in the window | load at start |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for w in idle-before during-marketplace during-helm idle-after; do
+    raw="$OUT/wrk-$w.txt"
+    [ -s "$raw" ] || { echo "| $w | (no output) |||||||| "; continue; }
+    secs=$(awk '/requests in/ { v = $4; sub(/,$/, "", v); n = v + 0; if (v ~ /m$/) n *= 60; else if (v ~ /ms$/) n /= 1000; printf "%.1f", n }' "$raw")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$raw")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$raw")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$raw")")
+    max=$(to_ms "$(awk '$1 == "Latency" {print $4}' "$raw")")
+    bad=$(awk '/Non-2xx|Socket errors/ { sub(/^ +/, ""); printf "%s ", $0 }' "$raw")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$secs" "$rps" "$p50" "$p99" "$max" "${bad:-0}" \
+      "$(sed -n 2p "$OUT/cpu-$w.txt")" "$(sed -n 1p "$OUT/cpu-$w.txt" | cut -d' ' -f2)"
+    echo "$w $rps $p99" >>"$OUT/browse.tsv"
+  done
+  echo
+  awk '{ r[$1] = $2; p[$1] = $3 } END {
+    d = "during-marketplace"; i = r["idle-before"]; a = r["idle-after"]
+    ok = (p[d] <= 15 && r[d] >= 0.8 * i)
+    printf "During the marketplace burst: %.0f req/s = %.2f × idle before (%.0f), %.2f × idle after (%.0f); p99 %.2f ms. ", r[d], r[d] / i, i, r[d] / a, a, p[d]
+    printf "Target (p99 ≤ 15 ms, ≥ 0.8 × idle): %s\n", ok ? "met" : "**not met**"
+    if (r["during-helm"] > 0) printf "During the direct Helm burst (the yardstick: the same cluster work, outside serve): %.0f req/s = %.2f × idle before; p99 %.2f ms\n", r["during-helm"], r["during-helm"] / i, p["during-helm"]
+  }' "$OUT/browse.tsv"
+}
 
 # The workers' own view: how long each attempt took inside the worker (claim to provider return), next
 # to the client's end-to-end figure; the difference is the API, the queue and the polling.
@@ -93,6 +189,13 @@ jq -r 'select(.msg == "done") | "\(.op)\t\(.deployment)\t\(.took)"' "$OUT/serve.
   echo
   sed -n '/measured operations/,$p;/^burst of/,$p' "$OUT/installbench.txt"
   echo
+  if [ "$BROWSE" != 0 ]; then
+    echo "### Browsing while installing: GET /api/apps?page=1&limit=20 over $APPS applications ($(cat "$OUT/fill.txt"))"
+    echo
+    : >"$OUT/browse.tsv"
+    browse_table
+    echo
+  fi
   echo "Redis commands during the run: $((REDIS_AFTER - REDIS_BEFORE)) (INFO commandstats of the whole server)"
   echo
   echo "Inside the marketplace's worker (\"done\" log lines, claim to provider return), by deployment:"

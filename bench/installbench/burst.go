@@ -103,6 +103,10 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 	if err != nil {
 		return nil, err
 	}
+	hook, err := b.startDuring("marketplace", round)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	err = fanOut(n, n, func(i int) error {
 		sent := time.Now()
@@ -120,9 +124,14 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 		return nil
 	})
 	if err != nil {
+		hook.stop()
 		return nil, err
 	}
 	if install.Observed, err = b.waitAll(ctx, ids, "installed"); err != nil {
+		hook.stop()
+		return nil, err
+	}
+	if err := hook.stop(); err != nil {
 		return nil, err
 	}
 	install.Total, install.Finished = finished(start, install.Observed)
@@ -235,6 +244,12 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 		if err != nil {
 			return nil, err
 		}
+		var hook *duringHook
+		if k == 0 {
+			if hook, err = b.startDuring("helm", round); err != nil {
+				return nil, err
+			}
+		}
 		start := time.Now()
 		err = fanOut(n, c, func(i int) error {
 			s := countedSettings(b.o.kubeconfig, nss[i], direct)
@@ -247,6 +262,9 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 			mu.Unlock()
 			return nil
 		})
+		if herr := hook.stop(); err == nil {
+			err = herr
+		}
 		if err != nil {
 			return nil, err
 		}

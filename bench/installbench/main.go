@@ -65,6 +65,8 @@ type options struct {
 	burst, concurrency, rounds int
 	burstPoll                  time.Duration
 	serveLog                   string
+	during                     string        // a shell command run beside each install burst (during.go)
+	duringLead                 time.Duration // how long the -during command runs before the burst's first request
 }
 
 func main() {
@@ -89,6 +91,9 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 1, "burst mode: bursts per side, alternating which side goes first")
 	flag.DurationVar(&o.burstPoll, "burst-poll", 50*time.Millisecond, "burst mode: how often to list the deployments")
 	flag.StringVar(&o.serveLog, "serve-log", "", "the marketplace's JSON log, for the timeline of each install of a burst")
+	flag.StringVar(&o.during, "during", "", "burst mode: a bash command started right before each side's install burst and "+
+		"interrupted (SIGINT to its process group) once every install is done; BURST_SIDE says which side (during.go)")
+	flag.DurationVar(&o.duringLead, "during-lead", 500*time.Millisecond, "burst mode: how long the -during command runs before the burst starts")
 	flag.Parse()
 	if o.mpPrefix == "" || o.kubeconfig == "" {
 		fmt.Fprintln(os.Stderr, "installbench: -mp-prefix and -kubeconfig are required")

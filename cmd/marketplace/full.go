@@ -85,10 +85,13 @@ func newKubernetesProvider(cfg Config, instance string, guard *fetch.Guard, log 
 	kcfg := kubernetes.Config{Kubeconfig: cfg.Kubeconfig, CacheDir: filepath.Join(cfg.CacheDir, "kube"),
 		NamespacePrefix: cfg.NamespacePrefix, Instance: instance, OCIPlainHTTP: cfg.OCIPlainHTTP,
 		IngressDomain: cfg.IngressDomain, IngressAnnotations: cfg.IngressAnnots, MaxGracePeriod: cfg.MaxGracePeriod,
-		Render: render.Config{Timeout: cfg.RenderTimeout, MaxBytes: cfg.RenderMaxBytes},
+		Render: render.Config{Timeout: cfg.RenderTimeout, MaxBytes: cfg.RenderMaxBytes, Nice: cfg.RenderNice},
 		Fetch:  guard, Logger: log.With("provider", "kubernetes")}
 	if cfg.RenderTimeout <= 0 || cfg.RenderMaxBytes <= 0 {
 		return nil, fmt.Errorf("configuration: RENDER_TIMEOUT and RENDER_MAX_BYTES must be positive")
+	}
+	if cfg.RenderNice < 0 || cfg.RenderNice > 19 {
+		return nil, fmt.Errorf("configuration: RENDER_NICE is 0 to 19, not %d", cfg.RenderNice)
 	}
 	for _, r := range []struct {
 		env  string

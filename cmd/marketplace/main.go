@@ -100,6 +100,7 @@ type Config struct {
 	OCIPlainHTTP      bool          `env:"OCI_PLAIN_HTTP" envDefault:"false"`
 	RenderTimeout     time.Duration `env:"RENDER_TIMEOUT" envDefault:"20s"`
 	RenderMaxBytes    int64         `env:"RENDER_MAX_BYTES" envDefault:"8388608"`
+	RenderNice        int           `env:"RENDER_NICE" envDefault:"10"`
 	FetchAllow        string        `env:"MARKETPLACE_FETCH_ALLOW"`
 	FetchMaxBytes     int64         `env:"MARKETPLACE_FETCH_MAX_BYTES" envDefault:"20971520"`
 	ChartsDir         string        `env:"CHARTS_DIR" envDefault:"charts"`

@@ -23,8 +23,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -48,6 +50,11 @@ type Config struct {
 	MaxBytes int64
 	// Command runs the child; empty, the current executable with Subcommand.
 	Command []string
+	// Nice is how much lower than the worker's the child's CPU priority is (RENDER_NICE): added to the
+	// worker's nice value, at most 19; 0 leaves it the worker's. A render (and the start of its
+	// process, ~150 ms of CPU) then yields the CPU to the API and the worker's own goroutines when
+	// they want it, and takes what is left otherwise.
+	Nice int
 }
 
 // Request is one render: a chart archive, the values a consumer gave, and what Helm tells templates
@@ -182,10 +189,39 @@ func (r *Renderer) start() (*child, error) {
 		errOut: &capped{max: 4 << 10}}
 	cmd.Stdout, cmd.Stderr = c.out, c.errOut
 	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	if err := startNiced(cmd, r.cfg.Nice); err != nil {
 		return nil, fmt.Errorf("render: start the render process: %w", err)
 	}
 	return c, nil
+}
+
+// startNiced starts cmd with its nice value raised by nice. A process's nice value is its threads':
+// a forked child takes the forking thread's, and each thread it makes takes its maker's. So cmd is
+// started from an OS thread of its own whose nice value is raised first; setting the child's after
+// its start would miss the threads its runtime has made by then. That thread is not given back to
+// the Go runtime (its goroutine ends locked to it, which ends the thread, or parks it for good when it
+// is the main thread): an unprivileged process cannot lower a nice value again.
+func startNiced(cmd *exec.Cmd, nice int) error {
+	if nice <= 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked
+		tid := syscall.Gettid()
+		// getpriority(2) answers 20 - nice; the nice value of the thread is the process's unless changed.
+		prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
+		if err != nil {
+			errc <- fmt.Errorf("getpriority: %w", err)
+			return
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, min(20-prio+nice, 19)); err != nil {
+			errc <- fmt.Errorf("setpriority: %w", err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
 
 // stop kills c and waits for it.

@@ -2,8 +2,10 @@ package render
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -336,5 +338,97 @@ func TestAChildWaitsAhead(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if waiting() != nil {
 		t.Error("a child was started ahead after Close")
+	}
+}
+
+// niceOf reads the nice value of every thread of process pid (field 19 of each task's stat).
+func niceOf(t *testing.T, pid int) []int {
+	t.Helper()
+	var nice []int
+	for _, n := range niceByThread(t, pid) {
+		nice = append(nice, n)
+	}
+	return nice
+}
+
+// niceByThread is niceOf by thread id.
+func niceByThread(t *testing.T, pid int) map[int]int {
+	t.Helper()
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	nice := map[int]int{}
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // a thread that ended meanwhile
+		}
+		// The command (field 2) is in parentheses and may hold spaces: count from after it.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		n, err := strconv.Atoi(f[16]) // field 19 of stat, the 17th after the command
+		if err != nil {
+			t.Fatal(err)
+		}
+		tid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		nice[tid] = n
+	}
+	return nice
+}
+
+// The render process runs Nice lower than the worker, every thread of it, and renders as before;
+// the worker's own threads keep their priority.
+func TestTheRenderProcessRunsNiced(t *testing.T) {
+	base := niceByThread(t, os.Getpid())[os.Getpid()]
+	if base+4 > 19 {
+		t.Skipf("this test runs at nice %d already", base)
+	}
+	r, err := New(Config{Timeout: 20 * time.Second, Nice: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := r.start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.stop()
+	// Let the child's runtime make its threads (it then waits for its request on stdin).
+	deadline := time.Now().Add(10 * time.Second)
+	for len(niceOf(t, c.cmd.Process.Pid)) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := niceOf(t, c.cmd.Process.Pid)
+	if len(got) < 2 {
+		t.Fatalf("the render process has %d thread(s); want its runtime's", len(got))
+	}
+	for _, n := range got {
+		if n != base+4 {
+			t.Errorf("a thread of the render process runs at nice %d, want %d (the worker's %d + 4): %v", n, base+4, base, got)
+		}
+	}
+	// The thread that started the child ends with its goroutine.
+	// Or, when that goroutine ran on the main thread, which a Go program never ends, the runtime parks
+	// that thread for good: it runs nothing again, so it is not counted.
+	niced := func() []int {
+		var out []int
+		for tid, n := range niceByThread(t, os.Getpid()) {
+			if n != base && tid != os.Getpid() {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(niced()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := niced(); len(n) > 0 {
+		t.Errorf("threads of the worker run at nice %v after starting a render process, want %d", n, base)
+	}
+	archive := writeChart(t, map[string]string{"Chart.yaml": "apiVersion: v2\nname: one\nversion: 0.1.0\n",
+		"templates/a.yaml": "kind: ConfigMap\n"})
+	res, err := r.Render(context.Background(), Request{Archive: archive})
+	if err != nil || res.ChartError != "" || len(res.Files) != 1 {
+		t.Fatalf("render with Nice: %v %+v", err, res)
 	}
 }
