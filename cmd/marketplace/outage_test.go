@@ -9,14 +9,18 @@ import (
 )
 
 // TestInstallsDuringRedisOutage stops a Redis of the test's own, requests installs (each accepted with
-// 202), brings Redis back, and checks every one of them ends installed.
+// 202), brings Redis back, and checks every one of them ends installed. The API and the worker are two
+// processes, as when they scale out: in serve, an install also starts at once in a free slot of the
+// process's own worker, Redis or not (internal/deploy/local.go), and this is about the queue's path.
 func TestInstallsDuringRedisOutage(t *testing.T) {
 	redis, err := testenv.StartRedis(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(redis.Stop)
-	mp := startMarketplace(t, "serve", map[string]string{"REDIS_URL": redis.URL(0)})
+	mp := startMarketplace(t, "api", map[string]string{"REDIS_URL": redis.URL(0)})
+	startMarketplace(t, "worker", map[string]string{"REDIS_URL": redis.URL(0), "DATABASE_URL": mp.DatabaseURL,
+		"K8S_NAMESPACE_PREFIX": mp.Environ["K8S_NAMESPACE_PREFIX"]})
 	_, tok := mp.user(t, "consumer")
 	mp.must(t, 201, "POST", "/api/apps/new", tok, map[string]any{"name": "web", "hourly_rate": 1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}})
