@@ -7,6 +7,11 @@
 #   INSTALLBENCH_FLAGS=-mpflags bash bench/install.sh   # diagnosis: a third side, Helm with the provider's client flags
 #   BURST=100 bash bench/install.sh    # 100 installs requested at once against 100 direct installs, CONCURRENCY
 #                                      # (default 8, the marketplace's WORKER_CONCURRENCY) at a time; ROUNDS=1
+#   WORKERS=4 BURST=1000 bash bench/install.sh  # the roles apart (issue #19 item 5): one `marketplace api` and
+#                                      # WORKERS `marketplace worker` processes (WORKER_CONCURRENCY=CONCURRENCY
+#                                      # each), the direct side WORKERS × CONCURRENCY at a time; PostgreSQL
+#                                      # connections, Redis commands/s and the API server's requests sampled
+#                                      # every second into $OUT/load.tsv
 #   BROWSE=1 BURST=100 bash bench/install.sh  # and browsing meanwhile (issue #19 item 3): the catalog filled
 #                                      # with APPS (10,000) applications through the API (bench/publish), then
 #                                      # wrk -t2 -c32 --latency on page 1 idle (BROWSE_DURATION, 20s), during
@@ -34,6 +39,7 @@ BURST=${BURST:-0}
 CONCURRENCY=${CONCURRENCY:-8}
 ROUNDS=${ROUNDS:-1}
 BROWSE=${BROWSE:-0}
+WORKERS=${WORKERS:-0}
 APPS=${APPS:-10000}
 BROWSE_DURATION=${BROWSE_DURATION:-20s}
 PREFIX=${PREFIX:-mpbench-$(date +%s | tail -c 6)$RANDOM}
@@ -47,6 +53,10 @@ port_free "$REPO_ADDR"
 if [ "$BROWSE" != 0 ]; then
   [ "$BURST" -gt 0 ] || { echo "BROWSE=1 needs BURST (e.g. BURST=100)" >&2; exit 2; }
   command -v wrk >/dev/null || { echo "installing wrk"; bash scripts/apt-install.sh wrk; }
+fi
+if [ "$WORKERS" != 0 ]; then
+  [ "$BURST" -gt 0 ] || { echo "WORKERS needs BURST (e.g. BURST=1000)" >&2; exit 2; }
+  [ "$BROWSE" = 0 ] || { echo "WORKERS and BROWSE do not go together" >&2; exit 2; }
 fi
 
 echo "== building bench/.bin/marketplace and bench/.bin/installbench"
@@ -77,18 +87,43 @@ METRICS_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # fetched; no quota on a publisher's applications (as bench/apps.sh).
 FETCH_ALLOW=$REPO_ADDR QUOTA=100
 [ "$BROWSE" = 0 ] || FETCH_ALLOW="$REPO_ADDR,127.0.0.1:8879" QUOTA=0
-DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$ADDR" KUBECONFIG="$KUBECONFIG" QUOTA_APPS_PER_USER="$QUOTA" \
-  MARKETPLACE_ADMIN_TOKEN="$METRICS_TOKEN" K8S_NAMESPACE_PREFIX="$PREFIX" MARKETPLACE_FETCH_ALLOW="$FETCH_ALLOW" \
-  WORKER_CONCURRENCY="$CONCURRENCY" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" \
-  ${SERVE_WRAP:-} "$MP" serve >"$OUT/serve.log" 2>&1 &
-SERVE=$!
+# start_role runs one marketplace role with this run's settings; $1 the role, $2 its address, $3 its log
+# (appended to: with the roles apart, all of them write serve.log, the one log installbench's timeline reads).
+start_role() {
+  DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" MARKETPLACE_ADDR="$2" KUBECONFIG="$KUBECONFIG" QUOTA_APPS_PER_USER="$QUOTA" \
+    QUOTA_DEPLOYMENTS_PER_USER="$QUOTA_DEPLOYMENTS" MARKETPLACE_ADMIN_TOKEN="$METRICS_TOKEN" K8S_NAMESPACE_PREFIX="$PREFIX" \
+    MARKETPLACE_FETCH_ALLOW="$FETCH_ALLOW" WORKER_CONCURRENCY="$CONCURRENCY" LOG_LEVEL=info MARKETPLACE_CACHE_DIR="$CACHE" \
+    ${SERVE_WRAP:-} "$MP" "$1" >>"$3" 2>&1 &
+  PIDS+=($!)
+}
+# A burst larger than the per-user quota of deployments would be refused (429) past it.
+QUOTA_DEPLOYMENTS=$((BURST > 200 ? BURST : 200))
+PIDS=()
+METRICS_BASES="http://$ADDR"
+DIRECT_CONCURRENCY=$CONCURRENCY
+if [ "$WORKERS" = 0 ]; then
+  start_role serve "$ADDR" "$OUT/serve.log"
+else
+  echo "== and as api + $WORKERS workers instead (WORKER_CONCURRENCY=$CONCURRENCY each)"
+  start_role api "$ADDR" "$OUT/serve.log"
+  host=${ADDR%:*} port=${ADDR##*:}
+  for i in $(seq 1 "$WORKERS"); do
+    port_free "$host:$((port + i))"
+    start_role worker "$host:$((port + i))" "$OUT/serve.log"
+    METRICS_BASES="$METRICS_BASES,http://$host:$((port + i))"
+  done
+  DIRECT_CONCURRENCY=$((WORKERS * CONCURRENCY))
+fi
+SERVE=${PIDS[0]}
 cleanup() {
-  kill "$SERVE" 2>/dev/null && wait "$SERVE" 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+  [ -z "${SAMPLER:-}" ] || kill "$SAMPLER" 2>/dev/null || true
   rm -rf "$CACHE"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 wait_http "http://$ADDR/readyz"
+[ "$WORKERS" = 0 ] || for i in $(seq 1 "$WORKERS"); do wait_http "http://${ADDR%:*}:$((${ADDR##*:} + i))/healthz"; done
 
 # BROWSE: the catalog as bench/apps.sh fills it, and page 1 read idle; installbench then runs
 # browse_during beside each side's install burst, and page 1 is read idle once more after the bursts.
@@ -137,10 +172,30 @@ machine >"$OUT/machine-before.txt"
 # Redis commands served during the run (the whole server: anything else using it counts too).
 redis_calls() { redis-cli -u "$REDIS_URL" INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { n += $3 } END { print n }'; }
 REDIS_BEFORE=$(redis_calls)
+# The load on the shared parts, every second: PostgreSQL's connections to this run's database (and how many
+# are active), Redis's commands per second (the whole server) and the API server's requests served so far.
+api_requests() { kubectl_raw /metrics | awk '/^apiserver_request_total\{/ { n += $NF } END { printf "%d", n }'; }
+kubectl_raw() { curl -fsS --cacert "$KCA" --cert "$KCERT" --key "$KKEY" "$KSERVER$1" 2>/dev/null; }
+KSERVER=$(awk '/server:/ {print $2; exit}' "$KUBECONFIG")
+# The local cluster's kubeconfig names its certificate files by absolute path (scripts/controlplane.sh).
+KCA=$(awk '/certificate-authority:/ {print $2; exit}' "$KUBECONFIG")
+KCERT=$(awk '/client-certificate:/ {print $2; exit}' "$KUBECONFIG")
+KKEY=$(awk '/client-key:/ {print $2; exit}' "$KUBECONFIG")
+sample_load() {
+  echo -e "time\tpg_connections\tpg_active\tredis_ops_per_sec\tapiserver_requests_total\tload1"
+  while sleep 1; do
+    pg=$(psql -X -At -F $'\t' "$DATABASE_URL" -c "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity WHERE datname = '$DB'" 2>/dev/null || echo -e "-\t-")
+    ops=$(redis-cli -u "$REDIS_URL" INFO stats 2>/dev/null | awk -F: '/^instantaneous_ops_per_sec/ { print $2 + 0 }')
+    echo -e "$(date -u +%H:%M:%S)\t$pg\t${ops:--}\t$(api_requests || echo -)\t$(cut -d' ' -f1 /proc/loadavg)"
+  done
+}
+sample_load >"$OUT/load.tsv" &
+SAMPLER=$!
 bench/.bin/installbench -api "http://$ADDR" -kubeconfig "$KUBECONFIG" -charts "$ROOT/charts" -mp-prefix "$PREFIX" -repo-addr "$REPO_ADDR" -metrics-token "$METRICS_TOKEN" \
-  -n "$N" -warmup "$WARMUP" -burst "$BURST" -concurrency "$CONCURRENCY" -rounds "$ROUNDS" -serve-log "$OUT/serve.log" \
+  -metrics "$METRICS_BASES" -n "$N" -warmup "$WARMUP" -burst "$BURST" -concurrency "$DIRECT_CONCURRENCY" -rounds "$ROUNDS" -serve-log "$OUT/serve.log" \
   ${INSTALLBENCH_FLAGS:-} "${DURING_FLAGS[@]}" -out "$OUT/samples.json" | tee "$OUT/installbench.txt"
 REDIS_AFTER=$(redis_calls)
+kill "$SAMPLER" 2>/dev/null || true
 if [ "$BROWSE" != 0 ]; then
   sleep 3
   echo "== page 1 idle again: wrk -t2 -c32 -d$BROWSE_DURATION"
@@ -178,6 +233,24 @@ browse_table() {
   }' "$OUT/browse.tsv"
 }
 
+# load_table digests load.tsv: the peak and mean of each sampled figure over the run.
+load_table() {
+  awk -F'\t' 'NR > 1 && $2 != "-" {
+      n++; if ($2 > pc) pc = $2; if ($3 > pa) pa = $3; sa += $3
+      if ($4 > ro) ro = $4; sr += $4
+      if (prev != "" && $5 != "-") { q = $5 - prev; if (q > pq) pq = q; sq += q; nq++ }
+      if ($5 != "-") prev = $5
+      if ($6 > pl) pl = $6
+    } END {
+      print "| figure | peak | mean |"; print "|---|---|---|"
+      printf "| PostgreSQL connections to the run'"'"'s database | %d | – |\n", pc
+      printf "| of them active | %d | %.1f |\n", pa, sa / n
+      printf "| Redis commands/s (instantaneous_ops_per_sec) | %d | %.0f |\n", ro, sr / n
+      if (nq) printf "| API server requests/s | %d | %.0f |\n", pq, sq / nq
+      printf "| load average (1 min) | %.1f | – |\n", pl
+    }' "$OUT/load.tsv"
+}
+
 # The workers' own view: how long each attempt took inside the worker (claim to provider return), next
 # to the client's end-to-end figure; the difference is the API, the queue and the polling.
 jq -r 'select(.msg == "done") | "\(.op)\t\(.deployment)\t\(.took)"' "$OUT/serve.log" >"$OUT/worker-took.tsv" || true
@@ -197,6 +270,11 @@ jq -r 'select(.msg == "done") | "\(.op)\t\(.deployment)\t\(.took)"' "$OUT/serve.
     echo
   fi
   echo "Redis commands during the run: $((REDIS_AFTER - REDIS_BEFORE)) (INFO commandstats of the whole server)"
+  echo
+  echo "Sampled every second over the run (\`load.tsv\`; the API server's QPS from apiserver_request_total, controllers included):"
+  echo
+  load_table
+
   echo
   echo "Inside the marketplace's worker (\"done\" log lines, claim to provider return), by deployment:"
   echo '```'

@@ -96,9 +96,23 @@ func (c requestCounts) report(w io.Writer, what string, n int) {
 	fmt.Fprintf(w, "API server requests per %s: %.1f (%s)\n", what, total/float64(n), strings.Join(top, ", "))
 }
 
-// mpRequests reads the marketplace's own count of its requests to the API server from its /metrics.
-func mpRequests(ctx context.Context, api, token string) (kubereq.Counts, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(api, "/")+"/metrics", nil)
+// mpRequests reads the marketplace's own count of its requests to the API server from the /metrics of
+// each of its processes (the api and every worker when the roles run apart), summed.
+func mpRequests(ctx context.Context, bases []string, token string) (kubereq.Counts, error) {
+	sum := kubereq.Counts{}
+	for _, base := range bases {
+		counts, err := mpProcessRequests(ctx, base, token)
+		if err != nil {
+			return nil, err
+		}
+		sum.Add(counts)
+	}
+	return sum, nil
+}
+
+// mpProcessRequests reads one marketplace process's count of its requests to the API server.
+func mpProcessRequests(ctx context.Context, base, token string) (kubereq.Counts, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(base, "/")+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +121,11 @@ func mpRequests(ctx context.Context, api, token string) (kubereq.Counts, error) 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("read the marketplace's metrics: %w", err)
+		return nil, fmt.Errorf("read the metrics of %s: %w", base, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("read the marketplace's metrics: status %d (installbench -metrics-token is its MARKETPLACE_ADMIN_TOKEN)", resp.StatusCode)
+		return nil, fmt.Errorf("read the metrics of %s: status %d (installbench -metrics-token is its MARKETPLACE_ADMIN_TOKEN)", base, resp.StatusCode)
 	}
 	const metric = "marketplace_kubernetes_requests_total{"
 	counts := kubereq.Counts{}

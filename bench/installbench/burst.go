@@ -99,7 +99,7 @@ func (b *burstEnv) marketplaceBurst(ctx context.Context, round int) ([]burstResu
 	if err != nil {
 		return nil, err
 	}
-	own, err := mpRequests(ctx, b.o.api, b.o.metricsToken)
+	own, err := mpRequests(ctx, b.o.metricsBases, b.o.metricsToken)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func (b *burstEnv) helmBurst(ctx context.Context, round int) ([]burstResult, err
 
 // mpRequestsSince is what the marketplace sent the API server since before, and its count now.
 func (b *burstEnv) mpRequestsSince(ctx context.Context, before kubereq.Counts) (kubereq.Counts, kubereq.Counts, error) {
-	now, err := mpRequests(ctx, b.o.api, b.o.metricsToken)
+	now, err := mpRequests(ctx, b.o.metricsBases, b.o.metricsToken)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -58,6 +58,7 @@ import (
 type options struct {
 	api, kubeconfig, chartsDir, mpPrefix, directPrefix, out string
 	repoAddr, metricsToken                                  string
+	metricsBases                                            []string // every marketplace process's base URL (-metrics)
 	n, warmup                                               int
 	mpFlags                                                 bool
 	poll, timeout                                           time.Duration
@@ -79,6 +80,8 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the measurements as JSON here")
 	flag.StringVar(&o.repoAddr, "repo-addr", "127.0.0.1:0", "where to serve the chart repository (the marketplace's MARKETPLACE_FETCH_ALLOW must name it)")
 	flag.StringVar(&o.metricsToken, "metrics-token", "", "the marketplace's MARKETPLACE_ADMIN_TOKEN, to read its /metrics (its requests to the API server)")
+	metrics := flag.String("metrics", "", "comma-separated base URLs of every marketplace process whose /metrics count its "+
+		"requests to the API server, when the roles run apart (default: -api alone, a serve)")
 	flag.IntVar(&o.n, "n", 10, "measured installs (and uninstalls) per side")
 	flag.IntVar(&o.warmup, "warmup", 1, "unmeasured installs and uninstalls per side first")
 	flag.DurationVar(&o.poll, "poll", 10*time.Millisecond, "how often to poll a deployment's status")
@@ -98,6 +101,10 @@ func main() {
 	if o.mpPrefix == "" || o.kubeconfig == "" {
 		fmt.Fprintln(os.Stderr, "installbench: -mp-prefix and -kubeconfig are required")
 		os.Exit(2)
+	}
+	o.metricsBases = []string{o.api}
+	if *metrics != "" {
+		o.metricsBases = strings.Split(*metrics, ",")
 	}
 	if o.directPrefix == "" {
 		o.directPrefix = o.mpPrefix + "-direct"
@@ -250,7 +257,7 @@ func run(ctx context.Context, o options) (err error) {
 	var requestsBefore kubereq.Counts
 	countFrom := func(side string) (err error) {
 		if side == "marketplace" {
-			requestsBefore, err = mpRequests(ctx, o.api, o.metricsToken)
+			requestsBefore, err = mpRequests(ctx, o.metricsBases, o.metricsToken)
 		} else {
 			requestsBefore = direct.Counts()
 		}
@@ -260,7 +267,7 @@ func run(ctx context.Context, o options) (err error) {
 		if side != "marketplace" {
 			return direct.Counts().Minus(requestsBefore)
 		}
-		now, err := mpRequests(ctx, o.api, o.metricsToken)
+		now, err := mpRequests(ctx, o.metricsBases, o.metricsToken)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "installbench:", err)
 			return nil

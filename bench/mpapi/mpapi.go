@@ -100,10 +100,19 @@ type Listed struct {
 	Attempts      int    `json:"attempts"`
 }
 
-// Deployments lists the caller's deployments (the newest 500), one request for all of them: what a
+// Deployments lists all the caller's deployments, 500 a request (the API's largest page): what a
 // benchmark polls when it waits for a burst.
 func (c *Client) Deployments(ctx context.Context) ([]Listed, error) {
-	var l []Listed
-	err := c.Do(ctx, 200, "GET", "/api/deployments?limit=500", nil, &l)
-	return l, err
+	const limit = 500 // the API's largest page
+	var all []Listed
+	for page := 1; ; page++ {
+		var l []Listed
+		if err := c.Do(ctx, 200, "GET", fmt.Sprintf("/api/deployments?page=%d&limit=%d", page, limit), nil, &l); err != nil {
+			return nil, err
+		}
+		all = append(all, l...)
+		if len(l) < limit {
+			return all, nil
+		}
+	}
 }

@@ -3,7 +3,11 @@ package main
 import (
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,5 +76,52 @@ func TestVMTwoWorkersOneProject(t *testing.T) {
 	}
 	if hosts := dhcpHosts(t, network); len(hosts) != 0 {
 		t.Fatalf("network %s keeps DHCP host entries %v after every guest was deleted", network, hosts)
+	}
+}
+
+// TestWorkersStartTogetherOnANewVMHost: four workers started at the same moment on a VM host that has
+// none of their storage pools yet (a fresh VM_DIR) all come up. Each defines and starts the pools it
+// finds missing; before, every worker that lost the race exited ("pool already exists", "already
+// active"), as seen when bench/install.sh started its four workers at once.
+func TestWorkersStartTogetherOnANewVMHost(t *testing.T) {
+	bin := buildMarketplace(t)
+	dir := t.TempDir()
+	virsh := func(args ...string) string {
+		out, _ := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).Output()
+		return string(out)
+	}
+	t.Cleanup(func() {
+		for _, pool := range strings.Fields(virsh("pool-list", "--all", "--name")) {
+			if strings.Contains(virsh("pool-dumpxml", pool), "<path>"+dir) {
+				virsh("pool-destroy", pool)
+				virsh("pool-undefine", pool)
+			}
+		}
+	})
+	// The api role never opens the VM host; it gives the workers their database and Redis.
+	mp := startMarketplace(t, "api", vmEnv(nil))
+	environ := maps.Clone(mp.Environ)
+	environ["VM_DIR"], environ["LOG_LEVEL"] = dir, "info"
+	logs := make([]string, 4)
+	for i := range logs {
+		logs[i] = filepath.Join(t.TempDir(), fmt.Sprintf("worker-%d.log", i+1))
+	}
+	var wg sync.WaitGroup
+	for i := range logs {
+		wg.Go(func() { startWorker(t, bin, environ, logs[i]) })
+	}
+	wg.Wait()
+	deadline := time.Now().Add(time.Minute)
+	for i, path := range logs {
+		for countLogLines(t, path, "listening", "") == 0 {
+			if time.Now().After(deadline) {
+				b, _ := os.ReadFile(path)
+				t.Fatalf("worker %d did not come up on a new VM host beside three others:\n%s", i+1, b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if pools := strings.Count(virsh("pool-list", "--name"), "\n"); pools == 0 {
+		t.Fatal("virsh lists no active pool")
 	}
 }

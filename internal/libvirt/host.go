@@ -55,6 +55,8 @@ func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 	if isCode(err, golibvirt.ErrNoNetwork) {
 		if nw, err = l.NetworkDefineXML(fmt.Sprintf(networkXML, p.cfg.Network)); err == nil {
 			err = l.NetworkSetAutostart(nw, 1)
+		} else if again, lookupErr := l.NetworkLookupByName(p.cfg.Network); lookupErr == nil {
+			nw, err = again, nil // defined by another worker starting at the same moment
 		}
 	}
 	if err != nil {
@@ -64,7 +66,10 @@ func (p *Provider) ensureHost(ctx context.Context, l *golibvirt.Libvirt) error {
 		return fmt.Errorf("libvirt network %s: %w", p.cfg.Network, err)
 	} else if active == 0 {
 		if err := l.NetworkCreate(nw); err != nil {
-			return fmt.Errorf("start libvirt network %s: %w", p.cfg.Network, err)
+			// Another worker starting at the same moment may have started it first.
+			if active, activeErr := l.NetworkIsActive(nw); activeErr != nil || active == 0 {
+				return fmt.Errorf("start libvirt network %s: %w", p.cfg.Network, err)
+			}
 		}
 	}
 	return nil
@@ -87,6 +92,9 @@ func ensurePool(l *golibvirt.Libvirt, name, dir string) error {
 		}
 		if pool, err = l.StoragePoolDefineXML(x, 0); err == nil {
 			err = l.StoragePoolSetAutostart(pool, 1)
+		} else if again, lookupErr := l.StoragePoolLookupByName(name); lookupErr == nil {
+			// Another worker starting at the same moment defined it first ("already exists").
+			pool, err = again, nil
 		}
 	}
 	if err != nil {
@@ -98,7 +106,10 @@ func ensurePool(l *golibvirt.Libvirt, name, dir string) error {
 	}
 	if golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
 		if err := l.StoragePoolCreate(pool, 0); err != nil {
-			return fmt.Errorf("start storage pool %s: %w", name, err)
+			// Another worker starting at the same moment may have started it first ("already active").
+			if state, _, _, _, infoErr := l.StoragePoolGetInfo(pool); infoErr != nil || golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
+				return fmt.Errorf("start storage pool %s: %w", name, err)
+			}
 		}
 	}
 	return nil
