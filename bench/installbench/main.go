@@ -176,6 +176,10 @@ func run(ctx context.Context, o options) (err error) {
 
 	// A user who publishes the chart and deploys it.
 	mp := mpapi.New(o.api)
+	if o.burst > 0 {
+		// A burst's requests queue in the API (a thousand at once): each waits as long as the burst may.
+		mp.HTTP.Timeout = o.timeout
+	}
 	var user struct {
 		ID    int64  `json:"id"`
 		Token string `json:"token"`
