@@ -46,7 +46,9 @@ func (db *DB) FindUsageRecords(ctx context.Context, f marketplace.UsageFilter) (
 			return nil, t, notFound("deployment", f.DeploymentID)
 		}
 	}
-	where := ` FROM usage_records WHERE user_id = $1 AND ($3 = 0 OR deployment_id = $3)`
+	// A user's own bill: the records of its deployments in organizations' projects are the organizations'
+	// (FindOrganizationStatement), though its deployment's own records stay readable to it.
+	where := ` FROM usage_records WHERE user_id = $1 AND ($3 = 0 OR deployment_id = $3) AND ($3 <> 0 OR organization_id IS NULL)`
 	order := ` ORDER BY id`
 	if f.NewestFirst {
 		order += ` DESC`
