@@ -94,13 +94,14 @@ func addMember(orgs marketplace.OrganizationService, log *slog.Logger) func(cont
 	}
 }
 
-type memberInput struct {
+// MemberPath is exported because huma reads only exported embedded fields.
+type MemberPath struct {
 	ID     int64 `path:"id" minimum:"1"`
 	UserID int64 `path:"userID" minimum:"1"`
 }
 
 type setRoleInput struct {
-	memberInput
+	MemberPath
 	Body struct {
 		Role string `json:"role" enum:"viewer,deployer,publisher,admin"`
 	}
@@ -117,8 +118,8 @@ func setMemberRole(orgs marketplace.OrganizationService, log *slog.Logger) func(
 	}
 }
 
-func removeMember(orgs marketplace.OrganizationService, log *slog.Logger) func(context.Context, *memberInput) (*struct{}, error) {
-	return func(ctx context.Context, in *memberInput) (*struct{}, error) {
+func removeMember(orgs marketplace.OrganizationService, log *slog.Logger) func(context.Context, *MemberPath) (*struct{}, error) {
+	return func(ctx context.Context, in *MemberPath) (*struct{}, error) {
 		if err := orgs.RemoveMember(ctx, in.ID, in.UserID); err != nil {
 			return nil, problem(ctx, log, err)
 		}
