@@ -16,7 +16,9 @@ func TestCLIOrgs(t *testing.T) {
 	_, tokAdmin := mp.user(t, "cli admin")
 	deployer, tokDeployer := mp.user(t, "cli deployer")
 	viewer, _ := mp.user(t, "cli viewer")
-	as := func(token string) []string { return []string{"MARKETPLACE_URL=" + mp.URL, "MARKETPLACE_TOKEN=" + token} }
+	as := func(token string) []string {
+		return []string{"MARKETPLACE_URL=" + mp.URL, "MARKETPLACE_TOKEN=" + token}
+	}
 	run := func(token string, args ...string) result {
 		t.Helper()
 		r := cli.run(t, as(token), args...)
