@@ -25,15 +25,13 @@ const MaxNameLength = 100
 
 // Application is something a publisher lists and consumers deploy.
 type Application struct {
-	ID          int64  `json:"id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	PublisherID int64  `json:"publisher_id"`
-	// OrganizationID is the organization it is published in the name of (0: its publisher's own).
-	OrganizationID int64          `json:"organization_id,omitempty"`
-	HourlyRate     Money          `json:"hourly_rate"`
-	Deployment     DeploymentSpec `json:"deployment"`
-	Inputs         []Input        `json:"inputs"`
+	ID          int64          `json:"id"`
+	Name        string         `json:"name"`
+	Description string         `json:"description"`
+	PublisherID int64          `json:"publisher_id"`
+	HourlyRate  Money          `json:"hourly_rate"`
+	Deployment  DeploymentSpec `json:"deployment"`
+	Inputs      []Input        `json:"inputs"`
 	// Version is the number of its latest version, whose spec, inputs and rate the application shows.
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
@@ -41,6 +39,9 @@ type Application struct {
 	// RetiredAt is when its publisher retired it: it left the catalog
 	// and takes no new installs, but stays readable until those deployments are gone.
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
+
+	// OrganizationID is the organization it is published in the name of (0: its publisher's own).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // DeploymentSpec says how an application is deployed. Field names are the seed API's.

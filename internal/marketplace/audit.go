@@ -9,16 +9,17 @@ import (
 
 // AuditEvent is one change: who did what to which resource, when, in which request.
 type AuditEvent struct {
-	ID      int64     `json:"id"`
-	At      time.Time `json:"at"`
-	Actor   string    `json:"actor" doc:"user:<id>, operator, anonymous, or marketplace (a worker, the reconciler, a request's effect)"`
-	OwnerID *int64    `json:"owner_id,omitempty" doc:"the user whose resource it is"`
+	ID        int64           `json:"id"`
+	At        time.Time       `json:"at"`
+	Actor     string          `json:"actor" doc:"user:<id>, operator, anonymous, or marketplace (a worker, the reconciler, a request's effect)"`
+	OwnerID   *int64          `json:"owner_id,omitempty" doc:"the user whose resource it is"`
+	RequestID string          `json:"request_id,omitempty"`
+	Action    string          `json:"action" doc:"the request (POST /api/apps/new) or the status a deployment took (deployment.installed)"`
+	Resource  string          `json:"resource,omitempty" doc:"the path of the request, or deployment:<id>"`
+	Detail    json.RawMessage `json:"detail"`
+
 	// OrganizationID is the organization the change was made in; its members read the event.
-	OrganizationID *int64          `json:"organization_id,omitempty" doc:"the organization the change was made in"`
-	RequestID      string          `json:"request_id,omitempty"`
-	Action         string          `json:"action" doc:"the request (POST /api/apps/new) or the status a deployment took (deployment.installed)"`
-	Resource       string          `json:"resource,omitempty" doc:"the path of the request, or deployment:<id>"`
-	Detail         json.RawMessage `json:"detail"`
+	OrganizationID *int64 `json:"organization_id,omitempty" doc:"the organization the change was made in"`
 }
 
 // AuditFilter selects events.

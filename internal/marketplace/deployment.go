@@ -26,15 +26,13 @@ const (
 
 // Deployment is one application deployed into one project.
 type Deployment struct {
-	ID            int64 `json:"id"`
-	ApplicationID int64 `json:"application_id"`
-	ProjectID     int64 `json:"project_id"`
-	ConsumerID    int64 `json:"consumer_id"`
-	// OrganizationID is its project's organization, which it is billed to (0: billed to its consumer).
-	OrganizationID int64          `json:"organization_id,omitempty"`
-	Type           string         `json:"type"`
-	Status         Status         `json:"status"`
-	Inputs         map[string]any `json:"inputs"`
+	ID            int64          `json:"id"`
+	ApplicationID int64          `json:"application_id"`
+	ProjectID     int64          `json:"project_id"`
+	ConsumerID    int64          `json:"consumer_id"`
+	Type          string         `json:"type"`
+	Status        Status         `json:"status"`
+	Inputs        map[string]any `json:"inputs"`
 	// Version is the application version the deployment runs: the one it was accepted with, or the one
 	// its last completed upgrade or rollback installed.
 	Version int `json:"version"`
@@ -64,6 +62,9 @@ type Deployment struct {
 	Attempts    int        `json:"attempts"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+
+	// OrganizationID is its project's organization, which it is billed to (0: billed to its consumer).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // AutoUpgrade is an upgrade the reconciler requests by itself: a deployment and the version it moves to.

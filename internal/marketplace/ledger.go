@@ -72,17 +72,18 @@ type ClosedPeriod struct {
 
 // Invoice is a consumer's bill for one closed period: Total is the sum of the lines' charges.
 type Invoice struct {
-	Number string `json:"number"`
-	UserID int64  `json:"user_id"`
+	Number      string          `json:"number"`
+	UserID      int64           `json:"user_id"`
+	Period      string          `json:"period"`
+	PeriodStart time.Time       `json:"period_start"`
+	PeriodEnd   time.Time       `json:"period_end"`
+	IssuedAt    time.Time       `json:"issued_at"`
+	Currency    string          `json:"currency"`
+	Total       decimal.Decimal `json:"total" format:"decimal"`
+	Lines       []InvoiceLine   `json:"lines,omitempty"`
+
 	// OrganizationID is set on an organization's invoice (whose UserID is 0).
-	OrganizationID int64           `json:"organization_id,omitempty"`
-	Period         string          `json:"period"`
-	PeriodStart    time.Time       `json:"period_start"`
-	PeriodEnd      time.Time       `json:"period_end"`
-	IssuedAt       time.Time       `json:"issued_at"`
-	Currency       string          `json:"currency"`
-	Total          decimal.Decimal `json:"total" format:"decimal"`
-	Lines          []InvoiceLine   `json:"lines,omitempty"`
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // InvoiceLine is one usage record's usage in the period (kind "usage"), or a correction of what earlier
@@ -101,6 +102,7 @@ type InvoiceLine struct {
 	Seconds         int64           `json:"seconds"`
 	Amount          decimal.Decimal `json:"amount" format:"decimal"`
 	Charge          decimal.Decimal `json:"charge" format:"decimal"`
+
 	// RequestedBy is the member who asked for the deployment, on an organization's invoice.
 	RequestedBy int64 `json:"requested_by,omitempty"`
 }
@@ -128,17 +130,18 @@ func (inv *Invoice) Rows() [][]string {
 // Statement is what a consumer's deployments used in [From, To): per record, the whole seconds and the
 // amount by the billing rule (the cumulative amount at To less the one at From).
 type Statement struct {
-	UserID int64 `json:"user_id"`
-	// OrganizationID is set on an organization's statement (whose UserID is 0).
-	OrganizationID int64           `json:"organization_id,omitempty"`
-	From           time.Time       `json:"from"`
-	To             time.Time       `json:"to"`
-	Currency       string          `json:"currency"`
-	Seconds        int64           `json:"seconds" doc:"of the whole statement, every page's lines"`
-	Total          decimal.Decimal `json:"total" format:"decimal" doc:"of the whole statement, every page's lines"`
+	UserID   int64           `json:"user_id"`
+	From     time.Time       `json:"from"`
+	To       time.Time       `json:"to"`
+	Currency string          `json:"currency"`
+	Seconds  int64           `json:"seconds" doc:"of the whole statement, every page's lines"`
+	Total    decimal.Decimal `json:"total" format:"decimal" doc:"of the whole statement, every page's lines"`
 	// LineCount is how many lines the whole statement has; Lines is one page of them.
 	LineCount int             `json:"line_count" doc:"how many lines the whole statement has; lines is one page of them (page, limit)"`
 	Lines     []StatementLine `json:"lines"`
+
+	// OrganizationID is set on an organization's statement (whose UserID is 0).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // StatementLine is one usage record's share of a statement.
@@ -151,6 +154,7 @@ type StatementLine struct {
 	EndedAt       *time.Time      `json:"ended_at"`
 	Seconds       int64           `json:"seconds"`
 	Amount        decimal.Decimal `json:"amount" format:"decimal"`
+
 	// RequestedBy is the member who asked for the deployment, on an organization's statement.
 	RequestedBy int64 `json:"requested_by,omitempty"`
 }
@@ -158,18 +162,19 @@ type StatementLine struct {
 // Revenue is what a publisher's applications earned: over [From, To) by the billing rule, or, for a
 // payout (Period set), what the invoices of a closed period charged. Net = Gross − Fee.
 type Revenue struct {
-	PublisherID int64 `json:"publisher_id"`
+	PublisherID  int64           `json:"publisher_id"`
+	Period       string          `json:"period,omitempty"`
+	From         time.Time       `json:"from"`
+	To           time.Time       `json:"to"`
+	Currency     string          `json:"currency"`
+	FeePercent   decimal.Decimal `json:"fee_percent" format:"decimal"`
+	Gross        decimal.Decimal `json:"gross" format:"decimal"`
+	Fee          decimal.Decimal `json:"fee" format:"decimal"`
+	Net          decimal.Decimal `json:"net" format:"decimal"`
+	Applications []AppRevenue    `json:"applications"`
+
 	// OrganizationID is set on an organization's revenue and payouts (whose PublisherID is 0).
-	OrganizationID int64           `json:"organization_id,omitempty"`
-	Period         string          `json:"period,omitempty"`
-	From           time.Time       `json:"from"`
-	To             time.Time       `json:"to"`
-	Currency       string          `json:"currency"`
-	FeePercent     decimal.Decimal `json:"fee_percent" format:"decimal"`
-	Gross          decimal.Decimal `json:"gross" format:"decimal"`
-	Fee            decimal.Decimal `json:"fee" format:"decimal"`
-	Net            decimal.Decimal `json:"net" format:"decimal"`
-	Applications   []AppRevenue    `json:"applications"`
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // AppRevenue is one application's part of a Revenue.

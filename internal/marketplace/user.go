@@ -47,13 +47,14 @@ type TokenService interface {
 
 // Project is a consumer's place to deploy into: one Kubernetes namespace, one group of VMs.
 type Project struct {
-	ID     int64  `json:"id"`
-	Name   string `json:"name"`
-	UserID int64  `json:"user_id" doc:"who created it; its owner unless organization_id is set"`
-	// OrganizationID is the organization that owns it (0: its user does).
-	OrganizationID int64         `json:"organization_id,omitempty"`
-	CreatedAt      time.Time     `json:"created_at"`
-	Deployments    []*Deployment `json:"deployments,omitempty"`
+	ID          int64         `json:"id"`
+	Name        string        `json:"name"`
+	UserID      int64         `json:"user_id"`
+	CreatedAt   time.Time     `json:"created_at"`
+	Deployments []*Deployment `json:"deployments,omitempty"`
+
+	// OrganizationID is the organization that owns it (0: its user does, and UserID only says who created it otherwise).
+	OrganizationID int64 `json:"organization_id,omitempty" doc:"the organization that owns it; without it, user_id owns it"`
 }
 
 // ProjectService stores projects, scoped to the caller.

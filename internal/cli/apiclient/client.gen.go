@@ -990,14 +990,14 @@ type ProbeResult struct {
 
 // Project defines model for Project.
 type Project struct {
-	CreatedAt      time.Time     `json:"created_at"`
-	Deployments    *[]Deployment `json:"deployments,omitempty"`
-	Id             int64         `json:"id"`
-	Name           string        `json:"name"`
-	OrganizationId *int64        `json:"organization_id,omitempty"`
+	CreatedAt   time.Time     `json:"created_at"`
+	Deployments *[]Deployment `json:"deployments,omitempty"`
+	Id          int64         `json:"id"`
+	Name        string        `json:"name"`
 
-	// UserId who created it; its owner unless organization_id is set
-	UserId int64 `json:"user_id"`
+	// OrganizationId the organization that owns it; without it, user_id owns it
+	OrganizationId *int64 `json:"organization_id,omitempty"`
+	UserId         int64  `json:"user_id"`
 }
 
 // Queued defines model for Queued.
