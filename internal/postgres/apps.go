@@ -105,6 +105,7 @@ RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, ve
 		} else if err != nil {
 			return fmt.Errorf("update application %d: %w", a.ID, err)
 		}
+		marketplace.NoteOrganization(ctx, a.OrganizationID)
 		_, err = tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs, changelog)
 VALUES ($1, $2, $3, $4, $5, 'updated through PUT /api/apps/{id}') ON CONFLICT (application_id, version) DO NOTHING`,
 			a.ID, a.Version, a.HourlyRate, a.Deployment, a.Inputs)
@@ -148,14 +149,16 @@ WHERE id = $1`, id)
 // row locked (installs take a share lock on it).
 func (db *DB) changeApp(ctx context.Context, id int64, change func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT true FROM applications a
+		var org int64
+		err := tx.QueryRow(ctx, `SELECT coalesce(organization_id, 0) FROM applications a
 WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) AND `+publishable("$2")+`
-FOR UPDATE`, id, scopeUser(ctx)).Scan(new(bool))
+FOR UPDATE`, id, scopeUser(ctx)).Scan(&org)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return appRefusal(ctx, tx, id)
 		} else if err != nil {
 			return fmt.Errorf("change application %d: %w", id, err)
 		}
+		marketplace.NoteOrganization(ctx, org)
 		if err := change(tx); err != nil {
 			if marketplace.ErrorCode(err) != marketplace.EINTERNAL {
 				return err

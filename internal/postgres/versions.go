@@ -23,13 +23,14 @@ func scanVersion(row pgx.Row) (*marketplace.AppVersion, error) {
 func (db *DB) CreateVersion(ctx context.Context, v *marketplace.AppVersion) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var app marketplace.Application
-		err := scanApp(tx.QueryRow(ctx, `SELECT `+appColumns+` FROM applications a
-WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+` FOR UPDATE`, v.ApplicationID, scopeUser(ctx)), &app)
+		err := scanApp(tx.QueryRow(ctx, `SELECT `+appColumns+`, coalesce(organization_id, 0) FROM applications a
+WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+` FOR UPDATE`, v.ApplicationID, scopeUser(ctx)), &app, &app.OrganizationID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return appRefusal(ctx, tx, v.ApplicationID)
 		} else if err != nil {
 			return fmt.Errorf("create a version of application %d: %w", v.ApplicationID, err)
 		}
+		marketplace.NoteOrganization(ctx, app.OrganizationID)
 		// A version made of the spec the publisher read keeps the current URLs' credentials.
 		v.Deployment.KeepStoredCredentials(app.Deployment)
 		if err := v.Validate(&app); err != nil {
@@ -110,6 +111,10 @@ RETURNING v.application_id, v.version, v.hourly_rate, v.deployment, v.inputs, v.
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "application %d has no version %d of yours", appID, version)
 	} else if err != nil {
 		return nil, fmt.Errorf("deprecate version %d of application %d: %w", version, appID, err)
+	}
+	var org int64
+	if err := db.pool.QueryRow(ctx, `SELECT coalesce(organization_id, 0) FROM applications WHERE id = $1`, appID).Scan(&org); err == nil {
+		marketplace.NoteOrganization(ctx, org) // for the audit trail only: the change is made
 	}
 	return v, nil
 }
