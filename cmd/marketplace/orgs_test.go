@@ -162,6 +162,7 @@ func TestOrgTeamRoles(t *testing.T) {
 		fmt.Sprintf("user:%d DELETE /api/orgs/{id}/members/{userID} %d", admin, deployer): false,
 		fmt.Sprintf("user:%d POST /api/deployments/install 0", deployer):                  false,
 		fmt.Sprintf("user:%d POST /api/apps/new 0", publisher):                            false,
+		fmt.Sprintf("user:%d PUT /api/apps/{id} 0", publisher):                            false,
 		fmt.Sprintf("user:%d DELETE /api/deployments/{id} 0", admin):                      false,
 		fmt.Sprintf("user:%d POST /api/user/project/new 0", admin):                        false,
 	}
