@@ -333,6 +333,8 @@ func snapshot(t *testing.T, databaseURL string) string {
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM applications t),
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY publisher_id, deployment_type, shift, span), '')) FROM catalog_counts t),
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM projects t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM organizations t),
+  (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY organization_id, user_id), '')) FROM organization_members t),
   (SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM deployments t),
   -- the billing job meters open records every second (amount, metered_at); what a record is does not change
   (SELECT md5(coalesce(string_agg(concat_ws(':', id, deployment_id, user_id, application_id, hourly_rate, started_at, ended_at,

@@ -10,7 +10,7 @@ import (
 )
 
 func projectsCommand(o *options) *cobra.Command {
-	var user int64
+	var user, org int64
 	cmd := &cobra.Command{Use: "projects", Aliases: []string{"project"}, Short: "Your projects: list, create, delete"}
 	cmd.PersistentFlags().Int64Var(&user, "user", 0, "whose projects (the operator acting for a user; default: the token's user)")
 	list := &cobra.Command{
@@ -51,6 +51,9 @@ func projectsCommand(o *options) *cobra.Command {
 			if user > 0 {
 				body.UserId = &user
 			}
+			if org > 0 {
+				body.OrganizationId = &org
+			}
 			p, a, err := decode[apiclient.Project](s.api.CreateProject(cmd.Context(), body))
 			if err != nil {
 				return err
@@ -58,10 +61,15 @@ func projectsCommand(o *options) *cobra.Command {
 			if o.output == "json" || o.output == "yaml" {
 				return o.show(a.body, nil)
 			}
+			if org > 0 {
+				fmt.Fprintf(o.env.Stdout, "Created project %d (%s) of organization %d\n", p.Id, printable(p.Name, ""), org)
+				return nil
+			}
 			fmt.Fprintf(o.env.Stdout, "Created project %d (%s)\n", p.Id, printable(p.Name, ""))
 			return nil
 		},
 	}
+	create.Flags().Int64Var(&org, "org", 0, "create the project in this organization (you must be one of its admins); its deployments are billed to it")
 	del := &cobra.Command{
 		Use:   "delete PROJECT",
 		Short: "Delete a project (by id or name); refused while it has live deployments",

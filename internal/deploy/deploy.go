@@ -162,7 +162,7 @@ func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*market
 	project, err := s.store.FindProjectByID(ctx, r.ProjectID)
 	if err != nil {
 		return nil, err
-	} else if project.UserID != r.ConsumerID {
+	} else if project.OrganizationID == 0 && project.UserID != r.ConsumerID {
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "project %d not found", r.ProjectID)
 	}
 	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}

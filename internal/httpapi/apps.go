@@ -16,12 +16,14 @@ import (
 
 // appRequest is the body that creates or replaces an application.
 type appRequest struct {
-	Name        string                     `json:"name" minLength:"1" maxLength:"100"`
-	Description string                     `json:"description" required:"false" maxLength:"10000"`
-	PublisherID int64                      `json:"publisher_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
-	HourlyRate  marketplace.Money          `json:"hourly_rate" minimum:"0" doc:"price per hour, at most 6 decimal places"`
-	Deployment  marketplace.DeploymentSpec `json:"deployment"`
-	Inputs      []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set; a vm application's ssh_authorized_keys (its consumer's SSH keys) may be declared, as a string, but never given a default"`
+	Name        string `json:"name" minLength:"1" maxLength:"100"`
+	Description string `json:"description" required:"false" maxLength:"10000"`
+	PublisherID int64  `json:"publisher_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
+	// OrganizationID publishes in an organization's name (its admins and publishers may); only on creation.
+	OrganizationID int64                      `json:"organization_id" required:"false" minimum:"1" doc:"publish in this organization's name (you must be its admin or publisher); ignored on update"`
+	HourlyRate     marketplace.Money          `json:"hourly_rate" minimum:"0" doc:"price per hour, at most 6 decimal places"`
+	Deployment     marketplace.DeploymentSpec `json:"deployment"`
+	Inputs         []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set; a vm application's ssh_authorized_keys (its consumer's SSH keys) may be declared, as a string, but never given a default"`
 }
 
 func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls URLChecker, vm marketplace.VMLimits) (*marketplace.Application, error) {
@@ -29,7 +31,7 @@ func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls
 	if err != nil {
 		return nil, err
 	}
-	a := &marketplace.Application{Name: r.Name, Description: r.Description, PublisherID: publisher,
+	a := &marketplace.Application{Name: r.Name, Description: r.Description, PublisherID: publisher, OrganizationID: r.OrganizationID,
 		HourlyRate: r.HourlyRate, Deployment: r.Deployment, Inputs: r.Inputs}
 	if err := a.Validate(); err != nil {
 		return nil, err

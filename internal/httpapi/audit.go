@@ -25,7 +25,8 @@ func audited(trail marketplace.AuditService, log *slog.Logger) func(huma.Context
 			requestID = hex.EncodeToString(b)
 		}
 		ctx.SetHeader("X-Request-Id", requestID)
-		next(ctx)
+		note := &marketplace.AuditNote{}
+		next(huma.WithContext(ctx, marketplace.WithAuditNote(ctx.Context(), note)))
 		method, u := ctx.Operation().Method, ctx.URL()
 		if method == http.MethodGet || method == http.MethodHead || ctx.Status() >= 400 || ctx.Status() == 0 ||
 			u.Query().Get("dry_run") == "true" {
@@ -33,7 +34,14 @@ func audited(trail marketplace.AuditService, log *slog.Logger) func(huma.Context
 		}
 		e := &marketplace.AuditEvent{RequestID: requestID, Action: method + " " + ctx.Operation().Path, Resource: u.Path}
 		e.Actor, e.OwnerID = marketplace.CallerFrom(ctx.Context()).Actor()
-		e.Detail, _ = json.Marshal(map[string]any{"status": ctx.Status(), "operation": ctx.Operation().OperationID})
+		if note.OrganizationID != 0 {
+			e.OrganizationID = &note.OrganizationID
+		}
+		detail := map[string]any{"status": ctx.Status(), "operation": ctx.Operation().OperationID}
+		for k, v := range note.Detail {
+			detail[k] = v
+		}
+		e.Detail, _ = json.Marshal(detail)
 		// The change is made; recording it must not depend on the client staying to read the answer.
 		if err := trail.AppendAudit(context.WithoutCancel(ctx.Context()), e); err != nil {
 			log.Error("a change could not be added to the audit trail", "request_id", requestID, "action", e.Action, "err", err)

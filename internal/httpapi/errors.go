@@ -16,6 +16,7 @@ var statusOf = map[string]int{
 	marketplace.ECONFLICT:     http.StatusConflict,
 	marketplace.EINVALID:      http.StatusUnprocessableEntity,
 	marketplace.ENOTFOUND:     http.StatusNotFound,
+	marketplace.EFORBIDDEN:    http.StatusForbidden,
 	marketplace.EUNAUTHORIZED: http.StatusUnauthorized,
 	marketplace.EINTERNAL:     http.StatusInternalServerError,
 	marketplace.EUNAVAILABLE:  http.StatusServiceUnavailable,

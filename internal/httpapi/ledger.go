@@ -163,14 +163,19 @@ func listInvoices(ledger marketplace.LedgerService, log *slog.Logger) func(conte
 			return nil, problem(ctx, log, err)
 		}
 		d, err := answer(ctx, log, in.FormatQuery, invoiceList{UserID: in.ID, Invoices: invoices}, func() [][]string {
-			rows := [][]string{{"number", "period", "issued_at", "currency", "total"}}
-			for _, i := range invoices {
-				rows = append(rows, []string{i.Number, i.Period, rfc3339(&i.IssuedAt), i.Currency, i.Total.StringFixed(2)})
-			}
-			return rows
+			return invoiceListTable(invoices)
 		})
 		return pageOf(&in.PageQuery, total, d), err
 	}
+}
+
+// invoiceListTable is a list of invoices as CSV.
+func invoiceListTable(invoices []*marketplace.Invoice) [][]string {
+	rows := [][]string{{"number", "period", "issued_at", "currency", "total"}}
+	for _, i := range invoices {
+		rows = append(rows, []string{i.Number, i.Period, rfc3339(&i.IssuedAt), i.Currency, i.Total.StringFixed(2)})
+	}
+	return rows
 }
 
 type invoiceInput struct {
@@ -208,27 +213,42 @@ func getStatement(ledger marketplace.LedgerService, log *slog.Logger) func(conte
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
-		d, err := answer(ctx, log, in.FormatQuery, st, func() [][]string {
-			rows := [][]string{{"from", "to", "usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"}}
-			for _, l := range st.Lines {
-				rows = append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), itoa(l.UsageRecordID), itoa(l.DeploymentID),
-					itoa(l.ApplicationID), l.HourlyRate.String(), rfc3339(&l.StartedAt), rfc3339(l.EndedAt), itoa(l.Seconds),
-					l.Amount.StringFixed(6), st.Currency})
-			}
-			return append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), "total", "", "", "", "", "", itoa(st.Seconds), st.Total.StringFixed(6), st.Currency})
-		})
+		d, err := answer(ctx, log, in.FormatQuery, st, func() [][]string { return statementTable(st) })
 		return pageOf(&in.PageQuery, st.LineCount, d), err
 	}
 }
 
+// statementTable is a statement as CSV; an organization's names the member behind each line.
+func statementTable(st *marketplace.Statement) [][]string {
+	rows := [][]string{{"from", "to", "usage_record_id", "deployment_id", "application_id", "hourly_rate", "started_at", "ended_at", "seconds", "amount", "currency"}}
+	for _, l := range st.Lines {
+		rows = append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), itoa(l.UsageRecordID), itoa(l.DeploymentID),
+			itoa(l.ApplicationID), l.HourlyRate.String(), rfc3339(&l.StartedAt), rfc3339(l.EndedAt), itoa(l.Seconds),
+			l.Amount.StringFixed(6), st.Currency})
+	}
+	rows = append(rows, []string{rfc3339(&st.From), rfc3339(&st.To), "total", "", "", "", "", "", itoa(st.Seconds), st.Total.StringFixed(6), st.Currency})
+	if st.OrganizationID != 0 {
+		rows[0] = append(rows[0], "requested_by")
+		for i, l := range st.Lines {
+			rows[i+1] = append(rows[i+1], itoa(l.RequestedBy))
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], "")
+	}
+	return rows
+}
+
 // revenueTable is a Revenue as CSV: one row per application, then the totals.
 func revenueTable(r *marketplace.Revenue) [][]string {
-	rows := [][]string{{"publisher_id", "period", "application_id", "name", "deployments", "seconds", "hours", "gross", "fee", "net", "currency"}}
+	account, owner := "publisher_id", r.PublisherID
+	if r.OrganizationID != 0 {
+		account, owner = "organization_id", r.OrganizationID
+	}
+	rows := [][]string{{account, "period", "application_id", "name", "deployments", "seconds", "hours", "gross", "fee", "net", "currency"}}
 	for _, a := range r.Applications {
-		rows = append(rows, []string{itoa(r.PublisherID), r.Period, itoa(a.ApplicationID), a.Name, itoa(a.Deployments), itoa(a.Seconds),
+		rows = append(rows, []string{itoa(owner), r.Period, itoa(a.ApplicationID), a.Name, itoa(a.Deployments), itoa(a.Seconds),
 			a.Hours.String(), a.Gross.String(), a.Fee.String(), a.Net.String(), r.Currency})
 	}
-	return append(rows, []string{itoa(r.PublisherID), r.Period, "total", "", "", "", "", r.Gross.String(), r.Fee.String(), r.Net.String(), r.Currency})
+	return append(rows, []string{itoa(owner), r.Period, "total", "", "", "", "", r.Gross.String(), r.Fee.String(), r.Net.String(), r.Currency})
 }
 
 type revenueInput struct {

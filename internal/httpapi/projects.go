@@ -11,6 +11,8 @@ type createProjectInput struct {
 	Body struct {
 		Name   string `json:"name" minLength:"1" maxLength:"100"`
 		UserID int64  `json:"user_id" required:"false" minimum:"1" doc:"defaults to the caller; must be the caller unless the operator acts"`
+		// OrganizationID makes the project the organization's (the caller must be one of its admins).
+		OrganizationID int64 `json:"organization_id" required:"false" minimum:"1" doc:"the organization that owns the project (you must be one of its admins); without it, the project is user_id's"`
 	}
 }
 
@@ -20,7 +22,7 @@ func createProject(projects marketplace.ProjectService, log *slog.Logger) func(c
 		if err == nil {
 			err = marketplace.ValidateName("name", in.Body.Name)
 		}
-		p := &marketplace.Project{Name: in.Body.Name, UserID: owner}
+		p := &marketplace.Project{Name: in.Body.Name, UserID: owner, OrganizationID: in.Body.OrganizationID}
 		if err == nil {
 			err = projects.CreateProject(ctx, p)
 		}

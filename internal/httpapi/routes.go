@@ -56,6 +56,15 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all", 200), deploymentBilling(s, log))
 
+	huma.Register(api, op("create-org", http.MethodPost, "/api/orgs/new", "Create an organization; you are its first admin", 201), createOrg(s, log))
+	huma.Register(api, op("list-orgs", http.MethodGet, "/api/orgs", "Your organizations with your role in each, paginated", 200), listOrgs(s, log))
+	huma.Register(api, op("get-org", http.MethodGet, "/api/orgs/{id}", "One of your organizations, with your role", 200), getOrg(s, log))
+	huma.Register(api, op("list-org-members", http.MethodGet, "/api/orgs/{id}/members", "An organization's members and their roles (any member)", 200), listMembers(s, log))
+	huma.Register(api, mayConflict(op("add-org-member", http.MethodPost, "/api/orgs/{id}/members", "Add a member by user_id or name with a role (admins)", 201)), addMember(s, log))
+	huma.Register(api, mayConflict(op("set-org-member-role", http.MethodPut, "/api/orgs/{id}/members/{userID}", "Change a member's role (admins); the last admin keeps the role", 200)), setMemberRole(s, log))
+	huma.Register(api, mayConflict(op("remove-org-member", http.MethodDelete, "/api/orgs/{id}/members/{userID}", "Remove a member (admins, or the member itself); the last admin stays. Its tokens reach nothing of the organization at once", 204)), removeMember(s, log))
+	huma.Register(api, op("list-org-projects", http.MethodGet, "/api/orgs/{id}/projects", "An organization's projects, paginated (admins, deployers, viewers)", 200), listOrgProjects(s, log))
+
 	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
 	addLedgerRoutes(api, s, log)
 
@@ -79,7 +88,7 @@ func mayConflict(o huma.Operation) huma.Operation {
 func op(id, method, path, summary string, status int) huma.Operation {
 	o := public(id, method, path, summary, status)
 	o.Security = []map[string][]string{{"bearer": {}}}
-	o.Errors = append(o.Errors, http.StatusUnauthorized, http.StatusNotFound)
+	o.Errors = append(o.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound)
 	return o
 }
 

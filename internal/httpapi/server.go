@@ -29,6 +29,8 @@ type Store interface {
 	marketplace.BillingService
 	marketplace.AuditService
 	marketplace.LedgerService
+	marketplace.OrganizationService
+	marketplace.OrganizationLedgerService
 	CatalogJSON
 }
 

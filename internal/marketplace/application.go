@@ -39,6 +39,9 @@ type Application struct {
 	// RetiredAt is when its publisher retired it: it left the catalog
 	// and takes no new installs, but stays readable until those deployments are gone.
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
+
+	// OrganizationID is the organization it is published in the name of (0: its publisher's own).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // DeploymentSpec says how an application is deployed. Field names are the seed API's.

@@ -17,6 +17,9 @@ type AuditEvent struct {
 	Action    string          `json:"action" doc:"the request (POST /api/apps/new) or the status a deployment took (deployment.installed)"`
 	Resource  string          `json:"resource,omitempty" doc:"the path of the request, or deployment:<id>"`
 	Detail    json.RawMessage `json:"detail"`
+
+	// OrganizationID is the organization the change was made in; its members read the event.
+	OrganizationID *int64 `json:"organization_id,omitempty" doc:"the organization the change was made in"`
 }
 
 // AuditFilter selects events.

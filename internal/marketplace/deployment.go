@@ -62,6 +62,9 @@ type Deployment struct {
 	Attempts    int        `json:"attempts"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+
+	// OrganizationID is its project's organization, which it is billed to (0: billed to its consumer).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // AutoUpgrade is an upgrade the reconciler requests by itself: a deployment and the version it moves to.

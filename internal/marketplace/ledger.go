@@ -81,6 +81,9 @@ type Invoice struct {
 	Currency    string          `json:"currency"`
 	Total       decimal.Decimal `json:"total" format:"decimal"`
 	Lines       []InvoiceLine   `json:"lines,omitempty"`
+
+	// OrganizationID is set on an organization's invoice (whose UserID is 0).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // InvoiceLine is one usage record's usage in the period (kind "usage"), or a correction of what earlier
@@ -99,6 +102,9 @@ type InvoiceLine struct {
 	Seconds         int64           `json:"seconds"`
 	Amount          decimal.Decimal `json:"amount" format:"decimal"`
 	Charge          decimal.Decimal `json:"charge" format:"decimal"`
+
+	// RequestedBy is the member who asked for the deployment, on an organization's invoice.
+	RequestedBy int64 `json:"requested_by,omitempty"`
 }
 
 // Rows are the invoice as a CSV document's rows: a header, one row per line, then the total. The API and
@@ -110,7 +116,15 @@ func (inv *Invoice) Rows() [][]string {
 		rows = append(rows, []string{inv.Number, inv.Period, l.Kind, itoa(l.DeploymentID), itoa(l.ApplicationID), l.ApplicationName,
 			l.HourlyRate.String(), itoa(l.Seconds), l.Amount.StringFixed(6), l.Charge.StringFixed(2), inv.Currency})
 	}
-	return append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
+	rows = append(rows, []string{inv.Number, inv.Period, "total", "", "", "", "", "", "", inv.Total.StringFixed(2), inv.Currency})
+	if inv.OrganizationID != 0 { // an organization's invoice names the member behind each line
+		rows[0] = append(rows[0], "requested_by")
+		for i, l := range inv.Lines {
+			rows[i+1] = append(rows[i+1], strconv.FormatInt(l.RequestedBy, 10))
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], "")
+	}
+	return rows
 }
 
 // Statement is what a consumer's deployments used in [From, To): per record, the whole seconds and the
@@ -125,6 +139,9 @@ type Statement struct {
 	// LineCount is how many lines the whole statement has; Lines is one page of them.
 	LineCount int             `json:"line_count" doc:"how many lines the whole statement has; lines is one page of them (page, limit)"`
 	Lines     []StatementLine `json:"lines"`
+
+	// OrganizationID is set on an organization's statement (whose UserID is 0).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // StatementLine is one usage record's share of a statement.
@@ -137,6 +154,9 @@ type StatementLine struct {
 	EndedAt       *time.Time      `json:"ended_at"`
 	Seconds       int64           `json:"seconds"`
 	Amount        decimal.Decimal `json:"amount" format:"decimal"`
+
+	// RequestedBy is the member who asked for the deployment, on an organization's statement.
+	RequestedBy int64 `json:"requested_by,omitempty"`
 }
 
 // Revenue is what a publisher's applications earned: over [From, To) by the billing rule, or, for a
@@ -152,6 +172,9 @@ type Revenue struct {
 	Fee          decimal.Decimal `json:"fee" format:"decimal"`
 	Net          decimal.Decimal `json:"net" format:"decimal"`
 	Applications []AppRevenue    `json:"applications"`
+
+	// OrganizationID is set on an organization's revenue and payouts (whose PublisherID is 0).
+	OrganizationID int64 `json:"organization_id,omitempty"`
 }
 
 // AppRevenue is one application's part of a Revenue.

@@ -52,6 +52,9 @@ type Project struct {
 	UserID      int64         `json:"user_id"`
 	CreatedAt   time.Time     `json:"created_at"`
 	Deployments []*Deployment `json:"deployments,omitempty"`
+
+	// OrganizationID is the organization that owns it (0: its user does, and UserID only says who created it otherwise).
+	OrganizationID int64 `json:"organization_id,omitempty" doc:"the organization that owns it; without it, user_id owns it"`
 }
 
 // ProjectService stores projects, scoped to the caller.

@@ -12,9 +12,31 @@ import (
 
 const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at, retired_at, version`
 
-func scanApp(row pgx.Row, a *marketplace.Application) error {
-	return row.Scan(&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
-		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
+func scanApp(row pgx.Row, a *marketplace.Application, extra ...any) error {
+	return row.Scan(append([]any{&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
+		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version}, extra...)...)
+}
+
+// publishable is the condition on an application row (alias a) that the caller ($n) may manage it: its
+// publisher's own, or an organization's where the caller is an admin or a publisher (account_role).
+func publishable(n string) string {
+	return `account_role(` + n + `, a.publisher_id, a.organization_id) = ANY(string_to_array('` + mayPublish + `', ' '))`
+}
+
+// appRefusal is why the caller may not manage application id: forbidden for a member of its
+// organization whose role does not allow it, not found for anyone else.
+func appRefusal(ctx context.Context, q rowQuerier, id int64) error {
+	var org *int64
+	var role *string
+	err := q.QueryRow(ctx, `SELECT organization_id, account_role($2, publisher_id, organization_id) FROM applications
+WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id, scopeUser(ctx)).Scan(&org, &role)
+	if err != nil || org == nil {
+		return notFound("application", id)
+	}
+	if err := allowed(ctx, role, org, mayPublish, "application", id); err != nil {
+		return err
+	}
+	return notFound("application", id)
 }
 
 // FindAppByID returns an application of the catalog, or a retired one (whose deployments still need it);
@@ -22,7 +44,7 @@ func scanApp(row pgx.Row, a *marketplace.Application) error {
 func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Application, error) {
 	var a marketplace.Application
 	err := scanApp(db.pool.QueryRow(ctx,
-		`SELECT `+appColumns+` FROM applications WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id), &a)
+		`SELECT `+appColumns+`, coalesce(organization_id, 0) FROM applications WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id), &a, &a.OrganizationID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("application", id)
 	} else if err != nil {
@@ -32,20 +54,28 @@ func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Applicati
 }
 
 // CreateApp stores a validated application; the caller must be its publisher or the operator, and the
-// publisher within its application quota.
+// publisher within its application quota. With a.OrganizationID it is published in the organization's
+// name, by one of its admins or publishers.
 func (db *DB) CreateApp(ctx context.Context, a *marketplace.Application) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, a.PublisherID); err != nil {
 			return err
+		}
+		var org *int64
+		if a.OrganizationID != 0 {
+			org = &a.OrganizationID
+			if err := memberMay(ctx, tx, a.PublisherID, a.OrganizationID, mayPublish, "publish applications in the name of"); err != nil {
+				return err
+			}
 		}
 		if err := checkQuota(ctx, tx, a.PublisherID, db.quotas.Apps, "published applications", "QUOTA_APPS_PER_USER",
 			`SELECT count(*) FROM applications WHERE publisher_id = $1 AND deleted_at IS NULL`); err != nil {
 			return err
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO applications
-  (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs)
-VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, updated_at, version`,
-			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
+  (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs, organization_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at, updated_at, version`,
+			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs, org).
 			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
 		if err != nil {
 			return fmt.Errorf("create application: %w", err)
@@ -63,18 +93,19 @@ VALUES ($1, 1, $2, $3, $4)`, a.ID, a.HourlyRate, a.Deployment, a.Inputs); err !=
 // deployments already accepted keep the version they pinned.
 func (db *DB) UpdateApp(ctx context.Context, a *marketplace.Application) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `UPDATE applications
+		err := tx.QueryRow(ctx, `UPDATE applications a
 SET name = $3, description = $4, hourly_rate = $5, deployment_type = $6, deployment = $7, inputs = $8, updated_at = now(),
     version = version + CASE WHEN hourly_rate <> $5 OR deployment <> $7 OR inputs <> $8 THEN 1 ELSE 0 END
-WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2)
-RETURNING publisher_id, created_at, updated_at, version`,
+WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+`
+RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, version`,
 			a.ID, scopeUser(ctx), a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
-			Scan(&a.PublisherID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
+			Scan(&a.PublisherID, &a.OrganizationID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("application", a.ID)
+			return appRefusal(ctx, tx, a.ID)
 		} else if err != nil {
 			return fmt.Errorf("update application %d: %w", a.ID, err)
 		}
+		marketplace.NoteOrganization(ctx, a.OrganizationID)
 		_, err = tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs, changelog)
 VALUES ($1, $2, $3, $4, $5, 'updated through PUT /api/apps/{id}') ON CONFLICT (application_id, version) DO NOTHING`,
 			a.ID, a.Version, a.HourlyRate, a.Deployment, a.Inputs)
@@ -118,14 +149,16 @@ WHERE id = $1`, id)
 // row locked (installs take a share lock on it).
 func (db *DB) changeApp(ctx context.Context, id int64, change func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT true FROM applications
-WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) AND ($2 = 0 OR publisher_id = $2)
-FOR UPDATE`, id, scopeUser(ctx)).Scan(new(bool))
+		var org int64
+		err := tx.QueryRow(ctx, `SELECT coalesce(organization_id, 0) FROM applications a
+WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) AND `+publishable("$2")+`
+FOR UPDATE`, id, scopeUser(ctx)).Scan(&org)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("application", id)
+			return appRefusal(ctx, tx, id)
 		} else if err != nil {
 			return fmt.Errorf("change application %d: %w", id, err)
 		}
+		marketplace.NoteOrganization(ctx, org)
 		if err := change(tx); err != nil {
 			if marketplace.ErrorCode(err) != marketplace.EINTERNAL {
 				return err
@@ -145,12 +178,17 @@ type softDeletion struct {
 // live. The row lock orders this against installs, which take a share lock on the same row.
 func (db *DB) softDelete(ctx context.Context, sd softDeletion, id int64) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT true FROM `+sd.table+`
-WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR `+sd.owner+` = $2) FOR UPDATE`, id, scopeUser(ctx)).Scan(new(bool))
+		var org *int64
+		var role *string
+		err := tx.QueryRow(ctx, `SELECT organization_id, account_role($2, `+sd.owner+`, organization_id) FROM `+sd.table+`
+WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`, id, scopeUser(ctx)).Scan(&org, &role)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound(sd.what, id)
 		} else if err != nil {
 			return fmt.Errorf("delete %s %d: %w", sd.what, id, err)
+		}
+		if err := allowed(ctx, role, org, mayManage, sd.what, id); err != nil {
+			return err
 		}
 		var live int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE `+sd.deploymentKey+` = $1 AND status <> 'uninstalled'`, id).

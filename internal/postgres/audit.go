@@ -15,8 +15,8 @@ func (db *DB) AppendAudit(ctx context.Context, e *marketplace.AuditEvent) error 
 	if detail == nil {
 		detail = []byte(`{}`)
 	}
-	err := db.pool.QueryRow(ctx, `INSERT INTO audit_events (actor, owner_id, request_id, action, resource, detail)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, at`, e.Actor, e.OwnerID, e.RequestID, e.Action, e.Resource, detail).Scan(&e.ID, &e.At)
+	err := db.pool.QueryRow(ctx, `INSERT INTO audit_events (actor, owner_id, organization_id, request_id, action, resource, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, at`, e.Actor, e.OwnerID, e.OrganizationID, e.RequestID, e.Action, e.Resource, detail).Scan(&e.ID, &e.At)
 	if err != nil {
 		return fmt.Errorf("append to the audit trail: %w", err)
 	}
@@ -24,12 +24,11 @@ VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, at`, e.Actor, e.OwnerID, e.Request
 }
 
 // FindAuditEvents returns a page of the audit trail in the order things happened: all of it for the
-// operator, the events of the caller's own resources for a user.
+// operator, for a user the events of its own resources and those of the organizations whose projects
+// it reads.
 func (db *DB) FindAuditEvents(ctx context.Context, f marketplace.AuditFilter) ([]*marketplace.AuditEvent, int, error) {
 	var c conditions
-	if scope := scopeUser(ctx); scope != 0 {
-		c.add("owner_id =", scope)
-	}
+	scopeOwned(ctx, &c, "owner_id", mayRead)
 	if f.Resource != "" {
 		c.add("resource =", f.Resource)
 	}
@@ -38,10 +37,10 @@ func (db *DB) FindAuditEvents(ctx context.Context, f marketplace.AuditFilter) ([
 	}
 	var total int
 	events, err := findPage(ctx, db.pool, `SELECT count(*) FROM audit_events`+c.where(),
-		`SELECT id, at, actor, owner_id, request_id, action, resource, detail FROM audit_events`+c.where()+` ORDER BY id`,
+		`SELECT id, at, actor, owner_id, organization_id, request_id, action, resource, detail FROM audit_events`+c.where()+` ORDER BY id`,
 		c.args, f.Page, func(row pgx.Row) (*marketplace.AuditEvent, error) {
 			var e marketplace.AuditEvent
-			err := row.Scan(&e.ID, &e.At, &e.Actor, &e.OwnerID, &e.RequestID, &e.Action, &e.Resource, &e.Detail)
+			err := row.Scan(&e.ID, &e.At, &e.Actor, &e.OwnerID, &e.OrganizationID, &e.RequestID, &e.Action, &e.Resource, &e.Detail)
 			return &e, err
 		}, &total)
 	if err != nil {

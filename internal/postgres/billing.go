@@ -34,10 +34,13 @@ func scanUsageRecord(row pgx.Row) (*marketplace.UsageRecord, error) {
 // up to now, by the same formula the metering job stores.
 func (db *DB) FindUsageRecords(ctx context.Context, f marketplace.UsageFilter) ([]*marketplace.UsageRecord, marketplace.UsageTotals, error) {
 	var t marketplace.UsageTotals
-	if _, err := db.FindUserByID(ctx, f.UserID); err != nil {
-		return nil, t, err
-	}
-	if f.DeploymentID != 0 {
+	// One deployment's records are for whoever may read the deployment (its organization's readers
+	// too); a user's whole list is the user's.
+	if f.DeploymentID == 0 {
+		if _, err := db.FindUserByID(ctx, f.UserID); err != nil {
+			return nil, t, err
+		}
+	} else {
 		d, err := db.FindDeploymentByID(ctx, f.DeploymentID)
 		if err != nil {
 			return nil, t, err
@@ -46,7 +49,9 @@ func (db *DB) FindUsageRecords(ctx context.Context, f marketplace.UsageFilter) (
 			return nil, t, notFound("deployment", f.DeploymentID)
 		}
 	}
-	where := ` FROM usage_records WHERE user_id = $1 AND ($3 = 0 OR deployment_id = $3)`
+	// A user's own bill: the records of its deployments in organizations' projects are the organizations'
+	// (FindOrganizationStatement), though its deployment's own records stay readable to it.
+	where := ` FROM usage_records WHERE user_id = $1 AND ($3 = 0 OR deployment_id = $3) AND ($3 <> 0 OR organization_id IS NULL)`
 	order := ` ORDER BY id`
 	if f.NewestFirst {
 		order += ` DESC`

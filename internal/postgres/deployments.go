@@ -27,16 +27,19 @@ const (
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,
 ` + latestVersion + ` AS latest_version, ` + latestRate + ` AS latest_rate,
 namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at,
-target_version, target_inputs, upgrade_policy, max_hourly_rate`
+target_version, target_inputs, upgrade_policy, max_hourly_rate, coalesce(organization_id, 0)`
 
-func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) {
+func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) { return scanDeploymentAnd(row) }
+
+// scanDeploymentAnd reads deploymentColumns, then extra.
+func scanDeploymentAnd(row pgx.Row, extra ...any) (*marketplace.Deployment, error) {
 	var d marketplace.Deployment
 	var latest, target *int
 	var latestRate *marketplace.Money
-	err := row.Scan(&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
+	err := row.Scan(append([]any{&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
 		&d.HourlyRate, &d.Version, &latest, &latestRate, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
 		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt,
-		&target, &d.TargetInputs, &d.UpgradePolicy, &d.MaxHourlyRate)
+		&target, &d.TargetInputs, &d.UpgradePolicy, &d.MaxHourlyRate, &d.OrganizationID}, extra...)...)
 	if target != nil {
 		d.TargetVersion = *target
 	}
@@ -94,11 +97,17 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 			return marketplace.Errorf(marketplace.ECONFLICT,
 				"application %d is retired: its publisher withdrew it, so it takes no new installs (its deployments keep running)", d.ApplicationID)
 		}
-		if err := tx.QueryRow(ctx, `SELECT true FROM projects WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE`,
-			d.ProjectID, d.ConsumerID).Scan(new(bool)); errors.Is(err, pgx.ErrNoRows) {
+		// The consumer deploys into its own project, or one of an organization where it may deploy.
+		var org *int64
+		var role *string
+		if err := tx.QueryRow(ctx, `SELECT organization_id, account_role($2, user_id, organization_id) FROM projects
+WHERE id = $1 AND deleted_at IS NULL FOR SHARE`, d.ProjectID, d.ConsumerID).Scan(&org, &role); errors.Is(err, pgx.ErrNoRows) {
 			return notFound("project", d.ProjectID)
 		} else if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
+		}
+		if err := allowed(ctx, role, org, mayDeploy, "project", d.ProjectID); err != nil {
+			return err
 		}
 		if err := checkQuota(ctx, tx, d.ConsumerID, db.quotas.Deployments, "live deployments", "QUOTA_DEPLOYMENTS_PER_USER",
 			`SELECT count(*) FROM deployments WHERE consumer_id = $1 AND status <> 'uninstalled'`); err != nil {
@@ -121,9 +130,9 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 			policy = "manual"
 		}
 		created, err := scanDeployment(tx.QueryRow(ctx, `INSERT INTO deployments
-  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version, upgrade_policy, max_hourly_rate)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version, policy, d.MaxHourlyRate))
+  (application_id, project_id, consumer_id, type, inputs, hourly_rate, version, upgrade_policy, max_hourly_rate, organization_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appType, d.Inputs, rate, d.Version, policy, d.MaxHourlyRate, org))
 		if err != nil {
 			return fmt.Errorf("create deployment: %w", err)
 		}
@@ -132,14 +141,20 @@ RETURNING `+deploymentColumns, d.ApplicationID, d.ProjectID, d.ConsumerID, appTy
 	})
 }
 
-// FindDeploymentByID returns one of the caller's deployments.
+// FindDeploymentByID returns a deployment the caller may read: its own, or one of an organization
+// where it reads deployments.
 func (db *DB) FindDeploymentByID(ctx context.Context, id int64) (*marketplace.Deployment, error) {
-	d, err := scanDeployment(db.pool.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
-WHERE id = $1 AND ($2 = 0 OR consumer_id = $2)`, id, scopeUser(ctx)))
+	var org *int64
+	var role *string
+	d, err := scanDeploymentAnd(db.pool.QueryRow(ctx, `SELECT `+deploymentColumns+`, organization_id, account_role($2, consumer_id, organization_id)
+FROM deployments WHERE id = $1`, id, scopeUser(ctx)), &org, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("deployment", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("find deployment %d: %w", id, err)
+	}
+	if err := allowed(ctx, role, org, mayRead, "deployment", id); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -148,9 +163,7 @@ WHERE id = $1 AND ($2 = 0 OR consumer_id = $2)`, id, scopeUser(ctx)))
 // match in all.
 func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilter) ([]*marketplace.Deployment, int, error) {
 	var c conditions
-	if scope := scopeUser(ctx); scope != 0 {
-		c.add("consumer_id =", scope)
-	}
+	scopeOwned(ctx, &c, "consumer_id", mayRead)
 	if f.ConsumerID != 0 {
 		c.add("consumer_id =", f.ConsumerID)
 	}
@@ -207,14 +220,20 @@ WHERE id = $1 RETURNING `+deploymentColumns, id))
 	return d, err
 }
 
-// lockDeployment reads one of the caller's deployments and locks it for the rest of tx.
+// lockDeployment reads a deployment the caller may change (its own, or one of an organization where it
+// deploys) and locks it for the rest of tx.
 func lockDeployment(ctx context.Context, tx pgx.Tx, id int64) (*marketplace.Deployment, error) {
-	d, err := scanDeployment(tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments
-WHERE id = $1 AND ($2 = 0 OR consumer_id = $2) FOR UPDATE`, id, scopeUser(ctx)))
+	var org *int64
+	var role *string
+	d, err := scanDeploymentAnd(tx.QueryRow(ctx, `SELECT `+deploymentColumns+`, organization_id, account_role($2, consumer_id, organization_id)
+FROM deployments WHERE id = $1 FOR UPDATE`, id, scopeUser(ctx)), &org, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("deployment", id)
 	} else if err != nil {
 		return nil, fmt.Errorf("lock deployment %d: %w", id, err)
+	}
+	if err := allowed(ctx, role, org, mayDeploy, "deployment", id); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

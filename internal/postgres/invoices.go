@@ -62,7 +62,7 @@ VALUES ($1, $2, $3, $4, $5, $6)`, p.Start, p.End(), now, by, db.terms.Currency, 
 		}{
 			// S(t) and A(t): a record's whole seconds and amount up to t (clamped to its life).
 			{`CREATE TEMP TABLE closing ON COMMIT DROP AS
-SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, a.name AS application_name, a.publisher_id, r.hourly_rate,
+SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.organization_id, r.application_id, a.name AS application_name, a.publisher_id, r.hourly_rate,
        usage_seconds(r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_seconds,
        usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_amount,
        usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_seconds AS adjust_seconds,
@@ -74,24 +74,27 @@ WHERE r.started_at < $2`, []any{start, end}},
 			// exactly that, and cutting usage into many records never rounds each piece down.
 			{`CREATE TEMP TABLE closing_lines ON COMMIT DROP AS
 WITH lines AS (
-SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, application_id, application_name, publisher_id, hourly_rate,
+SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, organization_id, application_id, application_name, publisher_id, hourly_rate,
        period_seconds AS seconds, period_amount AS amount
 FROM closing WHERE period_seconds <> 0 OR period_amount <> 0
 UNION ALL
-SELECT 'adjustment', usage_record_id, deployment_id, user_id, application_id, application_name, publisher_id, hourly_rate,
+SELECT 'adjustment', usage_record_id, deployment_id, user_id, organization_id, application_id, application_name, publisher_id, hourly_rate,
        adjust_seconds, adjust_amount
 FROM closing WHERE adjust_seconds <> 0 OR adjust_amount <> 0)
 SELECT *, round_half_even(sum(amount) OVER running, 2) - round_half_even(sum(amount) OVER running - amount, 2) AS charge
 FROM lines
 WINDOW running AS (PARTITION BY user_id, deployment_id ORDER BY usage_record_id, kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`, nil},
-			{`INSERT INTO invoices (number, user_id, period_start, period_end, issued_at, currency, total)
-SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM') || '-' || lpad((row_number() OVER (ORDER BY user_id))::text, 6, '0'),
-       user_id, $1, $2, $3, $4, total
-FROM (SELECT user_id, sum(charge) AS total FROM closing_lines GROUP BY user_id) t`, []any{start, end, now, db.terms.Currency}},
+			// An invoice per account: a user's own deployments, or an organization's (its members' lines together).
+			{`INSERT INTO invoices (number, user_id, organization_id, period_start, period_end, issued_at, currency, total)
+SELECT to_char($1 AT TIME ZONE 'UTC', 'YYYY-MM') || '-' || lpad((row_number() OVER (ORDER BY organization_id NULLS FIRST, user_id))::text, 6, '0'),
+       user_id, organization_id, $1, $2, $3, $4, total
+FROM (SELECT CASE WHEN organization_id IS NULL THEN user_id END AS user_id, organization_id, sum(charge) AS total
+      FROM closing_lines GROUP BY 1, 2) t`, []any{start, end, now, db.terms.Currency}},
+			// coalesce(organization, -user) is one key for both kinds of account (ids are positive).
 			{`INSERT INTO invoice_lines (invoice_id, kind, usage_record_id, deployment_id, application_id, application_name, publisher_id,
-                           hourly_rate, seconds, amount, charge)
-SELECT i.id, l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.application_name, l.publisher_id, l.hourly_rate, l.seconds, l.amount, l.charge
-FROM closing_lines l JOIN invoices i ON i.user_id = l.user_id AND i.period_start = $1
+                           hourly_rate, seconds, amount, charge, requested_by)
+SELECT i.id, l.kind, l.usage_record_id, l.deployment_id, l.application_id, l.application_name, l.publisher_id, l.hourly_rate, l.seconds, l.amount, l.charge, l.user_id
+FROM closing_lines l JOIN invoices i ON coalesce(i.organization_id, -i.user_id) = coalesce(l.organization_id, -l.user_id) AND i.period_start = $1
 ORDER BY i.id, l.deployment_id, l.kind DESC`, []any{start}},
 			// What was invoiced moves by what these lines charged, so the next close bills the rest.
 			{`UPDATE usage_records r SET invoiced_seconds = r.invoiced_seconds + l.seconds, invoiced_amount = r.invoiced_amount + l.amount

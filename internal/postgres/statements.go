@@ -52,7 +52,7 @@ func (db *DB) FindStatement(ctx context.Context, userID int64, from, to time.Tim
 		return nil, err
 	}
 	s := &marketplace.Statement{UserID: userID, From: from, To: to, Currency: db.terms.Currency}
-	where := ` FROM usage_records r WHERE r.user_id = $1 AND ` + rangeOverlap
+	where := ` FROM usage_records r WHERE r.user_id = $1 AND r.organization_id IS NULL AND ` + rangeOverlap
 	s.Lines, err = findPage(ctx, db.pool,
 		`SELECT count(*), coalesce(sum(`+rangeSeconds+`), 0)::bigint, coalesce(sum(`+rangeAmount+`), 0)`+where,
 		`SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at, `+rangeSeconds+`, `+rangeAmount+where+` ORDER BY r.id`,
@@ -89,7 +89,7 @@ func (db *DB) FindRevenue(ctx context.Context, publisherID int64, from, to time.
 	}
 	rows, _ := db.pool.Query(ctx, `SELECT a.id, a.name, count(*), sum(`+rangeSeconds+`)::bigint, sum(`+rangeAmount+`)
 FROM applications a JOIN usage_records r ON r.application_id = a.id
-WHERE a.publisher_id = $1 AND `+rangeOverlap+`
+WHERE a.publisher_id = $1 AND a.organization_id IS NULL AND `+rangeOverlap+`
 GROUP BY a.id, a.name ORDER BY a.id`, publisherID, from, to)
 	r, err := collectRevenue(rows, db.terms.FeePercent, marketplace.MaxRateDecimals)
 	if err != nil {
@@ -116,6 +116,7 @@ func (db *DB) FindPayout(ctx context.Context, publisherID int64, p marketplace.P
 	rows, _ := db.pool.Query(ctx, `SELECT l.application_id, max(l.application_name), count(DISTINCT l.deployment_id), sum(l.seconds)::bigint, sum(l.charge)
 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
 WHERE l.publisher_id = $1 AND i.period_start = $2
+  AND NOT EXISTS (SELECT 1 FROM applications oa WHERE oa.id = l.application_id AND oa.organization_id IS NOT NULL)
 GROUP BY l.application_id ORDER BY l.application_id`, publisherID, p.Start)
 	r, err := collectRevenue(rows, fee, 2)
 	if err != nil {

@@ -23,13 +23,14 @@ func scanVersion(row pgx.Row) (*marketplace.AppVersion, error) {
 func (db *DB) CreateVersion(ctx context.Context, v *marketplace.AppVersion) error {
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var app marketplace.Application
-		err := scanApp(tx.QueryRow(ctx, `SELECT `+appColumns+` FROM applications
-WHERE id = $1 AND deleted_at IS NULL AND ($2 = 0 OR publisher_id = $2) FOR UPDATE`, v.ApplicationID, scopeUser(ctx)), &app)
+		err := scanApp(tx.QueryRow(ctx, `SELECT `+appColumns+`, coalesce(organization_id, 0) FROM applications a
+WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+` FOR UPDATE`, v.ApplicationID, scopeUser(ctx)), &app, &app.OrganizationID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("application", v.ApplicationID)
+			return appRefusal(ctx, tx, v.ApplicationID)
 		} else if err != nil {
 			return fmt.Errorf("create a version of application %d: %w", v.ApplicationID, err)
 		}
+		marketplace.NoteOrganization(ctx, app.OrganizationID)
 		// A version made of the spec the publisher read keeps the current URLs' credentials.
 		v.Deployment.KeepStoredCredentials(app.Deployment)
 		if err := v.Validate(&app); err != nil {
@@ -101,12 +102,19 @@ WHERE application_id = $1 AND (version = $2 OR ($2 = 0 AND deprecated_at IS NULL
 func (db *DB) DeprecateVersion(ctx context.Context, appID int64, version int) (*marketplace.AppVersion, error) {
 	v, err := scanVersion(db.pool.QueryRow(ctx, `UPDATE application_versions v SET deprecated_at = coalesce(v.deprecated_at, now())
 FROM applications a
-WHERE v.application_id = $1 AND v.version = $2 AND a.id = v.application_id AND a.deleted_at IS NULL AND ($3 = 0 OR a.publisher_id = $3)
+WHERE v.application_id = $1 AND v.version = $2 AND a.id = v.application_id AND a.deleted_at IS NULL AND `+publishable("$3")+`
 RETURNING v.application_id, v.version, v.hourly_rate, v.deployment, v.inputs, v.changelog, v.deprecated_at, v.created_at`, appID, version, scopeUser(ctx)))
 	if errors.Is(err, pgx.ErrNoRows) {
+		if err := appRefusal(ctx, db.pool, appID); marketplace.ErrorCode(err) == marketplace.EFORBIDDEN {
+			return nil, err
+		}
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "application %d has no version %d of yours", appID, version)
 	} else if err != nil {
 		return nil, fmt.Errorf("deprecate version %d of application %d: %w", version, appID, err)
+	}
+	var org int64
+	if err := db.pool.QueryRow(ctx, `SELECT coalesce(organization_id, 0) FROM applications WHERE id = $1`, appID).Scan(&org); err == nil {
+		marketplace.NoteOrganization(ctx, org) // for the audit trail only: the change is made
 	}
 	return v, nil
 }

@@ -131,6 +131,8 @@ func statusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case marketplace.ENOTFOUND:
 		return http.StatusNotFound
+	case marketplace.EFORBIDDEN:
+		return http.StatusForbidden
 	case marketplace.ECONFLICT:
 		return http.StatusConflict
 	case marketplace.EUNAUTHORIZED:
