@@ -92,7 +92,7 @@ func Build(cfg Config) (v1.Image, error) {
 		WorkingDir: Home,
 		// HOME holds the marketplace's caches (MARKETPLACE_CACHE_DIR's default) and Helm's
 		// configuration: a pod with a read-only root file system mounts a volume there.
-		Env: []string{"PATH=/usr/local/bin", "HOME=" + Home},
+		Env:          []string{"PATH=/usr/local/bin", "HOME=" + Home},
 		ExposedPorts: map[string]struct{}{"3000/tcp": {}},
 		Labels:       cfg.Labels,
 	}
