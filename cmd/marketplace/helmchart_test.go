@@ -30,7 +30,7 @@ import (
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	common "helm.sh/helm/v4/pkg/chart/common"
 	commonutil "helm.sh/helm/v4/pkg/chart/common/util"
-	"helm.sh/helm/v4/pkg/kube"
+	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -168,7 +168,7 @@ worker: {replicas: 3}
 	cfg := helmConfig(t, ns)
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName, inst.Namespace = "mp", ns
-	inst.WaitStrategy = kube.HookOnlyStrategy // kwok runs no containers: nothing would become ready
+	inst.WaitStrategy = helmkube.HookOnlyStrategy // kwok runs no containers: nothing would become ready
 	if _, err := inst.RunWithContext(ctx, ch, values); err != nil {
 		t.Fatalf("helm install: %v", err)
 	}
