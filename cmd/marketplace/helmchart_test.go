@@ -25,11 +25,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"helm.sh/helm/v4/pkg/action"
+	common "helm.sh/helm/v4/pkg/chart/common"
+	commonutil "helm.sh/helm/v4/pkg/chart/common/util"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
-	common "helm.sh/helm/v4/pkg/chart/common"
-	commonutil "helm.sh/helm/v4/pkg/chart/common/util"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
@@ -293,14 +293,32 @@ worker: {replicas: 3}
 		t.Fatalf("helm uninstall: %v", err)
 	}
 	gone := map[string]func() error{
-		"Deployment api":     func() error { _, err := cs.AppsV1().Deployments(ns).Get(ctx, "mp-marketplace-api", metav1.GetOptions{}); return err },
-		"Deployment worker":  func() error { _, err := cs.AppsV1().Deployments(ns).Get(ctx, "mp-marketplace-worker", metav1.GetOptions{}); return err },
-		"settings Secret":    func() error { _, err := cs.CoreV1().Secrets(ns).Get(ctx, settings.Name, metav1.GetOptions{}); return err },
-		"migration Job":      func() error { _, err := cs.BatchV1().Jobs(ns).Get(ctx, job.Name, metav1.GetOptions{}); return err },
-		"PDB api":            func() error { _, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "mp-marketplace-api", metav1.GetOptions{}); return err },
-		"ClusterRole":        func() error { _, err := cs.RbacV1().ClusterRoles().Get(ctx, roleName, metav1.GetOptions{}); return err },
-		"ClusterRoleBinding": func() error { _, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, roleName, metav1.GetOptions{}); return err },
-		"ServiceAccount":     func() error { _, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "mp-marketplace", metav1.GetOptions{}); return err },
+		"Deployment api": func() error {
+			_, err := cs.AppsV1().Deployments(ns).Get(ctx, "mp-marketplace-api", metav1.GetOptions{})
+			return err
+		},
+		"Deployment worker": func() error {
+			_, err := cs.AppsV1().Deployments(ns).Get(ctx, "mp-marketplace-worker", metav1.GetOptions{})
+			return err
+		},
+		"settings Secret": func() error {
+			_, err := cs.CoreV1().Secrets(ns).Get(ctx, settings.Name, metav1.GetOptions{})
+			return err
+		},
+		"migration Job": func() error { _, err := cs.BatchV1().Jobs(ns).Get(ctx, job.Name, metav1.GetOptions{}); return err },
+		"PDB api": func() error {
+			_, err := cs.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "mp-marketplace-api", metav1.GetOptions{})
+			return err
+		},
+		"ClusterRole": func() error { _, err := cs.RbacV1().ClusterRoles().Get(ctx, roleName, metav1.GetOptions{}); return err },
+		"ClusterRoleBinding": func() error {
+			_, err := cs.RbacV1().ClusterRoleBindings().Get(ctx, roleName, metav1.GetOptions{})
+			return err
+		},
+		"ServiceAccount": func() error {
+			_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "mp-marketplace", metav1.GetOptions{})
+			return err
+		},
 	}
 	for what, get := range gone {
 		waitFor(t, 30*time.Second, what+" to be deleted", func() bool { return apierrors.IsNotFound(get()) })
@@ -329,7 +347,7 @@ func TestChartExposesEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	setByChart := []string{"DATABASE_URL", "REDIS_URL", "KUBECONFIG", "MARKETPLACE_ADDR", "MARKETPLACE_ADMIN_TOKEN", "MARKETPLACE_RPC_SECRET",
-		"MARKETPLACE_CACHE_DIR", // under HOME, a volume of its own
+		"MARKETPLACE_CACHE_DIR",         // under HOME, a volume of its own
 		"CHARTS_DIR", "CHART_REPO_ADDR"} // the chartrepo role, which the chart does not run
 	params, err := env.GetFieldParams(&Config{})
 	if err != nil {
