@@ -264,6 +264,11 @@ worker: {replicas: 3}
 	environ["KUBECONFIG"] = kubeconfig
 	environ["HOME"] = t.TempDir()
 	mp := startProcess(t, bin, "serve", environ)
+	// The worker role answers the chart's readiness probe too.
+	worker := startProcess(t, bin, "worker", environ)
+	if r := worker.call(t, "GET", "/readyz", "", nil); r.Status != 200 || !strings.Contains(string(r.Body), `"postgres":"ok"`) || !strings.Contains(string(r.Body), `"redis":"ok"`) {
+		t.Errorf("a worker's /readyz: %d %s, want 200 with PostgreSQL and Redis ok", r.Status, r.Body)
+	}
 	_, pubTok := mp.user(t, "publisher")
 	_, conTok := mp.user(t, "consumer")
 	mp.must(t, 201, "POST", "/api/apps/new", pubTok, map[string]any{"name": "hello, no pods", "hourly_rate": 0.5,
