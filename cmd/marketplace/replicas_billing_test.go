@@ -189,11 +189,11 @@ SELECT count(*) FROM s`, nil, &shifted)
 		t.Errorf("%d periods closed, %d closes counted by the runs, %d invoices (at most %d for a user and month), at most %d lines for a record and month; want %d, %d, 1, 1",
 			periods, closes, invoices, perUserMonth, linesPerRecordMonth, months, months)
 	}
-	for _, rs := range usageRecords(t, conn) {
+	for id, rs := range usageRecords(t, conn) {
+		if !deleted[id] {
+			continue // this month's, not closed yet
+		}
 		for _, r := range rs {
-			if r.ended == nil {
-				continue
-			}
 			var invoicedText, linesText string
 			var adjustments int
 			query(t, db, `SELECT r.invoiced_amount::text, coalesce(sum(l.amount), 0)::text, count(*) FILTER (WHERE l.kind = 'adjustment')
