@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export GOFLAGS := -buildvcs=false -tags=kustomize_disable_go_plugin_support
 KUBECONFIG_LOCAL := $(CURDIR)/.local/cluster/kubeconfig
 
-.PHONY: run test cluster cluster-down registry services vmhost vmhost-down browser build bench clean
+.PHONY: run test cluster cluster-down registry services vmhost vmhost-down browser build image bench clean
 
 run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the chart repository, serve
 	bash scripts/run.sh
@@ -41,6 +41,10 @@ build: ## .local/bin: marketplace (every role), marketplace-api (-tags apionly: 
 	go build -o .local/bin/marketplace ./cmd/marketplace
 	go build -tags apionly -o .local/bin/marketplace-api ./cmd/marketplace
 	go build -o .local/bin/mpctl ./cmd/mpctl
+
+image: ## the OCI image without Docker (cmd/mkimage): .local/marketplace-image.tar, or pushed to IMAGE=registry/repository:tag (PLAIN_HTTP=1 for a registry without TLS)
+	CGO_ENABLED=0 go build -trimpath -o .local/bin/marketplace-static ./cmd/marketplace
+	go run ./cmd/mkimage -binary .local/bin/marketplace-static $(if $(IMAGE),-push $(IMAGE),-o .local/marketplace-image.tar) $(if $(PLAIN_HTTP),-plain-http)
 
 bench: services cluster ## the benchmarks of bench/README.md
 	bash bench/run.sh

@@ -340,10 +340,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	if role == "worker" {
-		// A worker has no API; it still answers /metrics and /healthz on MARKETPLACE_ADDR.
+		// A worker has no API; it still answers /metrics, /healthz and /readyz on MARKETPLACE_ADDR.
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", httpapi.OperatorOnly(cfg.AdminToken, cfg.MetricsPublic, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+		mux.Handle("/readyz", httpapi.Readiness(map[string]httpapi.Pinger{"postgres": db, "redis": queueClient}))
 		g.Go(func() error { return serveHTTP(ctx, cfg, mux, log) })
 	}
 	// Start-up (the migrations, the OpenAPI document built by reflection, the templates) leaves garbage

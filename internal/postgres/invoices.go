@@ -30,11 +30,19 @@ const closeLock = 7_220_010
 // A closed period is returned as it was: closing twice, late, or from two replicas at once issues one
 // set of invoices. Only the operator closes.
 func (db *DB) ClosePeriod(ctx context.Context, p marketplace.Period, by string) (*marketplace.ClosedPeriod, error) {
+	closed, _, err := db.closePeriod(ctx, p, by)
+	return closed, err
+}
+
+// closePeriod is ClosePeriod, and says whether this call issued the invoices (false: p was closed
+// already, by another call or another replica).
+func (db *DB) closePeriod(ctx context.Context, p marketplace.Period, by string) (*marketplace.ClosedPeriod, bool, error) {
 	if !marketplace.CallerFrom(ctx).Operator {
-		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "closing a period is the operator's")
+		return nil, false, marketplace.Errorf(marketplace.ENOTFOUND, "closing a period is the operator's")
 	}
 	now := db.clock()
 	var closed *marketplace.ClosedPeriod
+	issued := false
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, closeLock); err != nil {
 			return err
@@ -109,15 +117,16 @@ WHERE starts_at = $1`, []any{start}},
 			}
 		}
 		closed, err = findClosedPeriod(ctx, tx, p)
+		issued = err == nil
 		return err
 	})
 	if err != nil {
 		if marketplace.ErrorCode(err) != marketplace.EINTERNAL {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, fmt.Errorf("close period %s: %w", p, err)
+		return nil, false, fmt.Errorf("close period %s: %w", p, err)
 	}
-	return closed, nil
+	return closed, issued, nil
 }
 
 // nextPeriodToClose is the period after the last closed one, or, before any close, the month of the
@@ -134,7 +143,8 @@ func nextPeriodToClose(ctx context.Context, q rowQuerier) (*marketplace.Period, 
 }
 
 // CloseDuePeriods closes, in order, every period that has ended and is not closed yet; the billing job
-// calls it on every run. It returns how many it closed.
+// calls it on every run. It returns how many it closed: not those another replica's job closed
+// meanwhile, so the runs of all replicas count each close once.
 func (db *DB) CloseDuePeriods(ctx context.Context) (int, error) {
 	closed := 0
 	for {
@@ -145,10 +155,13 @@ func (db *DB) CloseDuePeriods(ctx context.Context) (int, error) {
 		if next == nil || next.End().After(db.clock()) {
 			return closed, nil
 		}
-		if _, err := db.ClosePeriod(ctx, *next, "job"); err != nil {
+		_, issued, err := db.closePeriod(ctx, *next, "job")
+		if err != nil {
 			return closed, err
 		}
-		closed++
+		if issued {
+			closed++
+		}
 	}
 }
 
