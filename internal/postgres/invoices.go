@@ -63,27 +63,30 @@ VALUES ($1, $2, $3, $4, $5, $6)`, p.Start, p.End(), now, by, db.terms.Currency, 
 			// A month of a large marketplace is a million lines: sorting them (the charges' running sums)
 			// and grouping them by record fit in memory instead of spilling to disk. Only this transaction.
 			{`SET LOCAL work_mem = '256MB'`, nil},
-			// One pass over the records: S(t) and A(t) are a record's whole seconds and amount up to t
-			// (clamped to its life); a record yields a "usage" line for what it ran inside p and an
-			// "adjustment" line for what earlier invoices charged differently from A(p's start).
-			//
+			// S(t) and A(t): a record's whole seconds and amount up to t (clamped to its life), computed
+			// once per record (a lateral VALUES of the two lines would compile its expressions anew for
+			// every record, three times slower).
+			{`CREATE TEMP TABLE closing ON COMMIT DROP AS
+SELECT r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, r.hourly_rate,
+       usage_seconds(r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_seconds,
+       usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $2), $2)) - usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) AS period_amount,
+       usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_seconds AS adjust_seconds,
+       usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) - r.invoiced_amount AS adjust_amount
+FROM usage_records r
+WHERE r.started_at < $2`, []any{start, end}},
 			// A deployment is charged once: the sum of its lines' amounts rounded once. Each line's charge is
 			// the rounded running sum at it less the rounded running sum before it, so the lines add up to
 			// exactly that, and cutting usage into many records never rounds each piece down.
 			{`CREATE TEMP TABLE closing_lines ON COMMIT DROP AS
 WITH lines AS (
-SELECT l.kind, r.id AS usage_record_id, r.deployment_id, r.user_id, r.application_id, r.hourly_rate, l.seconds, l.amount
-FROM usage_records r
-CROSS JOIN LATERAL (SELECT usage_seconds(r.started_at, least(coalesce(r.ended_at, $1), $1)) AS s_start,
-                           usage_seconds(r.started_at, least(coalesce(r.ended_at, $2), $2)) AS s_end,
-                           usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $1), $1)) AS a_start,
-                           usage_amount(r.hourly_rate, r.started_at, least(coalesce(r.ended_at, $2), $2)) AS a_end) t
-CROSS JOIN LATERAL (VALUES ('usage', t.s_end - t.s_start, t.a_end - t.a_start),
-                           ('adjustment', t.s_start - r.invoiced_seconds, t.a_start - r.invoiced_amount)) l (kind, seconds, amount)
-WHERE r.started_at < $2 AND (l.seconds <> 0 OR l.amount <> 0))
+SELECT 'usage' AS kind, usage_record_id, deployment_id, user_id, application_id, hourly_rate, period_seconds AS seconds, period_amount AS amount
+FROM closing WHERE period_seconds <> 0 OR period_amount <> 0
+UNION ALL
+SELECT 'adjustment', usage_record_id, deployment_id, user_id, application_id, hourly_rate, adjust_seconds, adjust_amount
+FROM closing WHERE adjust_seconds <> 0 OR adjust_amount <> 0)
 SELECT *, round_half_even(sum(amount) OVER running, 2) - round_half_even(sum(amount) OVER running - amount, 2) AS charge
 FROM lines
-WINDOW running AS (PARTITION BY user_id, deployment_id ORDER BY usage_record_id, kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`, []any{start, end}},
+WINDOW running AS (PARTITION BY user_id, deployment_id ORDER BY usage_record_id, kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`, nil},
 			// A temporary table has no statistics until it is analyzed: without them the joins below guess
 			// 200 rows and look a million records up one by one.
 			{`ANALYZE closing_lines`, nil},
