@@ -52,7 +52,7 @@ type scaleLoad struct {
 // deployment is open and carries what the last metering run stored. Records are inserted in the order of
 // their start, so, as in production, a consumer's records are spread over the whole table rather than
 // packed together. The audit event links (opened_event_id, closed_event_id) stay NULL: neither the close
-// nor a statement reads them. ANALYZE follows, as autovacuum would after such growth.
+// nor a statement reads them. VACUUM ANALYZE follows, as autovacuum would after such growth.
 func loadBillingScale(tb testing.TB, s billingScale) *scaleLoad {
 	tb.Helper()
 	ctx := marketplace.OperatorContext(context.Background())
@@ -148,7 +148,7 @@ FROM (SELECT d.id, d.consumer_id, d.application_id, v.hourly_rate,
       CROSS JOIN LATERAL (SELECT ($2::timestamptz - interval '12 hours' - d.created_at) / $1::int AS step) e
       JOIN application_versions v ON v.application_id = d.application_id AND v.version = k + 1) r
 ORDER BY started_at`, []any{s.recordsPer, end, scaleMetered()}},
-		{`ANALYZE`, nil},
+		{`VACUUM ANALYZE usage_records`, nil}, {`ANALYZE`, nil},
 	} {
 		if _, err := conn.Exec(ctx, stmt.sql, stmt.args...); err != nil {
 			tb.Fatalf("load: %v\n%s", err, stmt.sql)
