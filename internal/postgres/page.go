@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,7 +18,9 @@ type querier interface {
 // findPage returns one page of a list and the list's totals in one round trip. totalsSQL sums up what
 // listSQL lists (count(*) and any other aggregates, scanned into totals); listSQL is in its stable order,
 // without LIMIT; both take args. The totals are joined to the page, so a page past the end still carries
-// them (as one row of NULLs, which is not an item).
+// them (as one row of NULLs, which is not an item). When listSQL contains pageHere, the page's LIMIT and
+// OFFSET go there instead of at its end: in a subquery that picks the page's rows, so that what the outer
+// query computes of each row is computed for the page only, not for every row OFFSET skips.
 func findPage[T any](ctx context.Context, q querier, totalsSQL, listSQL string, args []any, p marketplace.Page,
 	scan func(pgx.Row) (T, error), totals ...any) ([]T, error) {
 	limit := "ALL"
@@ -26,8 +29,14 @@ func findPage[T any](ctx context.Context, q querier, totalsSQL, listSQL string, 
 		limit = "$" + strconv.Itoa(len(args))
 	}
 	args = append(args, p.Offset())
+	clause := ` LIMIT ` + limit + ` OFFSET $` + strconv.Itoa(len(args))
+	if strings.Contains(listSQL, pageHere) {
+		listSQL = strings.Replace(listSQL, pageHere, clause, 1)
+	} else {
+		listSQL += clause
+	}
 	rows, err := q.Query(ctx, `SELECT totals.*, page.* FROM (`+totalsSQL+`) AS totals
-LEFT JOIN LATERAL (`+listSQL+` LIMIT `+limit+` OFFSET $`+strconv.Itoa(len(args))+`) AS page ON true`, args...)
+LEFT JOIN LATERAL (`+listSQL+`) AS page ON true`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -53,6 +62,9 @@ LEFT JOIN LATERAL (`+listSQL+` LIMIT `+limit+` OFFSET $`+strconv.Itoa(len(args))
 	}
 	return items, nil
 }
+
+// pageHere marks where in listSQL findPage puts the page's LIMIT and OFFSET.
+const pageHere = "/*page*/"
 
 // totalsRow hands an item's scanner the columns after the totals, which it scans on the side.
 type totalsRow struct {

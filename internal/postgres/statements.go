@@ -55,7 +55,9 @@ func (db *DB) FindStatement(ctx context.Context, userID int64, from, to time.Tim
 	where := ` FROM usage_records r WHERE r.user_id = $1 AND r.organization_id IS NULL AND ` + rangeOverlap
 	s.Lines, err = findPage(ctx, db.pool,
 		`SELECT count(*), coalesce(sum(`+rangeSeconds+`), 0)::bigint, coalesce(sum(`+rangeAmount+`), 0)`+where,
-		`SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at, `+rangeSeconds+`, `+rangeAmount+where+` ORDER BY r.id`,
+		// The page's rows are picked first and only they are billed: OFFSET skips the others unbilled.
+		`SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at, `+rangeSeconds+`, `+rangeAmount+`
+FROM (SELECT r.id, r.deployment_id, r.application_id, r.hourly_rate, r.started_at, r.ended_at`+where+` ORDER BY r.id`+pageHere+`) r ORDER BY r.id`,
 		[]any{userID, from, to}, p, func(row pgx.Row) (marketplace.StatementLine, error) {
 			var l marketplace.StatementLine
 			err := row.Scan(&l.UsageRecordID, &l.DeploymentID, &l.ApplicationID, &l.HourlyRate, &l.StartedAt, &l.EndedAt,
