@@ -39,6 +39,9 @@ type Application struct {
 	// RetiredAt is when its publisher retired it: it left the catalog
 	// and takes no new installs, but stays readable until those deployments are gone.
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
+	// About is what its latest version's package says about itself: only GET /api/apps/{id} (and the
+	// application's page) read it, never a catalog page.
+	About *About `json:"about,omitempty" doc:"what its latest version's package says about itself (icon, README, maintainers, links), when it has been read; only GET /api/apps/{id} has it"`
 }
 
 // DeploymentSpec says how an application is deployed. Field names are the seed API's.
