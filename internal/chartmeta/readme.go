@@ -105,6 +105,7 @@ func (asText) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 }
 
 var _ renderer.NodeRenderer = asText{}
+
 // Sanitize passes HTML through the renderer's allow-list again: a page that shows a README kept in the
 // database trusts the sanitiser, not the database.
 func (m *Markdown) Sanitize(html string) string { return m.policy.Sanitize(html) }

@@ -348,6 +348,38 @@ func (e ListUserDeploymentsParamsStatus) Valid() bool {
 	}
 }
 
+// About defines model for About.
+type About struct {
+	// AppVersion the version of the software the package installs (a chart's appVersion)
+	AppVersion *string `json:"app_version,omitempty"`
+
+	// Home the project's home page
+	Home *string `json:"home,omitempty"`
+
+	// Icon the icon's path on this marketplace, /icons/<sha256>.png: a PNG re-encoded from the package's icon, never loaded from elsewhere
+	Icon     *string   `json:"icon,omitempty"`
+	Keywords *[]string `json:"keywords,omitempty"`
+
+	// License SPDX identifier (artifacthub.io/license)
+	License *string `json:"license,omitempty"`
+
+	// Links further links (Artifact Hub's artifacthub.io/links)
+	Links       *[]Link       `json:"links,omitempty"`
+	Maintainers *[]Maintainer `json:"maintainers,omitempty"`
+
+	// Notes what of the package's description was refused or cut, and why
+	Notes *[]string `json:"notes,omitempty"`
+
+	// ReadAt when the package was read
+	ReadAt time.Time `json:"read_at"`
+
+	// ReadmeHtml the README, rendered from Markdown and sanitised: no script, style, image or raw HTML of the package's
+	ReadmeHtml *string `json:"readme_html,omitempty"`
+
+	// Sources where the package's sources are
+	Sources *[]string `json:"sources,omitempty"`
+}
+
 // AppPage defines model for AppPage.
 type AppPage struct {
 	Data       *[]Application `json:"data"`
@@ -401,6 +433,7 @@ type AppVersion struct {
 
 // Application defines model for Application.
 type Application struct {
+	About       *About         `json:"about,omitempty"`
 	CreatedAt   time.Time      `json:"created_at"`
 	Deployment  DeploymentSpec `json:"deployment"`
 	Description string         `json:"description"`
@@ -709,6 +742,19 @@ type InvoiceLine struct {
 type InvoiceList struct {
 	Invoices *[]Invoice `json:"invoices"`
 	UserId   int64      `json:"user_id"`
+}
+
+// Link defines model for Link.
+type Link struct {
+	Name string `json:"name"`
+	Url  string `json:"url"`
+}
+
+// Maintainer defines model for Maintainer.
+type Maintainer struct {
+	Email *string `json:"email,omitempty"`
+	Name  string  `json:"name"`
+	Url   *string `json:"url,omitempty"`
 }
 
 // ManifestDiff defines model for ManifestDiff.
