@@ -288,3 +288,75 @@ func TestApplicationPageTellsWhatThePackageSays(t *testing.T) {
 		t.Errorf("the SVG application shows %d icons", icons)
 	}
 }
+
+// TestVMApplicationIconAndDescription: a vm application's publisher supplies what a chart says about
+// itself: its description is its README, rendered from Markdown and sanitised, and its icon an upload,
+// re-encoded (an SVG, or anyone but the publisher, refused; a chart's icon is the chart's), kept by the
+// versions after it.
+func TestVMApplicationIconAndDescription(t *testing.T) {
+	inst := startMarketplace(t, "serve", nil)
+	_, pub := inst.user(t, "Publisher")
+	_, other := inst.user(t, "Other")
+	vm := num(t, inst.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{
+		"name": "Guest", "description": "# Guest\n\nA **small** guest. <script>alert(1)</script>", "hourly_rate": 0.5,
+		"deployment": map[string]any{"type": "vm", "image": "test-guest.qcow2", "cpu": "1", "memory": "256Mi"},
+	}).JSON(t)["id"])
+	k8s := num(t, inst.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{
+		"name": "Chart", "hourly_rate": 0.5, "deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"},
+	}).JSON(t)["id"])
+	about := waitForAbout(t, inst, pub, vm)
+	if readme := fmt.Sprint(about["readme_html"]); !strings.Contains(readme, "<strong>small</strong>") || !strings.Contains(readme, "&lt;script&gt;") || strings.Contains(readme, "<script") {
+		t.Errorf("the vm application's description as its README: %s", readme)
+	}
+
+	icon := image.NewPaletted(image.Rect(0, 0, 32, 32), []color.Color{color.White, color.Black})
+	var pic bytes.Buffer
+	if err := png.Encode(&pic, icon); err != nil {
+		t.Fatal(err)
+	}
+	put := func(id int64, token string, picture []byte) response {
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/api/apps/%d/icon", inst.URL, id), bytes.NewReader(picture))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "image/png")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		return response{Status: resp.StatusCode, Body: b.Bytes()}
+	}
+	svg := []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`)
+	for _, c := range []struct {
+		what    string
+		id      int64
+		token   string
+		picture []byte
+		status  int
+		says    string
+	}{
+		{"an SVG", vm, pub, svg, 422, "not a PNG, JPEG or GIF picture"},
+		{"a chart's", k8s, pub, pic.Bytes(), 422, "its icon is its chart's"},
+		{"another user's", vm, other, pic.Bytes(), 404, "not found"},
+	} {
+		if r := put(c.id, c.token, c.picture); r.Status != c.status || !strings.Contains(string(r.Body), c.says) {
+			t.Errorf("%s icon: %d %s, want %d saying %q", c.what, r.Status, r.Body, c.status, c.says)
+		}
+	}
+	r := put(vm, pub, pic.Bytes())
+	if r.Status != 200 {
+		t.Fatalf("the publisher's icon: %d %s", r.Status, r.Body)
+	}
+	path := r.JSON(t)["icon"].(string)
+	inst.must(t, 201, "POST", fmt.Sprintf("/api/apps/%d/versions", vm), pub, map[string]any{"hourly_rate": 0.6,
+		"deployment": map[string]any{"type": "vm", "image": "test-guest.qcow2", "cpu": "1", "memory": "512Mi"}})
+	waitFor(t, time.Minute, "version 2 to be read with the icon", func() bool {
+		app := inst.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d", vm), other, nil).JSON(t)
+		a, _ := app["about"].(map[string]any)
+		return fmt.Sprint(app["version"]) == "2" && a != nil && a["icon"] == path && a["readme_html"] != nil
+	})
+	if r := inst.call(t, "GET", path, "", nil); r.Status != 200 || r.ContentType != "image/png" {
+		t.Errorf("GET %s: %d %s", path, r.Status, r.ContentType)
+	}
+}

@@ -50,14 +50,14 @@ func fetchIcon(ctx context.Context, guard *fetch.Guard, rawURL string) ([]byte, 
 	} else if err != nil {
 		return nil, fmt.Errorf("the icon cannot be read: %w", err)
 	}
-	return reencode(raw)
+	return Reencode(raw)
 }
 
-// reencode decodes a PNG, JPEG or GIF picture of at most MaxIconSide pixels a side (its header is read
+// Reencode decodes a PNG, JPEG or GIF picture of at most MaxIconSide pixels a side (its header is read
 // first, so a huge one is refused before it is decoded) and encodes it anew as PNG: nothing of the
 // publisher's file but its pixels is served. Anything else is refused: an SVG is a program, not a
 // picture.
-func reencode(raw []byte) ([]byte, error) {
+func Reencode(raw []byte) ([]byte, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(raw))
 	if err != nil {
 		return nil, errors.New("the icon is not a PNG, JPEG or GIF picture (SVG and other formats are refused)")

@@ -169,7 +169,39 @@ func appsCommand(o *options) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(list, show, publish, versions)
+	icon := &cobra.Command{
+		Use:   "icon APP FILE",
+		Short: "Set a vm application's icon from a PNG, JPEG or GIF file (a chart's icon is the chart's)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			picture, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			s, err := o.session()
+			if err != nil {
+				return err
+			}
+			id, ok := parseID(args[0])
+			if !ok {
+				named, err := s.app(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				id = named.Id
+			}
+			answer, a, err := decode[apiclient.IconAnswer](s.api.SetAppIconWithBody(cmd.Context(), id, http.DetectContentType(picture), bytes.NewReader(picture)))
+			if err != nil {
+				return err
+			}
+			if o.output == "json" || o.output == "yaml" {
+				return o.show(a.body, nil)
+			}
+			fmt.Fprintf(o.env.Stdout, "Application %d's icon is %s\n", id, answer.Icon)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, publish, versions, icon)
 	return cmd
 }
 

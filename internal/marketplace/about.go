@@ -69,6 +69,9 @@ type AboutService interface {
 	// FindAbout returns what a version of a catalog (or retired) application says about itself; nil
 	// when it has not been read.
 	FindAbout(ctx context.Context, appID int64, version int) (*About, error)
+	// SaveIcon keeps png, an icon the marketplace re-encoded, as the icon of one of the caller's vm
+	// applications (a chart's icon is the chart's), and returns its path.
+	SaveIcon(ctx context.Context, appID int64, png []byte) (string, error)
 	// FindIcon returns the PNG whose SHA-256 is sha (hex), or ENOTFOUND.
 	FindIcon(ctx context.Context, sha string) ([]byte, error)
 }
