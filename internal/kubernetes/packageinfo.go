@@ -16,14 +16,14 @@ func (p *Provider) PackageInfo(ctx context.Context, app *marketplace.Application
 		return nil, err
 	}
 	m := ch.Metadata
-	info := &marketplace.PackageInfo{Icon: m.Icon, AppVersion: m.AppVersion, Keywords: m.Keywords, Home: m.Home, Sources: m.Sources}
-	for _, mt := range m.Maintainers {
+	info := &marketplace.PackageInfo{Icon: m.Icon, AppVersion: m.AppVersion, Keywords: firstOf(m.Keywords), Home: m.Home, Sources: firstOf(m.Sources)}
+	for _, mt := range firstOf(m.Maintainers) {
 		if mt != nil {
 			info.Maintainers = append(info.Maintainers, marketplace.Maintainer{Name: mt.Name, Email: mt.Email, URL: mt.URL})
 		}
 	}
 	for k, v := range m.Annotations {
-		if strings.HasPrefix(k, "artifacthub.io/") {
+		if strings.HasPrefix(k, "artifacthub.io/") && len(v) <= maxAnnotation {
 			if info.Annotations == nil {
 				info.Annotations = map[string]string{}
 			}
@@ -42,3 +42,13 @@ func (p *Provider) PackageInfo(ctx context.Context, app *marketplace.Application
 	}
 	return info, nil
 }
+
+// What of a chart's metadata is passed on at most (a worker's answer to an API replica is capped): more
+// than chartmeta keeps, so it can say what it left out.
+const (
+	maxListed     = 100
+	maxAnnotation = 64 << 10
+)
+
+// firstOf returns the first maxListed items of l.
+func firstOf[T any](l []T) []T { return l[:min(len(l), maxListed)] }
