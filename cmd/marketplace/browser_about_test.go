@@ -166,8 +166,8 @@ func TestApplicationPageTellsWhatThePackageSays(t *testing.T) {
 		strings.Contains(readme, "javascript:") || strings.Contains(readme, "tracker.example.com") || !strings.Contains(readme, "<h3>Storied</h3>") {
 		t.Errorf("readme_html: %s", readme)
 	}
-	versions := inst.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d/versions", storied), token, nil).JSON(t)["data"].([]any)
-	if cl := versions[0].(map[string]any)["changelog"]; cl != "- added: A greeting page\n- fixed: The health check" {
+	versions := inst.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d/versions", storied), token, nil).List(t)
+	if cl := versions[0]["changelog"]; cl != "- added: A greeting page\n- fixed: The health check" {
 		t.Errorf("version 1's changelog is %q, want the chart's Artifact Hub changes", cl)
 	}
 
