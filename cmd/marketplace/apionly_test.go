@@ -172,7 +172,8 @@ func TestRemoteProvidersMirrorLocal(t *testing.T) {
 	for typ, localType := range local {
 		remoteType := reflect.TypeOf(remote[typ])
 		for _, iface := range []reflect.Type{reflect.TypeFor[marketplace.Provider](), reflect.TypeFor[marketplace.Previewer](),
-			reflect.TypeFor[marketplace.HealthChecker](), reflect.TypeFor[marketplace.Upgrader]()} {
+			reflect.TypeFor[marketplace.HealthChecker](), reflect.TypeFor[marketplace.Upgrader](), reflect.TypeFor[marketplace.ValuesSchemaReader](),
+			reflect.TypeFor[marketplace.PackageInfoReader]()} {
 			if l, r := localType.Implements(iface), remoteType != nil && remoteType.Implements(iface); l != r {
 				t.Errorf("%s: the worker's provider implements %v: %v; the API's stand-in: %v", typ, iface, l, r)
 			}

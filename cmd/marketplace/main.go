@@ -37,6 +37,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/marketplace/marketplace/internal/billing"
+	"github.com/marketplace/marketplace/internal/chartmeta"
 	"github.com/marketplace/marketplace/internal/deploy"
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/httpapi"
@@ -298,14 +299,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return owner.Run(ctx) })
 	if role == "serve" || role == "api" {
+		about := chartmeta.New(chartmeta.Config{Store: db, Providers: providers, Fetch: guard, Logger: log})
+		g.Go(func() error { return about.Run(ctx) })
+		store := publishingStore{DB: db, about: about}
 		handler := httpapi.NewHandler(httpapi.Deps{
-			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
+			Store: store, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: store, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}

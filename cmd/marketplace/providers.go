@@ -56,7 +56,8 @@ func remoteProviders(cfg Config, calls *workerrpc.Client, log *slog.Logger) (map
 			workerrpc.Previewer
 			workerrpc.HealthChecker
 			workerrpc.ValuesSchemaReader
-		}{k8s, k8s.Previewer(), k8s.HealthChecker(), k8s.ValuesSchemaReader()}
+			workerrpc.PackageInfoReader
+		}{k8s, k8s.Previewer(), k8s.HealthChecker(), k8s.ValuesSchemaReader(), k8s.PackageInfoReader()}
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}

@@ -99,7 +99,7 @@ func appsCommand(o *options) *cobra.Command {
 					}
 					t = append(t, []string{"input " + in.Name, desc})
 				}
-				return t, nil
+				return append(t, aboutRows(app.About)...), nil
 			})
 		},
 	}
@@ -169,7 +169,39 @@ func appsCommand(o *options) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(list, show, publish, versions)
+	icon := &cobra.Command{
+		Use:   "icon APP FILE",
+		Short: "Set a vm application's icon from a PNG, JPEG or GIF file (a chart's icon is the chart's)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			picture, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			s, err := o.session()
+			if err != nil {
+				return err
+			}
+			id, ok := parseID(args[0])
+			if !ok {
+				named, err := s.app(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				id = named.Id
+			}
+			answer, a, err := decode[apiclient.IconAnswer](s.api.SetAppIconWithBody(cmd.Context(), id, http.DetectContentType(picture), bytes.NewReader(picture)))
+			if err != nil {
+				return err
+			}
+			if o.output == "json" || o.output == "yaml" {
+				return o.show(a.body, nil)
+			}
+			fmt.Fprintf(o.env.Stdout, "Application %d's icon is %s\n", id, answer.Icon)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, publish, versions, icon)
 	return cmd
 }
 
@@ -209,4 +241,46 @@ func readDocument(stdin io.Reader, file string) ([]byte, error) {
 		return nil, usageError("-f %s is neither YAML nor JSON: %v", file, err)
 	}
 	return js, nil
+}
+
+// aboutRows are the rows of what an application's latest version says about itself; its README is on
+// the application's page (and in -o json).
+func aboutRows(a *apiclient.About) table {
+	if a == nil {
+		return table{{"about", "not read yet"}}
+	}
+	var t table
+	add := func(field, value string) {
+		if value != "" {
+			t = append(t, []string{field, value})
+		}
+	}
+	add("icon", deref(a.Icon))
+	add("app version", deref(a.AppVersion))
+	add("license", deref(a.License))
+	add("keywords", strings.Join(deref(a.Keywords), ", "))
+	add("home", deref(a.Home))
+	for _, src := range deref(a.Sources) {
+		add("source", src)
+	}
+	for _, m := range deref(a.Maintainers) {
+		who := m.Name
+		if e := deref(m.Email); e != "" {
+			who += " <" + e + ">"
+		}
+		if u := deref(m.Url); u != "" {
+			who += " " + u
+		}
+		add("maintainer", who)
+	}
+	for _, l := range deref(a.Links) {
+		add("link", l.Name+" "+l.Url)
+	}
+	if deref(a.ReadmeHtml) != "" {
+		add("readme", "yes: on the application's page, or -o json (readme_html)")
+	}
+	for _, n := range deref(a.Notes) {
+		add("refused", n)
+	}
+	return t
 }

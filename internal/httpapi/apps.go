@@ -163,9 +163,19 @@ func listApps(apps CatalogJSON, log *slog.Logger) func(context.Context, *listApp
 	}
 }
 
-func getApp(apps marketplace.AppService, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Application], error) {
+// appsAbout reads applications and what their versions say about themselves.
+type appsAbout interface {
+	marketplace.AppService
+	marketplace.AboutService
+}
+
+// getApp answers an application with what its latest version says about itself (About).
+func getApp(apps appsAbout, log *slog.Logger) func(context.Context, *idInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *idInput) (*body[*marketplace.Application], error) {
 		a, err := apps.FindAppByID(ctx, in.ID)
+		if err == nil {
+			a.About, err = apps.FindAbout(ctx, a.ID, a.Version)
+		}
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}

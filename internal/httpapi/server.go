@@ -24,6 +24,7 @@ type Store interface {
 	marketplace.TokenService
 	marketplace.AppService
 	marketplace.VersionService
+	marketplace.AboutService
 	marketplace.ProjectService
 	marketplace.DeploymentService
 	marketplace.BillingService

@@ -42,6 +42,9 @@ type Application struct {
 
 	// OrganizationID is the organization it is published in the name of (0: its publisher's own).
 	OrganizationID int64 `json:"organization_id,omitempty"`
+	// About is what its latest version's package says about itself: only GET /api/apps/{id} (and the
+	// application's page) read it, never a catalog page.
+	About *About `json:"about,omitempty" doc:"what its latest version's package says about itself (icon, README, maintainers, links), when it has been read; only GET /api/apps/{id} has it"`
 }
 
 // DeploymentSpec says how an application is deployed. Field names are the seed API's.

@@ -204,6 +204,8 @@ type appView struct {
 	VersionsPager pager
 	Form          installForm
 	Projects      []*marketplace.Project
+	// About is what its latest version says about itself; nil until it has been read.
+	About *aboutView
 }
 
 // appPage shows an application: its price, versions and changelogs, and the install form.
@@ -228,10 +230,13 @@ func (s *server) appView(r *http.Request, app *marketplace.Application) (*appVie
 	if err != nil {
 		return nil, err
 	}
+	if app.About, err = s.Store.FindAbout(r.Context(), app.ID, app.Version); err != nil {
+		return nil, err
+	}
 	shown := *app // credentials of its URLs hidden, as the API shows it
 	shown.Deployment = app.Deployment.Redacted()
 	v := &appView{App: &shown, Versions: versions, VersionsPager: versionsPager.of(r, "versions_page", total, len(versions)),
-		Form: s.installForm(r, app)}
+		Form: s.installForm(r, app), About: s.aboutOf(r, app)}
 	if c := marketplace.CallerFrom(r.Context()); !c.Operator {
 		if v.Projects, _, err = s.Store.FindProjectsByUser(r.Context(), c.UserID, marketplace.Page{Number: 1, Limit: 200}); err != nil {
 			return nil, err

@@ -14,6 +14,7 @@ func (s *server) routes() http.Handler {
 		// audited records every change a form made (a 303 to a write) in the audit trail, as the API's.
 		r.Use(s.securityHeaders, s.sameOrigin, s.boundedForms, s.audited)
 		r.Get("/assets/{name}", s.asset)
+		r.Get("/icons/{name}", s.icon)
 		r.Get("/signin", s.signInPage)
 		r.Post("/signin", s.signIn)
 		r.Get("/", s.catalog) // signed in by the catalog's own statement: one round trip (catalog.go)

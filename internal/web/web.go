@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/marketplace/marketplace/internal/chartmeta"
 	"github.com/marketplace/marketplace/internal/deploy"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -22,6 +23,7 @@ type Store interface {
 	marketplace.UserService
 	marketplace.AppService
 	marketplace.VersionService
+	marketplace.AboutService
 	marketplace.ProjectService
 	marketplace.DeploymentService
 	marketplace.BillingService
@@ -87,7 +89,7 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken),
+	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken), markdown: chartmeta.NewMarkdown(),
 		catalogPages: newKept[catalogKey, catalogPage](catalogPagesKept), layouts: newKept[layoutKey, layout](layoutsKept)}
 	return s.routes(), nil
 }
@@ -102,6 +104,8 @@ type server struct {
 	// the catalog page's layout rendered for a session (catalog.go).
 	catalogPages *kept[catalogKey, catalogPage]
 	layouts      *kept[layoutKey, layout]
+	// markdown sanitises READMEs again as they are shown.
+	markdown *chartmeta.Markdown
 }
 
 // How many catalog pages' contents (~6 KB each) and catalog layouts (~1.3 KB, one per session) are

@@ -88,6 +88,17 @@ func (r ValuesSchemaReader) ValuesSchema(ctx context.Context, app *marketplace.A
 	return callFor[marketplace.ValuesSchema](ctx, r.p, "values-schema", target{ApplicationID: app.ID, Version: app.Version})
 }
 
+// PackageInfoReader is marketplace.PackageInfoReader answered by a worker.
+type PackageInfoReader struct{ p Provider }
+
+// PackageInfoReader returns the provider's package reads, answered by a worker.
+func (p Provider) PackageInfoReader() PackageInfoReader { return PackageInfoReader{p} }
+
+// PackageInfo is the worker's provider's PackageInfo.
+func (r PackageInfoReader) PackageInfo(ctx context.Context, app *marketplace.Application) (*marketplace.PackageInfo, error) {
+	return callFor[marketplace.PackageInfo](ctx, r.p, "package-info", target{ApplicationID: app.ID, Version: app.Version})
+}
+
 // ConsoleReader reads a VM's serial console and state through a worker (httpapi.ConsoleReader).
 type ConsoleReader struct{ p Provider }
 
@@ -160,6 +171,14 @@ func handler(method string) func(ctx context.Context, p marketplace.Provider, st
 				return nil, err
 			}
 			return p.ValuesSchema(ctx, app)
+		})
+	case "package-info":
+		return answer(func(ctx context.Context, p marketplace.PackageInfoReader, store Store, t target) (any, error) {
+			app, err := store.FindAppVersion(ctx, t.ApplicationID, t.Version)
+			if err != nil {
+				return nil, err
+			}
+			return p.PackageInfo(ctx, app)
 		})
 	case "console":
 		return answer(func(ctx context.Context, p consoles, store Store, t target) (any, error) {

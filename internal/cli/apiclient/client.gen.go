@@ -510,6 +510,38 @@ func (e ListUserDeploymentsParamsStatus) Valid() bool {
 	}
 }
 
+// About defines model for About.
+type About struct {
+	// AppVersion the version of the software the package installs (a chart's appVersion)
+	AppVersion *string `json:"app_version,omitempty"`
+
+	// Home the project's home page
+	Home *string `json:"home,omitempty"`
+
+	// Icon the icon's path on this marketplace, /icons/<sha256>.png: a PNG re-encoded from the package's icon, never loaded from elsewhere
+	Icon     *string   `json:"icon,omitempty"`
+	Keywords *[]string `json:"keywords,omitempty"`
+
+	// License SPDX identifier (artifacthub.io/license)
+	License *string `json:"license,omitempty"`
+
+	// Links further links (Artifact Hub's artifacthub.io/links)
+	Links       *[]Link       `json:"links,omitempty"`
+	Maintainers *[]Maintainer `json:"maintainers,omitempty"`
+
+	// Notes what of the package's description was refused or cut, and why
+	Notes *[]string `json:"notes,omitempty"`
+
+	// ReadAt when the package was read
+	ReadAt time.Time `json:"read_at"`
+
+	// ReadmeHtml the README, rendered from Markdown and sanitised: no script, style, image or raw HTML of the package's
+	ReadmeHtml *string `json:"readme_html,omitempty"`
+
+	// Sources where the package's sources are
+	Sources *[]string `json:"sources,omitempty"`
+}
+
 // AddMemberInputBody defines model for AddMemberInputBody.
 type AddMemberInputBody struct {
 	// Name the name of the user to add, when no other user has it; or user_id
@@ -579,6 +611,7 @@ type AppVersion struct {
 
 // Application defines model for Application.
 type Application struct {
+	About       *About         `json:"about,omitempty"`
 	CreatedAt   time.Time      `json:"created_at"`
 	Deployment  DeploymentSpec `json:"deployment"`
 	Description string         `json:"description"`
@@ -830,6 +863,12 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// IconAnswer defines model for IconAnswer.
+type IconAnswer struct {
+	// Icon the icon's path on this marketplace, /icons/<sha256>.png
+	Icon string `json:"icon"`
+}
+
 // Input defines model for Input.
 type Input struct {
 	Default     interface{} `json:"default,omitempty"`
@@ -902,6 +941,19 @@ type InvoiceLine struct {
 type InvoiceList struct {
 	Invoices *[]Invoice `json:"invoices"`
 	UserId   int64      `json:"user_id"`
+}
+
+// Link defines model for Link.
+type Link struct {
+	Name string `json:"name"`
+	Url  string `json:"url"`
+}
+
+// Maintainer defines model for Maintainer.
+type Maintainer struct {
+	Email *string `json:"email,omitempty"`
+	Name  string  `json:"name"`
+	Url   *string `json:"url,omitempty"`
 }
 
 // ManifestDiff defines model for ManifestDiff.
@@ -1675,6 +1727,13 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/apps/{id} (the `UpdateApp` operationId).
 	UpdateApp(ctx context.Context, id int64, body UpdateAppJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SetAppIconWithBody Set a vm application's icon (its publisher only): a PNG, JPEG or GIF, re-encoded; a chart's icon is the chart's
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/apps/{id}/icon (the `SetAppIcon` operationId).
+	SetAppIconWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RetireApp Retire an application: out of the catalog, no new installs, its running deployments keep it
 	//
 	// Corresponds with POST /api/apps/{id}/retire (the `RetireApp` operationId).
@@ -2095,6 +2154,23 @@ func (c *Client) UpdateAppWithBody(ctx context.Context, id int64, contentType st
 // Corresponds with PUT /api/apps/{id} (the `UpdateApp` operationId).
 func (c *Client) UpdateApp(ctx context.Context, id int64, body UpdateAppJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateAppRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetAppIconWithBody Set a vm application's icon (its publisher only): a PNG, JPEG or GIF, re-encoded; a chart's icon is the chart's
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/apps/{id}/icon (the `SetAppIcon` operationId).
+func (c *Client) SetAppIconWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetAppIconRequestWithBody(c.Server, id, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3219,6 +3295,42 @@ func NewUpdateAppRequestWithBody(server string, id int64, contentType string, bo
 	}
 
 	operationPath := fmt.Sprintf("/api/apps/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSetAppIconRequestWithBody constructs an http.Request for the SetAppIcon method, with any body, and a specified content type
+func NewSetAppIconRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/apps/%s/icon", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -6328,6 +6440,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/apps/{id} (the `UpdateApp` operationId).
 	UpdateAppWithResponse(ctx context.Context, id int64, body UpdateAppJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAppResponse, error)
 
+	// SetAppIconWithBodyWithResponse Set a vm application's icon (its publisher only): a PNG, JPEG or GIF, re-encoded; a chart's icon is the chart's
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/apps/{id}/icon (the `SetAppIcon` operationId).
+	SetAppIconWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetAppIconResponse, error)
+
 	// RetireAppWithResponse Retire an application: out of the catalog, no new installs, its running deployments keep it
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -7137,6 +7256,89 @@ func (r UpdateAppResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateAppResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetAppIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IconAnswer
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetAppIconResponse) GetJSON200() *IconAnswer {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SetAppIconResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SetAppIconResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SetAppIconResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SetAppIconResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetAppIconResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SetAppIconResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SetAppIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetAppIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetAppIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetAppIconResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11310,6 +11512,19 @@ func (c *ClientWithResponses) UpdateAppWithResponse(ctx context.Context, id int6
 	return ParseUpdateAppResponse(rsp)
 }
 
+// SetAppIconWithBodyWithResponse Set a vm application's icon (its publisher only): a PNG, JPEG or GIF, re-encoded; a chart's icon is the chart's
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/apps/{id}/icon (the `SetAppIcon` operationId).
+func (c *ClientWithResponses) SetAppIconWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetAppIconResponse, error) {
+	rsp, err := c.SetAppIconWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetAppIconResponse(rsp)
+}
+
 // RetireAppWithResponse Retire an application: out of the catalog, no new installs, its running deployments keep it
 //
 // Returns a wrapper object for the known response body format(s).
@@ -12336,6 +12551,74 @@ func ParseUpdateAppResponse(rsp *http.Response) (*UpdateAppResponse, error) {
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest Application
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetAppIconResponse parses an HTTP response from a SetAppIconWithResponse call
+func ParseSetAppIconResponse(rsp *http.Response) (*SetAppIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetAppIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IconAnswer
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
