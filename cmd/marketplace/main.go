@@ -243,10 +243,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	var (
-		providers map[string]marketplace.Provider
-		consoles  httpapi.ConsoleReader
-		vmHost    *vmHostRecorder
-		local     *localProviders
+		installers map[string]marketplace.Installer // none in an API replica
+		inspectors map[string]marketplace.Inspector
+		vmHost     *vmHostRecorder
+		local      *localProviders
 	)
 	if role == "api" {
 		// An API replica holds no cluster or VM host credentials: a worker answers its previews, health
@@ -256,14 +256,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		defer client.Close()
-		providers, consoles = remoteProviders(cfg, client, log)
+		inspectors = remoteInspectors(cfg, client, log)
 	} else {
 		local, err = newLocalProviders(ctx, cfg, instance, guard, log)
 		if err != nil {
 			return err
 		}
 		defer local.close()
-		providers, consoles = local.byType, local.consoles
+		installers, inspectors = local.installers, local.inspectors
 		if local.vmHost != nil {
 			// Recorded before anything is served, so installs are admitted against this host's capacity.
 			vmHost = &vmHostRecorder{store: db, host: local.vmHost, log: log}
@@ -290,7 +290,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if role == "serve" || role == "worker" {
 		concurrency = cfg.WorkerConcurrency
 	}
-	deployer := deploy.New(db, queueClient, providers, deploy.Config{
+	consoles := consoleReader(inspectors)
+	deployer := deploy.New(db, queueClient, installers, inspectors, deploy.Config{
 		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
 		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics, Concurrency: concurrency,
 	}, log)
@@ -324,7 +325,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			g.Go(func() error { return deployer.RunLocal(ctx) })
 		}
 		// The calls of API replicas, answered with this process's providers.
-		answers, err := workerrpc.NewServer(calls, db, providers, cfg.WorkerConcurrency, log)
+		answers, err := workerrpc.NewServer(calls, db, inspectors, cfg.WorkerConcurrency, log)
 		if err != nil {
 			return err
 		}

@@ -85,22 +85,26 @@ func (m *metrics) observe(op marketplace.Operation, outcome string, start time.T
 // Service accepts install and uninstall requests and runs them. Its Install and Uninstall methods are
 // the queue's handlers.
 type Service struct {
-	store     Store
-	queue     marketplace.Enqueuer
-	providers map[string]marketplace.Provider
-	cfg       Config
-	log       *slog.Logger
-	metrics   *metrics
-	health    *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
-	schemas   *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
-	slots     slots                                          // nil without Config.Concurrency (local.go)
-	local     local
+	store Store
+	queue marketplace.Enqueuer
+	// installers run attempts (a worker's; none in an API replica); inspectors answer the read side
+	// (a worker's own, or in an API replica ones that forward to a worker). What each type offers is
+	// marketplace.Offers.
+	installers map[string]marketplace.Installer
+	inspectors map[string]marketplace.Inspector
+	cfg        Config
+	log        *slog.Logger
+	metrics    *metrics
+	health     *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
+	schemas    *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
+	slots      slots                                          // nil without Config.Concurrency (local.go)
+	local      local
 }
 
-// New returns a Service. providers maps an application's deployment type to the provider that installs
-// it; a type without one is refused at request time.
-func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
-	s := &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
+// New returns a Service. installers and inspectors map an application's deployment type to its provider's
+// two sides; a type without an inspector is refused at request time.
+func New(store Store, queue marketplace.Enqueuer, installers map[string]marketplace.Installer, inspectors map[string]marketplace.Inspector, cfg Config, log *slog.Logger) *Service {
+	s := &Service{store: store, queue: queue, installers: installers, inspectors: inspectors, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
 		health: newLRU[healthKey, *marketplace.Health](healthCacheSize), schemas: newLRU[marketplace.DeploymentSpec, cachedSchema](schemaCacheSize)}
 	if cfg.Concurrency > 0 {
 		s.slots = make(slots, cfg.Concurrency)
@@ -166,8 +170,8 @@ func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*market
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "project %d not found", r.ProjectID)
 	}
 	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}
-	if p, ok := s.providers[app.Deployment.Type].(marketplace.Previewer); ok {
-		if preview, err = p.Preview(ctx, d, app); err != nil {
+	if marketplace.Offers(app.Deployment.Type).Preview {
+		if preview, err = s.inspectors[app.Deployment.Type].Preview(ctx, d, app); err != nil {
 			return nil, err
 		}
 	}
@@ -183,7 +187,7 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.providers[app.Deployment.Type] == nil {
+	if s.inspectors[app.Deployment.Type] == nil {
 		enable := map[string]string{marketplace.TypeK8s: "set KUBECONFIG, or `make run` starts a local cluster",
 			marketplace.TypeVM: "set LIBVIRT_URI, or `make vmhost` starts a local VM host"}[app.Deployment.Type]
 		return nil, nil, marketplace.Errorf(marketplace.EINVALID,
@@ -352,13 +356,12 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 		return s.runUninstall(ctx, d)
 	}
 	defer recoverPanic(d, &err)
-	p := s.providers[d.Type]
+	p := s.installers[d.Type]
 	if p == nil {
 		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
 	}
 	if op == marketplace.OpUpgrade {
-		up, ok := p.(marketplace.Upgrader)
-		if !ok {
+		if !marketplace.Offers(d.Type).Upgrade {
 			return fmt.Errorf("the %s provider cannot upgrade", d.Type)
 		}
 		app, err := s.store.FindAppVersion(ctx, d.ApplicationID, d.TargetVersion)
@@ -367,7 +370,7 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 		}
 		target := *d
 		target.Inputs = d.TargetInputs
-		*placement, *revision, err = up.Upgrade(ctx, &target, app)
+		*placement, *revision, err = p.Upgrade(ctx, &target, app)
 		return err
 	}
 	// The version the deployment pinned when it was accepted, whatever its publisher did since.
@@ -382,7 +385,7 @@ func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketp
 // runUninstall removes a deployment's resources through its provider.
 func (s *Service) runUninstall(ctx context.Context, d *marketplace.Deployment) (err error) {
 	defer recoverPanic(d, &err)
-	p := s.providers[d.Type]
+	p := s.installers[d.Type]
 	if p == nil {
 		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
 	}

@@ -97,7 +97,7 @@ func (s *Service) cleanUpFailures(ctx context.Context) error {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, d := range ds {
-		if s.providers[d.Type] == nil {
+		if s.installers[d.Type] == nil {
 			continue // another process, with that provider, removes them
 		}
 		g.Go(func() error { return s.cleanUp(ctx, d) })
@@ -130,11 +130,9 @@ func (s *Service) removeDeletedProjects(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		for typ, p := range s.providers {
-			if r, ok := p.(marketplace.ProjectRemover); ok {
-				if err := r.RemoveProject(ctx, id); err != nil {
-					return fmt.Errorf("remove %s resources of project %d: %w", typ, id, err)
-				}
+		for typ, p := range s.installers {
+			if err := p.RemoveProject(ctx, id); err != nil {
+				return fmt.Errorf("remove %s resources of project %d: %w", typ, id, err)
 			}
 		}
 		if err := s.store.MarkProjectRemoved(ctx, id); err != nil {

@@ -32,10 +32,10 @@ func (s *Service) PreviewUpgrade(ctx context.Context, id int64, version int, inp
 		return nil, marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded", id, d.Status)
 	}
 	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}
-	if p, ok := s.providers[d.Type].(marketplace.Previewer); ok {
+	if marketplace.Offers(d.Type).Preview {
 		next := *d
 		next.Inputs = inputs
-		if preview, err = p.PreviewUpgrade(ctx, &next, app); err != nil {
+		if preview, err = s.inspectors[d.Type].PreviewUpgrade(ctx, &next, app); err != nil {
 			return nil, err
 		}
 	}
@@ -50,7 +50,7 @@ func (s *Service) checkUpgrade(ctx context.Context, id int64, version int, input
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, ok := s.providers[d.Type].(marketplace.Upgrader); !ok {
+	if s.inspectors[d.Type] == nil || !marketplace.Offers(d.Type).Upgrade {
 		return nil, nil, nil, marketplace.Errorf(marketplace.EINVALID, "deployments of type %q cannot be upgraded yet: install the new version beside it", d.Type)
 	}
 	if inputs == nil {

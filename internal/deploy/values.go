@@ -26,8 +26,8 @@ type cachedSchema struct {
 // ValuesSchema reads the values schema of app's package through its provider; nil when the provider
 // reads none (a vm application).
 func (s *Service) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
-	r, ok := s.providers[app.Deployment.Type].(marketplace.ValuesSchemaReader)
-	if !ok {
+	r := s.inspectors[app.Deployment.Type]
+	if r == nil || !marketplace.Offers(app.Deployment.Type).ValuesSchema {
 		return nil, nil
 	}
 	// The schema depends on the package alone, which the deployment spec names.
