@@ -286,27 +286,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if local != nil {
 		metrics.MustRegister(local.metrics...)
 	}
-	concurrency := 0 // attempts this process runs: only a worker's
+	// The two sides of package deploy: a worker runs attempts (the runner), an API replica accepts
+	// requests, serve does both, and its requests start on its own runner at once (deploy's local.go).
+	var runner, here *deploy.Runner
 	if role == "serve" || role == "worker" {
-		concurrency = cfg.WorkerConcurrency
+		runner = deploy.NewRunner(db, queueClient, installers, deploy.Config{
+			Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
+			RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics, Concurrency: cfg.WorkerConcurrency,
+		}, log)
 	}
+	if role == "serve" {
+		here = runner
+	}
+	// A worker's reconciler requests automatic upgrades through it too, checked as a consumer's are.
+	requests := deploy.NewRequests(db, queueClient, inspectors, here, log)
 	consoles := consoleReader(inspectors)
-	deployer := deploy.New(db, queueClient, installers, inspectors, deploy.Config{
-		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
-		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics, Concurrency: concurrency,
-	}, log)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return owner.Run(ctx) })
 	if role == "serve" || role == "api" {
 		handler := httpapi.NewHandler(httpapi.Deps{
-			Store: db, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
+			Store: db, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: db, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: db, Deployer: requests, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}
@@ -314,7 +320,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if role == "serve" || role == "worker" {
 		worker, err := queue.NewServer(queue.ServerConfig{RedisURL: cfg.RedisURL, Concurrency: cfg.WorkerConcurrency,
-			PollInterval: cfg.QueuePoll, ShutdownTimeout: 10 * time.Second, Logger: log}, deployer)
+			PollInterval: cfg.QueuePoll, ShutdownTimeout: 10 * time.Second, Logger: log}, runner)
 		if err != nil {
 			return err
 		}
@@ -322,7 +328,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if role == "serve" {
 			// This process's API and worker are one: what the API records starts here at once, in a free
 			// slot, without waiting for the worker's next poll of the queue (package deploy, local.go).
-			g.Go(func() error { return deployer.RunLocal(ctx) })
+			g.Go(func() error { return runner.RunLocal(ctx) })
 		}
 		// The calls of API replicas, answered with this process's providers.
 		answers, err := workerrpc.NewServer(calls, db, inspectors, cfg.WorkerConcurrency, log)
@@ -330,7 +336,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		g.Go(func() error { return answers.Run(ctx) })
-		g.Go(func() error { return deployer.Reconcile(ctx) })
+		g.Go(func() error { return runner.Reconcile(ctx, requests) })
 		if vmHost != nil {
 			g.Go(func() error { return vmHost.run(ctx) })
 		}
