@@ -15,17 +15,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marketplace/marketplace/internal/fetch"
-	"github.com/marketplace/marketplace/internal/httpapi"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 const apiOnly = true
 
 type localProviders struct {
-	byType   map[string]marketplace.Provider
-	consoles httpapi.ConsoleReader
-	vmHost   func(context.Context) (marketplace.VMHost, error)
-	close    func()
+	installers map[string]marketplace.Installer
+	inspectors map[string]marketplace.Inspector
+	vmHost     func(context.Context) (marketplace.VMHost, error)
+	close      func()
 	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
 	// a VM host.
 	collectImages func(context.Context, []string) (int, error)

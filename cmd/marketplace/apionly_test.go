@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,12 +13,7 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/marketplace/marketplace/internal/httpapi"
-	"github.com/marketplace/marketplace/internal/kubernetes"
-	"github.com/marketplace/marketplace/internal/libvirt"
-	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/testenv"
-	"github.com/marketplace/marketplace/internal/workerrpc"
 )
 
 // TestAPIOnlyBuildAsksAWorker runs the API from the API-only build (-tags apionly: nothing of Helm,
@@ -155,34 +148,6 @@ func previewKinds(resources any) string {
 	}
 	slices.Sort(kinds)
 	return strings.Join(kinds, ",")
-}
-
-// TestRemoteProvidersMirrorLocal checks that the api role's stand-in of each provider has the optional
-// methods the worker's provider has: one the stand-in lacked would make the API behave as if the type
-// could not preview (or upgrade, or report health), one it had too many would ask workers in vain.
-// (ProjectRemover is left out on purpose: only the reconciler, on workers, removes projects.)
-func TestRemoteProvidersMirrorLocal(t *testing.T) {
-	calls, err := workerrpc.NewClient(workerrpc.Config{RedisURL: tenv.RedisURL(t), Instance: "mirror", Secret: []byte("the mirror test's secret")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer calls.Close()
-	remote, consoles := remoteProviders(Config{Kubeconfig: tenv.Kubecfg, LibvirtURI: "qemu:///system"}, calls, slog.New(slog.DiscardHandler))
-	local := map[string]reflect.Type{marketplace.TypeK8s: reflect.TypeFor[*kubernetes.Provider](), marketplace.TypeVM: reflect.TypeFor[*libvirt.Provider]()}
-	for typ, localType := range local {
-		remoteType := reflect.TypeOf(remote[typ])
-		for _, iface := range []reflect.Type{reflect.TypeFor[marketplace.Provider](), reflect.TypeFor[marketplace.Previewer](),
-			reflect.TypeFor[marketplace.HealthChecker](), reflect.TypeFor[marketplace.Upgrader](), reflect.TypeFor[marketplace.ValuesSchemaReader](),
-			reflect.TypeFor[marketplace.PackageInfoReader]()} {
-			if l, r := localType.Implements(iface), remoteType != nil && remoteType.Implements(iface); l != r {
-				t.Errorf("%s: the worker's provider implements %v: %v; the API's stand-in: %v", typ, iface, l, r)
-			}
-		}
-		consoleIface := reflect.TypeFor[httpapi.ConsoleReader]()
-		if l, r := localType.Implements(consoleIface), typ == marketplace.TypeVM && consoles != nil; l != r {
-			t.Errorf("%s: the worker's provider reads consoles: %v; the API reads them through a worker: %v", typ, l, r)
-		}
-	}
 }
 
 // TestKubeconfigServer reads the API server's address as client-go does.

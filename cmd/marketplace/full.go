@@ -19,7 +19,6 @@ import (
 
 	"github.com/marketplace/marketplace/internal/chartrepo"
 	"github.com/marketplace/marketplace/internal/fetch"
-	"github.com/marketplace/marketplace/internal/httpapi"
 	"github.com/marketplace/marketplace/internal/kubernetes"
 	"github.com/marketplace/marketplace/internal/libvirt"
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -37,12 +36,13 @@ func renderChild(args []string) (int, bool) {
 	return render.Child(os.Stdin, os.Stdout, os.Stderr), true
 }
 
-// localProviders are the providers of the types this process installs itself (serve, worker).
+// localProviders are the providers of the types this process installs itself (serve, worker): each
+// type's both sides, by type.
 type localProviders struct {
-	byType   map[string]marketplace.Provider
-	consoles httpapi.ConsoleReader
-	vmHost   func(context.Context) (marketplace.VMHost, error) // the VM host's capacity; nil without one
-	close    func()
+	installers map[string]marketplace.Installer
+	inspectors map[string]marketplace.Inspector
+	vmHost     func(context.Context) (marketplace.VMHost, error) // the VM host's capacity; nil without one
+	close      func()
 	// collectImages deletes the downloaded VM images whose URLs are not among those given; nil without
 	// a VM host.
 	collectImages func(context.Context, []string) (int, error)
@@ -53,13 +53,13 @@ type localProviders struct {
 // newLocalProviders configures the Kubernetes provider when KUBECONFIG is set and the libvirt one when
 // there is a VM host.
 func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *fetch.Guard, log *slog.Logger) (*localProviders, error) {
-	local := &localProviders{byType: map[string]marketplace.Provider{}, close: func() {}}
+	local := &localProviders{installers: map[string]marketplace.Installer{}, inspectors: map[string]marketplace.Inspector{}, close: func() {}}
 	if cfg.Kubeconfig != "" {
 		k8s, err := newKubernetesProvider(cfg, instance, guard, log)
 		if err != nil {
 			return nil, err
 		}
-		local.byType[marketplace.TypeK8s] = k8s
+		local.installers[marketplace.TypeK8s], local.inspectors[marketplace.TypeK8s] = k8s, k8s
 		local.close = k8s.Close
 		local.metrics = append(local.metrics, k8s.Metrics())
 	} else {
@@ -70,7 +70,7 @@ func newLocalProviders(ctx context.Context, cfg Config, instance string, guard *
 		return nil, err
 	}
 	if vm != nil {
-		local.byType[marketplace.TypeVM], local.consoles, local.vmHost = vm, vm, vm.Host
+		local.installers[marketplace.TypeVM], local.inspectors[marketplace.TypeVM], local.vmHost = vm, vm, vm.Host
 		closeK8s := local.close
 		local.close = func() { closeK8s(); vm.Close() }
 		local.collectImages = vm.CollectImages

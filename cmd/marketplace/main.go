@@ -244,10 +244,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	var (
-		providers map[string]marketplace.Provider
-		consoles  httpapi.ConsoleReader
-		vmHost    *vmHostRecorder
-		local     *localProviders
+		installers map[string]marketplace.Installer // none in an API replica
+		inspectors map[string]marketplace.Inspector
+		vmHost     *vmHostRecorder
+		local      *localProviders
 	)
 	if role == "api" {
 		// An API replica holds no cluster or VM host credentials: a worker answers its previews, health
@@ -257,14 +257,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		defer client.Close()
-		providers, consoles = remoteProviders(cfg, client, log)
+		inspectors = remoteInspectors(cfg, client, log)
 	} else {
 		local, err = newLocalProviders(ctx, cfg, instance, guard, log)
 		if err != nil {
 			return err
 		}
 		defer local.close()
-		providers, consoles = local.byType, local.consoles
+		installers, inspectors = local.installers, local.inspectors
 		if local.vmHost != nil {
 			// Recorded before anything is served, so installs are admitted against this host's capacity.
 			vmHost = &vmHostRecorder{store: db, host: local.vmHost, log: log}
@@ -287,29 +287,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if local != nil {
 		metrics.MustRegister(local.metrics...)
 	}
-	concurrency := 0 // attempts this process runs: only a worker's
+	// The two sides of package deploy: a worker runs attempts (the runner), an API replica accepts
+	// requests, serve does both, and its requests start on its own runner at once (deploy's local.go).
+	var runner, here *deploy.Runner
 	if role == "serve" || role == "worker" {
-		concurrency = cfg.WorkerConcurrency
+		runner = deploy.NewRunner(db, queueClient, installers, deploy.Config{
+			Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
+			RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics, Concurrency: cfg.WorkerConcurrency,
+		}, log)
 	}
-	deployer := deploy.New(db, queueClient, providers, deploy.Config{
-		Lease: cfg.Lease, OperationTimeout: cfg.OperationTimeout, MaxAttempts: cfg.MaxAttempts,
-		RetryBackoff: cfg.RetryBackoff, ReconcileInterval: cfg.ReconcileInterval, Metrics: metrics, Concurrency: concurrency,
-	}, log)
+	if role == "serve" {
+		here = runner
+	}
+	// A worker's reconciler requests automatic upgrades through it too, checked as a consumer's are.
+	requests := deploy.NewRequests(db, queueClient, inspectors, here, log)
+	consoles := consoleReader(inspectors)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return owner.Run(ctx) })
 	if role == "serve" || role == "api" {
-		about := chartmeta.New(chartmeta.Config{Store: db, Providers: providers, Fetch: guard, Logger: log})
+		about := chartmeta.New(chartmeta.Config{Store: db, Inspectors: inspectors, Fetch: guard, Logger: log})
 		g.Go(func() error { return about.Run(ctx) })
 		store := publishingStore{DB: db, about: about}
 		handler := httpapi.NewHandler(httpapi.Deps{
-			Store: store, Deployer: deployer, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
+			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: store, Deployer: deployer, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}
@@ -317,7 +324,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if role == "serve" || role == "worker" {
 		worker, err := queue.NewServer(queue.ServerConfig{RedisURL: cfg.RedisURL, Concurrency: cfg.WorkerConcurrency,
-			PollInterval: cfg.QueuePoll, ShutdownTimeout: 10 * time.Second, Logger: log}, deployer)
+			PollInterval: cfg.QueuePoll, ShutdownTimeout: 10 * time.Second, Logger: log}, runner)
 		if err != nil {
 			return err
 		}
@@ -325,15 +332,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if role == "serve" {
 			// This process's API and worker are one: what the API records starts here at once, in a free
 			// slot, without waiting for the worker's next poll of the queue (package deploy, local.go).
-			g.Go(func() error { return deployer.RunLocal(ctx) })
+			g.Go(func() error { return runner.RunLocal(ctx) })
 		}
 		// The calls of API replicas, answered with this process's providers.
-		answers, err := workerrpc.NewServer(calls, db, providers, cfg.WorkerConcurrency, log)
+		answers, err := workerrpc.NewServer(calls, db, inspectors, cfg.WorkerConcurrency, log)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return answers.Run(ctx) })
-		g.Go(func() error { return deployer.Reconcile(ctx) })
+		g.Go(func() error { return runner.Reconcile(ctx, requests) })
 		if vmHost != nil {
 			g.Go(func() error { return vmHost.run(ctx) })
 		}

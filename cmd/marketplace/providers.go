@@ -41,35 +41,29 @@ func vmHostURI(cfg Config, log *slog.Logger) string {
 	return "qemu:///system"
 }
 
-// remoteProviders are the api role's providers: the same types as a worker of the same configuration
-// offers (k8s with KUBECONFIG set, vm with a VM host), each a stand-in whose previews, health and console
-// a worker answers, with the optional methods the worker's provider of that type has
-// (TestRemoteProvidersMirrorLocal checks they match). The API never opens KUBECONFIG's credentials or
-// the VM host.
-func remoteProviders(cfg Config, calls *workerrpc.Client, log *slog.Logger) (map[string]marketplace.Provider, httpapi.ConsoleReader) {
-	providers := map[string]marketplace.Provider{}
-	var consoles httpapi.ConsoleReader
+// remoteInspectors are the api role's inspectors: one per type a worker of the same configuration
+// installs (k8s with KUBECONFIG set, vm with a VM host), each forwarding to a worker (package workerrpc).
+// What each type offers is marketplace.Offers, the same record the worker's follows. The API never
+// opens KUBECONFIG's credentials or the VM host.
+func remoteInspectors(cfg Config, calls *workerrpc.Client, log *slog.Logger) map[string]marketplace.Inspector {
+	inspectors := map[string]marketplace.Inspector{}
 	if cfg.Kubeconfig != "" {
-		k8s := calls.Provider(marketplace.TypeK8s)
-		providers[marketplace.TypeK8s] = struct {
-			workerrpc.Provider
-			workerrpc.Previewer
-			workerrpc.HealthChecker
-			workerrpc.ValuesSchemaReader
-			workerrpc.PackageInfoReader
-		}{k8s, k8s.Previewer(), k8s.HealthChecker(), k8s.ValuesSchemaReader(), k8s.PackageInfoReader()}
+		inspectors[marketplace.TypeK8s] = calls.Inspector(marketplace.TypeK8s)
 	} else {
 		log.Warn("KUBECONFIG is not set: k8s applications cannot be installed (make run starts a local cluster)")
 	}
 	if vmHostURI(cfg, log) != "" {
-		vm := calls.Provider(marketplace.TypeVM)
-		providers[marketplace.TypeVM] = struct {
-			workerrpc.Provider
-			workerrpc.HealthChecker
-		}{vm, vm.HealthChecker()}
-		consoles = vm.ConsoleReader()
+		inspectors[marketplace.TypeVM] = calls.Inspector(marketplace.TypeVM)
 	}
-	return providers, consoles
+	return inspectors
+}
+
+// consoleReader reads VM consoles through the vm type's inspector; nil without one (no VM host).
+func consoleReader(inspectors map[string]marketplace.Inspector) httpapi.ConsoleReader {
+	if vm := inspectors[marketplace.TypeVM]; vm != nil && marketplace.Offers(marketplace.TypeVM).Console {
+		return vm
+	}
+	return nil
 }
 
 // kubeconfigServer reads the address of the current context's API server from a kubeconfig file, which

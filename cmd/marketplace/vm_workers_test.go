@@ -15,7 +15,8 @@ import (
 // TestVMTwoWorkersOneProject: two worker processes install four guests of one project at once. Each
 // worker chooses addresses knowing nothing of the other's; the project network's DHCP host entries are
 // the record (libvirt refuses an address twice), so every guest ends installed with an address of its own,
-// the one its entry gives its MAC, and the deletes remove every domain and entry.
+// the one its entry gives its MAC, and the deletes remove every domain and entry. The API replica, which
+// holds no VM host, shows a guest's console, live state and health as a worker reads them.
 func TestVMTwoWorkersOneProject(t *testing.T) {
 	bin := buildMarketplace(t)
 	mp := startMarketplace(t, "api", vmEnv(nil))
@@ -48,6 +49,15 @@ func TestVMTwoWorkersOneProject(t *testing.T) {
 		if n := countLogLines(t, path, "done", "install"); n == 0 {
 			t.Fatalf("worker %d installed nothing: the test did not exercise two workers", i+1)
 		}
+	}
+	// The API replica holds no VM host: a worker reads the guest's console, live state and health for it.
+	console := mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d/console", ids[0]), tok, nil).JSON(t)
+	if text, _ := console["console"].(string); !strings.Contains(text, "MARKETPLACE-SEED instance-id: "+vms[ids[0]]) ||
+		console["live_state"] != "running" || console["status"] != "installed" {
+		t.Errorf("the console through a worker: %v / %v, %q; want running / installed and the guest's boot", console["live_state"], console["status"], text)
+	}
+	if health, _ := mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", ids[0]), tok, nil).JSON(t)["health"].(map[string]any); health["state"] != "running" {
+		t.Errorf("the health through a worker: %v; want the domain running", health)
 	}
 
 	var instance string

@@ -27,9 +27,9 @@ type Store interface {
 // Config is what a Reader reads with.
 type Config struct {
 	Store Store
-	// Providers are the process's providers by deployment type: those that are a
-	// marketplace.PackageInfoReader read their packages (an API replica's ask a worker).
-	Providers map[string]marketplace.Provider
+	// Inspectors are the process's inspectors by deployment type: those whose type offers PackageInfo
+	// read their packages (an API replica's ask a worker).
+	Inspectors map[string]marketplace.Inspector
 	Fetch     *fetch.Guard
 	Logger    *slog.Logger
 	// Timeout bounds the reading of one version, package and icon; 1 minute when zero.
@@ -116,8 +116,8 @@ func (r *Reader) Read(ctx context.Context, appID int64, version int) error {
 // describe is the About of app's version, its icon as PNG (nil without one) and the changelog its
 // package gives.
 func (r *Reader) describe(ctx context.Context, app *marketplace.Application) (*marketplace.About, []byte, string) {
-	packages, ok := r.cfg.Providers[app.Deployment.Type].(marketplace.PackageInfoReader)
-	if !ok {
+	packages, ok := r.cfg.Inspectors[app.Deployment.Type]
+	if !ok || !marketplace.Offers(app.Deployment.Type).PackageInfo {
 		// A package that says nothing of itself (a VM image): the application's description is its
 		// README.
 		about := &marketplace.About{ReadAt: time.Now().UTC()}

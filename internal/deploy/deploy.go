@@ -1,5 +1,16 @@
-// Package deploy is the install and uninstall state machine: accepting requests, running one attempt of
-// an operation under a lease, retrying with backoff, and reconciling the queue with the database.
+// Package deploy is the install and uninstall state machine, in two sides that different processes build:
+//
+//   - Requests (this file, upgrade.go, health.go, values.go) accepts requests: it validates them against
+//     the deployment type's Inspector and marketplace.Offers, records them, and rings the queue. It reads
+//     but never changes what runs. An `api` replica builds it with Inspectors that forward to workers.
+//   - Runner (runner.go, local.go, reconcile.go) runs one attempt of an operation under a lease with the
+//     type's Installer, retries with backoff, and reconciles the queue with the database. A `worker`
+//     builds it; `serve` builds both, and its Requests start attempts on its own Runner at once.
+//
+// Before this split one Service did both, took one map of providers whose optional capabilities were
+// Go method sets (Previewer, HealthChecker, Upgrader, ...) asserted at each use, and the api role
+// composed stand-ins of those method sets by hand. Now a type offers what marketplace.Offers records,
+// every caller consults that record, and the two sides take two plain interfaces.
 //
 // The database is the truth and the queue only a doorbell: a request is recorded before it is queued,
 // every transition is guarded in SQL, and the reconciler re-queues whatever is owed, so a duplicate task
@@ -8,12 +19,8 @@ package deploy
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -27,85 +34,26 @@ type Store interface {
 	marketplace.WorkStore
 }
 
-// Config tunes attempts and leases.
-type Config struct {
-	// Lease is how long a claim holds a deployment without a heartbeat; a crashed worker's deployment is
-	// taken over this long after its last heartbeat.
-	Lease time.Duration
-	// OperationTimeout bounds one attempt of an install or uninstall.
-	OperationTimeout time.Duration
-	// MaxAttempts is how many attempts an operation gets before the deployment ends failed.
-	MaxAttempts int
-	// RetryBackoff is the wait after the first failed attempt; it doubles each attempt, up to 5 minutes.
-	RetryBackoff time.Duration
-	// ReconcileInterval is how often the reconciler re-queues owed work.
-	ReconcileInterval time.Duration
-	// Metrics, when not nil, receives the attempt counters and durations.
-	Metrics prometheus.Registerer
-	// Concurrency, when positive, is how many attempts this process runs at once (WORKER_CONCURRENCY),
-	// those the queue hands it and those it starts itself (RunLocal) together; 0 for a process without
-	// a worker.
-	Concurrency int
+// Requests accepts install, upgrade and uninstall requests and answers the read side (previews, health,
+// values schemas) through each type's Inspector. It runs no attempt itself.
+type Requests struct {
+	store Store
+	queue marketplace.Enqueuer
+	// inspectors are a worker's own, or in an API replica ones that forward to a worker; a type without
+	// one is refused at request time.
+	inspectors map[string]marketplace.Inspector
+	local      *Runner // this process's own runner (serve), which starts what is recorded at once; nil otherwise
+	log        *slog.Logger
+	health     *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
+	schemas    *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
 }
 
-// metrics are what an operator watches: attempts by outcome and how long they take.
-type metrics struct {
-	attempts *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	owed     prometheus.Gauge
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "marketplace_deploy_attempts_total",
-			Help: "Install and uninstall attempts by outcome: done, retry, failed, lost (another attempt took over) or handed_back (worker stopping).",
-		}, []string{"op", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "marketplace_deploy_attempt_duration_seconds",
-			Help:    "Duration of install and uninstall attempts, provider work included.",
-			Buckets: []float64{.25, .5, 1, 2, 5, 10, 30, 60, 120, 300},
-		}, []string{"op", "outcome"}),
-		owed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "marketplace_deploy_owed_tasks",
-			Help: "Tasks the last reconcile pass found owed and not held by a live lease.",
-		}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.attempts, m.duration, m.owed)
-	}
-	return m
-}
-
-func (m *metrics) observe(op marketplace.Operation, outcome string, start time.Time) {
-	m.attempts.WithLabelValues(string(op), outcome).Inc()
-	m.duration.WithLabelValues(string(op), outcome).Observe(time.Since(start).Seconds())
-}
-
-// Service accepts install and uninstall requests and runs them. Its Install and Uninstall methods are
-// the queue's handlers.
-type Service struct {
-	store     Store
-	queue     marketplace.Enqueuer
-	providers map[string]marketplace.Provider
-	cfg       Config
-	log       *slog.Logger
-	metrics   *metrics
-	health    *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
-	schemas   *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
-	slots     slots                                          // nil without Config.Concurrency (local.go)
-	local     local
-}
-
-// New returns a Service. providers maps an application's deployment type to the provider that installs
-// it; a type without one is refused at request time.
-func New(store Store, queue marketplace.Enqueuer, providers map[string]marketplace.Provider, cfg Config, log *slog.Logger) *Service {
-	s := &Service{store: store, queue: queue, providers: providers, cfg: cfg, log: log, metrics: newMetrics(cfg.Metrics),
+// NewRequests returns the request side. inspectors maps an application's deployment type to its
+// provider's Inspector. local, when not nil, is this process's own Runner (the serve role): a request
+// starts there at once when it has a free slot, beside the queued task.
+func NewRequests(store Store, queue marketplace.Enqueuer, inspectors map[string]marketplace.Inspector, local *Runner, log *slog.Logger) *Requests {
+	return &Requests{store: store, queue: queue, inspectors: inspectors, local: local, log: log,
 		health: newLRU[healthKey, *marketplace.Health](healthCacheSize), schemas: newLRU[marketplace.DeploymentSpec, cachedSchema](schemaCacheSize)}
-	if cfg.Concurrency > 0 {
-		s.slots = make(slots, cfg.Concurrency)
-	}
-	return s
 }
 
 // InstallRequest is a consumer's request to deploy an application into a project.
@@ -124,7 +72,7 @@ type InstallRequest struct {
 
 // RequestInstall validates and records an install, then rings the queue. When the queue is unreachable
 // the deployment is still recorded and the reconciler queues it later: acceptance is a promise.
-func (s *Service) RequestInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, error) {
+func (s *Requests) RequestInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, error) {
 	d, _, err := s.checkInstall(ctx, r)
 	if err != nil {
 		return nil, err
@@ -139,7 +87,7 @@ func (s *Service) RequestInstall(ctx context.Context, r InstallRequest) (*market
 
 // PreviewInstall checks an install request as RequestInstall does and tells what the install would
 // create and cost, recording and changing nothing.
-func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*marketplace.Preview, error) {
+func (s *Requests) PreviewInstall(ctx context.Context, r InstallRequest) (*marketplace.Preview, error) {
 	d, app, err := s.checkInstall(ctx, r)
 	if err != nil {
 		return nil, err
@@ -166,8 +114,8 @@ func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*market
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "project %d not found", r.ProjectID)
 	}
 	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}
-	if p, ok := s.providers[app.Deployment.Type].(marketplace.Previewer); ok {
-		if preview, err = p.Preview(ctx, d, app); err != nil {
+	if marketplace.Offers(app.Deployment.Type).Preview {
+		if preview, err = s.inspectors[app.Deployment.Type].Preview(ctx, d, app); err != nil {
 			return nil, err
 		}
 	}
@@ -178,12 +126,12 @@ func (s *Service) PreviewInstall(ctx context.Context, r InstallRequest) (*market
 // checkInstall validates an install request: the application version exists and takes installs, a
 // provider installs its type, and the inputs fit it. It returns the deployment to record and the
 // application as of the version it pins.
-func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, *marketplace.Application, error) {
+func (s *Requests) checkInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, *marketplace.Application, error) {
 	app, err := s.store.FindAppVersion(ctx, r.ApplicationID, r.Version)
 	if err != nil {
 		return nil, nil, err
 	}
-	if s.providers[app.Deployment.Type] == nil {
+	if s.inspectors[app.Deployment.Type] == nil {
 		enable := map[string]string{marketplace.TypeK8s: "set KUBECONFIG, or `make run` starts a local cluster",
 			marketplace.TypeVM: "set LIBVIRT_URI, or `make vmhost` starts a local VM host"}[app.Deployment.Type]
 		return nil, nil, marketplace.Errorf(marketplace.EINVALID,
@@ -205,7 +153,7 @@ func (s *Service) checkInstall(ctx context.Context, r InstallRequest) (*marketpl
 }
 
 // RequestUninstall records an uninstall (which closes the usage record) and rings the queue.
-func (s *Service) RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error) {
+func (s *Requests) RequestUninstall(ctx context.Context, id int64) (*marketplace.Deployment, error) {
 	d, err := s.store.RequestUninstall(ctx, id)
 	if err != nil {
 		return nil, err
@@ -216,240 +164,16 @@ func (s *Service) RequestUninstall(ctx context.Context, id int64) (*marketplace.
 	return d, nil
 }
 
-// ring starts t in this process's own worker when it has one with a free slot (local.go), and enqueues
+// ring starts t in this process's own runner when it has one with a free slot (local.go), and enqueues
 // it right away so a worker starts without waiting for the reconciler otherwise. A failure to enqueue is
 // only logged: the database already says the work is owed.
-func (s *Service) ring(ctx context.Context, t marketplace.Task) {
-	s.startLocally(t)
+func (s *Requests) ring(ctx context.Context, t marketplace.Task) {
+	if s.local != nil {
+		s.local.startLocally(t)
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if err := s.queue.Enqueue(ctx, t); err != nil {
 		s.log.Warn("queue unreachable; the reconciler will queue the task", "task", t.ID(), "err", err)
 	}
-}
-
-// Install runs one attempt of a deployment's install. A task that finds nothing to claim (a duplicate, a
-// late retry, a deployment deleted meanwhile) does nothing.
-func (s *Service) Install(ctx context.Context, id int64) error {
-	return s.queued(ctx, id, marketplace.OpInstall)
-}
-
-// Uninstall runs one attempt of a deployment's uninstall.
-func (s *Service) Uninstall(ctx context.Context, id int64) error {
-	return s.queued(ctx, id, marketplace.OpUninstall)
-}
-
-func (s *Service) attempt(ctx context.Context, id int64, op marketplace.Operation) error {
-	ctx = marketplace.OperatorContext(ctx)
-	claim := map[marketplace.Operation]func(context.Context, int64, time.Duration, int) (*marketplace.Deployment, error){
-		marketplace.OpInstall: s.store.ClaimInstall, marketplace.OpUninstall: s.store.ClaimUninstall, marketplace.OpUpgrade: s.store.ClaimUpgrade,
-	}[op]
-	claimed := time.Now() // the lease runs from no later than this
-	// A worker whose database stalls must not sit on the task: give up soon, and the reconciler sends it
-	// again, to whichever worker takes it.
-	claimCtx, cancelClaim := context.WithTimeout(ctx, s.cfg.Lease/3)
-	d, err := claim(claimCtx, id, s.cfg.Lease, s.cfg.MaxAttempts)
-	cancelClaim()
-	if err != nil {
-		return err
-	} else if d == nil {
-		return nil
-	}
-	attempt := d.Attempts
-	log := s.log.With("deployment", id, "op", op, "attempt", attempt)
-	start := time.Now()
-	log.Info("attempt started")
-
-	// leaseCtx ends when the lease can no longer be vouched for; the provider's work and the clean-up
-	// of a final failure both run under it, and a provider returns only once its work has stopped.
-	leaseCtx, cancelLease := context.WithCancel(ctx)
-	defer cancelLease()
-	lost := s.heartbeat(leaseCtx, cancelLease, id, op, attempt, claimed)
-	workCtx, cancelWork := context.WithTimeout(leaseCtx, s.cfg.OperationTimeout)
-	var placement marketplace.Placement
-	var revision int
-	err = s.run(workCtx, d, op, &placement, &revision)
-	cancelWork()
-	providerTook := time.Since(start)
-
-	// An error no retry can change (marketplace.Final) ends the operation at once.
-	final := attempt >= s.cfg.MaxAttempts || marketplace.IsFinal(err)
-	cleanedUp := false
-	if err != nil && final && op == marketplace.OpInstall && leaseCtx.Err() == nil {
-		// Nothing of a failed install may stay running unbilled: remove what the attempts created.
-		cleanCtx, cancelClean := context.WithTimeout(leaseCtx, max(s.cfg.OperationTimeout, 2*time.Minute)) // the lease still holds it
-		if cerr := s.runUninstall(cleanCtx, d); cerr != nil {
-			log.Warn("could not remove the resources of a failed install; the reconciler retries", "err", cerr)
-			err = fmt.Errorf("%w (its resources could not be removed yet: %v)", err, cerr)
-		} else {
-			cleanedUp = true
-			err = fmt.Errorf("%w; everything the install created was removed", err)
-		}
-		cancelClean()
-	}
-
-	// The work is over; what remains is recording it, which must happen even when ctx is cancelled.
-	cancelLease()
-	claimLost := <-lost
-	recordCtx, cancelRecord := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancelRecord()
-	switch {
-	case claimLost:
-		log.Warn("lease lost; the attempt stopped and another attempt owns the deployment")
-		s.metrics.observe(op, "lost", start)
-		return nil
-	case err != nil && ctx.Err() != nil:
-		// The worker is stopping: hand the deployment back at once, without counting the attempt.
-		log.Info("worker stopping; handing the deployment back", "err", err)
-		s.metrics.observe(op, "handed_back", start)
-		return ignoreLost(s.store.HandBack(recordCtx, id, op, attempt))
-	case err != nil:
-		backoff := s.backoff(attempt)
-		// A chart repository's or an image server's error names the URL it fetched, credentials and all
-		// (Go's client hides the password, not the user): the reason is recorded without them, so the
-		// audit trail, which copies it, and every page that shows it never hold them.
-		reason := marketplace.RedactURLs(err.Error())
-		log.Warn("attempt failed", "err", reason, "final", final, "retry_in", backoff)
-		outcome := "retry"
-		if final {
-			outcome = "failed"
-		}
-		s.metrics.observe(op, outcome, start)
-		failure := marketplace.AttemptFailure{Reason: fmt.Sprintf("%s attempt %d of %d: %s", op, attempt, s.cfg.MaxAttempts, reason),
-			RetryAfter: backoff, Final: final, CleanedUp: cleanedUp}
-		if ferr := s.store.FailAttempt(recordCtx, id, op, attempt, failure); ferr != nil {
-			return ignoreLost(ferr)
-		}
-		if !final {
-			next := marketplace.Task{Op: op, DeploymentID: id, Attempt: attempt, NotBefore: time.Now().Add(backoff)}
-			if qerr := s.queue.Enqueue(recordCtx, next); qerr != nil {
-				log.Warn("could not queue the retry; the reconciler will", "err", qerr)
-			}
-		}
-		return nil
-	}
-	switch op {
-	case marketplace.OpInstall:
-		err = s.store.CompleteInstall(recordCtx, id, attempt, placement)
-	case marketplace.OpUpgrade:
-		err = s.store.CompleteUpgrade(recordCtx, id, attempt, placement, revision)
-	default:
-		err = s.store.CompleteUninstall(recordCtx, id, attempt)
-	}
-	if err != nil {
-		return ignoreLost(err)
-	}
-	s.metrics.observe(op, "done", start)
-	// took is claim to recorded; provider is the part the provider spent, so the timeline of an install
-	// (requested, claimed, provider done, recorded) can be read from the log.
-	log.Info("done", "took", time.Since(start).Round(time.Millisecond), "provider", providerTook.Round(time.Millisecond))
-	return nil
-}
-
-// run calls the provider for op. A panic in the provider is an attempt that failed, not a lost worker.
-func (s *Service) run(ctx context.Context, d *marketplace.Deployment, op marketplace.Operation, placement *marketplace.Placement, revision *int) (err error) {
-	if op == marketplace.OpUninstall {
-		return s.runUninstall(ctx, d)
-	}
-	defer recoverPanic(d, &err)
-	p := s.providers[d.Type]
-	if p == nil {
-		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
-	}
-	if op == marketplace.OpUpgrade {
-		up, ok := p.(marketplace.Upgrader)
-		if !ok {
-			return fmt.Errorf("the %s provider cannot upgrade", d.Type)
-		}
-		app, err := s.store.FindAppVersion(ctx, d.ApplicationID, d.TargetVersion)
-		if err != nil {
-			return fmt.Errorf("load application %d version %d: %w", d.ApplicationID, d.TargetVersion, err)
-		}
-		target := *d
-		target.Inputs = d.TargetInputs
-		*placement, *revision, err = up.Upgrade(ctx, &target, app)
-		return err
-	}
-	// The version the deployment pinned when it was accepted, whatever its publisher did since.
-	app, err := s.store.FindAppVersion(ctx, d.ApplicationID, d.Version)
-	if err != nil {
-		return fmt.Errorf("load application %d version %d: %w", d.ApplicationID, d.Version, err)
-	}
-	*placement, err = p.Install(ctx, d, app)
-	return err
-}
-
-// runUninstall removes a deployment's resources through its provider.
-func (s *Service) runUninstall(ctx context.Context, d *marketplace.Deployment) (err error) {
-	defer recoverPanic(d, &err)
-	p := s.providers[d.Type]
-	if p == nil {
-		return fmt.Errorf("no provider is configured for deployment type %q", d.Type)
-	}
-	return p.Uninstall(ctx, d)
-}
-
-func recoverPanic(d *marketplace.Deployment, err *error) {
-	if v := recover(); v != nil {
-		*err = fmt.Errorf("the %s provider panicked: %v", d.Type, v)
-	}
-}
-
-// heartbeat extends the lease every third of it until ctx is done. The returned channel yields exactly
-// one value: true (after calling cancel) if the claim was lost, false once ctx is done otherwise.
-//
-// Each renewal has a deadline well inside the lease, and a worker that has not renewed for half a lease
-// (a database that stalls or refuses) gives the claim up: cancel stops the work, and providers return
-// only once their work has stopped, so the attempt is over before the lease can lapse and another
-// worker's attempt can begin. held is when the lease was last known to start.
-func (s *Service) heartbeat(ctx context.Context, cancel context.CancelFunc, id int64, op marketplace.Operation, attempt int, held time.Time) <-chan bool {
-	lost := make(chan bool, 1)
-	giveUp := s.cfg.Lease / 2
-	go func() {
-		renew := time.NewTicker(s.cfg.Lease / 3)
-		defer renew.Stop()
-		deadline := time.NewTimer(time.Until(held.Add(giveUp)))
-		defer deadline.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				lost <- false
-				return
-			case <-deadline.C:
-				s.log.Warn("lease not renewed for half its length; stopping the attempt", "deployment", id, "op", op, "attempt", attempt)
-				lost <- true
-				cancel()
-				return
-			case <-renew.C:
-				sent := time.Now() // the new lease runs from no later than this
-				callCtx, cancelCall := context.WithTimeout(ctx, s.cfg.Lease/6)
-				ok, err := s.store.ExtendLease(callCtx, id, op, attempt, s.cfg.Lease)
-				cancelCall()
-				switch {
-				case err == nil && ok:
-					deadline.Reset(time.Until(sent.Add(giveUp)))
-				case err == nil && !ok:
-					lost <- true
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return lost
-}
-
-func (s *Service) backoff(attempt int) time.Duration {
-	d := s.cfg.RetryBackoff << (attempt - 1)
-	if d <= 0 || d > 5*time.Minute {
-		d = 5 * time.Minute
-	}
-	return d
-}
-
-func ignoreLost(err error) error {
-	if errors.Is(err, marketplace.ErrClaimLost) {
-		return nil
-	}
-	return err
 }

@@ -20,9 +20,9 @@ const (
 // Health returns what the deployment's provider sees of it now: a recent answer from memory, or a fresh
 // one within healthDeadline, or, when the provider is slow or failing, the last one seen marked unknown
 // with the reason. A deployment that is not installed, or whose provider cannot tell, has none.
-func (s *Service) Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health {
-	checker, ok := s.providers[d.Type].(marketplace.HealthChecker)
-	if !ok || d.Status != marketplace.StatusInstalled {
+func (s *Requests) Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health {
+	checker := s.inspectors[d.Type]
+	if checker == nil || !marketplace.Offers(d.Type).Health || d.Status != marketplace.StatusInstalled {
 		return nil
 	}
 	// Keyed by the deployment's last change too: what was seen before an upgrade says nothing of after.

@@ -26,7 +26,7 @@ type local struct {
 // RunLocal starts, until ctx ends, the attempts this process's own API rings for, and returns once every
 // attempt it started has returned (an attempt cut short by ctx hands its deployment back, as a queued
 // one does). It does nothing without Config.Concurrency.
-func (s *Service) RunLocal(ctx context.Context) error {
+func (s *Runner) RunLocal(ctx context.Context) error {
 	if s.slots == nil {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (s *Service) RunLocal(ctx context.Context) error {
 }
 
 // startLocally runs task t's attempt now, in this process, if RunLocal runs and a slot is free.
-func (s *Service) startLocally(t marketplace.Task) {
+func (s *Runner) startLocally(t marketplace.Task) {
 	if s.slots == nil || !t.NotBefore.IsZero() {
 		return
 	}
@@ -68,7 +68,7 @@ func (s *Service) startLocally(t marketplace.Task) {
 }
 
 // queued runs the attempt of a task the queue delivered, once a slot is free.
-func (s *Service) queued(ctx context.Context, id int64, op marketplace.Operation) error {
+func (s *Runner) queued(ctx context.Context, id int64, op marketplace.Operation) error {
 	if s.slots != nil {
 		select {
 		case s.slots <- struct{}{}:

@@ -10,10 +10,16 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// Reconcile queues every task the database says is owed, every ReconcileInterval until ctx is done. It
-// is what makes an install accepted during a Redis outage run once Redis is back, and what takes over a
-// deployment whose worker died.
-func (s *Service) Reconcile(ctx context.Context) error {
+// Upgrades is how the reconciler asks for automatic upgrades: the request side's RequestUpgrade, the
+// same checked and guarded request a consumer's is.
+type Upgrades interface {
+	RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error)
+}
+
+// Reconcile queues every task the database says is owed, every ReconcileInterval until ctx is done, and
+// requests the automatic upgrades that are due through upgrades. It is what makes an install accepted
+// during a Redis outage run once Redis is back, and what takes over a deployment whose worker died.
+func (s *Runner) Reconcile(ctx context.Context, upgrades Upgrades) error {
 	ctx = marketplace.OperatorContext(ctx)
 	// Removing failed deployments' resources can take as long as an uninstall: it runs beside the
 	// re-queueing, never in its way.
@@ -22,13 +28,13 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		defer close(cleaning)
 		s.every(ctx, "clean up failed deployments", s.cleanUpFailures)
 	}()
-	s.every(ctx, "reconcile", s.ReconcileOnce)
+	s.every(ctx, "reconcile", func(ctx context.Context) error { return s.ReconcileOnce(ctx, upgrades) })
 	<-cleaning
 	return nil
 }
 
 // every runs f now and every ReconcileInterval until ctx is done.
-func (s *Service) every(ctx context.Context, what string, f func(context.Context) error) {
+func (s *Runner) every(ctx context.Context, what string, f func(context.Context) error) {
 	t := time.NewTicker(s.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
@@ -44,7 +50,7 @@ func (s *Service) every(ctx context.Context, what string, f func(context.Context
 }
 
 // ReconcileOnce queues the owed tasks once.
-func (s *Service) ReconcileOnce(ctx context.Context) error {
+func (s *Runner) ReconcileOnce(ctx context.Context, upgrades Upgrades) error {
 	if n, err := s.store.FailAbandoned(ctx, s.cfg.MaxAttempts); err != nil {
 		return err
 	} else if n > 0 {
@@ -60,7 +66,7 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 			return fmt.Errorf("re-queue %d owed task(s): %w", len(tasks), err)
 		}
 	}
-	if err := s.upgradeAutomatically(ctx); err != nil {
+	if err := s.upgradeAutomatically(ctx, upgrades); err != nil {
 		return err
 	}
 	return s.removeDeletedProjects(ctx)
@@ -69,13 +75,13 @@ func (s *Service) ReconcileOnce(ctx context.Context) error {
 // upgradeAutomatically requests the upgrade of every deployment that follows its application's
 // versions and is behind. The request is the same guarded transition a consumer's is, so two
 // reconcilers asking at once make one upgrade.
-func (s *Service) upgradeAutomatically(ctx context.Context) error {
+func (s *Runner) upgradeAutomatically(ctx context.Context, upgrades Upgrades) error {
 	ups, err := s.store.FindAutoUpgrades(ctx, 100)
 	if err != nil {
 		return err
 	}
 	for _, up := range ups {
-		if _, err := s.RequestUpgrade(ctx, up.DeploymentID, up.Version, nil); err != nil && marketplace.ErrorCode(err) == marketplace.EINTERNAL {
+		if _, err := upgrades.RequestUpgrade(ctx, up.DeploymentID, up.Version, nil); err != nil && marketplace.ErrorCode(err) == marketplace.EINTERNAL {
 			return err
 		} else if err != nil {
 			s.log.Info("automatic upgrade not requested", "deployment", up.DeploymentID, "err", err)
@@ -88,7 +94,7 @@ func (s *Service) upgradeAutomatically(ctx context.Context) error {
 // whose own clean-up failed, or one whose worker never reported back. Each removal holds the deployment
 // under a lease that outlasts its deadline, and the provider returns only once its work has stopped, so
 // two removals (or a removal and an uninstall the consumer asked for) never overlap, on any replica.
-func (s *Service) cleanUpFailures(ctx context.Context) error {
+func (s *Runner) cleanUpFailures(ctx context.Context) error {
 	ds, err := s.store.FindUncleanedFailures(ctx, 20)
 	if err != nil {
 		return err
@@ -97,7 +103,7 @@ func (s *Service) cleanUpFailures(ctx context.Context) error {
 	var g errgroup.Group
 	g.SetLimit(4)
 	for _, d := range ds {
-		if s.providers[d.Type] == nil {
+		if s.installers[d.Type] == nil {
 			continue // another process, with that provider, removes them
 		}
 		g.Go(func() error { return s.cleanUp(ctx, d) })
@@ -106,7 +112,7 @@ func (s *Service) cleanUpFailures(ctx context.Context) error {
 }
 
 // cleanUp removes one failed deployment's resources, if no other removal holds it.
-func (s *Service) cleanUp(ctx context.Context, d *marketplace.Deployment) error {
+func (s *Runner) cleanUp(ctx context.Context, d *marketplace.Deployment) error {
 	timeout := max(s.cfg.OperationTimeout, 2*time.Minute)
 	if held, err := s.store.ClaimCleanup(ctx, d.ID, timeout+s.cfg.Lease); err != nil || !held {
 		return err
@@ -124,17 +130,15 @@ func (s *Service) cleanUp(ctx context.Context, d *marketplace.Deployment) error 
 // removeDeletedProjects removes what providers keep per project (a namespace) for projects deleted
 // since the last pass. A project can only be deleted once none of its deployments is live, so there is
 // nothing of a deployment left to lose.
-func (s *Service) removeDeletedProjects(ctx context.Context) error {
+func (s *Runner) removeDeletedProjects(ctx context.Context) error {
 	ids, err := s.store.FindDeletedProjects(ctx, 100)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		for typ, p := range s.providers {
-			if r, ok := p.(marketplace.ProjectRemover); ok {
-				if err := r.RemoveProject(ctx, id); err != nil {
-					return fmt.Errorf("remove %s resources of project %d: %w", typ, id, err)
-				}
+		for typ, p := range s.installers {
+			if err := p.RemoveProject(ctx, id); err != nil {
+				return fmt.Errorf("remove %s resources of project %d: %w", typ, id, err)
 			}
 		}
 		if err := s.store.MarkProjectRemoved(ctx, id); err != nil {

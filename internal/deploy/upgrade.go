@@ -8,7 +8,7 @@ import (
 
 // RequestUpgrade checks and records an upgrade of an installed deployment to version (0: the latest one
 // not deprecated) with inputs (nil: the ones it runs with), then rings the queue.
-func (s *Service) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
+func (s *Requests) RequestUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, error) {
 	_, app, inputs, err := s.checkUpgrade(ctx, id, version, inputs)
 	if err != nil {
 		return nil, err
@@ -23,7 +23,7 @@ func (s *Service) RequestUpgrade(ctx context.Context, id int64, version int, inp
 
 // PreviewUpgrade checks an upgrade as RequestUpgrade does and tells what it would change against what
 // runs now and what it would cost, recording and changing nothing.
-func (s *Service) PreviewUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Preview, error) {
+func (s *Requests) PreviewUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Preview, error) {
 	d, app, inputs, err := s.checkUpgrade(ctx, id, version, inputs)
 	if err != nil {
 		return nil, err
@@ -32,10 +32,10 @@ func (s *Service) PreviewUpgrade(ctx context.Context, id int64, version int, inp
 		return nil, marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded", id, d.Status)
 	}
 	preview := &marketplace.Preview{Resources: []marketplace.PreviewResource{}}
-	if p, ok := s.providers[d.Type].(marketplace.Previewer); ok {
+	if marketplace.Offers(d.Type).Preview {
 		next := *d
 		next.Inputs = inputs
-		if preview, err = p.PreviewUpgrade(ctx, &next, app); err != nil {
+		if preview, err = s.inspectors[d.Type].PreviewUpgrade(ctx, &next, app); err != nil {
 			return nil, err
 		}
 	}
@@ -45,12 +45,12 @@ func (s *Service) PreviewUpgrade(ctx context.Context, id int64, version int, inp
 
 // checkUpgrade validates an upgrade request: the deployment is the caller's, its provider upgrades, the
 // version exists and the inputs (nil: the ones it runs with) fit it.
-func (s *Service) checkUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, *marketplace.Application, map[string]any, error) {
+func (s *Requests) checkUpgrade(ctx context.Context, id int64, version int, inputs map[string]any) (*marketplace.Deployment, *marketplace.Application, map[string]any, error) {
 	d, err := s.store.FindDeploymentByID(ctx, id)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if _, ok := s.providers[d.Type].(marketplace.Upgrader); !ok {
+	if s.inspectors[d.Type] == nil || !marketplace.Offers(d.Type).Upgrade {
 		return nil, nil, nil, marketplace.Errorf(marketplace.EINVALID, "deployments of type %q cannot be upgraded yet: install the new version beside it", d.Type)
 	}
 	if inputs == nil {
@@ -72,7 +72,7 @@ func (s *Service) checkUpgrade(ctx context.Context, id int64, version int, input
 
 // RequestRollback records a return of an installed deployment to the version and inputs of one of its
 // earlier revisions (0: the one before the current), as an upgrade to them: Helm makes it a new revision.
-func (s *Service) RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error) {
+func (s *Requests) RequestRollback(ctx context.Context, id int64, revision int) (*marketplace.Deployment, error) {
 	// The current revision and the one before it, then the one asked for: never the whole history.
 	latest, _, err := s.store.FindRevisions(ctx, marketplace.RevisionFilter{DeploymentID: id, NewestFirst: true,
 		Page: marketplace.Page{Number: 1, Limit: 2}})
@@ -93,9 +93,4 @@ func (s *Service) RequestRollback(ctx context.Context, id int64, revision int) (
 		}
 	}
 	return nil, marketplace.Errorf(marketplace.EINVALID, "deployment %d has no earlier revision %d to roll back to (see GET /api/deployments/%d/revisions)", id, revision, id)
-}
-
-// Upgrade runs one attempt of a deployment's upgrade (or rollback).
-func (s *Service) Upgrade(ctx context.Context, id int64) error {
-	return s.queued(ctx, id, marketplace.OpUpgrade)
 }

@@ -25,9 +25,9 @@ type cachedSchema struct {
 
 // ValuesSchema reads the values schema of app's package through its provider; nil when the provider
 // reads none (a vm application).
-func (s *Service) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
-	r, ok := s.providers[app.Deployment.Type].(marketplace.ValuesSchemaReader)
-	if !ok {
+func (s *Requests) ValuesSchema(ctx context.Context, app *marketplace.Application) (*marketplace.ValuesSchema, error) {
+	r := s.inspectors[app.Deployment.Type]
+	if r == nil || !marketplace.Offers(app.Deployment.Type).ValuesSchema {
 		return nil, nil
 	}
 	// The schema depends on the package alone, which the deployment spec names.
@@ -48,7 +48,7 @@ func (s *Service) ValuesSchema(ctx context.Context, app *marketplace.Application
 // a value the chart refuses is refused now (EINVALID, naming the input) rather than by a worker's
 // attempt later. A schema that cannot be read now (its repository is down) refuses nothing: the worker
 // reads it again and fails the attempt with the reason if it still cannot.
-func (s *Service) checkValues(ctx context.Context, app *marketplace.Application, values map[string]any) error {
+func (s *Requests) checkValues(ctx context.Context, app *marketplace.Application, values map[string]any) error {
 	vs, err := s.ValuesSchema(ctx, app)
 	if err != nil {
 		s.log.Warn("values schema unreadable at request time; the worker checks the values", "application", app.ID, "version", app.Version, "err", err)

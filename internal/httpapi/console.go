@@ -30,7 +30,7 @@ type consoleOutput struct {
 func deploymentConsole(deployments marketplace.DeploymentService, consoles ConsoleReader, log *slog.Logger) func(context.Context, *consoleInput) (*body[consoleOutput], error) {
 	return func(ctx context.Context, in *consoleInput) (*body[consoleOutput], error) {
 		d, err := deployments.FindDeploymentByID(ctx, in.ID)
-		if err == nil && d.Type != marketplace.TypeVM {
+		if err == nil && !marketplace.Offers(d.Type).Console {
 			err = marketplace.Errorf(marketplace.ENOTFOUND, "deployment %d is a %s deployment: only vm deployments have a console", d.ID, d.Type)
 		} else if err == nil && consoles == nil {
 			err = marketplace.Errorf(marketplace.ENOTFOUND, "deployment %d has no console: this marketplace has no VM host (LIBVIRT_URI)", d.ID)

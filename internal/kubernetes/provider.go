@@ -74,7 +74,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Provider installs Helm charts. It implements marketplace.Provider.
+// Provider installs Helm charts. It is the k8s type's marketplace.Installer and marketplace.Inspector.
 type Provider struct {
 	cfg      Config
 	charts   *chartSource

@@ -74,7 +74,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Provider implements marketplace.Provider for vm deployments.
+// Provider is the vm type's marketplace.Installer and marketplace.Inspector.
 type Provider struct {
 	cfg Config
 

@@ -24,12 +24,6 @@ type PackageInfo struct {
 // MaxReadmeBytes bounds the README read from a package.
 const MaxReadmeBytes = 64 << 10
 
-// PackageInfoReader is a Provider that can read what an application's package says about itself. It
-// may fetch the package (through the fetch guard).
-type PackageInfoReader interface {
-	PackageInfo(ctx context.Context, app *Application) (*PackageInfo, error)
-}
-
 // About is what the marketplace shows of what one version of an application says about itself, read
 // when the version is published: every text bounded, every URL http or https, the README rendered from
 // Markdown and sanitised, the icon re-encoded and served from the marketplace's own cache.

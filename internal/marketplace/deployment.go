@@ -196,12 +196,6 @@ type Revision struct {
 	CreatedAt    time.Time      `json:"created_at"`
 }
 
-// Upgrader is a Provider that can move a deployment to another version and inputs in place, keeping the
-// previous revision running when that fails. It returns the placement and the new revision's number.
-type Upgrader interface {
-	Upgrade(ctx context.Context, d *Deployment, app *Application) (Placement, int, error)
-}
-
 // AttemptFailure is how an attempt failed and what follows.
 type AttemptFailure struct {
 	Reason     string
@@ -234,20 +228,6 @@ func (t Task) ID() string { return fmt.Sprintf("%s:%d:%d", t.Op, t.DeploymentID,
 // Enqueuer puts tasks on the queues. A task whose ID is already queued is not an error.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, t Task) error
-}
-
-// ProjectRemover is a Provider that keeps resources per project (a Kubernetes namespace) to remove once
-// the project is deleted. RemoveProject is idempotent.
-type ProjectRemover interface {
-	RemoveProject(ctx context.Context, projectID int64) error
-}
-
-// Provider installs and removes one type of deployment.
-type Provider interface {
-	// Install is idempotent: a retry after a crash converges on the same resources, never duplicates.
-	Install(ctx context.Context, d *Deployment, app *Application) (Placement, error)
-	// Uninstall is idempotent: resources already gone count as removed.
-	Uninstall(ctx context.Context, d *Deployment) error
 }
 
 // Health is what the provider sees of a deployment right now, beside its recorded status.
@@ -292,11 +272,6 @@ func HealthOf(workloads []WorkloadHealth) string {
 		}
 	}
 	return status
-}
-
-// HealthChecker is a Provider that can tell how a deployment is doing right now.
-type HealthChecker interface {
-	Health(ctx context.Context, d *Deployment) (*Health, error)
 }
 
 // AcceptedRate is the highest rate an automatic upgrade may move the deployment to: its MaxHourlyRate,

@@ -1,8 +1,6 @@
 package marketplace
 
 import (
-	"context"
-
 	"github.com/shopspring/decimal"
 )
 
@@ -37,11 +35,4 @@ type PreviewResource struct {
 // CostFor30Days is rate × 720 hours, exact.
 func CostFor30Days(rate Money) Money {
 	return Money{Decimal: rate.Decimal.Mul(decimal.NewFromInt(720))}
-}
-
-// Previewer is a Provider that can tell what an install, or an upgrade of d to app (with d's inputs),
-// would do without doing it.
-type Previewer interface {
-	Preview(ctx context.Context, d *Deployment, app *Application) (*Preview, error)
-	PreviewUpgrade(ctx context.Context, d *Deployment, app *Application) (*Preview, error)
 }

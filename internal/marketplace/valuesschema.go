@@ -1,7 +1,6 @@
 package marketplace
 
 import (
-	"context"
 	"encoding/json"
 )
 
@@ -14,11 +13,4 @@ type ValuesSchema struct {
 	Schema json.RawMessage `json:"schema,omitempty"`
 	// Defaults are the package's own values, which a consumer's inputs override.
 	Defaults map[string]any `json:"defaults,omitempty"`
-}
-
-// ValuesSchemaReader is a Provider that can read the values schema of an application's package. It may
-// fetch the package (through the fetch guard); a schema that refers to anything outside itself is
-// refused, never followed.
-type ValuesSchemaReader interface {
-	ValuesSchema(ctx context.Context, app *Application) (*ValuesSchema, error)
 }

@@ -117,7 +117,7 @@ func (s *server) deploymentView(r *http.Request, id int64, full bool) (*deployme
 	}
 	v.Accrued = totals.Accrued
 	v.UsagePager = v.UsagePager.of(r, "usage_page", totals.Records, len(v.Usage))
-	if d.Type == marketplace.TypeVM && s.Consoles != nil && d.Placement.VMName != "" {
+	if marketplace.Offers(d.Type).Console && s.Consoles != nil && d.Placement.VMName != "" {
 		if console, err := s.Consoles.Console(ctx, d, 4096); err == nil {
 			v.Console = console
 		}

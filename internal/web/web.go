@@ -32,7 +32,7 @@ type Store interface {
 	marketplace.SessionService
 }
 
-// Deployer accepts installs, upgrades and deletions; the API's deploy.Service.
+// Deployer accepts installs, upgrades and deletions; the API's deploy.Requests.
 type Deployer interface {
 	RequestInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Deployment, error)
 	PreviewInstall(ctx context.Context, r deploy.InstallRequest) (*marketplace.Preview, error)

@@ -15,7 +15,7 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// Client makes calls for the stand-ins of provider.go.
+// Client makes the calls of the forwarding Inspectors (inspector.go).
 type Client struct {
 	rdb      *redis.Client
 	cfg      Config

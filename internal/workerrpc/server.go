@@ -14,20 +14,20 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-// Server answers calls with a worker's own providers.
+// Server answers calls with a worker's own Inspectors.
 type Server struct {
 	rdb         *redis.Client
 	cfg         Config
 	requests    string
 	store       Store
-	providers   map[string]marketplace.Provider
+	inspectors  map[string]marketplace.Inspector
 	concurrency int
 	log         *slog.Logger
 }
 
-// NewServer returns a Server that answers up to concurrency calls at once with providers (by deployment
+// NewServer returns a Server that answers up to concurrency calls at once with inspectors (by deployment
 // type), reading what the calls name from store.
-func NewServer(cfg Config, store Store, providers map[string]marketplace.Provider, concurrency int, log *slog.Logger) (*Server, error) {
+func NewServer(cfg Config, store Store, inspectors map[string]marketplace.Inspector, concurrency int, log *slog.Logger) (*Server, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -35,7 +35,7 @@ func NewServer(cfg Config, store Store, providers map[string]marketplace.Provide
 	if err != nil {
 		return nil, err
 	}
-	return &Server{rdb: rdb, cfg: cfg, requests: requestsKey(cfg.Instance), store: store, providers: providers,
+	return &Server{rdb: rdb, cfg: cfg, requests: requestsKey(cfg.Instance), store: store, inspectors: inspectors,
 		concurrency: max(concurrency, 1), log: log.With("component", "workerrpc")}, nil
 }
 
@@ -135,9 +135,9 @@ func (s *Server) answer(ctx context.Context, msg []byte) {
 	s.push(ctx, key, req.ID, r)
 }
 
-// run calls the provider method req names, reading what it is about as req's caller.
+// run calls the Inspector method req names, reading what it is about as req's caller.
 func (s *Server) run(ctx context.Context, req request) (result any, err error) {
-	p := s.providers[req.Type]
+	p := s.inspectors[req.Type]
 	if p == nil {
 		return nil, fmt.Errorf("this worker has no provider of type %q (KUBECONFIG or LIBVIRT_URI)", req.Type)
 	}

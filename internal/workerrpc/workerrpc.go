@@ -1,6 +1,6 @@
 // Package workerrpc lets a process that holds no cluster or VM host credentials (an `api` replica) call
-// the read-only methods of the providers (previews, health, VM consoles) on a worker, which holds them:
-// a request/reply over the Redis the queues already use.
+// the read side of the providers (marketplace.Inspector: previews, health, values schemas, VM consoles)
+// on a worker, which holds them: a request/reply over the Redis the queues already use.
 //
 // A call names what it is about by ids (a deployment, an application version) and carries only what the
 // caller adds to it (a preview's inputs): the worker reads the deployment and the application, their
@@ -15,10 +15,9 @@
 // arrives: nothing polls. The worker first says it took the call, so a caller that finds no worker up
 // knows within Config.AcceptTimeout instead of its whole deadline.
 //
-// The stand-ins of provider.go implement the optional provider interfaces of package marketplace by
-// calling a worker; Server answers them with the worker's own providers, the code `serve` calls in
-// process. Domain errors (*marketplace.Error) cross with their code and message; any other error
-// crosses as its text.
+// Inspector (inspector.go) is one forwarding marketplace.Inspector per deployment type; Server answers
+// its calls with the worker's own Inspectors, the code `serve` calls in process. Domain errors
+// (*marketplace.Error) cross with their code and message; any other error crosses as its text.
 package workerrpc
 
 import (
@@ -72,7 +71,7 @@ func (cfg *Config) check() error {
 type request struct {
 	ID     string `json:"id"`
 	Type   string `json:"type"`   // the deployment type whose provider answers
-	Method string `json:"method"` // a key of methods (provider.go)
+	Method string `json:"method"` // a method of handler (inspector.go)
 	Target target `json:"target"`
 	// Caller is who asked: the worker reads what Target names as them, so it finds only their own.
 	Caller   caller    `json:"caller"`

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &tenv, testenv.Options{}))
 // previewer answers previews by what the deployment's inputs ask: an echo of them, a domain error, an
 // error of another kind, or no answer until its deadline. (The provider code of the real types is
 // exercised end to end in cmd/marketplace's TestAPIOnlyBuildAsksAWorker; this is the transport.)
-type previewer struct{ marketplace.Provider }
+type previewer struct{ marketplace.Inspector }
 
 func (previewer) Preview(ctx context.Context, d *marketplace.Deployment, app *marketplace.Application) (*marketplace.Preview, error) {
 	switch d.Inputs["answer"] {
@@ -65,7 +65,7 @@ func TestCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	remote := client.Provider("k8s").Previewer()
+	remote := client.Inspector("k8s")
 	app := &marketplace.Application{ID: 7, Version: 1, Name: "web", HourlyRate: marketplace.Money{}}
 	preview := func(ctx context.Context, inputs map[string]any) (*marketplace.Preview, error) {
 		return remote.Preview(ctx, &marketplace.Deployment{Inputs: inputs}, app)
@@ -80,7 +80,7 @@ func TestCalls(t *testing.T) {
 		t.Fatalf("%d calls left queued (%v), want none", n, err)
 	}
 
-	server, err := NewServer(cfg, store{}, map[string]marketplace.Provider{"k8s": previewer{}}, 2, slog.New(slog.DiscardHandler))
+	server, err := NewServer(cfg, store{}, map[string]marketplace.Inspector{"k8s": previewer{}}, 2, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,13 +124,13 @@ func TestCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	_, err = other.Provider("k8s").Previewer().Preview(context.Background(), &marketplace.Deployment{}, app)
+	_, err = other.Inspector("k8s").Preview(context.Background(), &marketplace.Deployment{}, app)
 	if marketplace.ErrorCode(err) != marketplace.EUNAVAILABLE {
 		t.Errorf("a call signed with another secret: %v, want no worker taking it", err)
 	}
 	// A type the worker has no provider for is an error the API shows as internal (it never asks: its
 	// providers mirror the worker's).
-	if _, err = client.Provider("vm").HealthChecker().Health(context.Background(), &marketplace.Deployment{}); err == nil ||
+	if _, err = client.Inspector("vm").Health(context.Background(), &marketplace.Deployment{}); err == nil ||
 		!strings.Contains(err.Error(), `no provider of type "vm"`) {
 		t.Errorf("a call for a type the worker lacks: %v", err)
 	}
