@@ -56,6 +56,11 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("user-billing", http.MethodGet, "/api/billing/user/{id}", "The billing records of a user, paginated, with the total of all", 200), userBilling(s, log))
 	huma.Register(api, op("deployment-billing", http.MethodGet, "/api/billing/user/{id}/deployment/{deploymentID}", "The billing records of one deployment, oldest first (or ?order=newest), paginated, with the total of all", 200), deploymentBilling(s, log))
 
+	huma.Register(api, mayConflict(op("create-webhook", http.MethodPost, "/api/webhooks", "Register a webhook for some events (within the owner's limit); its signing secret is shown once", 201)), createWebhook(s, d.URLs, log))
+	huma.Register(api, op("list-webhooks", http.MethodGet, "/api/webhooks", "The caller's webhooks (the operator sees all), without their secrets, paginated", 200), listWebhooks(s, log))
+	huma.Register(api, op("delete-webhook", http.MethodDelete, "/api/webhooks/{id}", "Delete a webhook: nothing more is sent to it", 204), deleteWebhook(s, log))
+	huma.Register(api, op("list-webhook-deliveries", http.MethodGet, "/api/webhooks/{id}/deliveries", "A webhook's deliveries, newest first, with the outcome of each one's latest attempt, paginated", 200), listWebhookDeliveries(s, log))
+
 	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
 	addLedgerRoutes(api, s, log)
 

@@ -29,6 +29,7 @@ type Store interface {
 	marketplace.BillingService
 	marketplace.AuditService
 	marketplace.LedgerService
+	marketplace.WebhookService
 	CatalogJSON
 }
 
