@@ -80,8 +80,7 @@ type WebhookDelivery struct {
 	WebhookID int64  `json:"webhook_id"`
 	MessageID string `json:"message_id" doc:"the webhook-id header: the same on every attempt, so a receiver can drop a delivery it already has"`
 	EventType string `json:"event_type"`
-	// Payload is the body sent, exactly.
-	Payload        json.RawMessage `json:"payload"`
+	Payload        json.RawMessage `json:"payload" doc:"the body sent, exactly: {\"type\": ..., \"timestamp\": ..., \"data\": {...}}"`
 	OccurredAt     time.Time       `json:"occurred_at"`
 	Status         string          `json:"status" enum:"pending,delivered,failed"`
 	Attempts       int             `json:"attempts"`

@@ -1007,11 +1007,13 @@ type WebhookDelivery struct {
 	MessageId string `json:"message_id"`
 
 	// NextAttemptAt while pending: when it is sent (again)
-	NextAttemptAt *time.Time            `json:"next_attempt_at,omitempty"`
-	OccurredAt    time.Time             `json:"occurred_at"`
-	Payload       interface{}           `json:"payload"`
-	Status        WebhookDeliveryStatus `json:"status"`
-	WebhookId     int64                 `json:"webhook_id"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	OccurredAt    time.Time  `json:"occurred_at"`
+
+	// Payload the body sent, exactly: {"type": ..., "timestamp": ..., "data": {...}}
+	Payload   interface{}           `json:"payload"`
+	Status    WebhookDeliveryStatus `json:"status"`
+	WebhookId int64                 `json:"webhook_id"`
 }
 
 // WebhookDeliveryStatus defines model for WebhookDelivery.Status.
