@@ -76,10 +76,10 @@ const (
 // WebhookDelivery is one event sent, or to be sent, to one webhook, with the outcome of its latest
 // attempt.
 type WebhookDelivery struct {
-	ID        int64  `json:"id"`
-	WebhookID int64  `json:"webhook_id"`
-	MessageID string `json:"message_id" doc:"the webhook-id header: the same on every attempt, so a receiver can drop a delivery it already has"`
-	EventType string `json:"event_type"`
+	ID             int64           `json:"id"`
+	WebhookID      int64           `json:"webhook_id"`
+	MessageID      string          `json:"message_id" doc:"the webhook-id header: the same on every attempt, so a receiver can drop a delivery it already has"`
+	EventType      string          `json:"event_type"`
 	Payload        json.RawMessage `json:"payload" doc:"the body sent, exactly: {\"type\": ..., \"timestamp\": ..., \"data\": {...}}"`
 	OccurredAt     time.Time       `json:"occurred_at"`
 	Status         string          `json:"status" enum:"pending,delivered,failed"`
