@@ -45,6 +45,7 @@ import (
 	"github.com/marketplace/marketplace/internal/postgres"
 	"github.com/marketplace/marketplace/internal/queue"
 	"github.com/marketplace/marketplace/internal/web"
+	"github.com/marketplace/marketplace/internal/webhook"
 	"github.com/marketplace/marketplace/internal/workerrpc"
 )
 
@@ -124,6 +125,12 @@ type Config struct {
 	VMImageMinRate    int64         `env:"VM_IMAGE_MIN_RATE" envDefault:"65536"`
 	VMImageRateWindow time.Duration `env:"VM_IMAGE_RATE_WINDOW" envDefault:"20s"`
 	VMImageGCInterval time.Duration `env:"VM_IMAGE_GC_INTERVAL" envDefault:"10m"`
+	// Webhook deliveries (package webhook): one attempt's bound, attempts, backoff and polling.
+	WebhookTimeout      time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+	WebhookMaxAttempts  int           `env:"WEBHOOK_MAX_ATTEMPTS" envDefault:"12"`
+	WebhookRetryBackoff time.Duration `env:"WEBHOOK_RETRY_BACKOFF" envDefault:"10s"`
+	WebhookMaxBackoff   time.Duration `env:"WEBHOOK_MAX_BACKOFF" envDefault:"1h"`
+	WebhookPoll         time.Duration `env:"WEBHOOK_POLL_INTERVAL" envDefault:"1s"`
 	VMNetworks
 }
 
@@ -344,6 +351,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if vmHost != nil {
 			g.Go(func() error { return vmHost.run(ctx) })
 		}
+		// Webhook deliveries go out through the fetch guard: a receiver inside the operator's network is
+		// refused at every dial unless MARKETPLACE_FETCH_ALLOW allows it.
+		sender := webhook.NewSender(db, guard.Transport(), webhook.Config{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts,
+			RetryBackoff: cfg.WebhookRetryBackoff, MaxBackoff: cfg.WebhookMaxBackoff, PollInterval: cfg.WebhookPoll,
+			Concurrency: cfg.WorkerConcurrency}, log)
+		g.Go(func() error { return sender.Run(ctx) })
 		job := billing.New(db, cfg.BillingInterval, metrics, log)
 		g.Go(func() error { return job.Run(ctx) })
 		if local.collectImages != nil {

@@ -32,6 +32,7 @@ type Store interface {
 	marketplace.LedgerService
 	marketplace.OrganizationService
 	marketplace.OrganizationLedgerService
+	marketplace.WebhookService
 	CatalogJSON
 }
 
