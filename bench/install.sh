@@ -182,11 +182,11 @@ KCA=$(awk '/certificate-authority:/ {print $2; exit}' "$KUBECONFIG")
 KCERT=$(awk '/client-certificate:/ {print $2; exit}' "$KUBECONFIG")
 KKEY=$(awk '/client-key:/ {print $2; exit}' "$KUBECONFIG")
 sample_load() {
-  echo -e "time\tpg_connections\tpg_active\tredis_ops_per_sec\tapiserver_requests_total\tload1"
+  echo -e "time\tpg_connections\tpg_active\tredis_ops_per_sec\tapiserver_requests_total\tload1\tepoch"
   while sleep 1; do
     pg=$(psql -X -At -F $'\t' "$DATABASE_URL" -c "SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity WHERE datname = '$DB'" 2>/dev/null || echo -e "-\t-")
     ops=$(redis-cli -u "$REDIS_URL" INFO stats 2>/dev/null | awk -F: '/^instantaneous_ops_per_sec/ { print $2 + 0 }')
-    echo -e "$(date -u +%H:%M:%S)\t$pg\t${ops:--}\t$(api_requests || echo -)\t$(cut -d' ' -f1 /proc/loadavg)"
+    echo -e "$(date -u +%H:%M:%S)\t$pg\t${ops:--}\t$(api_requests || echo -)\t$(cut -d' ' -f1 /proc/loadavg)\t$(date +%s)"
   done
 }
 sample_load >"$OUT/load.tsv" &
@@ -233,21 +233,23 @@ browse_table() {
   }' "$OUT/browse.tsv"
 }
 
-# load_table digests load.tsv: the peak and mean of each sampled figure over the run.
+# load_table digests load.tsv: the peak and mean of each sampled figure over the run. A loaded machine
+# takes seconds per sample, so the API server's rate is its count's change over the samples' own times.
 load_table() {
   awk -F'\t' 'NR > 1 && $2 != "-" {
       n++; if ($2 > pc) pc = $2; if ($3 > pa) pa = $3; sa += $3
       if ($4 > ro) ro = $4; sr += $4
-      if (prev != "" && $5 != "-") { q = $5 - prev; if (q > pq) pq = q; sq += q; nq++ }
-      if ($5 != "-") prev = $5
-      if ($6 > pl) pl = $6
+      if (prev != "" && $5 != "-" && $7 > pt) { q = ($5 - prev) / ($7 - pt); if (q > pq) pq = q }
+      if ($5 != "-") { if (first == "") { first = $5; t0 = $7 } prev = $5; pt = $7 }
+      if ($6 > pl) pl = $6; sl += $6
     } END {
       print "| figure | peak | mean |"; print "|---|---|---|"
       printf "| PostgreSQL connections to the run'"'"'s database | %d | – |\n", pc
       printf "| of them active | %d | %.1f |\n", pa, sa / n
       printf "| Redis commands/s (instantaneous_ops_per_sec) | %d | %.0f |\n", ro, sr / n
-      if (nq) printf "| API server requests/s | %d | %.0f |\n", pq, sq / nq
-      printf "| load average (1 min) | %.1f | – |\n", pl
+      if (pt > t0) printf "| API server requests/s | %.0f | %.0f |\n", pq, (prev - first) / (pt - t0)
+      printf "| load average (1 min) | %.1f | %.1f |\n", pl, sl / n
+      printf "\n%d samples over %d s\n", n, pt - t0
     }' "$OUT/load.tsv"
 }
 
