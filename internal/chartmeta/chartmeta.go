@@ -30,8 +30,8 @@ type Config struct {
 	// Inspectors are the process's inspectors by deployment type: those whose type offers PackageInfo
 	// read their packages (an API replica's ask a worker).
 	Inspectors map[string]marketplace.Inspector
-	Fetch     *fetch.Guard
-	Logger    *slog.Logger
+	Fetch      *fetch.Guard
+	Logger     *slog.Logger
 	// Timeout bounds the reading of one version, package and icon; 1 minute when zero.
 	Timeout time.Duration
 }
