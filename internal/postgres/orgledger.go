@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -108,11 +107,7 @@ func (db *DB) FindOrganizationRevenue(ctx context.Context, orgID int64, from, to
 	if err != nil {
 		return nil, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT a.id, a.name, count(*), sum(`+rangeSeconds+`)::bigint, sum(`+rangeAmount+`)
-FROM applications a JOIN usage_records r ON r.application_id = a.id
-WHERE a.organization_id = $1 AND `+rangeOverlap+`
-GROUP BY a.id, a.name ORDER BY a.id`, orgID, from, to)
-	r, err := collectRevenue(rows, db.terms.FeePercent, marketplace.MaxRateDecimals)
+	r, err := db.revenue(ctx, `a.organization_id = $1`, orgID, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("revenue of organization %d: %w", orgID, err)
 	}
@@ -126,13 +121,9 @@ func (db *DB) FindOrganizationPayout(ctx context.Context, orgID int64, p marketp
 	if err := memberMay(ctx, db.pool, scopeUser(ctx), orgID, mayPublish, "read the payouts of"); err != nil {
 		return nil, err
 	}
-	var currency string
-	var fee decimal.Decimal
-	err := db.pool.QueryRow(ctx, `SELECT currency, fee_percent FROM billing_periods WHERE starts_at = $1`, p.Start).Scan(&currency, &fee)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "period %s is not closed: a payout exists once it is", p)
-	} else if err != nil {
-		return nil, fmt.Errorf("payout of organization %d for %s: %w", orgID, p, err)
+	currency, fee, err := db.closedTerms(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	rows, _ := db.pool.Query(ctx, `SELECT l.application_id, max(l.application_name), count(DISTINCT l.deployment_id), sum(l.seconds)::bigint, sum(l.charge)
 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id JOIN applications a ON a.id = l.application_id

@@ -89,11 +89,7 @@ func (db *DB) FindRevenue(ctx context.Context, publisherID int64, from, to time.
 	if err != nil {
 		return nil, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT a.id, a.name, count(*), sum(`+rangeSeconds+`)::bigint, sum(`+rangeAmount+`)
-FROM applications a JOIN usage_records r ON r.application_id = a.id
-WHERE a.publisher_id = $1 AND a.organization_id IS NULL AND `+rangeOverlap+`
-GROUP BY a.id, a.name ORDER BY a.id`, publisherID, from, to)
-	r, err := collectRevenue(rows, db.terms.FeePercent, marketplace.MaxRateDecimals)
+	r, err := db.revenue(ctx, `a.publisher_id = $1 AND a.organization_id IS NULL`, publisherID, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("revenue of publisher %d: %w", publisherID, err)
 	}
@@ -107,13 +103,9 @@ func (db *DB) FindPayout(ctx context.Context, publisherID int64, p marketplace.P
 	if err := db.publisherScope(ctx, publisherID); err != nil {
 		return nil, err
 	}
-	var currency string
-	var fee decimal.Decimal
-	err := db.pool.QueryRow(ctx, `SELECT currency, fee_percent FROM billing_periods WHERE starts_at = $1`, p.Start).Scan(&currency, &fee)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "period %s is not closed: a payout exists once it is", p)
-	} else if err != nil {
-		return nil, fmt.Errorf("payout of publisher %d for %s: %w", publisherID, p, err)
+	currency, fee, err := db.closedTerms(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	rows, _ := db.pool.Query(ctx, `SELECT l.application_id, max(l.application_name), count(DISTINCT l.deployment_id), sum(l.seconds)::bigint, sum(l.charge)
 FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
@@ -126,6 +118,30 @@ GROUP BY l.application_id ORDER BY l.application_id`, publisherID, p.Start)
 	}
 	r.PublisherID, r.Period, r.From, r.To, r.Currency = publisherID, p.String(), p.Start, p.End(), currency
 	return r, nil
+}
+
+// revenue is what the applications that owner (a condition on applications a, with $1 the owner's
+// id) matches earned over [from, to), at the current terms.
+func (db *DB) revenue(ctx context.Context, owner string, id int64, from, to time.Time) (*marketplace.Revenue, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT a.id, a.name, count(*), sum(`+rangeSeconds+`)::bigint, sum(`+rangeAmount+`)
+FROM applications a JOIN usage_records r ON r.application_id = a.id
+WHERE `+owner+` AND `+rangeOverlap+`
+GROUP BY a.id, a.name ORDER BY a.id`, id, from, to)
+	return collectRevenue(rows, db.terms.FeePercent, marketplace.MaxRateDecimals)
+}
+
+// closedTerms are the currency and fee percent closed period p was closed with; ENOTFOUND when it is
+// not closed.
+func (db *DB) closedTerms(ctx context.Context, p marketplace.Period) (string, decimal.Decimal, error) {
+	var currency string
+	var fee decimal.Decimal
+	err := db.pool.QueryRow(ctx, `SELECT currency, fee_percent FROM billing_periods WHERE starts_at = $1`, p.Start).Scan(&currency, &fee)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fee, marketplace.Errorf(marketplace.ENOTFOUND, "period %s is not closed: a payout exists once it is", p)
+	} else if err != nil {
+		return "", fee, fmt.Errorf("terms of period %s: %w", p, err)
+	}
+	return currency, fee, nil
 }
 
 // collectRevenue reads (application, name, deployments, seconds, gross) rows and works out each
