@@ -18,54 +18,62 @@ import (
 )
 
 // chromium is the one headless Chromium of this test binary (Debian's, installed by
-// scripts/chromium.sh), started by the first browser test; each test gets a browser context of its own
-// per user, so cookies never leak between users or tests. chromedp kills it when the binary exits.
+// scripts/chromium.sh), started by the first browser test and again by the next one if it died (a test
+// that finds it gone says so; every later browser test failing on one dead browser hid the first cause);
+// each test gets a browser context of its own per user, so cookies never leak between users or tests.
+// chromedp kills it when the binary exits.
 var chromium struct {
-	once sync.Once
-	ctx  context.Context
-	err  error
+	mu  sync.Mutex
+	ctx context.Context // cancelled by chromedp when the connection to the browser is lost
+}
+
+// startChromium starts the shared Chromium, or starts it again when the one before is gone.
+func startChromium(t *testing.T) context.Context {
+	t.Helper()
+	chromium.mu.Lock()
+	defer chromium.mu.Unlock()
+	if chromium.ctx != nil {
+		if chromium.ctx.Err() == nil {
+			return chromium.ctx
+		}
+		t.Logf("the shared Chromium is gone (%v): starting another", context.Cause(chromium.ctx))
+	}
+	path := os.Getenv("CHROMIUM")
+	if path == "" {
+		var err error
+		if path, err = exec.LookPath("chromium"); err != nil {
+			t.Fatalf("chromium is not installed: run `bash scripts/chromium.sh` (make test does): %v", err)
+		}
+	}
+	dataDir, err := os.MkdirTemp("", "mp-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.UserDataDir(dataDir),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 900)}
+	alloc, _ := chromedp.NewExecAllocator(context.Background(), opts...)
+	browser, _ := chromedp.NewContext(alloc)
+	if err := chromedp.Run(browser); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	chromium.ctx = browser
+	return browser
 }
 
 // browserContext returns a fresh browser context (its own cookies and cache, like a private window),
 // closed when the test ends.
 func browserContext(t *testing.T) context.Context {
 	t.Helper()
-	chromium.once.Do(func() {
-		path := os.Getenv("CHROMIUM")
-		if path == "" {
-			path, chromium.err = exec.LookPath("chromium")
-			if chromium.err != nil {
-				chromium.err = fmt.Errorf("chromium is not installed: run `bash scripts/chromium.sh` (make test does): %w", chromium.err)
-				return
-			}
-		}
-		dataDir, err := os.MkdirTemp("", "mp-chromium-")
-		if err != nil {
-			chromium.err = err
-			return
-		}
-		opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.UserDataDir(dataDir),
-			chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-			chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-			chromedp.NoDefaultBrowserCheck, chromedp.WindowSize(1280, 900)}
-		alloc, _ := chromedp.NewExecAllocator(context.Background(), opts...)
-		browser, _ := chromedp.NewContext(alloc)
-		if err := chromedp.Run(browser); err != nil {
-			chromium.err = fmt.Errorf("start chromium: %w", err)
-			return
-		}
-		chromium.ctx = browser
-	})
-	if chromium.err != nil {
-		t.Fatal(chromium.err)
-	}
+	browser := startChromium(t)
 	// A browser context of its own, its first tab in a new window: Chromium's headless mode refuses a tab
 	// of a new browser context without one ("no browser is open"), which chromedp.WithNewBrowserContext
 	// does not ask for.
 	var bc cdp.BrowserContextID
 	var tab target.ID
-	err := chromedp.Run(chromium.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+	err := chromedp.Run(browser, chromedp.ActionFunc(func(ctx context.Context) error {
 		exec := cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser)
 		var err error
 		if bc, err = target.CreateBrowserContext().Do(exec); err != nil {
@@ -77,10 +85,10 @@ func browserContext(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatalf("open a browser context: %v", err)
 	}
-	ctx, cancel := chromedp.NewContext(chromium.ctx, chromedp.WithTargetID(tab))
+	ctx, cancel := chromedp.NewContext(browser, chromedp.WithTargetID(tab))
 	t.Cleanup(func() {
 		cancel()
-		chromedp.Run(chromium.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+		chromedp.Run(browser, chromedp.ActionFunc(func(ctx context.Context) error {
 			return target.DisposeBrowserContext(bc).Do(cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser))
 		}))
 	})

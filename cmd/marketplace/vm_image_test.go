@@ -219,6 +219,32 @@ func TestVMDownloadedImageCollected(t *testing.T) {
 	})
 }
 
+// TestVMDownloadedImageVanished: the downloaded image's file is deleted behind libvirt's back (a disk
+// clean-up on the host) while the pool still lists it; the next install downloads it again instead of
+// making its disk on a file that is gone, and is installed.
+func TestVMDownloadedImageVanished(t *testing.T) {
+	srv, allow := imageServer(t, map[string]string{"guest.qcow2": testGuest()}, nil)
+	mp := startMarketplace(t, "serve", vmEnv(map[string]string{"MARKETPLACE_FETCH_ALLOW": allow}))
+	_, pub := mp.user(t, "publisher")
+	_, con := mp.user(t, "consumer")
+	t.Cleanup(func() { prefix := vmPrefix(t, mp); mp.stop(); removeVMs(t, prefix) })
+	app := publishImage(t, mp, pub, "guest", srv.URL+"/guest.qcow2")
+	first := installApp(t, mp, con, app)
+	mp.waitForStatus(t, con, first, "installed", 3*time.Minute)
+	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", first), con, nil)
+	mp.waitForStatus(t, con, first, "uninstalled", 2*time.Minute)
+
+	downloaded := filepath.Join(tenv.VMDir, "downloads", "image-"+fileSHA256(t, testGuest())+".qcow2")
+	if err := os.Remove(downloaded); err != nil {
+		t.Fatalf("the downloaded image is not in the downloads pool: %v", err)
+	}
+	second := installApp(t, mp, con, app)
+	mp.waitForStatus(t, con, second, "installed", 3*time.Minute)
+	if _, err := os.Stat(downloaded); err != nil {
+		t.Fatalf("the image was not downloaded again: %v", err)
+	}
+}
+
 // TestVMImageQuota: a publisher's downloaded images count against VM_IMAGE_QUOTA_BYTES. Their second
 // image would exceed it: its install fails naming the quota and boots nothing; another publisher's
 // install of that same image gets past the download (its overlay is made).

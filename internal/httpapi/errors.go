@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -35,8 +36,16 @@ func problem(ctx context.Context, log *slog.Logger, err error) error {
 	return p
 }
 
+// statusClientClosedRequest is nginx's status for a request whose client went away before the answer: no
+// one reads it, but the logs and the request metrics then tell a client's leaving from a fault of ours.
+const statusClientClosedRequest = 499
+
 // problemStatus is the status of err's problem; an internal error is logged here, once.
 func problemStatus(ctx context.Context, log *slog.Logger, err error) int {
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		log.InfoContext(ctx, "request cancelled by its client", "err", err)
+		return statusClientClosedRequest
+	}
 	status := statusOf[marketplace.ErrorCode(err)]
 	if status == http.StatusInternalServerError {
 		log.ErrorContext(ctx, "internal error", "err", err)

@@ -171,11 +171,25 @@ func (p *Provider) cachedImage(l *golibvirt.Libvirt, key string) (string, bool) 
 		return "", false
 	}
 	vol, err := l.StorageVolLookupByName(pool, e.Volume)
-	if err != nil {
+	if err != nil || !p.volumeOnDisk(l, pool, vol) {
 		return "", false
 	}
 	path, err := l.StorageVolGetPath(vol)
 	return path, err == nil
+}
+
+// volumeOnDisk tells whether a volume the pool lists still has its file. A pool lists what it saw when it
+// was last read, so a file deleted behind libvirt's back (a disk clean-up, a state directory made anew
+// while libvirtd ran on) is still listed: asking for its info reads the file again, and when that fails
+// the pool is read again so that it forgets the volume and the image is downloaded anew.
+func (p *Provider) volumeOnDisk(l *golibvirt.Libvirt, pool golibvirt.StoragePool, vol golibvirt.StorageVol) bool {
+	if _, _, _, err := l.StorageVolGetInfo(vol); err == nil {
+		return true
+	}
+	if err := l.StoragePoolRefresh(pool, 0); err != nil {
+		p.cfg.Logger.Warn("could not read a storage pool again", "pool", pool.Name, "err", err)
+	}
+	return false
 }
 
 // downloadedImage returns the path of the downloads pool's copy of the image at rawURL, downloading it
@@ -216,6 +230,9 @@ func (p *Provider) downloadedImage(ctx context.Context, l *golibvirt.Libvirt, ra
 	}
 	name := "image-" + sum + "." + info.format
 	vol, err := l.StorageVolLookupByName(pool, name)
+	if err == nil && !p.volumeOnDisk(l, pool, vol) {
+		vol, err = l.StorageVolLookupByName(pool, name)
+	}
 	if isCode(err, golibvirt.ErrNoStorageVol) {
 		vol, err = p.uploadVolume(ctx, l, pool, name, info.format, file, uint64(size))
 		if err != nil {
