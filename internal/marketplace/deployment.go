@@ -88,6 +88,8 @@ type DeploymentFilter struct {
 	UpdateAvailable bool
 	ConsumerID      int64
 	ProjectID       int64
+	// OrganizationID keeps the deployments of an organization's projects.
+	OrganizationID int64
 	Status          Status
 	Page            Page
 }
