@@ -90,8 +90,8 @@ type DeploymentFilter struct {
 	ProjectID       int64
 	// OrganizationID keeps the deployments of an organization's projects.
 	OrganizationID int64
-	Status          Status
-	Page            Page
+	Status         Status
+	Page           Page
 }
 
 // DeploymentService stores deployments, scoped to the caller.
