@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/marketplace/marketplace/internal/webhook"
+)
+
+// TestStorefrontOrganizations is a team in Chromium: an admin creates an organization and a project in
+// it, adds a member by name as a viewer and registers a webhook (its secret shown once); a deployment in
+// the organization's project is installed; the admin switches to the organization and sees its
+// projects, deployments and bill, and the webhook's deliveries delivered. The viewer sees the same pages
+// but its changes (adding a member, creating a project) are refused with the store's message shown, and
+// nothing changes; the last admin cannot be removed. Every page passes axe-core.
+func TestStorefrontOrganizations(t *testing.T) {
+	recv := newReceiver(t)
+	recv.start()
+	inst := startMarketplace(t, "serve", map[string]string{"MARKETPLACE_FETCH_ALLOW": testRepositories() + "," + recv.addr})
+	_, pub := inst.user(t, "Publisher")
+	app := num(t, inst.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "web", "hourly_rate": 3,
+		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}}).JSON(t)["id"])
+	adminID, admin := inst.user(t, "Team admin")
+	viewerID, viewer := inst.user(t, "Team viewer")
+
+	ctx := browserContext(t)
+	step := 0
+	shot := func(name string) { step++; screenshot(t, ctx, step, name) }
+	signInBrowser(t, ctx, inst, admin)
+
+	// An organization and a project of it, from the storefront's forms.
+	browse(t, ctx, "create an organization",
+		chromedp.Navigate(inst.URL+"/orgs"),
+		chromedp.WaitVisible(`#org-name`, chromedp.ByID),
+		chromedp.SendKeys(`#org-name`, "Platform", chromedp.ByID),
+		chromedp.Submit(`#org-name`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=org-role]`, chromedp.ByQuery),
+		chromedp.SendKeys(`#new-project`, "team apps", chromedp.ByID),
+		chromedp.Submit(`#new-project`, chromedp.ByID),
+		chromedp.WaitVisible(`//ul[@data-testid="org-projects"]/li[contains(., "team apps")]`, chromedp.BySearch))
+	shot("organization")
+	checkAccessibility(t, ctx, "an organization's page")
+	projects := inst.must(t, 200, "GET", "/api/orgs/1/projects", admin, nil).List(t)
+	if len(projects) != 1 || projects[0]["name"] != "team apps" {
+		t.Fatalf("the organization's projects: %v", projects)
+	}
+	project := num(t, projects[0]["id"])
+
+	// A member added by name with a role.
+	var role string
+	browse(t, ctx, "add a viewer",
+		chromedp.Navigate(inst.URL+"/orgs/1/members"),
+		chromedp.WaitVisible(`#member-user`, chromedp.ByID),
+		chromedp.SendKeys(`#member-user`, "Team viewer", chromedp.ByID),
+		chromedp.SetValue(`#member-role`, "viewer", chromedp.ByID),
+		chromedp.Click(`#add-member`, chromedp.ByID),
+		chromedp.WaitVisible(fmt.Sprintf(`[data-testid=role-%d]`, viewerID), chromedp.ByQuery),
+		chromedp.Text(fmt.Sprintf(`[data-testid=role-%d]`, viewerID), &role, chromedp.ByQuery))
+	shot("members")
+	checkAccessibility(t, ctx, "the members page")
+	if role != "viewer" {
+		t.Fatalf("the new member's role is %q, want viewer", role)
+	}
+
+	// The last admin stays: the store's refusal is shown.
+	var refusal string
+	browse(t, ctx, "remove the last admin",
+		chromedp.Click(fmt.Sprintf(`#remove-%d`, adminID), chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=refusal]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid=refusal]`, &refusal, chromedp.ByQuery))
+	if !strings.Contains(refusal, "last admin") {
+		t.Errorf("removing the last admin: the page says %q", refusal)
+	}
+
+	// A webhook registered in the browser; its secret is on the page once.
+	var secret string
+	browse(t, ctx, "register a webhook",
+		chromedp.Navigate(inst.URL+"/webhooks"),
+		chromedp.WaitVisible(`#hook-url`, chromedp.ByID),
+		chromedp.SendKeys(`#hook-url`, recv.url(), chromedp.ByID),
+		chromedp.Click(`#event-deployment\.status_changed`, chromedp.ByQuery),
+		chromedp.Click(`#register-webhook`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=secret]`, chromedp.ByQuery),
+		chromedp.Value(`[data-testid=secret]`, &secret, chromedp.ByQuery))
+	shot("webhook-registered")
+	checkAccessibility(t, ctx, "the webhooks page with a new secret")
+	key, err := webhook.DecodeSecret(secret)
+	if err != nil || !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("the page's secret %q: %v", secret, err)
+	}
+	recv.mu.Lock()
+	recv.key = key
+	recv.mu.Unlock()
+	hooks := inst.must(t, 200, "GET", "/api/webhooks", admin, nil).List(t)
+	if len(hooks) != 1 || hooks[0]["url"] != recv.url() {
+		t.Fatalf("the admin's webhooks: %v", hooks)
+	}
+	hook := num(t, hooks[0]["id"])
+	var again string
+	browse(t, ctx, "the secret is not shown again", chromedp.Navigate(inst.URL+"/webhooks"),
+		chromedp.WaitVisible(`[data-testid=webhooks]`, chromedp.ByQuery), chromedp.Text(`main`, &again, chromedp.ByQuery))
+	if strings.Contains(again, secret) || strings.Contains(again, "whsec_") {
+		t.Errorf("the webhooks page shows the secret again")
+	}
+
+	// A deployment in the organization's project, billed to it.
+	dep := num(t, inst.must(t, 202, "POST", "/api/deployments/install", admin, map[string]any{"application_id": app, "project_id": project}).JSON(t)["deploymentID"])
+	inst.waitForStatus(t, admin, dep, "installed", 2*time.Minute)
+
+	// The admin switches from its personal account to the organization.
+	var location, deployments string
+	browse(t, ctx, "switch to the organization",
+		chromedp.Navigate(inst.URL+"/deployments"),
+		chromedp.WaitVisible(`#switch-to`, chromedp.ByID),
+		chromedp.SetValue(`#switch-to`, "1", chromedp.ByID),
+		chromedp.Submit(`#switch-to`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=org-deployments]`, chromedp.ByQuery),
+		chromedp.Location(&location),
+		chromedp.Text(`[data-testid=org-deployments]`, &deployments, chromedp.ByQuery))
+	shot("switched")
+	if !strings.HasSuffix(location, "/orgs/1") || !strings.Contains(deployments, fmt.Sprintf("#%d", dep)) || !strings.Contains(deployments, "installed") {
+		t.Fatalf("after switching, at %s the organization's deployments are %q", location, deployments)
+	}
+	bill := func(ctx context.Context, who string) string {
+		var statement string
+		browse(t, ctx, who+"'s view of the bill",
+			chromedp.Navigate(inst.URL+"/orgs/1/bills"),
+			chromedp.WaitVisible(`[data-testid=org-statement]`, chromedp.ByQuery),
+			chromedp.Text(`[data-testid=org-statement]`, &statement, chromedp.ByQuery))
+		return statement
+	}
+	if s := bill(ctx, "the admin"); !strings.Contains(s, fmt.Sprintf("#%d", dep)) || !strings.Contains(s, fmt.Sprintf("user %d", adminID)) {
+		t.Errorf("the organization's statement does not bill deployment %d requested by user %d: %q", dep, adminID, s)
+	}
+	shot("bill")
+	checkAccessibility(t, ctx, "an organization's bill")
+
+	// The webhook's deliveries: the deployment's statuses, delivered.
+	browse(t, ctx, "the webhook's deliveries", chromedp.Navigate(fmt.Sprintf("%s/webhooks/%d", inst.URL, hook)),
+		chromedp.WaitVisible(`[data-testid=deliveries]`, chromedp.ByQuery))
+	waitFor(t, time.Minute, "a delivery shown delivered", func() bool {
+		var outcomes []string
+		browse(t, ctx, "reload the deliveries", chromedp.Reload(), chromedp.WaitVisible(`[data-testid=deliveries]`, chromedp.ByQuery),
+			chromedp.Evaluate(`[...document.querySelectorAll("[data-testid=outcome]")].map(e => e.textContent)`, &outcomes))
+		for _, o := range outcomes {
+			if o == "delivered" {
+				return true
+			}
+		}
+		return false
+	})
+	shot("deliveries")
+	checkAccessibility(t, ctx, "a webhook's deliveries")
+	if got := recv.find("deployment.status_changed", map[string]any{"deployment_id": dep, "to": "installed"}); len(got) != 1 {
+		t.Errorf("the receiver got %d signed 'installed' events of deployment %d, want 1", len(got), dep)
+	}
+
+	// The viewer reads everything, and its changes are refused with the store's message; nothing changes.
+	vctx := browserContext(t)
+	signInBrowser(t, vctx, inst, viewer)
+	var overview string
+	browse(t, vctx, "the viewer's organization page",
+		chromedp.Navigate(inst.URL+"/orgs"),
+		chromedp.WaitVisible(`[data-testid=orgs]`, chromedp.ByQuery),
+		chromedp.Click(`//a[text()="Platform"]`, chromedp.BySearch),
+		chromedp.WaitVisible(`[data-testid=org-deployments]`, chromedp.ByQuery),
+		chromedp.Text(`main`, &overview, chromedp.ByQuery))
+	if !strings.Contains(overview, "team apps") || !strings.Contains(overview, fmt.Sprintf("#%d", dep)) || !strings.Contains(overview, "viewer") {
+		t.Errorf("the viewer's organization page: %q", overview)
+	}
+	if s := bill(vctx, "the viewer"); !strings.Contains(s, fmt.Sprintf("#%d", dep)) {
+		t.Errorf("the viewer does not see the bill: %q", s)
+	}
+	before := snapshot(t, inst.DatabaseURL)
+	browse(t, vctx, "the viewer adds a member",
+		chromedp.Navigate(inst.URL+"/orgs/1/members"),
+		chromedp.WaitVisible(`#member-user`, chromedp.ByID),
+		chromedp.SendKeys(`#member-user`, "Publisher", chromedp.ByID),
+		chromedp.SetValue(`#member-role`, "admin", chromedp.ByID),
+		chromedp.Click(`#add-member`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=refusal]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid=refusal]`, &refusal, chromedp.ByQuery))
+	shot("viewer-refused")
+	checkAccessibility(t, vctx, "a refused change")
+	if !strings.Contains(refusal, "(viewer) may not add members") {
+		t.Errorf("the viewer's refused add says %q, want the store's message", refusal)
+	}
+	browse(t, vctx, "the viewer raises its own role",
+		chromedp.SetValue(fmt.Sprintf(`#role-of-%d`, viewerID), "admin", chromedp.ByID),
+		chromedp.Click(fmt.Sprintf(`#set-role-%d`, viewerID), chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=refusal]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid=refusal]`, &refusal, chromedp.ByQuery))
+	if !strings.Contains(refusal, "(viewer) may not change roles") {
+		t.Errorf("the viewer's refused role change says %q", refusal)
+	}
+	browse(t, vctx, "the viewer creates a project",
+		chromedp.Navigate(inst.URL+"/orgs/1"),
+		chromedp.WaitVisible(`#new-project`, chromedp.ByID),
+		chromedp.SendKeys(`#new-project`, "mine", chromedp.ByID),
+		chromedp.Submit(`#new-project`, chromedp.ByID),
+		chromedp.WaitVisible(`[data-testid=refusal]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid=refusal]`, &refusal, chromedp.ByQuery))
+	if !strings.Contains(refusal, "viewer") {
+		t.Errorf("the viewer's refused project says %q", refusal)
+	}
+	var status float64
+	browse(t, vctx, "the refusal's status", chromedp.Evaluate(fmt.Sprintf(`fetch("/orgs/1/members", {method: "POST",
+  headers: {"X-CSRF-Token": document.querySelector("input[name=csrf]").value, "Content-Type": "application/x-www-form-urlencoded"},
+  body: "user=%d&role=admin"}).then(r => r.status)`, viewerID), &status, awaitPromise))
+	if status != 403 {
+		t.Errorf("the viewer's add answered %v, want 403", status)
+	}
+	if after := snapshot(t, inst.DatabaseURL); after != before {
+		t.Errorf("the viewer's refused changes changed the database:\nbefore %s\nafter  %s", before, after)
+	}
+	members := inst.must(t, 200, "GET", "/api/orgs/1/members", admin, nil).JSON(t)["members"].([]any)
+	if len(members) != 2 {
+		t.Errorf("members after the viewer's attempts: %v", members)
+	}
+
+	// A stranger finds no organization.
+	_, stranger := inst.user(t, "Stranger")
+	sctx := browserContext(t)
+	signInBrowser(t, sctx, inst, stranger)
+	browse(t, sctx, "a stranger's view", chromedp.Navigate(inst.URL+"/orgs/1/bills"),
+		chromedp.Evaluate(`fetch("/orgs/1/members").then(r => r.status)`, &status, awaitPromise))
+	if status != 404 {
+		t.Errorf("a stranger reading the members: %v, want 404", status)
+	}
+}
