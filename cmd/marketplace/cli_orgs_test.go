@@ -64,10 +64,10 @@ func TestCLIOrgs(t *testing.T) {
 	}
 	run(tokDeployer, "bills", "invoices", "--org", "1")
 	appFile := filepath.Join(t.TempDir(), "app.yaml")
-	writeFile(t, appFile, "name: team web\nhourly_rate: 0.000001\ndeployment:\n  type: k8s\n  repoURL: "+tenv.ChartRepo+"\n  chartName: hello-web\n")
+	writeFile(t, appFile, "name: team web\nhourly_rate: 1.25\ndeployment:\n  type: k8s\n  repoURL: "+tenv.ChartRepo+"\n  chartName: hello-web\n")
 	run(tokAdmin, "apps", "publish", "-f", appFile, "--org", "1")
 	orgApps := mp.must(t, 200, "GET", "/api/orgs/1/apps", tokDeployer, nil).List(t)
-	if len(orgApps) != 1 || orgApps[0]["name"] != "team web" || num(t, orgApps[0]["organization_id"]) != 1 || fmt.Sprint(orgApps[0]["hourly_rate"]) != "0.000001" {
+	if len(orgApps) != 1 || orgApps[0]["name"] != "team web" || num(t, orgApps[0]["organization_id"]) != 1 || fmt.Sprint(orgApps[0]["hourly_rate"]) != "1.25" {
 		t.Fatalf("the organization's applications after apps publish --org: %v", orgApps)
 	}
 	if out := run(tokDeployer, "deployments", "list", "--org", "1", "-o", "json").stdout; strings.TrimSpace(out) != "[]" {
