@@ -36,10 +36,6 @@ type orgFrame struct {
 	Error string
 }
 
-// IsAdmin says whether the caller manages the organization's members and projects (the store decides;
-// the page only leaves out forms the caller cannot use, and shows the store's refusal if one is posted).
-func (f orgFrame) IsAdmin() bool { return f.Org.Role == marketplace.RoleAdmin || f.Org.Role == "" }
-
 func (s *server) switcherOf(r *http.Request, current int64) (switcher, error) {
 	c := marketplace.CallerFrom(r.Context())
 	orgs, _, err := s.Store.FindOrganizations(r.Context(), marketplace.Page{Number: 1, Limit: orgListLimit})
