@@ -234,6 +234,26 @@ func TestStorefrontOrganizations(t *testing.T) {
 		t.Errorf("members after the viewer's attempts: %v", members)
 	}
 
+	// The admin's changes are in the audit trail with the organization and what changed; the viewer's
+	// refused ones are not.
+	var added, registered int
+	for _, e := range inst.must(t, 200, "GET", "/api/audit?limit=500", admin, nil).List(t) {
+		detail, _ := e["detail"].(map[string]any)
+		switch e["action"] {
+		case "POST /orgs/{org}/members":
+			if e["actor"] != fmt.Sprintf("user:%d", adminID) || fmt.Sprint(e["organization_id"]) != "1" || detail["role"] != "viewer" ||
+				fmt.Sprint(detail["user_id"]) != fmt.Sprint(viewerID) || detail["via"] != "storefront" {
+				t.Errorf("the audit event of a member added: %v", e)
+			}
+			added++
+		case "POST /webhooks":
+			registered++
+		}
+	}
+	if added != 1 || registered != 1 {
+		t.Errorf("the audit trail has %d members added and %d webhooks registered from the storefront, want 1 each", added, registered)
+	}
+
 	// A stranger finds no organization.
 	_, stranger := inst.user(t, "Stranger")
 	sctx := browserContext(t)
