@@ -323,7 +323,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Queues: queueMetrics, URLs: guard, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -105,6 +106,7 @@ func appsCommand(o *options) *cobra.Command {
 	}
 
 	var file string
+	var org int64
 	publish := &cobra.Command{
 		Use:   "publish -f app.yaml",
 		Short: "Publish an application described in a YAML (or JSON) file, as POST /api/apps/new takes it",
@@ -113,6 +115,11 @@ func appsCommand(o *options) *cobra.Command {
 			body, err := readDocument(o.env.Stdin, file)
 			if err != nil {
 				return err
+			}
+			if org > 0 {
+				if body, err = withField(body, "organization_id", org); err != nil {
+					return usageError("-f %s: %v", file, err)
+				}
 			}
 			s, err := o.session()
 			if err != nil {
@@ -131,6 +138,7 @@ func appsCommand(o *options) *cobra.Command {
 	}
 	publish.Flags().StringVarP(&file, "file", "f", "", "the application: name, description, hourly_rate, deployment, inputs (- for stdin)")
 	publish.MarkFlagRequired("file")
+	publish.Flags().Int64Var(&org, "org", 0, "publish in this organization's name (you must be its admin or publisher); its revenue goes to it")
 
 	versions := &cobra.Command{
 		Use:   "versions APP",
@@ -241,6 +249,18 @@ func readDocument(stdin io.Reader, file string) ([]byte, error) {
 		return nil, usageError("-f %s is neither YAML nor JSON: %v", file, err)
 	}
 	return js, nil
+}
+
+// withField sets one field of a JSON object.
+func withField(doc []byte, field string, value any) ([]byte, error) {
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.UseNumber() // numbers (a rate) as they were written
+	if err := d.Decode(&m); err != nil || m == nil {
+		return nil, fmt.Errorf("not an object: %v", err)
+	}
+	m[field] = value
+	return json.Marshal(m)
 }
 
 // aboutRows are the rows of what an application's latest version says about itself; its README is on

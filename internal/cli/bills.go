@@ -49,10 +49,11 @@ type invoice struct {
 }
 
 func billsCommand(o *options) *cobra.Command {
-	var user int64
+	var user, org int64
 	var csv bool
-	cmd := &cobra.Command{Use: "bills", Aliases: []string{"bill"}, Short: "What you owe: the statement so far, invoices"}
+	cmd := &cobra.Command{Use: "bills", Aliases: []string{"bill"}, Short: "What you (or an organization, --org) owe: the statement so far, invoices"}
 	cmd.PersistentFlags().Int64Var(&user, "user", 0, "whose bills (the operator acting for a user; default: the token's user)")
+	cmd.PersistentFlags().Int64Var(&org, "org", 0, "an organization's bills instead (you must be one of its admins, deployers or viewers)")
 	cmd.PersistentFlags().BoolVar(&csv, "csv", false, "print the server's CSV document, for a spreadsheet")
 
 	var from, to string
@@ -63,7 +64,7 @@ func billsCommand(o *options) *cobra.Command {
 		Short: "Your usage over [from, to): by default the current month so far",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, me, err := o.userSession(cmd.Context(), user)
+			s, me, account, err := billsSession(cmd, o, user, org)
 			if err != nil {
 				return err
 			}
@@ -74,7 +75,13 @@ func billsCommand(o *options) *cobra.Command {
 			if to != "" {
 				params.To = &to
 			}
-			a, err := read(s.api.GetStatement(cmd.Context(), me, params))
+			var a answer
+			if org > 0 {
+				a, err = read(s.api.GetOrgStatement(cmd.Context(), org, &apiclient.GetOrgStatementParams{From: params.From, To: params.To,
+					Format: ptr(apiclient.GetOrgStatementParamsFormat(format(csv))), Page: params.Page, Limit: params.Limit}))
+			} else {
+				a, err = read(s.api.GetStatement(cmd.Context(), me, params))
+			}
 			o.morePages(a, page, "lines")
 			if err != nil || csv {
 				return o.raw(a.body, err)
@@ -84,7 +91,7 @@ func billsCommand(o *options) *cobra.Command {
 				if err := json.Unmarshal(a.body, &st); err != nil {
 					return nil, err
 				}
-				fmt.Fprintf(o.env.Stdout, "Statement of user %d, %s to %s: %s %s\n", me,
+				fmt.Fprintf(o.env.Stdout, "Statement of %s, %s to %s: %s %s\n", account,
 					st.From.UTC().Format(time.RFC3339), st.To.UTC().Format(time.RFC3339), st.Total, st.Currency)
 				t := table{{"deployment", "app", "rate/h", "started", "ended", "seconds", "amount"}}
 				for _, l := range st.Lines {
@@ -107,13 +114,19 @@ func billsCommand(o *options) *cobra.Command {
 		Short: "Your invoices, or one invoice with its lines",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, me, err := o.userSession(cmd.Context(), user)
+			s, me, _, err := billsSession(cmd, o, user, org)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
-				a, err := read(s.api.GetInvoice(cmd.Context(), me, args[0],
-					&apiclient.GetInvoiceParams{Format: ptr(apiclient.GetInvoiceParamsFormat(format(csv)))}))
+				var a answer
+				if org > 0 {
+					a, err = read(s.api.GetOrgInvoice(cmd.Context(), org, args[0],
+						&apiclient.GetOrgInvoiceParams{Format: ptr(apiclient.GetOrgInvoiceParamsFormat(format(csv)))}))
+				} else {
+					a, err = read(s.api.GetInvoice(cmd.Context(), me, args[0],
+						&apiclient.GetInvoiceParams{Format: ptr(apiclient.GetInvoiceParamsFormat(format(csv)))}))
+				}
 				if err != nil || csv {
 					return o.raw(a.body, err)
 				}
@@ -132,8 +145,14 @@ func billsCommand(o *options) *cobra.Command {
 					return t, nil
 				})
 			}
-			a, err := read(s.api.ListInvoices(cmd.Context(), me,
-				&apiclient.ListInvoicesParams{Format: ptr(apiclient.ListInvoicesParamsFormat(format(csv))), Page: &page, Limit: ptr[int64](pageLimit)}))
+			var a answer
+			if org > 0 {
+				a, err = read(s.api.ListOrgInvoices(cmd.Context(), org,
+					&apiclient.ListOrgInvoicesParams{Format: ptr(apiclient.ListOrgInvoicesParamsFormat(format(csv))), Page: &page, Limit: ptr[int64](pageLimit)}))
+			} else {
+				a, err = read(s.api.ListInvoices(cmd.Context(), me,
+					&apiclient.ListInvoicesParams{Format: ptr(apiclient.ListInvoicesParamsFormat(format(csv))), Page: &page, Limit: ptr[int64](pageLimit)}))
+			}
 			o.morePages(a, page, "invoices")
 			if err != nil || csv {
 				return o.raw(a.body, err)
@@ -155,6 +174,20 @@ func billsCommand(o *options) *cobra.Command {
 	}
 	cmd.AddCommand(stmt, invoices)
 	return cmd
+}
+
+// billsSession opens a session for the bills of a user (me) or, with org, of an organization; account
+// names whose they are.
+func billsSession(cmd *cobra.Command, o *options, user, org int64) (s *session, me int64, account string, err error) {
+	if org > 0 {
+		if user > 0 {
+			return nil, 0, "", usageError("--user and --org name two accounts: give one")
+		}
+		s, err = o.session()
+		return s, 0, fmt.Sprintf("organization %d", org), err
+	}
+	s, me, err = o.userSession(cmd.Context(), user)
+	return s, me, fmt.Sprintf("user %d", me), err
 }
 
 // pageLimit is how many statement lines or invoices one page of bills shows.

@@ -101,7 +101,7 @@ func newRoot(env Env) *cobra.Command {
 	o := &options{env: env}
 	root := &cobra.Command{
 		Use:   "mpctl",
-		Short: "The marketplace from a terminal: apps, projects, installs, deployments, bills",
+		Short: "The marketplace from a terminal: apps, projects, organizations, installs, deployments, bills, webhooks",
 		Long: "mpctl talks to a marketplace's API with a saved context (URL and token), like kubectl.\n" +
 			"Start with `mpctl login --url URL --token TOKEN`. MARKETPLACE_URL and MARKETPLACE_TOKEN override the context.\n" +
 			"Exit codes: `mpctl help exit-codes`.",
@@ -114,7 +114,7 @@ func newRoot(env Env) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: ExitUsage, err: err} })
 	root.AddCommand(
 		loginCommand(o), configCommand(o),
-		appsCommand(o), projectsCommand(o), orgsCommand(o), installCommand(o), deploymentsCommand(o), billsCommand(o),
+		appsCommand(o), projectsCommand(o), orgsCommand(o), installCommand(o), deploymentsCommand(o), billsCommand(o), webhooksCommand(o),
 		&cobra.Command{Use: "exit-codes", Short: "What mpctl's exit codes mean", Long: exitCodesHelp},
 	)
 	return root

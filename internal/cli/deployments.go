@@ -16,6 +16,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 		Short: "Your deployments: list, show, upgrade, rollback, delete, logs"}
 	var status string
 	var updates bool
+	var org int64
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Your deployments, newest first (every page)",
@@ -31,6 +32,9 @@ func deploymentsCommand(o *options) *cobra.Command {
 			}
 			if updates {
 				params.UpdateAvailable = &updates
+			}
+			if org > 0 {
+				params.OrganizationId = &org
 			}
 			raw, err := listAll(func(page, limit int64) (*http.Response, error) {
 				p := params
@@ -53,6 +57,7 @@ func deploymentsCommand(o *options) *cobra.Command {
 	}
 	list.Flags().StringVar(&status, "status", "", "only deployments in this status (pending, installing, installed, failed, upgrading, uninstalling, uninstalled)")
 	list.Flags().BoolVar(&updates, "update-available", false, "only deployments with a newer version of their application out")
+	list.Flags().Int64Var(&org, "org", 0, "only the deployments of this organization's projects")
 
 	show := &cobra.Command{
 		Use:   "show ID",

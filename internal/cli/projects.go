@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -10,23 +11,36 @@ import (
 )
 
 func projectsCommand(o *options) *cobra.Command {
-	var user, org int64
+	var user, org, listOrg int64
 	cmd := &cobra.Command{Use: "projects", Aliases: []string{"project"}, Short: "Your projects: list, create, delete"}
 	cmd.PersistentFlags().Int64Var(&user, "user", 0, "whose projects (the operator acting for a user; default: the token's user)")
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "Your projects",
+		Short: "Your projects, or an organization's (--org)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, me, err := o.userSession(cmd.Context(), user)
-			if err != nil {
-				return err
-			}
-			raw, err := listAll(func(page, limit int64) (*http.Response, error) {
-				return s.api.ListUserProjects(cmd.Context(), me, &apiclient.ListUserProjectsParams{Page: &page, Limit: &limit})
-			})
-			if err != nil {
-				return err
+			var raw []json.RawMessage
+			if listOrg > 0 {
+				s, err := o.session()
+				if err != nil {
+					return err
+				}
+				raw, err = listAll(func(page, limit int64) (*http.Response, error) {
+					return s.api.ListOrgProjects(cmd.Context(), listOrg, &apiclient.ListOrgProjectsParams{Page: &page, Limit: &limit})
+				})
+				if err != nil {
+					return err
+				}
+			} else {
+				s, me, err := o.userSession(cmd.Context(), user)
+				if err != nil {
+					return err
+				}
+				if raw, err = listAll(func(page, limit int64) (*http.Response, error) {
+					return s.api.ListUserProjects(cmd.Context(), me, &apiclient.ListUserProjectsParams{Page: &page, Limit: &limit})
+				}); err != nil {
+					return err
+				}
 			}
 			return o.show(rawList(raw), func() (table, error) {
 				ps, err := decodeItems[apiclient.Project](raw)
@@ -38,6 +52,7 @@ func projectsCommand(o *options) *cobra.Command {
 			})
 		},
 	}
+	list.Flags().Int64Var(&listOrg, "org", 0, "the projects of this organization (you must be one of its members)")
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a project",

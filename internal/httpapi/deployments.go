@@ -120,13 +120,14 @@ func withRecent(ctx context.Context, s Store, d *marketplace.Deployment) error {
 type listDeploymentsInput struct {
 	Status          string `query:"status" enum:"pending,installing,installed,failed,uninstalling,uninstalled,upgrading"`
 	UpdateAvailable bool   `query:"update_available" doc:"only deployments with a newer version of their application out"`
+	OrganizationID  int64  `query:"organization_id" minimum:"0" doc:"only the deployments of this organization's projects"`
 	PageQuery
 }
 
 func listDeployments(deployments marketplace.DeploymentService, log *slog.Logger) func(context.Context, *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
 	return func(ctx context.Context, in *listDeploymentsInput) (*paged[[]*marketplace.Deployment], error) {
 		ds, total, err := deployments.FindDeployments(ctx, marketplace.DeploymentFilter{Status: marketplace.Status(in.Status),
-			UpdateAvailable: in.UpdateAvailable, Page: in.page()})
+			UpdateAvailable: in.UpdateAvailable, OrganizationID: in.OrganizationID, Page: in.page()})
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}

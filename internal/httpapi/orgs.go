@@ -143,6 +143,19 @@ func listOrgProjects(orgs marketplace.OrganizationService, log *slog.Logger) fun
 	}
 }
 
+func listOrgApps(orgs marketplace.OrganizationService, log *slog.Logger) func(context.Context, *orgProjectsInput) (*paged[[]*marketplace.Application], error) {
+	return func(ctx context.Context, in *orgProjectsInput) (*paged[[]*marketplace.Application], error) {
+		apps, total, err := orgs.FindAppsByOrganization(ctx, in.ID, in.page())
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
+		for i, a := range apps {
+			apps[i] = redactApp(a)
+		}
+		return newPaged(&in.PageQuery, total, apps), nil
+	}
+}
+
 // orgInvoiceList is the JSON of an organization's invoices.
 type orgInvoiceList struct {
 	OrganizationID int64                  `json:"organization_id"`

@@ -65,6 +65,7 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, mayConflict(op("set-org-member-role", http.MethodPut, "/api/orgs/{id}/members/{userID}", "Change a member's role (admins); the last admin keeps the role", 200)), setMemberRole(s, log))
 	huma.Register(api, mayConflict(op("remove-org-member", http.MethodDelete, "/api/orgs/{id}/members/{userID}", "Remove a member (admins, or the member itself); the last admin stays. Its tokens reach nothing of the organization at once", 204)), removeMember(s, log))
 	huma.Register(api, op("list-org-projects", http.MethodGet, "/api/orgs/{id}/projects", "An organization's projects, paginated (admins, deployers, viewers)", 200), listOrgProjects(s, log))
+	huma.Register(api, op("list-org-apps", http.MethodGet, "/api/orgs/{id}/apps", "The applications published in an organization's name, retired ones included, paginated (any member)", 200), listOrgApps(s, log))
 	huma.Register(api, mayConflict(op("create-webhook", http.MethodPost, "/api/webhooks", "Register a webhook for some events (within the owner's limit); its signing secret is shown once", 201)), createWebhook(s, d.URLs, log))
 	huma.Register(api, op("list-webhooks", http.MethodGet, "/api/webhooks", "The caller's webhooks (the operator sees all), without their secrets, paginated", 200), listWebhooks(s, log))
 	huma.Register(api, op("delete-webhook", http.MethodDelete, "/api/webhooks/{id}", "Delete a webhook: nothing more is sent to it", 204), deleteWebhook(s, log))

@@ -88,8 +88,10 @@ type DeploymentFilter struct {
 	UpdateAvailable bool
 	ConsumerID      int64
 	ProjectID       int64
-	Status          Status
-	Page            Page
+	// OrganizationID keeps the deployments of an organization's projects.
+	OrganizationID int64
+	Status         Status
+	Page           Page
 }
 
 // DeploymentService stores deployments, scoped to the caller.

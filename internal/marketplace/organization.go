@@ -71,6 +71,9 @@ type OrganizationService interface {
 	RemoveMember(ctx context.Context, orgID, userID int64) error
 	// FindProjectsByOrganization lists a page of an organization's projects (members who read them).
 	FindProjectsByOrganization(ctx context.Context, orgID int64, p Page) ([]*Project, int, error)
+	// FindAppsByOrganization lists a page of the applications published in an organization's name,
+	// retired ones included, by id (any member).
+	FindAppsByOrganization(ctx context.Context, orgID int64, p Page) ([]*Application, int, error)
 }
 
 // OrganizationLedgerService is an organization's bill: what its projects' deployments used and were

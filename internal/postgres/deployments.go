@@ -170,6 +170,9 @@ func (db *DB) FindDeployments(ctx context.Context, f marketplace.DeploymentFilte
 	if f.ProjectID != 0 {
 		c.add("project_id =", f.ProjectID)
 	}
+	if f.OrganizationID != 0 {
+		c.add("organization_id =", f.OrganizationID)
+	}
 	if f.Status != "" {
 		c.add("status =", string(f.Status))
 	}

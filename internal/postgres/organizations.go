@@ -106,6 +106,25 @@ func scanMember(row pgx.CollectableRow) (*marketplace.Member, error) {
 	return &m, row.Scan(&m.OrganizationID, &m.UserID, &m.Name, &m.Role, &m.AddedAt)
 }
 
+// FindAppsByOrganization lists a page of the applications published in an organization's name, retired
+// ones included, by id; any member reads them, anyone else finds no organization.
+func (db *DB) FindAppsByOrganization(ctx context.Context, orgID int64, p marketplace.Page) ([]*marketplace.Application, int, error) {
+	if err := memberMay(ctx, db.pool, scopeUser(ctx), orgID, "owner admin deployer publisher viewer", "read the applications of"); err != nil {
+		return nil, 0, err
+	}
+	var total int
+	where := ` FROM applications WHERE organization_id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`
+	apps, err := findPage(ctx, db.pool, `SELECT count(*)`+where, `SELECT `+appColumns+`, organization_id`+where+` ORDER BY id`,
+		[]any{orgID}, p, func(row pgx.Row) (*marketplace.Application, error) {
+			var a marketplace.Application
+			return &a, scanApp(row, &a, &a.OrganizationID)
+		}, &total)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find applications of organization %d: %w", orgID, err)
+	}
+	return apps, total, nil
+}
+
 // AddMember adds the user m.UserID, or else the one user named m.Name, to organization m.OrganizationID
 // with m.Role; only its admins (or the operator) may. A user who is already a member is ECONFLICT (its
 // role changes through SetMemberRole); a name several users share is refused: add by id.

@@ -77,6 +77,20 @@ func TestOrganizationRoles(t *testing.T) {
 	check("deployer promotes itself", db.SetMemberRole(as(deployer), &marketplace.Member{OrganizationID: org.ID, UserID: deployer, Role: "admin"}), marketplace.EFORBIDDEN)
 	check("the last admin steps down", db.SetMemberRole(as(admin), &marketplace.Member{OrganizationID: org.ID, UserID: admin, Role: "viewer"}), marketplace.ECONFLICT)
 	check("the last admin leaves", db.RemoveMember(as(admin), org.ID, admin), marketplace.ECONFLICT)
+	// The organization's applications and deployments, for its members; a stranger finds none.
+	apps, total, err := db.FindAppsByOrganization(as(viewer), org.ID, marketplace.Page{Number: 1, Limit: 10})
+	if err != nil || total != 1 || len(apps) != 1 || apps[0].ID != app.ID || apps[0].OrganizationID != org.ID {
+		t.Errorf("the viewer's list of the organization's applications: %v, %d, %v", apps, total, err)
+	}
+	_, _, err = db.FindAppsByOrganization(as(stranger), org.ID, marketplace.Page{Number: 1, Limit: 10})
+	check("stranger lists the organization's applications", err, marketplace.ENOTFOUND)
+	inOrg := marketplace.DeploymentFilter{OrganizationID: org.ID, Page: marketplace.Page{Number: 1, Limit: 10}}
+	if ds, total, err := db.FindDeployments(as(viewer), inOrg); err != nil || total != 1 || len(ds) != 1 || ds[0].ConsumerID != deployer {
+		t.Errorf("the viewer's list of the organization's deployments: %v, %d, %v", ds, total, err)
+	}
+	if ds, total, err := db.FindDeployments(as(stranger), inOrg); err != nil || total != 0 || len(ds) != 0 {
+		t.Errorf("a stranger's list of the organization's deployments: %v, %d, %v", ds, total, err)
+	}
 	check("a viewer leaves", db.RemoveMember(as(viewer), org.ID, viewer), "")
 	_, err = db.FindDeploymentByID(as(viewer), 1)
 	check("a former viewer reads the deployment", err, marketplace.ENOTFOUND)

@@ -16,7 +16,8 @@ import (
 // its actor, its request id (X-Request-Id, made when the browser sent none, and answered), the route
 // (POST /projects) and the path. Every handler here answers a change it made with 303 See Other
 // (post, redirect, get), and renders a page for anything else (a refusal, a confirmation to ask for, a
-// preview): so a 303 to a write is a change, and only that is recorded, once, here.
+// preview): so a 303 to a write is a change, and only that is recorded, once, here. The one exception is
+// a webhook's registration, answered 201 with its secret (shown once), recorded too.
 func (s *server) audited(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -31,14 +32,25 @@ func (s *server) audited(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", requestID)
 		note := &auditNote{}
+		// The store notes the organization a change was made in, the handler what it changed.
+		storeNote := &marketplace.AuditNote{}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), auditNoteKey{}, note)))
-		if sw.status != http.StatusSeeOther {
+		ctx := marketplace.WithAuditNote(context.WithValue(r.Context(), auditNoteKey{}, note), storeNote)
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		// 201 is a registration answered with what is shown only once (a webhook's secret), not a redirect.
+		if sw.status != http.StatusSeeOther && sw.status != http.StatusCreated {
 			return
 		}
 		e := &marketplace.AuditEvent{RequestID: requestID, Action: r.Method + " " + routeOf(r), Resource: r.URL.Path}
 		e.Actor, e.OwnerID = note.caller.Actor()
-		e.Detail, _ = json.Marshal(map[string]any{"status": sw.status, "via": "storefront", "location": sw.Header().Get("Location")})
+		if storeNote.OrganizationID != 0 {
+			e.OrganizationID = &storeNote.OrganizationID
+		}
+		detail := map[string]any{"status": sw.status, "via": "storefront", "location": sw.Header().Get("Location")}
+		for k, v := range storeNote.Detail {
+			detail[k] = v
+		}
+		e.Detail, _ = json.Marshal(detail)
 		// The change is made; recording it must not depend on the browser staying for the answer.
 		if err := s.Store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
 			s.Logger.ErrorContext(r.Context(), "a storefront change could not be added to the audit trail", "request_id", requestID,

@@ -16,6 +16,8 @@ type deploymentsView struct {
 	Deployments []*marketplace.Deployment
 	Total       int
 	Error       string
+	// Switcher leads to the caller's organizations' pages.
+	Switcher switcher
 }
 
 // deploymentsPage lists the caller's projects and deployments, newest first.
@@ -34,6 +36,9 @@ func (s *server) deploymentsView(r *http.Request) (*deploymentsView, error) {
 	var err error
 	if !c.Operator {
 		if v.Projects, _, err = s.Store.FindProjectsByUser(r.Context(), c.UserID, marketplace.Page{Number: 1, Limit: 200}); err != nil {
+			return nil, err
+		}
+		if v.Switcher, err = s.switcherOf(r, 0); err != nil {
 			return nil, err
 		}
 	}

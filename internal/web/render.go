@@ -32,12 +32,13 @@ type views struct {
 	buffers sync.Pool
 }
 
-// pageFiles are the page templates; layout.html and partials.html are shared by all.
-var pageFiles = []string{"signin", "catalog", "app", "preview", "deployments", "deployment", "confirm", "bills", "invoices", "invoice", "publisher", "operator", "error"}
+// pageFiles are the page templates; layout.html, partials.html and orgframe.html are shared by all.
+var pageFiles = []string{"signin", "catalog", "app", "preview", "deployments", "deployment", "confirm", "bills", "invoices", "invoice", "publisher", "operator", "error",
+	"orgs", "org", "members", "orgbills", "orginvoice", "orgapps", "webhooks", "webhook"}
 
 func parseViews() (*views, error) {
 	v := &views{pages: map[string]*template.Template{}, buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
-	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/orgframe.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse storefront layout: %w", err)
 	}

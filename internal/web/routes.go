@@ -41,6 +41,23 @@ func (s *server) routes() http.Handler {
 			r.Get("/bills/invoices", s.invoicesPage)
 			r.Get("/bills/invoices/{number}", s.invoicePage)
 			r.Get("/bills/invoices/{number}/csv", s.invoiceCSV)
+
+			r.Get("/orgs", s.orgsPage)
+			r.Post("/orgs", s.createOrg)
+			r.Get("/orgs/switch", s.switchAccount)
+			r.Get("/orgs/{org}", s.orgPage)
+			r.Post("/orgs/{org}/projects", s.createOrgProject)
+			r.Get("/orgs/{org}/members", s.membersPage)
+			r.Post("/orgs/{org}/members", s.addMember)
+			r.Post("/orgs/{org}/members/{user}/{action}", s.memberAction) // role, remove
+			r.Get("/orgs/{org}/bills", s.orgBillsPage)
+			r.Get("/orgs/{org}/bills/invoices/{number}", s.orgInvoicePage)
+			r.Get("/orgs/{org}/apps", s.orgAppsPage)
+
+			r.Get("/webhooks", s.webhooksPage)
+			r.Post("/webhooks", s.createWebhook)
+			r.Get("/webhooks/{id}", s.webhookPage)
+			r.Post("/webhooks/{id}/delete", s.deleteWebhook)
 		})
 	})
 	root.NotFound(s.API.ServeHTTP)

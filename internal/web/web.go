@@ -30,6 +30,15 @@ type Store interface {
 	marketplace.AuditService
 	marketplace.LedgerService
 	marketplace.SessionService
+	marketplace.OrganizationService
+	marketplace.OrganizationLedgerService
+	marketplace.WebhookService
+}
+
+// URLChecker refuses a URL the marketplace would not send to: one whose host is an internal address the
+// operator did not allow (the fetch guard). Its errors say why.
+type URLChecker interface {
+	CheckURL(ctx context.Context, rawURL string) error
 }
 
 // Deployer accepts installs, upgrades and deletions; the API's deploy.Requests.
@@ -55,6 +64,9 @@ type Deps struct {
 	Deployer Deployer
 	// Consoles reads vm consoles; nil when there is no VM host.
 	Consoles ConsoleReader
+	// URLs checks a webhook's URL when it is registered; nil checks nothing (every delivery's dial is
+	// checked again by the sender).
+	URLs URLChecker
 	// Queues reads the work queues for the operator's page; nil shows none.
 	Queues QueueReader
 	// OperatorToken, when not empty, signs the operator in.
