@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/postgres"
 )
@@ -18,11 +20,17 @@ import (
 // sight at once; a deployment made before it became private keeps running.
 func TestPrivateApplications(t *testing.T) {
 	op := marketplace.OperatorContext(context.Background())
-	db, err := postgres.Open(op, tenv.Database(t))
+	url := tenv.Database(t)
+	db, err := postgres.Open(op, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	conn, err := pgx.Connect(op, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(op)
 	as := func(id int64) context.Context {
 		return marketplace.WithCaller(context.Background(), marketplace.Caller{UserID: id})
 	}
@@ -32,6 +40,16 @@ func TestPrivateApplications(t *testing.T) {
 		}
 	}
 	const owner, member, other, stranger, admin, orgPublisher = 1, 2, 3, 4, 5, 6
+	// A personal page shares the kept public answers: SQL computes their slots as Go does.
+	for _, key := range []string{"0  23 0 ", "2 vm 120 4380 grafana dashbo", "0 k8s 21 0 ünïcode wörds 日本"} {
+		var slot int32
+		if err := conn.QueryRow(op, `SELECT catalog_kept_slot($1)`, key).Scan(&slot); err != nil {
+			t.Fatal(err)
+		}
+		if want := postgres.KeptSlot(key); slot != want {
+			t.Errorf("catalog_kept_slot(%q) = %d, keptHash gives %d", key, slot, want)
+		}
+	}
 	shared, otherOrg := &marketplace.Organization{Name: "shared"}, &marketplace.Organization{Name: "other"}
 	if err := db.CreateOrganization(as(admin), shared); err != nil {
 		t.Fatal(err)

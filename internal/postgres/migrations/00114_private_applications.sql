@@ -129,35 +129,64 @@ END $f$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
+-- catalog_kept_slot is the slot of catalog_searches a key is kept in, as the Go side computes it (keptHash:
+-- FNV-1a, 32 bits, modulo the 4096 slots), so that a personal page shares the kept public answers.
+CREATE FUNCTION catalog_kept_slot(key text) RETURNS integer LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$
+DECLARE
+    h bigint := 2166136261;
+    b bytea := convert_to(key, 'UTF8');
+BEGIN
+    FOR i IN 0 .. length(b) - 1 LOOP
+        h := ((h # get_byte(b, i)) * 16777619) & 4294967295;
+    END LOOP;
+    RETURN h % 4096;
+END $f$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
 -- catalog_private_page is a page of the catalog as a caller who sees private applications sees it: the
--- public catalog's answer (catalog_search or catalog_page, bounded) merged with the few private
--- applications of the caller that the filters and words select. With p of those, the public ids from
--- offset skip - p (limit lim + p) hold the page: the first of them is at position o + (private ids
--- before it) <= skip in the merged order, and lim + p public ids reach past its end.
+-- public catalog's answer merged with the private applications of the caller that the filters and words
+-- select. With pp private applications in all (p <= pp of them selected), the public ids from offset
+-- o = skip - pp (limit lim + pp) hold the page: the first of them is at position o + (selected private
+-- ids before it) <= skip in the merged order, and lim + pp public ids reach past its end. That public
+-- answer is looked up among the kept ones (catalog_searches, under the key keptKey would give it), and
+-- computed and kept when it is not there: a caller's private applications change the window, not the
+-- public answer, which every caller with as many private applications shares.
 CREATE FUNCTION catalog_private_page(caller bigint, q text, want_publisher bigint, want_type text, lim int, skip int)
-    RETURNS TABLE (total bigint, ids bigint[]) LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1 SET jit = off AS $f$
+    RETURNS TABLE (total bigint, ids bigint[]) LANGUAGE plpgsql VOLATILE ROWS 1 SET jit = off AS $f$
 DECLARE
     extra bigint[];
     pub bigint[];
     pub_total bigint;
-    p int;
+    pp int;
     o int;
     start int := 0;
+    k_key text;
+    k_slot integer;
+    k_generation bigint := (SELECT g.n FROM catalog_generation g);
 BEGIN
-    extra := ARRAY(SELECT a.id FROM applications a WHERE a.id IN (SELECT private_apps(caller)) AND a.deleted_at IS NULL
+    pp := (SELECT count(*) FROM private_apps(caller));
+    extra := ARRAY(SELECT a.id FROM applications a WHERE a.id IN (SELECT p.id FROM private_apps(caller) AS p (id)) AND a.deleted_at IS NULL
         AND (want_publisher = 0 OR a.publisher_id = want_publisher) AND (want_type = '' OR a.deployment_type = want_type)
         AND NOT EXISTS (SELECT FROM catalog_words(q) WITH ORDINALITY AS t (word, n)
                         WHERE t.n <= 32 AND NOT EXISTS (SELECT FROM catalog_words(a.name || ' ' || a.description) AS w
                                                         WHERE starts_with(w, t.word)))
         ORDER BY a.id);
-    p := cardinality(extra);
-    o := greatest(0, skip - p);
-    IF q <> '' THEN
-        SELECT s.total, s.ids INTO pub_total, pub FROM catalog_search(q, want_publisher, want_type, lim + p, o) s;
-    ELSE
-        SELECT s.total, s.ids INTO pub_total, pub FROM catalog_page(want_publisher, want_type, lim + p, o) s;
+    o := greatest(0, skip - pp);
+    k_key := format('%s %s %s %s %s', want_publisher, want_type, lim + pp, o, q);
+    k_slot := catalog_kept_slot(k_key);
+    SELECT s.total, s.ids INTO pub_total, pub FROM catalog_searches s
+    WHERE s.slot = k_slot AND s.search = k_key AND s.generation = k_generation;
+    IF NOT FOUND THEN
+        IF q <> '' THEN
+            SELECT s.total, s.ids INTO pub_total, pub FROM catalog_search(q, want_publisher, want_type, lim + pp, o) s;
+        ELSE
+            SELECT s.total, s.ids INTO pub_total, pub FROM catalog_page(want_publisher, want_type, lim + pp, o) s;
+        END IF;
+        PERFORM catalog_search_keep(k_slot, k_key, k_generation, pub_total, pub,
+            (SELECT string_agg(a.listing, ',' ORDER BY a.id) FROM applications a WHERE a.id = ANY (pub) AND a.deleted_at IS NULL));
     END IF;
-    total := pub_total + p;
+    total := pub_total + cardinality(extra);
     IF cardinality(pub) = 0 AND o > 0 THEN
         ids := '{}'; -- past the end
         RETURN NEXT;
@@ -167,8 +196,8 @@ BEGIN
         start := o + (SELECT count(*) FROM unnest(extra) e WHERE e < pub[1]);
         extra := ARRAY(SELECT e FROM unnest(extra) e WHERE e > pub[1]);
     END IF;
-    IF cardinality(pub) = lim + p THEN
-        extra := ARRAY(SELECT e FROM unnest(extra) e WHERE e < pub[lim + p]);
+    IF cardinality(pub) = lim + pp THEN
+        extra := ARRAY(SELECT e FROM unnest(extra) e WHERE e < pub[lim + pp]);
     END IF;
     ids := ARRAY(SELECT x FROM unnest(pub || extra) x ORDER BY x OFFSET skip - start LIMIT lim);
     RETURN NEXT;
@@ -194,6 +223,7 @@ CREATE TRIGGER applications_listing_private BEFORE INSERT OR UPDATE ON applicati
 DROP TRIGGER applications_listing_private ON applications;
 DROP FUNCTION applications_listing_private;
 DROP FUNCTION catalog_private_page;
+DROP FUNCTION catalog_kept_slot;
 DROP FUNCTION private_apps;
 DROP FUNCTION app_visible;
 DROP INDEX application_versions_by_icon;
