@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -180,6 +181,33 @@ func TestPrivateApplications(t *testing.T) {
 	}
 	for user := range sees {
 		checkCatalog("published", user)
+	}
+
+	// The storefront's session and a bearer token nobody has looked up yet are checked by the catalog's
+	// statement itself: the same pages; a page with private applications is the caller's own (Personal),
+	// read whatever generation the storefront knows.
+	for user, idHash := range map[int64]string{owner: "owner session", stranger: "stranger session"} {
+		if err := db.CreateSession(op, []byte(idHash), []byte{byte(user)}, &marketplace.Session{CSRFToken: "csrf", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		personal, want := len(sees[user]) > 0, len(public)+len(sees[user])
+		var known int64
+		for round := range 2 {
+			c, err := db.FindAppsInSession(context.Background(), []byte(idHash), marketplace.AppFilter{Page: 1, Limit: 20}, known)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Personal != personal || c.Unchanged != (round == 1 && !personal) || (!c.Unchanged && c.Total != want) || c.Session.UserID != user {
+				t.Errorf("user %d's session, round %d: personal %v, unchanged %v, total %d (want personal %v, total %d)",
+					user, round, c.Personal, c.Unchanged, c.Total, personal, want)
+			}
+			known = c.Generation
+		}
+		_, total, err := db.FindApps(marketplace.WithCaller(context.Background(), marketplace.Caller{TokenHash: []byte{byte(user)}}),
+			marketplace.AppFilter{Page: 1, Limit: 20})
+		if err != nil || total != want {
+			t.Errorf("user %d's token checked by the catalog: total %d, %v; want %d", user, total, err, want)
+		}
 	}
 
 	// Installs: a stranger and a member of another organization are told it does not exist; a member of
