@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -15,11 +18,10 @@ import (
 func TestPrivateApplication(t *testing.T) {
 	mp := startMarketplace(t, "api", nil)
 	owner, tokOwner := mp.user(t, "private owner")
-	admin, tokAdmin := mp.user(t, "sharing org admin")
+	_, tokAdmin := mp.user(t, "sharing org admin")
 	member, tokMember := mp.user(t, "sharing org member")
 	_, tokOther := mp.user(t, "other org admin")
 	_, tokStranger := mp.user(t, "stranger")
-	_ = admin
 
 	org := num(t, mp.must(t, 201, "POST", "/api/orgs/new", tokAdmin, map[string]any{"name": "sharing"}).JSON(t)["id"])
 	num(t, mp.must(t, 201, "POST", "/api/orgs/new", tokOther, map[string]any{"name": "other"}).JSON(t)["id"])
@@ -109,4 +111,57 @@ func TestPrivateApplication(t *testing.T) {
 		t.Errorf("made public: %v", a)
 	}
 	mp.must(t, 422, "PUT", fmt.Sprintf("/api/apps/%d/visibility", app), tokOwner, map[string]any{"visibility": "public", "shared_with": []int64{org}})
+}
+
+// TestCLIPrivate drives mpctl's visibility commands: publish private from a file, share with an
+// organization and stop sharing, make public; each caller's `apps list` shows what it may see, with a
+// (private) mark, and `apps show` of a hidden application exits 3 (Not Found).
+func TestCLIPrivate(t *testing.T) {
+	mp := startMarketplace(t, "api", nil)
+	cli := buildMpctl(t)
+	_, tokOwner := mp.user(t, "cli private owner")
+	_, tokAdmin := mp.user(t, "cli sharing admin")
+	_, tokStranger := mp.user(t, "cli stranger")
+	as := func(token string) []string {
+		return []string{"MARKETPLACE_URL=" + mp.URL, "MARKETPLACE_TOKEN=" + token}
+	}
+	run := func(token string, args ...string) string {
+		t.Helper()
+		r := cli.run(t, as(token), args...)
+		if r.code != 0 {
+			t.Fatalf("mpctl %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+	org := num(t, mp.must(t, 201, "POST", "/api/orgs/new", tokAdmin, map[string]any{"name": "sharing"}).JSON(t)["id"])
+	file := filepath.Join(t.TempDir(), "app.yaml")
+	if err := os.WriteFile(file, fmt.Appendf(nil, "name: cli secret tool\nhourly_rate: 1\nvisibility: private\ndeployment:\n  type: k8s\n  repoURL: %s\n  chartName: hello-web\n", tenv.ChartRepo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(tokOwner, "apps", "publish", "-f", file)
+	if out := run(tokOwner, "apps", "list"); !strings.Contains(out, "cli secret tool (private)") {
+		t.Fatalf("the owner's apps list:\n%s", out)
+	}
+	if out := run(tokOwner, "apps", "visibility", "1"); !strings.Contains(out, "private") {
+		t.Fatalf("apps visibility:\n%s", out)
+	}
+	for _, tok := range []string{tokStranger, tokAdmin} {
+		if out := run(tok, "apps", "list"); strings.Contains(out, "cli secret tool") {
+			t.Fatalf("a stranger's apps list shows the private application:\n%s", out)
+		}
+		cli.expectFailure(t, as(tok), 3, []string{"Not Found"}, "apps", "show", "1")
+		cli.expectFailure(t, as(tok), 3, []string{"Not Found"}, "apps", "visibility", "1", "public")
+	}
+	if out := run(tokOwner, "apps", "visibility", "1", "--share", fmt.Sprint(org)); !strings.Contains(out, fmt.Sprint(org)) {
+		t.Fatalf("apps visibility --share:\n%s", out)
+	}
+	if out := run(tokAdmin, "apps", "list"); !strings.Contains(out, "cli secret tool (private)") {
+		t.Fatalf("the sharing organization's admin's apps list:\n%s", out)
+	}
+	run(tokOwner, "apps", "visibility", "1", "--unshare", fmt.Sprint(org))
+	cli.expectFailure(t, as(tokAdmin), 3, []string{"Not Found"}, "apps", "show", "1")
+	run(tokOwner, "apps", "visibility", "1", "public")
+	if out := run(tokStranger, "apps", "list"); !strings.Contains(out, "cli secret tool") || strings.Contains(out, "(private)") {
+		t.Fatalf("made public, the stranger's apps list:\n%s", out)
+	}
 }
