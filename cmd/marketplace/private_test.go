@@ -98,6 +98,32 @@ func TestPrivateApplication(t *testing.T) {
 		t.Errorf("its visibility: %v", v)
 	}
 
+	// The storefront shows each its own catalog, with a private mark; a page with the member's private
+	// application is never kept for the stranger who asks for the same page after it.
+	strangerWeb, memberWeb := newStorefrontClient(t, mp.URL), newStorefrontClient(t, mp.URL)
+	strangerWeb.signIn(tokStranger, "/")
+	memberWeb.signIn(tokMember, "/")
+	for round, c := range []struct {
+		who  string
+		web  *storefrontClient
+		sees bool
+	}{{"the stranger", strangerWeb, false}, {"the member", memberWeb, true}, {"the stranger", strangerWeb, false}} {
+		for _, path := range []string{"/", "/?q=zanzibar"} {
+			resp, page := c.web.do("GET", path, nil, nil)
+			shown := strings.Contains(page, "zanzibar internal tool")
+			if resp.StatusCode != 200 || shown != c.sees || strings.Contains(page, `data-testid="private"`) != c.sees || !strings.Contains(page, "zanzibar public") {
+				t.Errorf("round %d, %s's storefront %s: status %d, private application shown %v (want %v)", round, c.who, path, resp.StatusCode, shown, c.sees)
+			}
+		}
+		want := 404
+		if c.sees {
+			want = 200
+		}
+		if resp, page := c.web.do("GET", fmt.Sprintf("/apps/%d", app), nil, nil); resp.StatusCode != want || (c.sees && !strings.Contains(page, `data-testid="private"`)) {
+			t.Errorf("round %d, %s's storefront page of the application: status %d, want %d", round, c.who, resp.StatusCode, want)
+		}
+	}
+
 	// Removed from the organization, the member sees it no more.
 	mp.must(t, 204, "DELETE", fmt.Sprintf("/api/orgs/%d/members/%d", org, member), tokAdmin, nil)
 	hidden("the removed member", tokMember, memberProject)
