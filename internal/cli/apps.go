@@ -42,7 +42,11 @@ func appsCommand(o *options) *cobra.Command {
 			return o.show(a.body, func() (table, error) {
 				t := table{{"id", "name", "type", "version", "publisher", "rate/h", "chart or image"}}
 				for _, app := range deref(p.Data) {
-					t = append(t, []string{itoa(app.Id), app.Name, string(app.Deployment.Type), itoa(app.Version),
+					name := app.Name
+					if deref(app.Private) {
+						name += " (private)"
+					}
+					t = append(t, []string{itoa(app.Id), name, string(app.Deployment.Type), itoa(app.Version),
 						itoa(app.PublisherId), app.HourlyRate.String(), source(app.Deployment)})
 				}
 				if p.TotalPages > 1 {
@@ -84,6 +88,9 @@ func appsCommand(o *options) *cobra.Command {
 					{"type", string(app.Deployment.Type)}, {"source", source(app.Deployment)},
 					{"version", itoa(app.Version)}, {"publisher", itoa(app.PublisherId)},
 					{"rate/h", app.HourlyRate.String()}, {"created", stamp(app.CreatedAt)}}
+				if deref(app.Private) {
+					t = append(t, []string{"visibility", "private"})
+				}
 				if app.RetiredAt != nil {
 					t = append(t, []string{"retired", stamp(*app.RetiredAt)})
 				}
@@ -209,7 +216,7 @@ func appsCommand(o *options) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show, publish, versions, icon)
+	cmd.AddCommand(list, show, publish, versions, icon, visibilityCommand(o))
 	return cmd
 }
 

@@ -24,6 +24,9 @@ type appRequest struct {
 	HourlyRate     marketplace.Money          `json:"hourly_rate" minimum:"0" doc:"price per hour, at most 6 decimal places"`
 	Deployment     marketplace.DeploymentSpec `json:"deployment"`
 	Inputs         []marketplace.Input        `json:"inputs" required:"false" maxItems:"100" doc:"install-time parameters a consumer may set; a vm application's ssh_authorized_keys (its consumer's SSH keys) may be declared, as a string, but never given a default"`
+	// Visibility and SharedWith are read on creation only: PUT /api/apps/{id}/visibility changes them.
+	Visibility string  `json:"visibility" required:"false" enum:"public,private" doc:"public (the default: everyone sees it) or private (its owner and the members of the organizations in shared_with only); ignored on update: see PUT /api/apps/{id}/visibility"`
+	SharedWith []int64 `json:"shared_with" required:"false" maxItems:"100" doc:"private only: the organizations whose members see it; ignored on update"`
 }
 
 func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls URLChecker, vm marketplace.VMLimits) (*marketplace.Application, error) {
@@ -31,8 +34,13 @@ func (r *appRequest) application(ctx context.Context, c marketplace.Caller, urls
 	if err != nil {
 		return nil, err
 	}
+	v := marketplace.Visibility{Visibility: r.Visibility, SharedWith: r.SharedWith}
+	if err := v.Validate(); err != nil {
+		return nil, err
+	}
 	a := &marketplace.Application{Name: r.Name, Description: r.Description, PublisherID: publisher, OrganizationID: r.OrganizationID,
-		HourlyRate: r.HourlyRate, Deployment: r.Deployment, Inputs: r.Inputs}
+		HourlyRate: r.HourlyRate, Deployment: r.Deployment, Inputs: r.Inputs,
+		Private: v.Visibility == marketplace.VisibilityPrivate, Shared: v.SharedWith}
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}

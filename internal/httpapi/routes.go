@@ -38,6 +38,8 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("list-versions", http.MethodGet, "/api/apps/{id}/versions", "An application's versions, oldest first (or ?order=newest), paginated", 200), listVersions(s, log))
 	huma.Register(api, op("deprecate-version", http.MethodPost, "/api/apps/{id}/versions/{version}/deprecate", "Deprecate a version: no new installs of it; running deployments keep it", 200), deprecateVersion(s, log))
 	huma.Register(api, op("set-app-icon", http.MethodPut, "/api/apps/{id}/icon", "Set a vm application's icon (its publisher only): a PNG, JPEG or GIF, re-encoded; a chart's icon is the chart's", 200), setIcon(s, log))
+	huma.Register(api, op("get-app-visibility", http.MethodGet, "/api/apps/{id}/visibility", "Who may see an application: public, or private and the organizations it is shared with (its publisher, or its organization's admins and publishers)", 200), getVisibility(s, log))
+	huma.Register(api, op("set-app-visibility", http.MethodPut, "/api/apps/{id}/visibility", "Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running", 200), setVisibility(s, log))
 	huma.Register(api, op("retire-app", http.MethodPost, "/api/apps/{id}/retire", "Retire an application: out of the catalog, no new installs, its running deployments keep it", 200), retireApp(s, log))
 
 	huma.Register(api, mayConflict(op("create-project", http.MethodPost, "/api/user/project/new", "Create a project (within the user's quota)", 201)), createProject(s, log))

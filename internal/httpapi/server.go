@@ -23,6 +23,7 @@ type Store interface {
 	marketplace.UserService
 	marketplace.TokenService
 	marketplace.AppService
+	marketplace.VisibilityService
 	marketplace.VersionService
 	marketplace.AboutService
 	marketplace.ProjectService

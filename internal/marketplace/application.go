@@ -42,6 +42,10 @@ type Application struct {
 
 	// OrganizationID is the organization it is published in the name of (0: its publisher's own).
 	OrganizationID int64 `json:"organization_id,omitempty"`
+	// Private is set on an application not everyone sees (Visibility); Shared, at publish only, is the
+	// organizations it is shared with.
+	Private bool    `json:"private,omitempty" doc:"set when the application is private: only its owner and the organizations it is shared with see it"`
+	Shared  []int64 `json:"-"`
 	// About is what its latest version's package says about itself: only GET /api/apps/{id} (and the
 	// application's page) read it, never a catalog page.
 	About *About `json:"about,omitempty" doc:"what its latest version's package says about itself (icon, README, maintainers, links), when it has been read; only GET /api/apps/{id} has it"`

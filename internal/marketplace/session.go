@@ -49,8 +49,11 @@ type CatalogCards struct {
 	// Unchanged reports that Generation is the one the caller said it knew: Apps and Total were not
 	// read.
 	Unchanged bool
-	Apps      []*Application
-	Total     int
+	// Personal reports a page with private applications the caller sees: it is this caller's alone, not
+	// the public catalog's page at Generation, and must not be kept for anyone else.
+	Personal bool
+	Apps     []*Application
+	Total    int
 }
 
 // QueueStats is what one work queue holds: tasks by state and how long the oldest waiting one has

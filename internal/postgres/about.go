@@ -51,7 +51,8 @@ WHERE v.application_id = $1 AND v.version = $2 AND a.id = v.application_id AND a
 func (db *DB) FindAbout(ctx context.Context, appID int64, version int) (*marketplace.About, error) {
 	var about *marketplace.About
 	err := db.pool.QueryRow(ctx, `SELECT v.about FROM application_versions v JOIN applications a ON a.id = v.application_id
-WHERE v.application_id = $1 AND v.version = $2 AND (a.deleted_at IS NULL OR a.retired_at IS NOT NULL)`, appID, version).Scan(&about)
+WHERE v.application_id = $1 AND v.version = $2 AND (a.deleted_at IS NULL OR a.retired_at IS NOT NULL) AND `+visibleTo("$3"),
+		appID, version, scopeUser(ctx)).Scan(&about)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "application %d has no version %d", appID, version)
 	} else if err != nil {
@@ -66,7 +67,11 @@ func (db *DB) FindIcon(ctx context.Context, sha string) ([]byte, error) {
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "no icon %q", sha)
 	}
 	var png []byte
-	err := db.pool.QueryRow(ctx, `SELECT png FROM icons WHERE sha256 = $1`, sha).Scan(&png)
+	// Served to whoever sees an application one of whose versions shows it.
+	err := db.pool.QueryRow(ctx, `SELECT png FROM icons WHERE sha256 = $1 AND EXISTS (
+  SELECT FROM application_versions v JOIN applications a ON a.id = v.application_id
+  WHERE v.about ? 'icon' AND v.about ->> 'icon' = '/icons/' || $1 || '.png' AND (a.deleted_at IS NULL OR a.retired_at IS NOT NULL) AND `+visibleTo("$2")+`)`,
+		sha, scopeUser(ctx)).Scan(&png)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, marketplace.Errorf(marketplace.ENOTFOUND, "no icon %s", sha)
 	} else if err != nil {

@@ -39,12 +39,13 @@ WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id, scopeUser
 	return notFound("application", id)
 }
 
-// FindAppByID returns an application of the catalog, or a retired one (whose deployments still need it);
-// deleted ones are not found.
+// FindAppByID returns an application of the catalog, or a retired one (whose deployments still need it),
+// that the caller may see; deleted ones are not found.
 func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Application, error) {
 	var a marketplace.Application
 	err := scanApp(db.pool.QueryRow(ctx,
-		`SELECT `+appColumns+`, coalesce(organization_id, 0) FROM applications WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id), &a, &a.OrganizationID)
+		`SELECT `+appColumns+`, coalesce(organization_id, 0), private FROM applications a WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)
+  AND `+visibleTo("$2"), id, scopeUser(ctx)), &a, &a.OrganizationID, &a.Private)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("application", id)
 	} else if err != nil {
@@ -73,12 +74,15 @@ func (db *DB) CreateApp(ctx context.Context, a *marketplace.Application) error {
 			return err
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO applications
-  (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs, organization_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at, updated_at, version`,
-			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs, org).
+  (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs, organization_id, private)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, updated_at, version`,
+			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs, org, a.Private).
 			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
 		if err != nil {
 			return fmt.Errorf("create application: %w", err)
+		}
+		if err := storeShares(ctx, tx, a.ID, a.Shared, false); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs)
 VALUES ($1, 1, $2, $3, $4)`, a.ID, a.HourlyRate, a.Deployment, a.Inputs); err != nil {
@@ -97,9 +101,9 @@ func (db *DB) UpdateApp(ctx context.Context, a *marketplace.Application) error {
 SET name = $3, description = $4, hourly_rate = $5, deployment_type = $6, deployment = $7, inputs = $8, updated_at = now(),
     version = version + CASE WHEN hourly_rate <> $5 OR deployment <> $7 OR inputs <> $8 THEN 1 ELSE 0 END
 WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+`
-RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, version`,
+RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, version, private`,
 			a.ID, scopeUser(ctx), a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
-			Scan(&a.PublisherID, &a.OrganizationID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
+			Scan(&a.PublisherID, &a.OrganizationID, &a.CreatedAt, &a.UpdatedAt, &a.Version, &a.Private)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return appRefusal(ctx, tx, a.ID)
 		} else if err != nil {

@@ -24,7 +24,7 @@ const blockSize = 256
 // FindApps returns one page of the catalog and the total number of matching applications, in one round
 // trip (see catalogStatement).
 func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketplace.Application, int, error) {
-	apps, total, _, err := db.findApps(ctx, catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx))}, f, nil)
+	apps, total, _, _, err := db.findApps(ctx, newCatalogCheck(ctx), f, nil)
 	return apps, total, err
 }
 
@@ -35,14 +35,14 @@ func (db *DB) FindApps(ctx context.Context, f marketplace.AppFilter) ([]*marketp
 func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplace.AppFilter, known int64) (*marketplace.CatalogCards, error) {
 	c := &marketplace.CatalogCards{Session: &marketplace.Session{}}
 	var err error
-	c.Apps, c.Total, c.Generation, err = db.findApps(ctx, catalogCheck{sessionHash: idHash, knownGeneration: known}, f, c.Session)
+	c.Apps, c.Total, c.Generation, c.Personal, err = db.findApps(ctx, catalogCheck{sessionHash: idHash, knownGeneration: known}, f, c.Session)
 	if err != nil {
 		if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED {
 			err = marketplace.Errorf(marketplace.EUNAUTHORIZED, "the session has ended: sign in again")
 		}
 		return nil, err
 	}
-	if c.Unchanged = known != 0 && c.Generation == known; c.Unchanged {
+	if c.Unchanged = known != 0 && c.Generation == known && !c.Personal; c.Unchanged {
 		c.Apps, c.Total = nil, 0
 	}
 	return c, nil
@@ -50,20 +50,20 @@ func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplac
 
 // cardColumns are what the storefront's catalog shows of each application (FindAppsInSession): no
 // deployment details or inputs to decode from jsonb for a page of cards.
-const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type`
+const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type, private`
 
 // findApps reads a page of the catalog as structs, whole (appColumns) or, with a session to check, as
 // cards (cardColumns); sess receives the session found, and generation the catalog's generation (read
-// with a session only).
-func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.AppFilter, sess *marketplace.Session) (apps []*marketplace.Application, total int, generation int64, err error) {
+// with a session only); personal tells a page with the caller's private applications (catalogCheck.personal).
+func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.AppFilter, sess *marketplace.Session) (apps []*marketplace.Application, total int, generation int64, personal bool, err error) {
 	apps = make([]*marketplace.Application, 0, f.Limit)
 	var userID *int64
-	cols := appColumns
+	cols := appColumns + ", private"
 	if sess != nil {
 		cols = cardColumns
 	}
-	err = db.catalogPage(ctx, check, f, cols, func(rows pgx.Rows, first int) error {
-		dest := make([]any, 1, len(rows.FieldDescriptions()))
+	personal, err = db.catalogPage(ctx, check, f, cols, func(rows pgx.Rows, first int) error {
+		dest := make([]any, 2, len(rows.FieldDescriptions()))
 		dest[0] = &total
 		if sess != nil {
 			dest = append(dest, &userID, &sess.OperatorTokenHash, &sess.CSRFToken, &sess.ExpiresAt, &generation)
@@ -75,10 +75,10 @@ func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.Ap
 		}
 		var a marketplace.Application
 		if sess != nil {
-			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment.Type)
+			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment.Type, &a.Private)
 		} else {
 			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-				&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version)
+				&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version, &a.Private)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
@@ -87,12 +87,12 @@ func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.Ap
 		return nil
 	})
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, false, err
 	}
 	if sess != nil && userID != nil {
 		sess.UserID = *userID
 	}
-	return apps, total, generation, nil
+	return apps, total, generation, personal, nil
 }
 
 // AppendAppsJSON appends to dst the applications of one page of the catalog as the API shows them
@@ -102,12 +102,11 @@ func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.Ap
 func (db *DB) AppendAppsJSON(ctx context.Context, dst []byte, f marketplace.AppFilter) ([]byte, int, error) {
 	var total int
 	first := true
-	check := catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx))}
-	err := db.catalogPage(ctx, check, f, "listing", func(rows pgx.Rows, _ int) error {
-		if err := rows.Scan(&total, nil); err != nil {
+	_, err := db.catalogPage(ctx, newCatalogCheck(ctx), f, "listing", func(rows pgx.Rows, _ int) error {
+		if err := rows.Scan(&total, nil, nil); err != nil {
 			return err
 		}
-		if listing := rows.RawValues()[1]; listing != nil {
+		if listing := rows.RawValues()[2]; listing != nil {
 			if !first {
 				dst = append(dst, ',')
 			}
@@ -128,19 +127,51 @@ func tokenToCheck(caller marketplace.Caller) []byte {
 }
 
 // catalogCheck is what a catalog statement checks before it answers: a bearer token's hash, or a
-// storefront session id's hash, or nothing (a caller already known). With a session, the statement
-// also answers the catalog's generation, and reads no application when it is knownGeneration (the
-// storefront has that page already).
+// storefront session id's hash, or nothing (a caller already known: scope, as scopeUser). With a
+// session, the statement also answers the catalog's generation, and reads no application when it is
+// knownGeneration (the storefront has that page already).
+//
+// The shared catalog is the public one. A statement also tells whether the caller sees private
+// applications (the user it found, or scope); then the page is read again for that user (personal):
+// the public answer merged with its private applications (catalog_private_page, migration 00114).
 type catalogCheck struct {
 	tokenHash, sessionHash []byte
 	knownGeneration        int64
+	scope                  int64
+	personal               *int64
 }
+
+// newCatalogCheck is the check of an API caller: its token when nobody has looked it up yet, or else
+// the caller's scope.
+func newCatalogCheck(ctx context.Context) catalogCheck {
+	return catalogCheck{tokenHash: tokenToCheck(marketplace.CallerFrom(ctx)), scope: scopeUser(ctx)}
+}
+
+// errPersonal is a statement's answer when the caller sees private applications: the page must be read
+// for user.
+type errPersonal struct{ user int64 }
+
+func (e errPersonal) Error() string { return fmt.Sprintf("user %d sees private applications", e.user) }
 
 // catalogPage reads one page of the catalog and hands each row to each, with the index of the first of
 // cols in it. A search or a deep page is first looked up among the kept answers (one statement); when
 // it is not kept for the catalog this statement sees, one reader computes it (computeKept) while the
 // other readers of the same page wait for it and look it up again.
-func (db *DB) catalogPage(ctx context.Context, check catalogCheck, f marketplace.AppFilter, cols string, each func(rows pgx.Rows, first int) error) error {
+//
+// A caller who sees private applications (errPersonal) has its page read again, for it alone: personal.
+func (db *DB) catalogPage(ctx context.Context, check catalogCheck, f marketplace.AppFilter, cols string, each func(rows pgx.Rows, first int) error) (personal bool, err error) {
+	err = db.publicPage(ctx, check, f, cols, each)
+	var p errPersonal
+	if !errors.As(err, &p) {
+		return false, err
+	}
+	check.personal, check.knownGeneration = &p.user, 0
+	sql, args := catalogStatement(check, f, cols, false)
+	return true, runCatalog(ctx, db.pool, check, sql, args, each)
+}
+
+// publicPage reads one page of the public catalog, shared by every caller (see catalogPage).
+func (db *DB) publicPage(ctx context.Context, check catalogCheck, f marketplace.AppFilter, cols string, each func(rows pgx.Rows, first int) error) error {
 	if !isKept(f) {
 		sql, args := catalogStatement(check, f, cols, false)
 		return runCatalog(ctx, db.pool, check, sql, args, each)
@@ -162,7 +193,7 @@ func (db *DB) catalogPage(ctx context.Context, check catalogCheck, f marketplace
 func runCatalog(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, check catalogCheck, sql string, args []any, each func(rows pgx.Rows, first int) error) error {
-	first := 1
+	first := 2 // the total and the user who sees private applications
 	if check.sessionHash != nil {
 		first += len(sessionColumns) + 1 // and the generation
 	}
@@ -173,6 +204,15 @@ func runCatalog(ctx context.Context, q interface {
 	defer rows.Close()
 	found := false
 	for rows.Next() {
+		if !found && rows.RawValues()[1] != nil {
+			// The caller sees private applications: its page is its own.
+			v, err := rows.Values()
+			if err != nil {
+				return fmt.Errorf("find applications: %w", err)
+			}
+			user, _ := v[1].(int64)
+			return errPersonal{user: user}
+		}
 		if !found && rows.RawValues()[0] == nil {
 			// A lookup's one row without a total: the caller passed its check, the answer is not kept.
 			return errNotKept
@@ -236,7 +276,7 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, 
 		generation = catalogGeneration{known: arg(check.knownGeneration)}
 	case check.tokenHash != nil:
 		ctes = append(ctes, `caller AS (
-  SELECT t.id, t.last_used_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = `+arg(check.tokenHash)+`
+  SELECT t.id, t.last_used_at, t.user_id FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = `+arg(check.tokenHash)+`
 )`, `used AS (
   UPDATE tokens SET last_used_at = now() FROM caller
   WHERE tokens.id = caller.id AND (caller.last_used_at IS NULL OR caller.last_used_at < now() - interval '1 minute')
@@ -245,7 +285,9 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, 
 	}
 	offset := (f.Page - 1) * f.Limit
 	var total, page string
-	if !isKept(f) {
+	if check.personal != nil {
+		total, page = personalAnswer(*check.personal, f, offset, cols, arg, generation)
+	} else if !isKept(f) {
 		// The counts of the whole catalog (publisher 0 and type '' stand for any; a filter is kept).
 		total = `SELECT coalesce(sum(n), 0)::bigint AS n` + generation.column() + ` FROM catalog_counts
   WHERE publisher_id = 0 AND deployment_type = '' AND shift = 20`
@@ -254,7 +296,7 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, 
 		// more than a custom plan and so plans every execution anew (~0.1 ms of planning for ~0.02 ms
 		// of execution; page 1 ran at half the throughput of a kept search). As constants the prepared
 		// statement keeps its generic plan after five executions.
-		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL` + generation.unknown() + `
+		page = `SELECT ` + cols + ` FROM applications WHERE deleted_at IS NULL AND NOT private` + generation.unknown() + `
   ORDER BY id LIMIT ` + strconv.Itoa(f.Limit) + ` OFFSET ` + strconv.Itoa(offset)
 	} else {
 		var kept []string
@@ -265,9 +307,35 @@ func catalogStatement(check catalogCheck, f marketplace.AppFilter, cols string, 
 	if len(ctes) > 0 {
 		sql.WriteString("WITH " + strings.Join(ctes, ", ") + "\n")
 	}
-	sql.WriteString(`SELECT total.n, ` + callerCols + `page.* FROM ` + join + `(` + total + `) AS total
+	sql.WriteString(`SELECT total.n, ` + privateUser(check, arg) + ` AS private_user, ` + callerCols + `page.* FROM ` + join + `(` + total + `) AS total
 LEFT JOIN LATERAL (` + page + `) AS page ON true`)
 	return sql.String(), args
+}
+
+// privateUser is the column of a public page that names the caller when it sees private applications
+// (NULL otherwise, and in a personal page): the user the statement checked, or the scope (the operator,
+// 0, sees every one; nobody, -1, none).
+func privateUser(check catalogCheck, arg func(any) string) string {
+	switch {
+	case check.personal != nil:
+		return `NULL::bigint`
+	case check.sessionHash != nil:
+		return `(SELECT u.id FROM caller, LATERAL (SELECT coalesce(caller.user_id, 0) AS id) u WHERE EXISTS (SELECT FROM private_apps(u.id)))`
+	case check.tokenHash != nil:
+		return `(SELECT caller.user_id FROM caller WHERE EXISTS (SELECT FROM private_apps(caller.user_id)))`
+	case check.scope >= 0:
+		return `(SELECT u.id FROM (SELECT ` + arg(check.scope) + `::bigint AS id) u WHERE EXISTS (SELECT FROM private_apps(u.id)))`
+	}
+	return `NULL::bigint`
+}
+
+// personalAnswer is the total and the page of a caller who sees private applications: the public
+// catalog's answer merged with them by catalog_private_page, computed for this caller, never kept.
+func personalAnswer(user int64, f marketplace.AppFilter, offset int, cols string, arg func(any) string, generation catalogGeneration) (total, page string) {
+	total = `SELECT p.total AS n, p.ids` + generation.column() + ` FROM catalog_private_page(` + arg(user) + `, ` + arg(f.Query) + `, ` +
+		arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `) p`
+	page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() + ` ORDER BY id`
+	return total, page
 }
 
 // isKept tells a search, a filtered page or a page deeper than the first block, whose answers are kept

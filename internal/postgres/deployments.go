@@ -68,9 +68,9 @@ func (db *DB) CreateDeployment(ctx context.Context, d *marketplace.Deployment) e
 		// update.
 		var appType string
 		var retired bool
-		err := tx.QueryRow(ctx, `SELECT deployment_type, retired_at IS NOT NULL FROM applications
-WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) FOR SHARE`,
-			d.ApplicationID).Scan(&appType, &retired)
+		err := tx.QueryRow(ctx, `SELECT deployment_type, retired_at IS NOT NULL FROM applications a
+WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL) AND `+visibleTo("$2")+` FOR SHARE OF a`,
+			d.ApplicationID, scopeUser(ctx)).Scan(&appType, &retired)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("application", d.ApplicationID)
 		} else if err != nil {

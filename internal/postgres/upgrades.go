@@ -24,6 +24,11 @@ func (db *DB) RequestUpgrade(ctx context.Context, id int64, version int, inputs 
 		if d, err = lockDeployment(ctx, tx, id); err != nil {
 			return err
 		}
+		// Another version (or inputs) of an application the caller may no longer see is not found; the
+		// deployment itself keeps running.
+		if err := appVisible(ctx, tx, d.ApplicationID); err != nil {
+			return err
+		}
 		if d.Status != marketplace.StatusInstalled {
 			return marketplace.Errorf(marketplace.ECONFLICT, "deployment %d is %s: only an installed deployment can be upgraded or rolled back", id, d.Status)
 		}

@@ -40,7 +40,16 @@ func (s *server) icon(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// The icon of a public application is anyone's; that of a private one is shown only to those who see
+	// it (a session's caller), and kept by no shared cache.
 	png, err := s.Store.FindIcon(r.Context(), sha)
+	cache := "public"
+	if marketplace.ErrorCode(err) == marketplace.ENOTFOUND {
+		if sess := s.session(r); sess != nil {
+			png, err = s.Store.FindIcon(withSession(r, sess).Context(), sha)
+			cache = "private"
+		}
+	}
 	if marketplace.ErrorCode(err) == marketplace.ENOTFOUND {
 		http.NotFound(w, r)
 		return
@@ -51,6 +60,6 @@ func (s *server) icon(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "image/png")
 	h.Set("Content-Length", strconv.Itoa(len(png)))
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("Cache-Control", cache+", max-age=31536000, immutable")
 	w.Write(png)
 }

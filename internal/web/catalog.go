@@ -93,7 +93,9 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
-		s.catalogPages.put(key, catalogPage{generation: found.Generation, html: body})
+		if !found.Personal { // a page with this caller's private applications is its own
+			s.catalogPages.put(key, catalogPage{generation: found.Generation, html: body})
+		}
 	}
 	l, err := s.catalogLayout(found.Session)
 	if err != nil {
@@ -291,6 +293,9 @@ func appCards(apps []*marketplace.Application, currency string) template.HTML {
 		b.WriteString(`</p><p class="meta"><span class="tag">`)
 		b.WriteString(kind)
 		b.WriteString(`</span> `)
+		if a.Private {
+			b.WriteString(`<span class="tag private" data-testid="private" title="private: only its owner and the organizations it is shared with see it">private</span> `)
+		}
 		b.WriteString(html.EscapeString(formatMoney(a.HourlyRate) + " " + currency + "/hour · publisher " + strconv.FormatInt(a.PublisherID, 10)))
 		b.WriteString("</p></li>\n")
 	}

@@ -42,6 +42,24 @@ func (e AddMemberInputBodyRole) Valid() bool {
 	}
 }
 
+// Defines values for AppRequestVisibility.
+const (
+	AppRequestVisibilityPrivate AppRequestVisibility = "private"
+	AppRequestVisibilityPublic  AppRequestVisibility = "public"
+)
+
+// Valid indicates whether the value is a known member of the AppRequestVisibility enum.
+func (e AppRequestVisibility) Valid() bool {
+	switch e {
+	case AppRequestVisibilityPrivate:
+		return true
+	case AppRequestVisibilityPublic:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeploymentUpgradePolicy.
 const (
 	DeploymentUpgradePolicyAuto   DeploymentUpgradePolicy = "auto"
@@ -186,6 +204,24 @@ func (e SetRoleInputBodyRole) Valid() bool {
 	case SetRoleInputBodyRolePublisher:
 		return true
 	case SetRoleInputBodyRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VisibilityVisibility.
+const (
+	VisibilityVisibilityPrivate VisibilityVisibility = "private"
+	VisibilityVisibilityPublic  VisibilityVisibility = "public"
+)
+
+// Valid indicates whether the value is a known member of the VisibilityVisibility enum.
+func (e VisibilityVisibility) Valid() bool {
+	switch e {
+	case VisibilityVisibilityPrivate:
+		return true
+	case VisibilityVisibilityPublic:
 		return true
 	default:
 		return false
@@ -602,7 +638,16 @@ type AppRequest struct {
 
 	// PublisherId defaults to the caller; must be the caller unless the operator acts
 	PublisherId *int64 `json:"publisher_id,omitempty"`
+
+	// SharedWith private only: the organizations whose members see it; ignored on update
+	SharedWith *[]int64 `json:"shared_with,omitempty"`
+
+	// Visibility public (the default: everyone sees it) or private (its owner and the members of the organizations in shared_with only); ignored on update: see PUT /api/apps/{id}/visibility
+	Visibility *AppRequestVisibility `json:"visibility,omitempty"`
 }
+
+// AppRequestVisibility public (the default: everyone sees it) or private (its owner and the members of the organizations in shared_with only); ignored on update: see PUT /api/apps/{id}/visibility
+type AppRequestVisibility string
 
 // AppRevenue defines model for AppRevenue.
 type AppRevenue struct {
@@ -643,10 +688,13 @@ type Application struct {
 	Inputs         *[]Input        `json:"inputs"`
 	Name           string          `json:"name"`
 	OrganizationId *int64          `json:"organization_id,omitempty"`
-	PublisherId    int64           `json:"publisher_id"`
-	RetiredAt      *time.Time      `json:"retired_at,omitempty"`
-	UpdatedAt      time.Time       `json:"updated_at"`
-	Version        int64           `json:"version"`
+
+	// Private set when the application is private: only its owner and the organizations it is shared with see it
+	Private     *bool      `json:"private,omitempty"`
+	PublisherId int64      `json:"publisher_id"`
+	RetiredAt   *time.Time `json:"retired_at,omitempty"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	Version     int64      `json:"version"`
 }
 
 // AuditEvent defines model for AuditEvent.
@@ -1277,6 +1325,18 @@ type VersionUpdate struct {
 	Waiting *string `json:"waiting,omitempty"`
 }
 
+// Visibility defines model for Visibility.
+type Visibility struct {
+	// SharedWith private only: the organizations whose members see it, besides its owner
+	SharedWith *[]int64 `json:"shared_with,omitempty"`
+
+	// Visibility public (everyone) or private (its owner, and the members of the organizations in shared_with)
+	Visibility VisibilityVisibility `json:"visibility"`
+}
+
+// VisibilityVisibility public (everyone) or private (its owner, and the members of the organizations in shared_with)
+type VisibilityVisibility string
+
 // Webhook defines model for Webhook.
 type Webhook struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -1704,6 +1764,9 @@ type UpdateAppJSONRequestBody = AppRequest
 // CreateVersionJSONRequestBody defines body for CreateVersion for application/json ContentType.
 type CreateVersionJSONRequestBody = CreateVersionInputBody
 
+// SetAppVisibilityJSONRequestBody defines body for SetAppVisibility for application/json ContentType.
+type SetAppVisibilityJSONRequestBody = Visibility
+
 // InstallJSONRequestBody defines body for Install for application/json ContentType.
 type InstallJSONRequestBody = InstallInputBody
 
@@ -1883,6 +1946,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/apps/{id}/versions/{version}/deprecate (the `DeprecateVersion` operationId).
 	DeprecateVersion(ctx context.Context, id int64, version int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAppVisibility Who may see an application: public, or private and the organizations it is shared with (its publisher, or its organization's admins and publishers)
+	//
+	// Corresponds with GET /api/apps/{id}/visibility (the `GetAppVisibility` operationId).
+	GetAppVisibility(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetAppVisibilityWithBody Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+	SetAppVisibilityWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetAppVisibility Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+	SetAppVisibility(ctx context.Context, id int64, body SetAppVisibilityJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAudit The audit trail, oldest first: all of it for the operator, the events of your own resources for a user
 	//
@@ -2405,6 +2487,55 @@ func (c *Client) CreateVersion(ctx context.Context, id int64, body CreateVersion
 // Corresponds with POST /api/apps/{id}/versions/{version}/deprecate (the `DeprecateVersion` operationId).
 func (c *Client) DeprecateVersion(ctx context.Context, id int64, version int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeprecateVersionRequest(c.Server, id, version)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAppVisibility Who may see an application: public, or private and the organizations it is shared with (its publisher, or its organization's admins and publishers)
+//
+// Corresponds with GET /api/apps/{id}/visibility (the `GetAppVisibility` operationId).
+func (c *Client) GetAppVisibility(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAppVisibilityRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetAppVisibilityWithBody Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+func (c *Client) SetAppVisibilityWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetAppVisibilityRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetAppVisibility Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+func (c *Client) SetAppVisibility(ctx context.Context, id int64, body SetAppVisibilityJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetAppVisibilityRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3802,6 +3933,87 @@ func NewDeprecateVersionRequest(server string, id int64, version int64) (*http.R
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetAppVisibilityRequest constructs an http.Request for the GetAppVisibility method
+func NewGetAppVisibilityRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/apps/%s/visibility", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetAppVisibilityRequest calls the generic SetAppVisibility builder with application/json body
+func NewSetAppVisibilityRequest(server string, id int64, body SetAppVisibilityJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetAppVisibilityRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetAppVisibilityRequestWithBody constructs an http.Request for the SetAppVisibility method, with any body, and a specified content type
+func NewSetAppVisibilityRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/apps/%s/visibility", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -7029,6 +7241,27 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/apps/{id}/versions/{version}/deprecate (the `DeprecateVersion` operationId).
 	DeprecateVersionWithResponse(ctx context.Context, id int64, version int64, reqEditors ...RequestEditorFn) (*DeprecateVersionResponse, error)
 
+	// GetAppVisibilityWithResponse Who may see an application: public, or private and the organizations it is shared with (its publisher, or its organization's admins and publishers)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/apps/{id}/visibility (the `GetAppVisibility` operationId).
+	GetAppVisibilityWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetAppVisibilityResponse, error)
+
+	// SetAppVisibilityWithBodyWithResponse Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+	SetAppVisibilityWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetAppVisibilityResponse, error)
+
+	// SetAppVisibilityWithResponse Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+	SetAppVisibilityWithResponse(ctx context.Context, id int64, body SetAppVisibilityJSONRequestBody, reqEditors ...RequestEditorFn) (*SetAppVisibilityResponse, error)
+
 	// ListAuditWithResponse The audit trail, oldest first: all of it for the operator, the events of your own resources for a user
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -8268,6 +8501,172 @@ func (r DeprecateVersionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeprecateVersionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAppVisibilityResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Visibility
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAppVisibilityResponse) GetJSON200() *Visibility {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAppVisibilityResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAppVisibilityResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAppVisibilityResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAppVisibilityResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetAppVisibilityResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetAppVisibilityResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAppVisibilityResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAppVisibilityResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAppVisibilityResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAppVisibilityResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetAppVisibilityResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Visibility
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetAppVisibilityResponse) GetJSON200() *Visibility {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SetAppVisibilityResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SetAppVisibilityResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SetAppVisibilityResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SetAppVisibilityResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetAppVisibilityResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SetAppVisibilityResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SetAppVisibilityResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetAppVisibilityResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetAppVisibilityResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetAppVisibilityResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12618,6 +13017,45 @@ func (c *ClientWithResponses) DeprecateVersionWithResponse(ctx context.Context, 
 	return ParseDeprecateVersionResponse(rsp)
 }
 
+// GetAppVisibilityWithResponse Who may see an application: public, or private and the organizations it is shared with (its publisher, or its organization's admins and publishers)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/apps/{id}/visibility (the `GetAppVisibility` operationId).
+func (c *ClientWithResponses) GetAppVisibilityWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetAppVisibilityResponse, error) {
+	rsp, err := c.GetAppVisibility(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAppVisibilityResponse(rsp)
+}
+
+// SetAppVisibilityWithBodyWithResponse Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+func (c *ClientWithResponses) SetAppVisibilityWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetAppVisibilityResponse, error) {
+	rsp, err := c.SetAppVisibilityWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetAppVisibilityResponse(rsp)
+}
+
+// SetAppVisibilityWithResponse Make an application public or private, and set the organizations a private one is shared with; its running deployments keep running
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/apps/{id}/visibility (the `SetAppVisibility` operationId).
+func (c *ClientWithResponses) SetAppVisibilityWithResponse(ctx context.Context, id int64, body SetAppVisibilityJSONRequestBody, reqEditors ...RequestEditorFn) (*SetAppVisibilityResponse, error) {
+	rsp, err := c.SetAppVisibility(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetAppVisibilityResponse(rsp)
+}
+
 // ListAuditWithResponse The audit trail, oldest first: all of it for the operator, the events of your own resources for a user
 //
 // Returns a wrapper object for the known response body format(s).
@@ -14017,6 +14455,142 @@ func ParseDeprecateVersionResponse(rsp *http.Response) (*DeprecateVersionRespons
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest AppVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAppVisibilityResponse parses an HTTP response from a GetAppVisibilityWithResponse call
+func ParseGetAppVisibilityResponse(rsp *http.Response) (*GetAppVisibilityResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAppVisibilityResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Visibility
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetAppVisibilityResponse parses an HTTP response from a SetAppVisibilityWithResponse call
+func ParseSetAppVisibilityResponse(rsp *http.Response) (*SetAppVisibilityResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetAppVisibilityResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Visibility
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
