@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"helm.sh/helm/v4/pkg/provenance"
+
+	"github.com/marketplace/marketplace/internal/chartrepo"
+)
+
+// signingKey generates an OpenPGP key and returns it with its armored public half.
+func signingKey(t *testing.T, name string) (*openpgp.Entity, string) {
+	t.Helper()
+	e, err := openpgp.NewEntity(name, "", name+"@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	return e, b.String()
+}
+
+// signChart writes dir/file.prov, Helm's provenance of archive (as helm package --sign does), signed by e.
+func signChart(t *testing.T, e *openpgp.Entity, dir, file string, archive []byte) {
+	t.Helper()
+	prov, err := (&provenance.Signatory{Entity: e}).ClearSign(archive, file, []byte("apiVersion: v2\nname: x\nversion: 0.1.0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, file+".prov"), []byte(prov), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSignedCharts publishes charts from a real chart repository that serves .prov files beside them: one
+// signed with the publisher's registered key is verified (the mark in the application and its versions),
+// a tampered one and one signed by another key are refused at publish (422), an unsigned one is published
+// unverified. A verified chart replaced in the repository afterwards fails its install. With
+// MARKETPLACE_REQUIRE_SIGNED_CHARTS the unsigned chart is refused at publish, and the install of the
+// unverified version already published is refused too. Another user neither reads nor deletes the keys.
+func TestSignedCharts(t *testing.T) {
+	publisherKey, publisherArmored := signingKey(t, "publisher")
+	otherKey, _ := signingKey(t, "other")
+	src, built := t.TempDir(), t.TempDir()
+	for _, name := range []string{"signed", "tampered", "wrongkey", "unsigned"} {
+		writeChart(t, src, name, `{"type": "object"}`)
+	}
+	if err := chartrepo.Build(src, built); err != nil {
+		t.Fatal(err)
+	}
+	read := func(file string) []byte {
+		b, err := os.ReadFile(filepath.Join(built, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	signChart(t, publisherKey, built, "signed-0.1.0.tgz", read("signed-0.1.0.tgz"))
+	signChart(t, publisherKey, built, "tampered-0.1.0.tgz", append(read("tampered-0.1.0.tgz"), 0)) // signs other bytes
+	signChart(t, otherKey, built, "wrongkey-0.1.0.tgz", read("wrongkey-0.1.0.tgz"))
+	repo := httptest.NewServer(http.FileServer(http.Dir(built)))
+	t.Cleanup(repo.Close)
+	allow := testRepositories() + "," + repo.Listener.Addr().String()
+
+	mp := startMarketplace(t, "serve", map[string]string{"DEPLOY_MAX_ATTEMPTS": "1", "MARKETPLACE_FETCH_ALLOW": allow})
+	pubID, pub := mp.user(t, "publisher")
+	_, stranger := mp.user(t, "stranger")
+	keys := fmt.Sprintf("/api/users/%d/signing-keys", pubID)
+	app := func(name string) map[string]any {
+		return map[string]any{"name": name, "hourly_rate": 1, "deployment": map[string]any{"type": "k8s", "repoURL": repo.URL, "chartName": name}}
+	}
+
+	// Before a key is registered nothing is checked: unchecked, not verified.
+	before := mp.must(t, 201, "POST", "/api/apps/new", pub, app("signed")).JSON(t)
+	if sig := before["signature"].(map[string]any); sig["verified"] != false || sig["outcome"] != "unchecked" {
+		t.Errorf("published without keys: signature %v, want unchecked", sig)
+	}
+
+	key := mp.must(t, 201, "POST", keys, pub, map[string]any{"armored_key": publisherArmored}).JSON(t)
+	fingerprint := key["fingerprint"].(string)
+	if len(fingerprint) != 40 {
+		t.Fatalf("fingerprint %q", fingerprint)
+	}
+	mp.must(t, 409, "POST", keys, pub, map[string]any{"armored_key": publisherArmored})
+	mp.must(t, 422, "POST", keys, pub, map[string]any{"armored_key": "not a key"})
+	mp.must(t, 404, "GET", keys, stranger, nil)
+	mp.must(t, 404, "DELETE", fmt.Sprintf("%s/%d", keys, num(t, key["id"])), stranger, nil)
+	if got := mp.must(t, 200, "GET", keys, pub, nil).List(t); len(got) != 1 || got[0]["fingerprint"] != fingerprint {
+		t.Fatalf("the publisher's keys: %v", got)
+	}
+
+	t.Run("valid signature: verified", func(t *testing.T) {
+		a := mp.must(t, 201, "POST", "/api/apps/new", pub, app("signed")).JSON(t)
+		sig := a["signature"].(map[string]any)
+		if sig["verified"] != true || sig["signer"] != fingerprint || !strings.HasPrefix(sig["digest"].(string), "sha256:") {
+			t.Fatalf("signature %v", sig)
+		}
+		got := mp.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d", num(t, a["id"])), stranger, nil).JSON(t)
+		if got["signature"].(map[string]any)["verified"] != true {
+			t.Errorf("GET /api/apps/{id}: signature %v", got["signature"])
+		}
+		vs := mp.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d/versions", num(t, a["id"])), stranger, nil).JSON(t)["data"].([]any)
+		if vs[0].(map[string]any)["signature"].(map[string]any)["signer"] != fingerprint {
+			t.Errorf("versions: %v", vs)
+		}
+		// A new version of the application that was published unchecked is verified now.
+		v := mp.must(t, 201, "POST", fmt.Sprintf("/api/apps/%d/versions", num(t, before["id"])), pub,
+			map[string]any{"hourly_rate": 1, "deployment": app("signed")["deployment"]}).JSON(t)
+		if v["signature"].(map[string]any)["verified"] != true {
+			t.Errorf("new version: signature %v", v["signature"])
+		}
+	})
+
+	for name, want := range map[string]string{"tampered": "tampered chart", "wrongkey": "bad signature"} {
+		t.Run(name+": refused", func(t *testing.T) {
+			r := mp.must(t, 422, "POST", "/api/apps/new", pub, app(name))
+			if !strings.Contains(string(r.Body), want) || r.ContentType != "application/problem+json" {
+				t.Errorf("%s: %s %s", name, r.ContentType, r.Body)
+			}
+		})
+	}
+
+	unsigned := mp.must(t, 201, "POST", "/api/apps/new", pub, app("unsigned")).JSON(t)
+	if sig := unsigned["signature"].(map[string]any); sig["verified"] != false || sig["outcome"] != "unsigned" {
+		t.Errorf("unsigned: signature %v", sig)
+	}
+
+	t.Run("a verified chart replaced after publish fails its install", func(t *testing.T) {
+		a := mp.must(t, 201, "POST", "/api/apps/new", pub, app("signed")).JSON(t)
+		// The same chart, packaged again with other values: another archive under the same name.
+		if err := os.WriteFile(filepath.Join(src, "signed", "values.yaml"), []byte("greeting: swapped\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := chartrepo.Build(src, built); err != nil {
+			t.Fatal(err)
+		}
+		_, consumer := mp.user(t, "consumer")
+		project := num(t, mp.must(t, 201, "POST", "/api/user/project/new", consumer, map[string]any{"name": "p"}).JSON(t)["id"])
+		id := num(t, mp.must(t, 202, "POST", "/api/deployments/install", consumer, map[string]any{"application_id": num(t, a["id"]), "project_id": project}).JSON(t)["deploymentID"])
+		d := mp.waitForStatus(t, consumer, id, "failed", 2*time.Minute)
+		if reason := fmt.Sprint(d["failure_reason"]); !strings.Contains(reason, "not the one verified") {
+			t.Errorf("failure reason %q", reason)
+		}
+	})
+
+	// The operator turns the setting on: the same marketplace, restarted.
+	mp.stop()
+	strict := sameMarketplace(mp)
+	strict["MARKETPLACE_FETCH_ALLOW"], strict["MARKETPLACE_REQUIRE_SIGNED_CHARTS"] = allow, "true"
+	mp2 := startMarketplace(t, "serve", strict)
+	t.Run("required: unsigned refused at publish and at install", func(t *testing.T) {
+		r := mp2.must(t, 422, "POST", "/api/apps/new", pub, app("unsigned"))
+		if !strings.Contains(string(r.Body), "MARKETPLACE_REQUIRE_SIGNED_CHARTS") {
+			t.Errorf("publish: %s", r.Body)
+		}
+		_, consumer := mp2.user(t, "consumer2")
+		project := num(t, mp2.must(t, 201, "POST", "/api/user/project/new", consumer, map[string]any{"name": "p"}).JSON(t)["id"])
+		r = mp2.must(t, 409, "POST", "/api/deployments/install", consumer, map[string]any{"application_id": num(t, unsigned["id"]), "project_id": project})
+		if !strings.Contains(string(r.Body), "not a verified signed chart") {
+			t.Errorf("install: %s", r.Body)
+		}
+	})
+}
