@@ -32,7 +32,7 @@ func (db *DB) CreateSigningKey(ctx context.Context, k *marketplace.SigningKey) e
 			return marketplace.Errorf(marketplace.ECONFLICT, "user %d has %d signing keys, the most a user may register; delete one first", k.UserID, n)
 		}
 		created, err := scanSigningKey(tx.QueryRow(ctx, `INSERT INTO signing_keys (user_id, fingerprint, identities, armored)
-VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, fingerprint) DO NOTHING RETURNING `+signingKeyColumns,
+VALUES ($1, $2, coalesce($3::text[], '{}'), $4) ON CONFLICT (user_id, fingerprint) DO NOTHING RETURNING `+signingKeyColumns,
 			k.UserID, k.Fingerprint, k.Identities, k.Armored))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return marketplace.Errorf(marketplace.ECONFLICT, "key %s is registered already", k.Fingerprint)
