@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,8 +15,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"helm.sh/helm/v4/pkg/provenance"
+	"helm.sh/helm/v4/pkg/registry"
 
 	"github.com/marketplace/marketplace/internal/chartrepo"
+	"github.com/marketplace/marketplace/internal/testenv"
 )
 
 // signingKey generates an OpenPGP key and returns it with its armored public half.
@@ -37,14 +40,20 @@ func signingKey(t *testing.T, name string) (*openpgp.Entity, string) {
 	return e, b.String()
 }
 
-// signChart writes dir/file.prov, Helm's provenance of archive (as helm package --sign does), signed by e.
-func signChart(t *testing.T, e *openpgp.Entity, dir, file string, archive []byte) {
+// provenanceOf is Helm's provenance of archive named file (as helm package --sign writes it), signed by e.
+func provenanceOf(t *testing.T, e *openpgp.Entity, file string, archive []byte) []byte {
 	t.Helper()
 	prov, err := (&provenance.Signatory{Entity: e}).ClearSign(archive, file, []byte("apiVersion: v2\nname: x\nversion: 0.1.0\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, file+".prov"), []byte(prov), 0o644); err != nil {
+	return []byte(prov)
+}
+
+// signChart writes dir/file.prov, the provenance of archive signed by e.
+func signChart(t *testing.T, e *openpgp.Entity, dir, file string, archive []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, file+".prov"), provenanceOf(t, e, file, archive), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -157,6 +166,53 @@ func TestSignedCharts(t *testing.T) {
 		d := mp.waitForStatus(t, consumer, id, "failed", 2*time.Minute)
 		if reason := fmt.Sprint(d["failure_reason"]); !strings.Contains(reason, "not the one verified") {
 			t.Errorf("failure reason %q", reason)
+		}
+	})
+
+	t.Run("OCI: the provenance layer helm push adds", func(t *testing.T) {
+		signed, tampered := testenv.Name("ocisigned"), testenv.Name("ocitampered")
+		ociSrc, ociBuilt := t.TempDir(), t.TempDir()
+		writeChart(t, ociSrc, signed, `{"type": "object"}`)
+		writeChart(t, ociSrc, tampered, `{"type": "object"}`)
+		if err := chartrepo.Build(ociSrc, ociBuilt); err != nil {
+			t.Fatal(err)
+		}
+		credentials := filepath.Join(t.TempDir(), "credentials.json")
+		if err := os.WriteFile(credentials, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rc, err := registry.NewClient(registry.ClientOptPlainHTTP(), registry.ClientOptCredentialsFile(credentials), registry.ClientOptWriter(io.Discard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		push := func(chart string, signedBytes func([]byte) []byte) {
+			file := chart + "-0.1.0.tgz"
+			archive, err := os.ReadFile(filepath.Join(ociBuilt, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := strings.TrimPrefix(tenv.OCIRepo, "oci://") + "/" + chart + ":0.1.0"
+			if _, err := rc.Push(archive, ref, registry.PushOptProvData(provenanceOf(t, publisherKey, file, signedBytes(archive)))); err != nil {
+				t.Fatalf("push %s: %v", ref, err)
+			}
+		}
+		push(signed, func(b []byte) []byte { return b })
+		push(tampered, func(b []byte) []byte { return append(b, 0) })
+		oci := func(chart string) map[string]any {
+			return map[string]any{"name": chart, "hourly_rate": 1, "deployment": map[string]any{"type": "k8s", "repoURL": tenv.OCIRepo + "/" + chart}}
+		}
+		a := mp.must(t, 201, "POST", "/api/apps/new", pub, oci(signed)).JSON(t)
+		if sig := a["signature"].(map[string]any); sig["verified"] != true || sig["signer"] != fingerprint {
+			t.Errorf("OCI signed: signature %v", sig)
+		}
+		if r := mp.must(t, 422, "POST", "/api/apps/new", pub, oci(tampered)); !strings.Contains(string(r.Body), "tampered chart") {
+			t.Errorf("OCI tampered: %s", r.Body)
+		}
+		// The bundled chart in the registry has no provenance layer: unsigned.
+		u := mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "bundled", "hourly_rate": 1,
+			"deployment": map[string]any{"type": "k8s", "repoURL": tenv.OCIRepo + "/hello-web"}}).JSON(t)
+		if sig := u["signature"].(map[string]any); sig["outcome"] != "unsigned" {
+			t.Errorf("OCI unsigned: signature %v", sig)
 		}
 	})
 
