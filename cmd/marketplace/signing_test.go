@@ -129,6 +129,16 @@ func TestSignedCharts(t *testing.T) {
 		if vs[0].(map[string]any)["signature"].(map[string]any)["signer"] != fingerprint {
 			t.Errorf("versions: %v", vs)
 		}
+		// The storefront's application page shows the mark, with the signer's key.
+		client, _ := webSession(t, mp, stranger)
+		page := get(t, client, fmt.Sprintf("%s/apps/%d", mp.URL, num(t, a["id"])), http.StatusOK)
+		if !strings.Contains(page, `data-testid="verified-mark"`) || !strings.Contains(page, fingerprint) {
+			t.Errorf("the application page has no verified mark")
+		}
+		unchecked := get(t, client, fmt.Sprintf("%s/apps/%d", mp.URL, num(t, before["id"])), http.StatusOK)
+		if strings.Contains(unchecked, `data-testid="verified-mark"`) {
+			t.Errorf("an unchecked version's page has the verified mark")
+		}
 		// A new version of the application that was published unchecked is verified now.
 		v := mp.must(t, 201, "POST", fmt.Sprintf("/api/apps/%d/versions", num(t, before["id"])), pub,
 			map[string]any{"hourly_rate": 1, "deployment": app("signed")["deployment"]}).JSON(t)
