@@ -115,8 +115,10 @@ func TestSignedCharts(t *testing.T) {
 		t.Fatalf("the publisher's keys: %v", got)
 	}
 
+	var verifiedID int64
 	t.Run("valid signature: verified", func(t *testing.T) {
 		a := mp.must(t, 201, "POST", "/api/apps/new", pub, app("signed")).JSON(t)
+		verifiedID = num(t, a["id"])
 		sig := a["signature"].(map[string]any)
 		if sig["verified"] != true || sig["signer"] != fingerprint || !strings.HasPrefix(sig["digest"].(string), "sha256:") {
 			t.Fatalf("signature %v", sig)
@@ -160,24 +162,6 @@ func TestSignedCharts(t *testing.T) {
 	if sig := unsigned["signature"].(map[string]any); sig["verified"] != false || sig["outcome"] != "unsigned" {
 		t.Errorf("unsigned: signature %v", sig)
 	}
-
-	t.Run("a verified chart replaced after publish fails its install", func(t *testing.T) {
-		a := mp.must(t, 201, "POST", "/api/apps/new", pub, app("signed")).JSON(t)
-		// The same chart, packaged again with other values: another archive under the same name.
-		if err := os.WriteFile(filepath.Join(src, "signed", "values.yaml"), []byte("greeting: swapped\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := chartrepo.Build(src, built); err != nil {
-			t.Fatal(err)
-		}
-		_, consumer := mp.user(t, "consumer")
-		project := num(t, mp.must(t, 201, "POST", "/api/user/project/new", consumer, map[string]any{"name": "p"}).JSON(t)["id"])
-		id := num(t, mp.must(t, 202, "POST", "/api/deployments/install", consumer, map[string]any{"application_id": num(t, a["id"]), "project_id": project}).JSON(t)["deploymentID"])
-		d := mp.waitForStatus(t, consumer, id, "failed", 2*time.Minute)
-		if reason := fmt.Sprint(d["failure_reason"]); !strings.Contains(reason, "not the one verified") {
-			t.Errorf("failure reason %q", reason)
-		}
-	})
 
 	t.Run("OCI: the provenance layer helm push adds", func(t *testing.T) {
 		signed, tampered := testenv.Name("ocisigned"), testenv.Name("ocitampered")
@@ -226,8 +210,16 @@ func TestSignedCharts(t *testing.T) {
 		}
 	})
 
-	// The operator turns the setting on: the same marketplace, restarted.
+	// The operator turns the setting on: the same marketplace, restarted (so no archive is in its memory).
 	mp.stop()
+	// Meanwhile the verified chart is replaced in the repository: the same chart, packaged again with
+	// other values, another archive under the same name.
+	if err := os.WriteFile(filepath.Join(src, "signed", "values.yaml"), []byte("greeting: swapped\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := chartrepo.Build(src, built); err != nil {
+		t.Fatal(err)
+	}
 	strict := sameMarketplace(mp)
 	strict["MARKETPLACE_FETCH_ALLOW"], strict["MARKETPLACE_REQUIRE_SIGNED_CHARTS"] = allow, "true"
 	mp2 := startMarketplace(t, "serve", strict)
@@ -241,6 +233,13 @@ func TestSignedCharts(t *testing.T) {
 		r = mp2.must(t, 409, "POST", "/api/deployments/install", consumer, map[string]any{"application_id": num(t, unsigned["id"]), "project_id": project})
 		if !strings.Contains(string(r.Body), "not a verified signed chart") {
 			t.Errorf("install: %s", r.Body)
+		}
+
+		// The verified version is accepted, and its install fails on the replaced archive.
+		id := num(t, mp2.must(t, 202, "POST", "/api/deployments/install", consumer, map[string]any{"application_id": verifiedID, "project_id": project}).JSON(t)["deploymentID"])
+		d := mp2.waitForStatus(t, consumer, id, "failed", 2*time.Minute)
+		if reason := fmt.Sprint(d["failure_reason"]); !strings.Contains(reason, "not the one verified") {
+			t.Errorf("failure reason %q", reason)
 		}
 	})
 }
