@@ -61,9 +61,10 @@ func signChart(t *testing.T, e *openpgp.Entity, dir, file string, archive []byte
 // TestSignedCharts publishes charts from a real chart repository that serves .prov files beside them: one
 // signed with the publisher's registered key is verified (the mark in the application and its versions),
 // a tampered one and one signed by another key are refused at publish (422), an unsigned one is published
-// unverified. A verified chart replaced in the repository afterwards fails its install. With
-// MARKETPLACE_REQUIRE_SIGNED_CHARTS the unsigned chart is refused at publish, and the install of the
-// unverified version already published is refused too. Another user neither reads nor deletes the keys.
+// unverified; OCI charts pushed with a provenance layer likewise. With MARKETPLACE_REQUIRE_SIGNED_CHARTS
+// the unsigned chart is refused at publish, the install of the unverified version already published is
+// refused too, and a verified chart replaced in the repository since fails its install. Another user
+// neither reads nor deletes the keys.
 func TestSignedCharts(t *testing.T) {
 	publisherKey, publisherArmored := signingKey(t, "publisher")
 	otherKey, _ := signingKey(t, "other")
