@@ -321,15 +321,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		about := chartmeta.New(chartmeta.Config{Store: db, Inspectors: inspectors, Fetch: guard, Logger: log})
 		g.Go(func() error { return about.Run(ctx) })
 		store := publishingStore{DB: db, about: about}
+		charts := &chartsign.Checker{Store: db, Inspector: inspectors[marketplace.TypeK8s], Require: cfg.RequireSignedCharts}
 		handler := httpapi.NewHandler(httpapi.Deps{
 			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
-			Charts: &chartsign.Checker{Store: db, Inspector: inspectors[marketplace.TypeK8s], Require: cfg.RequireSignedCharts},
+			Charts: charts,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Charts: charts, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}

@@ -50,11 +50,18 @@ type ConsoleReader interface {
 }
 
 // Deps are the storefront's dependencies.
+// ChartChecker checks the chart of a version about to be published: a refusal is EINVALID, saying why.
+type ChartChecker interface {
+	CheckChart(ctx context.Context, appID, publisher int64, spec marketplace.DeploymentSpec) (*marketplace.ChartSignature, error)
+}
+
 type Deps struct {
 	Store    Store
 	Deployer Deployer
 	// Consoles reads vm consoles; nil when there is no VM host.
 	Consoles ConsoleReader
+	// Charts checks a chart's signature before a version is published (as the API does); nil checks none.
+	Charts ChartChecker
 	// Queues reads the work queues for the operator's page; nil shows none.
 	Queues QueueReader
 	// OperatorToken, when not empty, signs the operator in.
