@@ -128,8 +128,8 @@ func TestSignedCharts(t *testing.T) {
 		if got["signature"].(map[string]any)["verified"] != true {
 			t.Errorf("GET /api/apps/{id}: signature %v", got["signature"])
 		}
-		vs := mp.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d/versions", num(t, a["id"])), stranger, nil).JSON(t)["data"].([]any)
-		if vs[0].(map[string]any)["signature"].(map[string]any)["signer"] != fingerprint {
+		vs := mp.must(t, 200, "GET", fmt.Sprintf("/api/apps/%d/versions", num(t, a["id"])), stranger, nil).List(t)
+		if vs[0]["signature"].(map[string]any)["signer"] != fingerprint {
 			t.Errorf("versions: %v", vs)
 		}
 		// The storefront's application page shows the mark, with the signer's key.
