@@ -13,7 +13,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/registry"
 
-	"github.com/marketplace/marketplace/internal/chartsign"
+	"github.com/marketplace/marketplace/internal/chartverify"
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
@@ -26,7 +26,7 @@ func (p *Provider) VerifyChart(ctx context.Context, app *marketplace.Application
 	if err != nil {
 		return nil, err
 	}
-	return chartsign.Verify(archive, prov, filename, keys), nil
+	return chartverify.Verify(archive, prov, filename, keys), nil
 }
 
 // signed fetches the chart of spec with its provenance file (nil when it has none) and the file name the
@@ -41,8 +41,8 @@ func (c *chartSource) signed(ctx context.Context, spec marketplace.DeploymentSpe
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("download chart %s: %w", ref, withoutRegistryText(err))
 		}
-		if len(res.Prov.Data) > chartsign.MaxProvBytes {
-			return nil, nil, "", fmt.Errorf("chart %s: its provenance layer is larger than %d bytes", ref, chartsign.MaxProvBytes)
+		if len(res.Prov.Data) > chartverify.MaxProvBytes {
+			return nil, nil, "", fmt.Errorf("chart %s: its provenance layer is larger than %d bytes", ref, chartverify.MaxProvBytes)
 		}
 		// helm package --sign names the archive <name>-<version>.tgz in the .prov it pushes.
 		ch, err := loader.LoadArchive(strings.NewReader(string(res.Chart.Data)))
@@ -71,8 +71,8 @@ func (c *chartSource) signed(ctx context.Context, spec marketplace.DeploymentSpe
 	} else if err != nil {
 		return nil, nil, "", err
 	}
-	if len(prov) > chartsign.MaxProvBytes {
-		return nil, nil, "", fmt.Errorf("the provenance file %s is larger than %d bytes", u.Redacted(), chartsign.MaxProvBytes)
+	if len(prov) > chartverify.MaxProvBytes {
+		return nil, nil, "", fmt.Errorf("the provenance file %s is larger than %d bytes", u.Redacted(), chartverify.MaxProvBytes)
 	}
 	return archive, prov, filename, nil
 }
