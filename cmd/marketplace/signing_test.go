@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,6 +235,13 @@ func TestSignedCharts(t *testing.T) {
 		r = mp2.must(t, 409, "POST", "/api/deployments/install", consumer, map[string]any{"application_id": num(t, unsigned["id"]), "project_id": project})
 		if !strings.Contains(string(r.Body), "not a verified signed chart") {
 			t.Errorf("install: %s", r.Body)
+		}
+
+		// The storefront's publisher page checks a new version's chart as the API does.
+		client, csrf := webSession(t, mp2, pub)
+		if s := webPost(t, mp2, client, fmt.Sprintf("/apps/%d/versions", num(t, unsigned["id"])),
+			url.Values{"hourly_rate": {"2"}, "chart_version": {"0.1.0"}, "csrf": {csrf}}, nil); s != http.StatusUnprocessableEntity {
+			t.Errorf("a version of the unsigned chart from the publisher page: status %d, want 422", s)
 		}
 
 		// The verified version is accepted, and its install fails on the replaced archive.
