@@ -38,6 +38,7 @@ import (
 
 	"github.com/marketplace/marketplace/internal/billing"
 	"github.com/marketplace/marketplace/internal/chartmeta"
+	"github.com/marketplace/marketplace/internal/chartsign"
 	"github.com/marketplace/marketplace/internal/deploy"
 	"github.com/marketplace/marketplace/internal/fetch"
 	"github.com/marketplace/marketplace/internal/httpapi"
@@ -131,6 +132,9 @@ type Config struct {
 	WebhookRetryBackoff time.Duration `env:"WEBHOOK_RETRY_BACKOFF" envDefault:"10s"`
 	WebhookMaxBackoff   time.Duration `env:"WEBHOOK_MAX_BACKOFF" envDefault:"1h"`
 	WebhookPoll         time.Duration `env:"WEBHOOK_POLL_INTERVAL" envDefault:"1s"`
+	// RequireSignedCharts refuses a k8s chart without a verified signature: at publish, and at install
+	// and upgrade of a version published unverified (README, Signed charts).
+	RequireSignedCharts bool `env:"MARKETPLACE_REQUIRE_SIGNED_CHARTS" envDefault:"false"`
 	VMNetworks
 }
 
@@ -308,6 +312,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// A worker's reconciler requests automatic upgrades through it too, checked as a consumer's are.
 	requests := deploy.NewRequests(db, queueClient, inspectors, here, log)
+	requests.RequireSignedCharts(cfg.RequireSignedCharts)
 	consoles := consoleReader(inspectors)
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -316,14 +321,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		about := chartmeta.New(chartmeta.Config{Store: db, Inspectors: inspectors, Fetch: guard, Logger: log})
 		g.Go(func() error { return about.Run(ctx) })
 		store := publishingStore{DB: db, about: about}
+		charts := &chartsign.Checker{Store: db, Inspector: inspectors[marketplace.TypeK8s], Require: cfg.RequireSignedCharts}
 		handler := httpapi.NewHandler(httpapi.Deps{
 			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
+			Charts: charts,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
-		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Queues: queueMetrics, URLs: guard, OperatorToken: cfg.AdminToken,
+		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Charts: charts, Queues: queueMetrics, URLs: guard, OperatorToken: cfg.AdminToken,
 			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
 			return err
 		}

@@ -94,6 +94,9 @@ func appsCommand(o *options) *cobra.Command {
 				if app.RetiredAt != nil {
 					t = append(t, []string{"retired", stamp(*app.RetiredAt)})
 				}
+				if sig := app.Signature; sig != nil {
+					t = append(t, []string{"signature", signature(sig)})
+				}
 				for _, in := range deref(app.Inputs) {
 					desc := string(deref(in.Type))
 					if desc == "" {
@@ -310,4 +313,16 @@ func aboutRows(a *apiclient.About) table {
 		add("refused", n)
 	}
 	return t
+}
+
+// signature is a chart's provenance as checked at publish: "verified (signer FINGERPRINT)" or why not.
+func signature(sig *apiclient.ChartSignature) string {
+	if sig.Verified {
+		return "verified (signer " + deref(sig.Signer) + ")"
+	}
+	why := string(sig.Outcome)
+	if r := deref(sig.Reason); r != "" {
+		why += ": " + r
+	}
+	return "not verified, " + why
 }

@@ -46,6 +46,26 @@ type Requests struct {
 	log        *slog.Logger
 	health     *lru[healthKey, *marketplace.Health]           // the last health seen of each deployment (health.go)
 	schemas    *lru[marketplace.DeploymentSpec, cachedSchema] // the values schema of each package read lately (values.go)
+	// requireSigned refuses installs and upgrades to a k8s version whose chart was not verified at publish.
+	requireSigned bool
+}
+
+// RequireSignedCharts refuses, from now on, installs and upgrades to a k8s version whose chart's
+// signature was not verified when it was published (MARKETPLACE_REQUIRE_SIGNED_CHARTS).
+func (s *Requests) RequireSignedCharts(on bool) { s.requireSigned = on }
+
+// checkSigned refuses app's version when signed charts are required and its chart was not verified.
+func (s *Requests) checkSigned(app *marketplace.Application) error {
+	if !s.requireSigned || app.Deployment.Type != marketplace.TypeK8s || (app.Signature != nil && app.Signature.Verified) {
+		return nil
+	}
+	why := "it was published before its signature was checked"
+	if app.Signature != nil && app.Signature.Reason != "" {
+		why = app.Signature.Reason
+	}
+	return marketplace.Errorf(marketplace.ECONFLICT,
+		"version %d of application %d is not a verified signed chart (%s), and this marketplace installs only verified ones (MARKETPLACE_REQUIRE_SIGNED_CHARTS)",
+		app.Version, app.ID, why)
 }
 
 // NewRequests returns the request side. inspectors maps an application's deployment type to its
@@ -129,6 +149,9 @@ func (s *Requests) PreviewInstall(ctx context.Context, r InstallRequest) (*marke
 func (s *Requests) checkInstall(ctx context.Context, r InstallRequest) (*marketplace.Deployment, *marketplace.Application, error) {
 	app, err := s.store.FindAppVersion(ctx, r.ApplicationID, r.Version)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkSigned(app); err != nil {
 		return nil, nil, err
 	}
 	if s.inspectors[app.Deployment.Type] == nil {

@@ -60,6 +60,9 @@ func (s *Requests) checkUpgrade(ctx context.Context, id int64, version int, inpu
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := s.checkSigned(app); err != nil {
+		return nil, nil, nil, err
+	}
 	values, err := app.Values(inputs)
 	if err != nil {
 		return nil, nil, nil, err

@@ -52,13 +52,23 @@ func (g *Guard) Get(ctx context.Context, rawURL, what string) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		// The status code, not the remote's own reason phrase: nothing the remote wrote is repeated.
-		return nil, fmt.Errorf("%s %s cannot be fetched: the server answered %d %s", what, rawURL, resp.StatusCode, http.StatusText(resp.StatusCode))
+		return nil, &StatusError{What: what, URL: rawURL, Code: resp.StatusCode}
 	}
 	body, err := ReadAll(resp.Body, g.maxBytes, what+" "+rawURL)
 	if err != nil {
 		return nil, err
 	}
 	return body, nil
+}
+
+// StatusError is a download answered with another status than 200 OK.
+type StatusError struct {
+	What, URL string
+	Code      int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s cannot be fetched: the server answered %d %s", e.What, e.URL, e.Code, http.StatusText(e.Code))
 }
 
 // TooLargeError is a download over the guard's limit.

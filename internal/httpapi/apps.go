@@ -79,9 +79,12 @@ type createAppInput struct {
 	Body appRequest
 }
 
-func createApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
+func createApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, charts ChartChecker, log *slog.Logger) func(context.Context, *createAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *createAppInput) (*body[*marketplace.Application], error) {
 		a, err := in.Body.application(ctx, marketplace.CallerFrom(ctx), urls, vm)
+		if err == nil && charts != nil {
+			a.Signature, err = charts.CheckChart(ctx, 0, signer(ctx, a.PublisherID), a.Deployment)
+		}
 		if err == nil {
 			err = apps.CreateApp(ctx, a)
 		}
@@ -198,7 +201,7 @@ type updateAppInput struct {
 
 // updateApp replaces an application. Open usage records keep the rate they started with. A repoURL or
 // image sent back as it was read (credentials redacted) keeps the stored credentials.
-func updateApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
+func updateApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLimits, charts ChartChecker, log *slog.Logger) func(context.Context, *updateAppInput) (*body[*marketplace.Application], error) {
 	return func(ctx context.Context, in *updateAppInput) (*body[*marketplace.Application], error) {
 		caller := marketplace.CallerFrom(ctx)
 		current, err := apps.FindAppByID(ctx, in.ID)
@@ -210,6 +213,12 @@ func updateApp(apps marketplace.AppService, urls URLChecker, vm marketplace.VMLi
 		}
 		in.Body.Deployment.KeepStoredCredentials(current.Deployment)
 		a, err := in.Body.application(ctx, caller, urls, vm)
+		if err == nil && charts != nil && a.Deployment != current.Deployment {
+			// A change of the chart is a new version: its chart is checked (the rate or inputs alone keep the signature).
+			a.Signature, err = charts.CheckChart(ctx, in.ID, signer(ctx, current.PublisherID), a.Deployment)
+		} else if err == nil {
+			a.Signature = current.Signature
+		}
 		if err == nil {
 			a.ID = in.ID
 			err = apps.UpdateApp(ctx, a)

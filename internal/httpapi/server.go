@@ -34,6 +34,7 @@ type Store interface {
 	marketplace.OrganizationService
 	marketplace.OrganizationLedgerService
 	marketplace.WebhookService
+	marketplace.SigningKeyService
 	CatalogJSON
 }
 
@@ -75,6 +76,8 @@ type Deps struct {
 	URLs URLChecker
 	// VMLimits are the largest vCPU count and memory a vm application may ask for; zero means no limit.
 	VMLimits marketplace.VMLimits
+	// Charts checks charts' provenance at publish and reads publishers' keys; nil checks none.
+	Charts ChartChecker
 	// Consoles reads vm deployments' serial consoles; nil when there is no VM host.
 	Consoles ConsoleReader
 }

@@ -19,7 +19,7 @@ type createVersionInput struct {
 
 // createVersion publishes the next version of an application; it becomes the application's current
 // spec, and deployments of earlier versions see it as an update.
-func createVersion(versions marketplace.VersionService, urls URLChecker, vm marketplace.VMLimits, log *slog.Logger) func(context.Context, *createVersionInput) (*body[*marketplace.AppVersion], error) {
+func createVersion(versions marketplace.VersionService, urls URLChecker, vm marketplace.VMLimits, charts ChartChecker, log *slog.Logger) func(context.Context, *createVersionInput) (*body[*marketplace.AppVersion], error) {
 	return func(ctx context.Context, in *createVersionInput) (*body[*marketplace.AppVersion], error) {
 		v := &marketplace.AppVersion{ApplicationID: in.ID, HourlyRate: in.Body.HourlyRate, Deployment: in.Body.Deployment,
 			Inputs: in.Body.Inputs, Changelog: in.Body.Changelog}
@@ -28,6 +28,13 @@ func createVersion(versions marketplace.VersionService, urls URLChecker, vm mark
 		}
 		if err := checkURLs(ctx, urls, v.Deployment); err != nil {
 			return nil, problem(ctx, log, err)
+		}
+		if charts != nil {
+			sig, err := charts.CheckChart(ctx, in.ID, signer(ctx, 0), v.Deployment)
+			if err != nil {
+				return nil, problem(ctx, log, err)
+			}
+			v.Signature = sig
 		}
 		if err := versions.CreateVersion(ctx, v); err != nil {
 			return nil, problem(ctx, log, err)

@@ -33,7 +33,8 @@ import (
 type chartSource struct {
 	fetch      *fetch.Guard
 	oci        getter.Getter
-	authorizer *auth.Client // anonymous, through the guard's client: for tag lists (ociTags)
+	registry   *registry.Client // the same client as oci's: for a chart with its provenance layer (signed)
+	authorizer *auth.Client     // anonymous, through the guard's client: for tag lists (ociTags)
 	plainHTTP  bool
 
 	archives *lru.Cache // []byte chart archives by chart URL or OCI reference with version; the least recent go
@@ -77,7 +78,7 @@ func newChartSource(cfg Config) (*chartSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helm OCI getter: %w", err)
 	}
-	return &chartSource{fetch: cfg.Fetch, oci: oci, authorizer: &authorizer, plainHTTP: cfg.OCIPlainHTTP,
+	return &chartSource{fetch: cfg.Fetch, oci: oci, registry: rc, authorizer: &authorizer, plainHTTP: cfg.OCIPlainHTTP,
 		archives: lru.New(archiveCacheSize)}, nil
 }
 

@@ -244,6 +244,9 @@ func (p *Provider) Install(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, err
 	}
+	if err := checkDigest(app, archive); err != nil {
+		return placement, err
+	}
 	pre, caps, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
 		Revision: 1, IsInstall: true}, p.deployerUser(d.ID))
 	if err != nil {

@@ -60,6 +60,9 @@ func (p *Provider) Upgrade(ctx context.Context, d *marketplace.Deployment, app *
 	if err != nil {
 		return placement, 0, err
 	}
+	if err := checkDigest(app, archive); err != nil {
+		return placement, 0, err
+	}
 	pre, caps, err := p.prerender(ctx, ch, archive, values, render.Release{Name: placement.ReleaseName, Namespace: placement.Namespace,
 		Revision: rel.Version() + 1, IsUpgrade: true}, p.deployerUser(d.ID))
 	if err != nil {

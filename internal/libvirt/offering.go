@@ -32,3 +32,8 @@ func (p *Provider) ValuesSchema(context.Context, *marketplace.Application) (*mar
 func (p *Provider) PackageInfo(context.Context, *marketplace.Application) (*marketplace.PackageInfo, error) {
 	return nil, marketplace.NotOffered(marketplace.TypeVM, "package description")
 }
+
+// VerifyChart: a VM image has no chart provenance.
+func (p *Provider) VerifyChart(context.Context, *marketplace.Application, []string) (*marketplace.ChartSignature, error) {
+	return nil, marketplace.NotOffered(marketplace.TypeVM, "chart provenance")
+}

@@ -49,6 +49,8 @@ type Application struct {
 	// About is what its latest version's package says about itself: only GET /api/apps/{id} (and the
 	// application's page) read it, never a catalog page.
 	About *About `json:"about,omitempty" doc:"what its latest version's package says about itself (icon, README, maintainers, links), when it has been read; only GET /api/apps/{id} has it"`
+	// Signature is what its version's chart provenance was found to be at publish (none for a vm application).
+	Signature *ChartSignature `json:"signature,omitempty" doc:"k8s: its latest version's chart provenance as checked at publish (verified is the verified mark); only GET /api/apps/{id} has it, never a catalog page"`
 }
 
 // DeploymentSpec says how an application is deployed. Field names are the seed API's.

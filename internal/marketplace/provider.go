@@ -53,6 +53,10 @@ type Inspector interface {
 	// PackageInfo reads what app's package says about itself (Offering.PackageInfo): someone else's
 	// text, which package chartmeta bounds and sanitises. It may fetch the package (through the fetch guard).
 	PackageInfo(ctx context.Context, app *Application) (*PackageInfo, error)
+	// VerifyChart fetches app's chart and its provenance (through the fetch guard) and checks them
+	// against keys, armored public keys (Offering.PackageInfo). A chart that is unsigned, tampered or
+	// signed by another key is an outcome, not an error; an error is a chart that cannot be fetched.
+	VerifyChart(ctx context.Context, app *Application, keys []string) (*ChartSignature, error)
 }
 
 // Offering is what a deployment type offers beyond install and uninstall.

@@ -14,6 +14,8 @@ type AppVersion struct {
 	Deployment    DeploymentSpec `json:"deployment"`
 	Inputs        []Input        `json:"inputs"`
 	Changelog     string         `json:"changelog"`
+	// Signature is what its chart's provenance was found to be at publish (none for a vm version).
+	Signature *ChartSignature `json:"signature,omitempty" doc:"k8s: the chart's provenance as checked at publish; verified is the verified mark"`
 	// DeprecatedAt is when its publisher deprecated it: no new installs; running ones keep it.
 	DeprecatedAt *time.Time `json:"deprecated_at,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
@@ -25,7 +27,7 @@ const MaxChangelogLength = 10000
 // Application returns app as of this version: its spec, inputs and rate.
 func (v *AppVersion) Application(app *Application) *Application {
 	a := *app
-	a.HourlyRate, a.Deployment, a.Inputs, a.Version = v.HourlyRate, v.Deployment, v.Inputs, v.Version
+	a.HourlyRate, a.Deployment, a.Inputs, a.Version, a.Signature = v.HourlyRate, v.Deployment, v.Inputs, v.Version, v.Signature
 	return &a
 }
 

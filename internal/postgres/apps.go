@@ -44,8 +44,10 @@ WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)`, id, scopeUser
 func (db *DB) FindAppByID(ctx context.Context, id int64) (*marketplace.Application, error) {
 	var a marketplace.Application
 	err := scanApp(db.pool.QueryRow(ctx,
-		`SELECT `+appColumns+`, coalesce(organization_id, 0), private FROM applications a WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)
-  AND `+visibleTo("$2"), id, scopeUser(ctx)), &a, &a.OrganizationID, &a.Private)
+		`SELECT `+appColumns+`, coalesce(organization_id, 0), private,
+  (SELECT v.signature FROM application_versions v WHERE v.application_id = a.id AND v.version = a.version)
+FROM applications a WHERE id = $1 AND (deleted_at IS NULL OR retired_at IS NOT NULL)
+  AND `+visibleTo("$2"), id, scopeUser(ctx)), &a, &a.OrganizationID, &a.Private, &a.Signature)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("application", id)
 	} else if err != nil {
@@ -84,8 +86,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, updated_at
 		if err := storeShares(ctx, tx, a.ID, a.Shared, false); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs)
-VALUES ($1, 1, $2, $3, $4)`, a.ID, a.HourlyRate, a.Deployment, a.Inputs); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs, signature)
+VALUES ($1, 1, $2, $3, $4, $5)`, a.ID, a.HourlyRate, a.Deployment, a.Inputs, a.Signature); err != nil {
 			return fmt.Errorf("create application %d version 1: %w", a.ID, err)
 		}
 		return nil
@@ -110,9 +112,9 @@ RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, ve
 			return fmt.Errorf("update application %d: %w", a.ID, err)
 		}
 		marketplace.NoteOrganization(ctx, a.OrganizationID)
-		_, err = tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs, changelog)
-VALUES ($1, $2, $3, $4, $5, 'updated through PUT /api/apps/{id}') ON CONFLICT (application_id, version) DO NOTHING`,
-			a.ID, a.Version, a.HourlyRate, a.Deployment, a.Inputs)
+		_, err = tx.Exec(ctx, `INSERT INTO application_versions (application_id, version, hourly_rate, deployment, inputs, changelog, signature)
+VALUES ($1, $2, $3, $4, $5, 'updated through PUT /api/apps/{id}', $6) ON CONFLICT (application_id, version) DO NOTHING`,
+			a.ID, a.Version, a.HourlyRate, a.Deployment, a.Inputs, a.Signature)
 		if err != nil {
 			return fmt.Errorf("update application %d: version %d: %w", a.ID, a.Version, err)
 		}

@@ -10,11 +10,11 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-const versionColumns = `application_id, version, hourly_rate, deployment, inputs, changelog, deprecated_at, created_at`
+const versionColumns = `application_id, version, hourly_rate, deployment, inputs, changelog, deprecated_at, created_at, signature`
 
 func scanVersion(row pgx.Row) (*marketplace.AppVersion, error) {
 	var v marketplace.AppVersion
-	err := row.Scan(&v.ApplicationID, &v.Version, &v.HourlyRate, &v.Deployment, &v.Inputs, &v.Changelog, &v.DeprecatedAt, &v.CreatedAt)
+	err := row.Scan(&v.ApplicationID, &v.Version, &v.HourlyRate, &v.Deployment, &v.Inputs, &v.Changelog, &v.DeprecatedAt, &v.CreatedAt, &v.Signature)
 	return &v, err
 }
 
@@ -43,8 +43,8 @@ WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+` FOR UPDATE`, v.Ap
 		}
 		v.Version = app.Version + 1
 		created, err := scanVersion(tx.QueryRow(ctx, `INSERT INTO application_versions
-  (application_id, version, hourly_rate, deployment, inputs, changelog) VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING `+versionColumns, v.ApplicationID, v.Version, v.HourlyRate, v.Deployment, v.Inputs, v.Changelog))
+  (application_id, version, hourly_rate, deployment, inputs, changelog, signature) VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING `+versionColumns, v.ApplicationID, v.Version, v.HourlyRate, v.Deployment, v.Inputs, v.Changelog, v.Signature))
 		if err != nil {
 			return fmt.Errorf("create version %d of application %d: %w", v.Version, v.ApplicationID, err)
 		}
@@ -103,7 +103,7 @@ func (db *DB) DeprecateVersion(ctx context.Context, appID int64, version int) (*
 	v, err := scanVersion(db.pool.QueryRow(ctx, `UPDATE application_versions v SET deprecated_at = coalesce(v.deprecated_at, now())
 FROM applications a
 WHERE v.application_id = $1 AND v.version = $2 AND a.id = v.application_id AND a.deleted_at IS NULL AND `+publishable("$3")+`
-RETURNING v.application_id, v.version, v.hourly_rate, v.deployment, v.inputs, v.changelog, v.deprecated_at, v.created_at`, appID, version, scopeUser(ctx)))
+RETURNING v.application_id, v.version, v.hourly_rate, v.deployment, v.inputs, v.changelog, v.deprecated_at, v.created_at, v.signature`, appID, version, scopeUser(ctx)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := appRefusal(ctx, db.pool, appID); marketplace.ErrorCode(err) == marketplace.EFORBIDDEN {
 			return nil, err

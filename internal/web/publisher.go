@@ -133,7 +133,18 @@ func (s *server) publishVersion(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &marketplace.AppVersion{ApplicationID: app.ID, HourlyRate: marketplace.Money{Decimal: rate}, Deployment: spec,
 		Inputs: app.Inputs, Changelog: r.PostFormValue("changelog")}
-	if err := s.Store.CreateVersion(r.Context(), v); err != nil {
+	// Its chart is checked as the API checks it (package chartsign).
+	if s.Charts != nil {
+		publisher := app.PublisherID
+		if c := marketplace.CallerFrom(r.Context()); c.UserID > 0 {
+			publisher = c.UserID
+		}
+		v.Signature, err = s.Charts.CheckChart(r.Context(), app.ID, publisher, v.Deployment)
+	}
+	if err == nil {
+		err = s.Store.CreateVersion(r.Context(), v)
+	}
+	if err != nil {
 		if code := marketplace.ErrorCode(err); code == marketplace.EINVALID || code == marketplace.ECONFLICT {
 			refuse(marketplace.RedactURLs(marketplace.ErrorMessage(err)))
 			return

@@ -59,6 +59,11 @@ type ConsoleReader interface {
 }
 
 // Deps are the storefront's dependencies.
+// ChartChecker checks the chart of a version about to be published: a refusal is EINVALID, saying why.
+type ChartChecker interface {
+	CheckChart(ctx context.Context, appID, publisher int64, spec marketplace.DeploymentSpec) (*marketplace.ChartSignature, error)
+}
+
 type Deps struct {
 	Store    Store
 	Deployer Deployer
@@ -67,6 +72,8 @@ type Deps struct {
 	// URLs checks a webhook's URL when it is registered; nil checks nothing (every delivery's dial is
 	// checked again by the sender).
 	URLs URLChecker
+	// Charts checks a chart's signature before a version is published (as the API does); nil checks none.
+	Charts ChartChecker
 	// Queues reads the work queues for the operator's page; nil shows none.
 	Queues QueueReader
 	// OperatorToken, when not empty, signs the operator in.

@@ -50,6 +50,13 @@ func (r Inspector) PackageInfo(ctx context.Context, app *marketplace.Application
 	return callFor[marketplace.PackageInfo](ctx, r, "package-info", target{ApplicationID: app.ID, Version: app.Version})
 }
 
+// VerifyChart is the worker's VerifyChart. The version need not be stored yet (a publish checks it
+// first): the call carries its spec and the keys.
+func (r Inspector) VerifyChart(ctx context.Context, app *marketplace.Application, keys []string) (*marketplace.ChartSignature, error) {
+	spec := app.Deployment
+	return callFor[marketplace.ChartSignature](ctx, r, "verify-chart", target{ApplicationID: app.ID, Version: app.Version, Spec: &spec, Keys: keys})
+}
+
 // Console is the worker's Console.
 func (r Inspector) Console(ctx context.Context, d *marketplace.Deployment, maxBytes int64) (string, error) {
 	s, err := callFor[string](ctx, r, "console", target{DeploymentID: d.ID, MaxBytes: maxBytes})
@@ -118,6 +125,13 @@ func handler(method string) func(ctx context.Context, p marketplace.Inspector, s
 			}
 			return p.PackageInfo(ctx, app)
 		}
+	case "verify-chart":
+		return func(ctx context.Context, p marketplace.Inspector, _ Store, t target) (any, error) {
+			if t.Spec == nil {
+				return nil, marketplace.Errorf(marketplace.EINVALID, "a chart verification without a chart")
+			}
+			return p.VerifyChart(ctx, &marketplace.Application{ID: t.ApplicationID, Version: t.Version, Deployment: *t.Spec}, t.Keys)
+		}
 	case "console":
 		return func(ctx context.Context, p marketplace.Inspector, store Store, t target) (any, error) {
 			d, err := store.FindDeploymentByID(ctx, t.DeploymentID)
@@ -171,6 +185,8 @@ func describe(method string) string {
 		return "what the chart says about itself"
 	case "console", "state":
 		return "a VM's console"
+	case "verify-chart":
+		return "the chart's signature check"
 	}
 	return method
 }

@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
 // Config is where calls go: the Redis of the queues, and the marketplace instance whose calls they are
@@ -98,6 +100,10 @@ type target struct {
 	// Inputs are a preview's inputs, which the caller gives and nothing records yet.
 	Inputs   map[string]any `json:"inputs,omitempty"`
 	MaxBytes int64          `json:"max_bytes,omitempty"` // of a console read
+	// Spec and Keys are a chart verification's: the spec of a version not stored yet, the publisher's
+	// armored public keys.
+	Spec *marketplace.DeploymentSpec `json:"spec,omitempty"`
+	Keys []string                    `json:"keys,omitempty"`
 }
 
 // caller is marketplace.Caller on the wire (a token not yet looked up never crosses).

@@ -60,6 +60,33 @@ func (e AppRequestVisibility) Valid() bool {
 	}
 }
 
+// Defines values for ChartSignatureOutcome.
+const (
+	BadSignature ChartSignatureOutcome = "bad-signature"
+	Tampered     ChartSignatureOutcome = "tampered"
+	Unchecked    ChartSignatureOutcome = "unchecked"
+	Unsigned     ChartSignatureOutcome = "unsigned"
+	Verified     ChartSignatureOutcome = "verified"
+)
+
+// Valid indicates whether the value is a known member of the ChartSignatureOutcome enum.
+func (e ChartSignatureOutcome) Valid() bool {
+	switch e {
+	case BadSignature:
+		return true
+	case Tampered:
+		return true
+	case Unchecked:
+		return true
+	case Unsigned:
+		return true
+	case Verified:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeploymentUpgradePolicy.
 const (
 	DeploymentUpgradePolicyAuto   DeploymentUpgradePolicy = "auto"
@@ -672,6 +699,7 @@ type AppVersion struct {
 	// HourlyRate an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float
 	HourlyRate decimal.Decimal `json:"hourly_rate"`
 	Inputs     *[]Input        `json:"inputs"`
+	Signature  *ChartSignature `json:"signature,omitempty"`
 	Version    int64           `json:"version"`
 }
 
@@ -690,11 +718,12 @@ type Application struct {
 	OrganizationId *int64          `json:"organization_id,omitempty"`
 
 	// Private set when the application is private: only its owner and the organizations it is shared with see it
-	Private     *bool      `json:"private,omitempty"`
-	PublisherId int64      `json:"publisher_id"`
-	RetiredAt   *time.Time `json:"retired_at,omitempty"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	Version     int64      `json:"version"`
+	Private     *bool           `json:"private,omitempty"`
+	PublisherId int64           `json:"publisher_id"`
+	RetiredAt   *time.Time      `json:"retired_at,omitempty"`
+	Signature   *ChartSignature `json:"signature,omitempty"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	Version     int64           `json:"version"`
 }
 
 // AuditEvent defines model for AuditEvent.
@@ -744,6 +773,25 @@ type BillingRun struct {
 type BillingRuns struct {
 	Runs *[]BillingRun `json:"runs"`
 }
+
+// ChartSignature defines model for ChartSignature.
+type ChartSignature struct {
+	// Digest sha256:<hex> of the chart archive checked; an install of a verified version refuses any other archive
+	Digest  *string               `json:"digest,omitempty"`
+	Outcome ChartSignatureOutcome `json:"outcome"`
+
+	// Reason why it is not verified
+	Reason *string `json:"reason,omitempty"`
+
+	// Signer the fingerprint of the publisher's key that signed it
+	Signer *string `json:"signer,omitempty"`
+
+	// Verified signed by one of its publisher's registered keys, and the archive is the one signed
+	Verified bool `json:"verified"`
+}
+
+// ChartSignatureOutcome defines model for ChartSignature.Outcome.
+type ChartSignatureOutcome string
 
 // ClosedPeriod defines model for ClosedPeriod.
 type ClosedPeriod struct {
@@ -1225,6 +1273,27 @@ type SetRoleInputBody struct {
 
 // SetRoleInputBodyRole defines model for SetRoleInputBody.Role.
 type SetRoleInputBodyRole string
+
+// SigningKey defines model for SigningKey.
+type SigningKey struct {
+	// ArmoredKey the ASCII-armored public key
+	ArmoredKey string    `json:"armored_key"`
+	CreatedAt  time.Time `json:"created_at"`
+
+	// Fingerprint the primary key's fingerprint, hex
+	Fingerprint string `json:"fingerprint"`
+	Id          int64  `json:"id"`
+
+	// Identities the key's user IDs (name <email>)
+	Identities *[]string `json:"identities"`
+	UserId     int64     `json:"user_id"`
+}
+
+// SigningKeyRequest defines model for SigningKeyRequest.
+type SigningKeyRequest struct {
+	// ArmoredKey an ASCII-armored OpenPGP public key (gpg --armor --export <key>)
+	ArmoredKey string `json:"armored_key"`
+}
 
 // Statement defines model for Statement.
 type Statement struct {
@@ -1791,6 +1860,9 @@ type CreateProjectJSONRequestBody = CreateProjectInputBody
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserInputBody
 
+// CreateSigningKeyJSONRequestBody defines body for CreateSigningKey for application/json ContentType.
+type CreateSigningKeyJSONRequestBody = SigningKeyRequest
+
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = CreateWebhookInputBody
 
@@ -1873,14 +1945,14 @@ type ClientInterface interface {
 	// Corresponds with GET /api/apps (the `ListApps` operationId).
 	ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateAppWithBody Publish an application (within the publisher's quota)
+	// CreateAppWithBody Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/apps/new (the `CreateApp` operationId).
 	CreateAppWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateApp Publish an application (within the publisher's quota)
+	// CreateApp Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2233,6 +2305,30 @@ type ClientInterface interface {
 	// Corresponds with GET /api/users/{id}/deployments (the `ListUserDeployments` operationId).
 	ListUserDeployments(ctx context.Context, id int64, params *ListUserDeploymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListSigningKeys A publisher's registered public keys
+	//
+	// Corresponds with GET /api/users/{id}/signing-keys (the `ListSigningKeys` operationId).
+	ListSigningKeys(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSigningKeyWithBody Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+	CreateSigningKeyWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSigningKey Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+	CreateSigningKey(ctx context.Context, id int64, body CreateSigningKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSigningKey Delete a registered key: versions verified with it stay verified, new ones no longer are
+	//
+	// Corresponds with DELETE /api/users/{id}/signing-keys/{keyID} (the `DeleteSigningKey` operationId).
+	DeleteSigningKey(ctx context.Context, id int64, keyID int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTokens A user's tokens, without their secrets
 	//
 	// Corresponds with GET /api/users/{id}/tokens (the `ListTokens` operationId).
@@ -2303,7 +2399,7 @@ func (c *Client) ListApps(ctx context.Context, params *ListAppsParams, reqEditor
 	return c.Client.Do(req)
 }
 
-// CreateAppWithBody Publish an application (within the publisher's quota)
+// CreateAppWithBody Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 //
 // Takes any type of body and a specified content type.
 //
@@ -2320,7 +2416,7 @@ func (c *Client) CreateAppWithBody(ctx context.Context, contentType string, body
 	return c.Client.Do(req)
 }
 
-// CreateApp Publish an application (within the publisher's quota)
+// CreateApp Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3273,6 +3369,70 @@ func (c *Client) CreateUser(ctx context.Context, body CreateUserJSONRequestBody,
 // Corresponds with GET /api/users/{id}/deployments (the `ListUserDeployments` operationId).
 func (c *Client) ListUserDeployments(ctx context.Context, id int64, params *ListUserDeploymentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListUserDeploymentsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSigningKeys A publisher's registered public keys
+//
+// Corresponds with GET /api/users/{id}/signing-keys (the `ListSigningKeys` operationId).
+func (c *Client) ListSigningKeys(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSigningKeysRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSigningKeyWithBody Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+func (c *Client) CreateSigningKeyWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSigningKeyRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSigningKey Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+func (c *Client) CreateSigningKey(ctx context.Context, id int64, body CreateSigningKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSigningKeyRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSigningKey Delete a registered key: versions verified with it stay verified, new ones no longer are
+//
+// Corresponds with DELETE /api/users/{id}/signing-keys/{keyID} (the `DeleteSigningKey` operationId).
+func (c *Client) DeleteSigningKey(ctx context.Context, id int64, keyID int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSigningKeyRequest(c.Server, id, keyID)
 	if err != nil {
 		return nil, err
 	}
@@ -6730,6 +6890,128 @@ func NewListUserDeploymentsRequest(server string, id int64, params *ListUserDepl
 	return req, nil
 }
 
+// NewListSigningKeysRequest constructs an http.Request for the ListSigningKeys method
+func NewListSigningKeysRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/users/%s/signing-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateSigningKeyRequest calls the generic CreateSigningKey builder with application/json body
+func NewCreateSigningKeyRequest(server string, id int64, body CreateSigningKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSigningKeyRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreateSigningKeyRequestWithBody constructs an http.Request for the CreateSigningKey method, with any body, and a specified content type
+func NewCreateSigningKeyRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/users/%s/signing-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSigningKeyRequest constructs an http.Request for the DeleteSigningKey method
+func NewDeleteSigningKeyRequest(server string, id int64, keyID int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "keyID", keyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/users/%s/signing-keys/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTokensRequest constructs an http.Request for the ListTokens method
 func NewListTokensRequest(server string, id int64) (*http.Request, error) {
 	var err error
@@ -7157,14 +7439,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/apps (the `ListApps` operationId).
 	ListAppsWithResponse(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*ListAppsResponse, error)
 
-	// CreateAppWithBodyWithResponse Publish an application (within the publisher's quota)
+	// CreateAppWithBodyWithResponse Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/apps/new (the `CreateApp` operationId).
 	CreateAppWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAppResponse, error)
 
-	// CreateAppWithResponse Publish an application (within the publisher's quota)
+	// CreateAppWithResponse Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7590,6 +7872,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/users/{id}/deployments (the `ListUserDeployments` operationId).
 	ListUserDeploymentsWithResponse(ctx context.Context, id int64, params *ListUserDeploymentsParams, reqEditors ...RequestEditorFn) (*ListUserDeploymentsResponse, error)
+
+	// ListSigningKeysWithResponse A publisher's registered public keys
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/users/{id}/signing-keys (the `ListSigningKeys` operationId).
+	ListSigningKeysWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*ListSigningKeysResponse, error)
+
+	// CreateSigningKeyWithBodyWithResponse Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+	CreateSigningKeyWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSigningKeyResponse, error)
+
+	// CreateSigningKeyWithResponse Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+	CreateSigningKeyWithResponse(ctx context.Context, id int64, body CreateSigningKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSigningKeyResponse, error)
+
+	// DeleteSigningKeyWithResponse Delete a registered key: versions verified with it stay verified, new ones no longer are
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/users/{id}/signing-keys/{keyID} (the `DeleteSigningKey` operationId).
+	DeleteSigningKeyWithResponse(ctx context.Context, id int64, keyID int64, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error)
 
 	// ListTokensWithResponse A user's tokens, without their secrets
 	//
@@ -12127,6 +12437,255 @@ func (r ListUserDeploymentsResponse) ContentType() string {
 	return ""
 }
 
+type ListSigningKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]SigningKey
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSigningKeysResponse) GetJSON200() *[]SigningKey {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSigningKeysResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSigningKeysResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSigningKeysResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListSigningKeysResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListSigningKeysResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListSigningKeysResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSigningKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSigningKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSigningKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSigningKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateSigningKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SigningKey
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSigningKeyResponse) GetJSON201() *SigningKey {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON409() *ErrorModel {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CreateSigningKeyResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSigningKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSigningKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSigningKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSigningKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSigningKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *ErrorModel
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *ErrorModel
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ErrorModel
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *ErrorModel
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *ErrorModel
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *ErrorModel
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteSigningKeyResponse) GetApplicationproblemJSON400() *ErrorModel {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteSigningKeyResponse) GetApplicationproblemJSON401() *ErrorModel {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteSigningKeyResponse) GetApplicationproblemJSON403() *ErrorModel {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteSigningKeyResponse) GetApplicationproblemJSON404() *ErrorModel {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteSigningKeyResponse) GetApplicationproblemJSON422() *ErrorModel {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteSigningKeyResponse) GetApplicationproblemJSON500() *ErrorModel {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSigningKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSigningKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSigningKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSigningKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -12861,7 +13420,7 @@ func (c *ClientWithResponses) ListAppsWithResponse(ctx context.Context, params *
 	return ParseListAppsResponse(rsp)
 }
 
-// CreateAppWithBodyWithResponse Publish an application (within the publisher's quota)
+// CreateAppWithBodyWithResponse Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12874,7 +13433,7 @@ func (c *ClientWithResponses) CreateAppWithBodyWithResponse(ctx context.Context,
 	return ParseCreateAppResponse(rsp)
 }
 
-// CreateAppWithResponse Publish an application (within the publisher's quota)
+// CreateAppWithResponse Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13665,6 +14224,58 @@ func (c *ClientWithResponses) ListUserDeploymentsWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseListUserDeploymentsResponse(rsp)
+}
+
+// ListSigningKeysWithResponse A publisher's registered public keys
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/users/{id}/signing-keys (the `ListSigningKeys` operationId).
+func (c *ClientWithResponses) ListSigningKeysWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*ListSigningKeysResponse, error) {
+	rsp, err := c.ListSigningKeys(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSigningKeysResponse(rsp)
+}
+
+// CreateSigningKeyWithBodyWithResponse Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+func (c *ClientWithResponses) CreateSigningKeyWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSigningKeyResponse, error) {
+	rsp, err := c.CreateSigningKeyWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSigningKeyResponse(rsp)
+}
+
+// CreateSigningKeyWithResponse Register a public OpenPGP key of a publisher: charts it signs (helm package --sign) are verified at publish
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/users/{id}/signing-keys (the `CreateSigningKey` operationId).
+func (c *ClientWithResponses) CreateSigningKeyWithResponse(ctx context.Context, id int64, body CreateSigningKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSigningKeyResponse, error) {
+	rsp, err := c.CreateSigningKey(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSigningKeyResponse(rsp)
+}
+
+// DeleteSigningKeyWithResponse Delete a registered key: versions verified with it stay verified, new ones no longer are
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/users/{id}/signing-keys/{keyID} (the `DeleteSigningKey` operationId).
+func (c *ClientWithResponses) DeleteSigningKeyWithResponse(ctx context.Context, id int64, keyID int64, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error) {
+	rsp, err := c.DeleteSigningKey(ctx, id, keyID, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSigningKeyResponse(rsp)
 }
 
 // ListTokensWithResponse A user's tokens, without their secrets
@@ -17807,6 +18418,213 @@ func ParseListUserDeploymentsResponse(rsp *http.Response) (*ListUserDeploymentsR
 			headers.XTotalCount = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSigningKeysResponse parses an HTTP response from a ListSigningKeysWithResponse call
+func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSigningKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []SigningKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSigningKeyResponse parses an HTTP response from a CreateSigningKeyWithResponse call
+func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSigningKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SigningKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSigningKeyResponse parses an HTTP response from a DeleteSigningKeyWithResponse call
+func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSigningKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
 	}
 
 	return response, nil
