@@ -30,6 +30,7 @@ type Store interface {
 	marketplace.AuditService
 	marketplace.LedgerService
 	marketplace.SessionService
+	marketplace.CategoryService
 }
 
 // Deployer accepts installs, upgrades and deletions; the API's deploy.Requests.
@@ -90,7 +91,8 @@ func New(d Deps) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken), markdown: chartmeta.NewMarkdown(),
-		catalogPages: newKept[catalogKey, catalogPage](catalogPagesKept), layouts: newKept[layoutKey, layout](layoutsKept)}
+		catalogPages: newKept[catalogKey, catalogPage](catalogPagesKept), layouts: newKept[layoutKey, layout](layoutsKept),
+		categories: &keptCategories{}}
 	return s.routes(), nil
 }
 
@@ -104,6 +106,7 @@ type server struct {
 	// the catalog page's layout rendered for a session (catalog.go).
 	catalogPages *kept[catalogKey, catalogPage]
 	layouts      *kept[layoutKey, layout]
+	categories   *keptCategories
 	// markdown sanitises READMEs again as they are shown.
 	markdown *chartmeta.Markdown
 }
