@@ -33,7 +33,8 @@ BEGIN
         NEW.publisher_name := coalesce((SELECT o.name FROM organizations o WHERE o.id = NEW.organization_id),
             (SELECT u.name FROM users u WHERE u.id = NEW.publisher_id), '');
     END IF;
-    IF TG_OP = 'INSERT' OR NEW.version <> OLD.version THEN
+    -- A new application's versions are written after it (application_versions_about then fills these).
+    IF TG_OP = 'UPDATE' AND NEW.version <> OLD.version THEN
         SELECT v.about INTO about FROM application_versions v WHERE v.application_id = NEW.id AND v.version = NEW.version;
         NEW.categories := catalog_categories_of(about);
         NEW.icon_url := coalesce(about->>'icon', '');
