@@ -51,6 +51,21 @@ func TestCatalogBrowse(t *testing.T) {
 		}
 		ids = append(ids, a.ID)
 	}
+	// Published in an organization's name: the organization is its publisher's name.
+	user2 := marketplace.WithCaller(op, marketplace.Caller{UserID: 2})
+	org := &marketplace.Organization{Name: "Gamma Org"}
+	if err := db.CreateOrganization(user2, org); err != nil {
+		t.Fatal(err)
+	}
+	orgApp := &marketplace.Application{PublisherID: 2, OrganizationID: org.ID, Name: "org app", HourlyRate: marketplace.MustMoney("3"),
+		Deployment: marketplace.DeploymentSpec{Type: marketplace.TypeK8s, RepoURL: "http://charts.example.com", ChartName: "c"}, Inputs: []marketplace.Input{}}
+	if err := db.CreateApp(user2, orgApp); err != nil {
+		t.Fatal(err)
+	}
+	if orgApp.PublisherName != "Gamma Org" {
+		t.Errorf("an organization's application is published by %q, want Gamma Org", orgApp.PublisherName)
+	}
+	ids = append(ids, orgApp.ID)
 	if err := db.RetireApp(op, ids[4]); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +177,7 @@ func TestCatalogBrowse(t *testing.T) {
 	}
 	filters := []marketplace.Browse{
 		{Category: "database"}, {Category: "monitoring", Sort: marketplace.SortPrice}, {Category: "nothing"},
-		{PublisherName: "ACME labs"}, {PublisherName: "beta soft", Category: "web", Sort: marketplace.SortName},
+		{PublisherName: "ACME labs"}, {PublisherName: "beta soft", Category: "web", Sort: marketplace.SortName}, {PublisherName: "gamma org"},
 		{Sort: marketplace.SortName}, {Sort: marketplace.SortNewest}, {Sort: marketplace.SortPrice}, {Sort: marketplace.SortPriceDesc},
 	}
 	for _, b := range filters {
