@@ -188,8 +188,8 @@ func TestCatalogBrowse(t *testing.T) {
 	signInBrowser(t, ctx, mp, consumer)
 	type card struct {
 		Name, Publisher, Price string
-		Categories         []string
-		Icon               int
+		Categories             []string
+		Icon                   int
 	}
 	var cards []card
 	var count string
