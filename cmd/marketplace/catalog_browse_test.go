@@ -206,19 +206,19 @@ func TestCatalogBrowse(t *testing.T) {
 	}
 	browse(t, ctx, "the catalog", chromedp.Navigate(mp.URL+"/"), chromedp.WaitVisible(`#category`, chromedp.ByID))
 	var option string
-	browse(t, ctx, "the category filter", chromedp.Text(`#category option[value=database]`, &option, chromedp.ByQuery))
+	browse(t, ctx, "the category filter", chromedp.TextContent(`#category option[value=database]`, &option, chromedp.ByQuery))
 	if option != "database (4)" {
 		t.Errorf("the category filter offers %q, want database (4)", option)
 	}
 	browse(t, ctx, "filter by category", chromedp.SetValue(`#category`, "database", chromedp.ByID),
-		chromedp.Click(`form.search button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`#category option[value=database][selected]`, chromedp.ByQuery))
+		chromedp.Click(`form.search button[type=submit]`, chromedp.ByQuery), chromedp.WaitReady(`#category option[value=database][selected]`, chromedp.ByQuery))
 	readCards("cards of a category")
 	if len(cards) != 4 || !strings.HasPrefix(count, "4 applications") {
 		t.Errorf("category database: %q %+v", count, cards)
 	}
 	browse(t, ctx, "filter by publisher and sort by price",
 		chromedp.SendKeys(`#publisherName`, "Beta Soft", chromedp.ByID), chromedp.SetValue(`#sort`, "price", chromedp.ByID),
-		chromedp.Click(`form.search button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`#sort option[value=price][selected]`, chromedp.ByQuery))
+		chromedp.Click(`form.search button[type=submit]`, chromedp.ByQuery), chromedp.WaitReady(`#sort option[value=price][selected]`, chromedp.ByQuery))
 	readCards("cards of a category and a publisher by price")
 	var got []string
 	for _, c := range cards {
@@ -240,13 +240,13 @@ func TestCatalogBrowse(t *testing.T) {
 	var shot []byte
 	browse(t, ctx, "screenshot", chromedp.Navigate(mp.URL+"/?sort=name"), chromedp.WaitVisible(`[data-testid=count]`, chromedp.ByQuery),
 		chromedp.Poll(`[...document.querySelectorAll(".app-card img")].every(i => i.complete)`, nil),
-		chromedp.FullScreenshot(&shot, 90))
+		chromedp.FullScreenshot(&shot, 100)) // 100: a PNG
 	if err := os.WriteFile(filepath.Join("..", "..", "docs", "storefront.png"), shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// A category of a card leads to its applications.
 	browse(t, ctx, "a card's category", chromedp.Click(`.app-card .categories a[href="/?category=monitoring"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#category option[value=monitoring][selected]`, chromedp.ByQuery))
+		chromedp.WaitReady(`#category option[value=monitoring][selected]`, chromedp.ByQuery))
 	readCards("cards of a card's category")
 	if len(cards) != 1 || cards[0].Name != "Metrics Web" || cards[0].Icon != 0 {
 		t.Errorf("category monitoring: %+v", cards)
