@@ -17,7 +17,7 @@ import (
 
 func appsCommand(o *options) *cobra.Command {
 	cmd := &cobra.Command{Use: "apps", Aliases: []string{"app"}, Short: "The catalog: list, show, publish, versions"}
-	var typ string
+	var typ, category, publisherName, sort string
 	var publisher, page, limit int64
 	list := &cobra.Command{
 		Use:   "list",
@@ -35,19 +35,28 @@ func appsCommand(o *options) *cobra.Command {
 			if typ != "" {
 				params.DeploymentType = ptr(apiclient.ListAppsParamsDeploymentType(typ))
 			}
+			if category != "" {
+				params.Category = &category
+			}
+			if publisherName != "" {
+				params.PublisherName = &publisherName
+			}
+			if sort != "" {
+				params.Sort = ptr(apiclient.ListAppsParamsSort(sort))
+			}
 			p, a, err := decode[apiclient.AppPage](s.api.ListApps(cmd.Context(), params))
 			if err != nil {
 				return err
 			}
 			return o.show(a.body, func() (table, error) {
-				t := table{{"id", "name", "type", "version", "publisher", "rate/h", "chart or image"}}
+				t := table{{"id", "name", "type", "version", "publisher", "rate/h", "categories", "chart or image"}}
 				for _, app := range deref(p.Data) {
 					name := app.Name
 					if deref(app.Private) {
 						name += " (private)"
 					}
 					t = append(t, []string{itoa(app.Id), name, string(app.Deployment.Type), itoa(app.Version),
-						itoa(app.PublisherId), app.HourlyRate.String(), source(app.Deployment)})
+						publisherOf(app), app.HourlyRate.String(), orDash(strings.Join(deref(app.Categories), ",")), source(app.Deployment)})
 				}
 				if p.TotalPages > 1 {
 					fmt.Fprintf(o.env.Stderr, "page %d of %d (%d applications): --page N\n", p.Page, p.TotalPages, p.TotalItems)
@@ -57,7 +66,10 @@ func appsCommand(o *options) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&typ, "type", "", "only k8s or vm applications")
-	list.Flags().Int64Var(&publisher, "publisher", 0, "only this publisher's applications")
+	list.Flags().Int64Var(&publisher, "publisher", 0, "only this publisher's applications (a user id)")
+	list.Flags().StringVar(&publisherName, "publisher-name", "", "only the applications of the publishers of this name (any case)")
+	list.Flags().StringVar(&category, "category", "", "only applications of this category (a keyword of their package)")
+	list.Flags().StringVar(&sort, "sort", "", "order: name, newest, price (cheapest first) or -price (dearest first); by id if absent")
 	list.Flags().Int64Var(&page, "page", 1, "which page, from 1")
 	list.Flags().Int64Var(&limit, "limit", 50, "applications per page (at most 100)")
 
@@ -86,7 +98,8 @@ func appsCommand(o *options) *cobra.Command {
 				t := table{{"field", "value"},
 					{"id", itoa(app.Id)}, {"name", app.Name}, {"description", orDash(app.Description)},
 					{"type", string(app.Deployment.Type)}, {"source", source(app.Deployment)},
-					{"version", itoa(app.Version)}, {"publisher", itoa(app.PublisherId)},
+					{"version", itoa(app.Version)}, {"publisher", publisherOf(app)},
+					{"categories", orDash(strings.Join(deref(app.Categories), ", "))},
 					{"rate/h", app.HourlyRate.String()}, {"created", stamp(app.CreatedAt)}}
 				if deref(app.Private) {
 					t = append(t, []string{"visibility", "private"})
@@ -275,6 +288,14 @@ func withField(doc []byte, field string, value any) ([]byte, error) {
 
 // aboutRows are the rows of what an application's latest version says about itself; its README is on
 // the application's page (and in -o json).
+// publisherOf is an application's publisher as a table shows it: its name and id.
+func publisherOf(app apiclient.Application) string {
+	if app.PublisherName == "" {
+		return itoa(app.PublisherId)
+	}
+	return app.PublisherName + " (" + itoa(app.PublisherId) + ")"
+}
+
 func aboutRows(a *apiclient.About) table {
 	if a == nil {
 		return table{{"about", "not read yet"}}

@@ -101,6 +101,9 @@ type listAppsInput struct {
 	Publisher      int64  `query:"publisher" minimum:"0" doc:"only this publisher's applications"`
 	DeploymentType string `query:"deploymentType" enum:"k8s,vm" doc:"only applications of this type"`
 	Query          string `query:"q" maxLength:"200" doc:"search: only applications whose name or description has every word of it, each word as the start of a word (kube finds Kubernetes), case-insensitive; at most 200 characters, with a letter or digit; the order stays the catalog's (by id) and total_items counts the matches"`
+	Category       string `query:"category" maxLength:"100" doc:"only applications listing this category (a keyword of their package, as categories shows them), any case"`
+	PublisherName  string `query:"publisherName" maxLength:"100" doc:"only applications of the publishers of this name (publisher_name), any case"`
+	Sort           string `query:"sort" enum:"name,newest,price,-price" doc:"the order: name (A to Z), newest (latest published first), price (cheapest first), -price (dearest first); by id when absent. total_items counts the filtered set whatever the order"`
 }
 
 // appPage is the catalog's answer; listApps writes it from precomputed JSON (CatalogJSON), this type
@@ -146,10 +149,14 @@ func listApps(apps CatalogJSON, log *slog.Logger) func(context.Context, *listApp
 		if err != nil {
 			return nil, problem(ctx, log, err)
 		}
+		browse, err := marketplace.CleanBrowse(marketplace.Browse{Category: in.Category, PublisherName: in.PublisherName, Sort: in.Sort})
+		if err != nil {
+			return nil, problem(ctx, log, err)
+		}
 		buf := buffers.Get().(*[]byte)
 		b := append((*buf)[:0], `{"data":[`...)
 		b, total, err := apps.AppendAppsJSON(ctx, b, marketplace.AppFilter{
-			PublisherID: in.Publisher, DeploymentType: in.DeploymentType, Query: q, Page: in.Page, Limit: in.Limit})
+			PublisherID: in.Publisher, DeploymentType: in.DeploymentType, Query: q, Browse: browse, Page: in.Page, Limit: in.Limit})
 		if err != nil {
 			buffers.Put(buf)
 			return nil, problem(ctx, log, err)

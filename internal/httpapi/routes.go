@@ -34,7 +34,7 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("delete-signing-key", http.MethodDelete, "/api/users/{id}/signing-keys/{keyID}", "Delete a registered key: versions verified with it stay verified, new ones no longer are", 204), deleteSigningKey(s, log))
 
 	huma.Register(api, mayConflict(op("create-app", http.MethodPost, "/api/apps/new", "Publish an application (within the publisher's quota); a k8s chart's signature is checked (422 for a tampered chart, a bad signature, or an unsigned one when signed charts are required)", 201)), createApp(s, d.URLs, d.VMLimits, d.Charts, log))
-	huma.Register(api, withBodySchema[appPage](api, tokenCheckedByStore(op("list-apps", http.MethodGet, "/api/apps", "The catalog, paginated, optionally searched (q)", 200))), listApps(s, log))
+	huma.Register(api, withBodySchema[appPage](api, tokenCheckedByStore(op("list-apps", http.MethodGet, "/api/apps", "The catalog, paginated, optionally searched (q), filtered (publisher, deploymentType, category, publisherName) and sorted (sort)", 200))), listApps(s, log))
 	huma.Register(api, op("get-app", http.MethodGet, "/api/apps/{id}", "One application", 200), getApp(s, log))
 	huma.Register(api, op("update-app", http.MethodPut, "/api/apps/{id}", "Update an application (its publisher only)", 200), updateApp(s, d.URLs, d.VMLimits, d.Charts, log))
 	huma.Register(api, mayConflict(op("delete-app", http.MethodDelete, "/api/apps/{id}", "Delete an application; 409 while it has live deployments (a failed one is not)", 204)), deleteApp(s, log))

@@ -40,6 +40,14 @@ type Application struct {
 	// and takes no new installs, but stays readable until those deployments are gone.
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
 
+	// What its cards show besides: its publisher's name (its organization's when published in one), and
+	// what its latest version's package says of itself (when it has been read): its keywords as
+	// categories, its icon on this marketplace and the version of the software it installs.
+	PublisherName string   `json:"publisher_name" doc:"its publisher's name: the organization's when it is published in an organization's name"`
+	Categories    []string `json:"categories,omitempty" doc:"its latest version's package keywords (a chart's keywords), lower case, sorted"`
+	IconURL       string   `json:"icon_url,omitempty" doc:"its icon's path on this marketplace, /icons/<sha256>.png"`
+	AppVersion    string   `json:"app_version,omitempty" doc:"the version of the software its latest version installs (a chart's appVersion)"`
+
 	// OrganizationID is the organization it is published in the name of (0: its publisher's own).
 	OrganizationID int64 `json:"organization_id,omitempty"`
 	// Private is set on an application not everyone sees (Visibility); Shared, at publish only, is the
@@ -87,7 +95,9 @@ type AppFilter struct {
 	PublisherID    int64
 	DeploymentType string
 	// Query, when not empty, keeps the applications whose name or description matches it.
-	Query       string
+	Query string
+	// Browse filters and orders the catalog (CleanBrowse checks it).
+	Browse
 	Page, Limit int
 }
 

@@ -10,11 +10,17 @@ import (
 	"github.com/marketplace/marketplace/internal/marketplace"
 )
 
-const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at, retired_at, version`
+const appColumns = `id, publisher_id, name, description, hourly_rate, deployment, inputs, created_at, updated_at, retired_at, version,
+  publisher_name, categories, icon_url, app_version`
+
+// appFields are the fields of a that appColumns are read into, in their order.
+func appFields(a *marketplace.Application) []any {
+	return []any{&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
+		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version, &a.PublisherName, &a.Categories, &a.IconURL, &a.AppVersion}
+}
 
 func scanApp(row pgx.Row, a *marketplace.Application, extra ...any) error {
-	return row.Scan(append([]any{&a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment, &a.Inputs,
-		&a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version}, extra...)...)
+	return row.Scan(append(appFields(a), extra...)...)
 }
 
 // publishable is the condition on an application row (alias a) that the caller ($n) may manage it: its
@@ -77,9 +83,9 @@ func (db *DB) CreateApp(ctx context.Context, a *marketplace.Application) error {
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO applications
   (publisher_id, name, description, hourly_rate, deployment_type, deployment, inputs, organization_id, private)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, updated_at, version`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, updated_at, version, publisher_name`,
 			a.PublisherID, a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs, org, a.Private).
-			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt, &a.Version)
+			Scan(&a.ID, &a.CreatedAt, &a.UpdatedAt, &a.Version, &a.PublisherName)
 		if err != nil {
 			return fmt.Errorf("create application: %w", err)
 		}
@@ -103,9 +109,9 @@ func (db *DB) UpdateApp(ctx context.Context, a *marketplace.Application) error {
 SET name = $3, description = $4, hourly_rate = $5, deployment_type = $6, deployment = $7, inputs = $8, updated_at = now(),
     version = version + CASE WHEN hourly_rate <> $5 OR deployment <> $7 OR inputs <> $8 THEN 1 ELSE 0 END
 WHERE id = $1 AND deleted_at IS NULL AND `+publishable("$2")+`
-RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, version, private`,
+RETURNING publisher_id, coalesce(organization_id, 0), created_at, updated_at, version, private, publisher_name, categories, icon_url, app_version`,
 			a.ID, scopeUser(ctx), a.Name, a.Description, a.HourlyRate, a.Deployment.Type, a.Deployment, a.Inputs).
-			Scan(&a.PublisherID, &a.OrganizationID, &a.CreatedAt, &a.UpdatedAt, &a.Version, &a.Private)
+			Scan(&a.PublisherID, &a.OrganizationID, &a.CreatedAt, &a.UpdatedAt, &a.Version, &a.Private, &a.PublisherName, &a.Categories, &a.IconURL, &a.AppVersion)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return appRefusal(ctx, tx, a.ID)
 		} else if err != nil {

@@ -50,7 +50,7 @@ func (db *DB) FindAppsInSession(ctx context.Context, idHash []byte, f marketplac
 
 // cardColumns are what the storefront's catalog shows of each application (FindAppsInSession): no
 // deployment details or inputs to decode from jsonb for a page of cards.
-const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type, private`
+const cardColumns = `id, publisher_id, name, description, hourly_rate, deployment_type, publisher_name, categories, icon_url, private`
 
 // findApps reads a page of the catalog as structs, whole (appColumns) or, with a session to check, as
 // cards (cardColumns); sess receives the session found, and generation the catalog's generation (read
@@ -75,10 +75,10 @@ func (db *DB) findApps(ctx context.Context, check catalogCheck, f marketplace.Ap
 		}
 		var a marketplace.Application
 		if sess != nil {
-			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment.Type, &a.Private)
+			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment.Type,
+				&a.PublisherName, &a.Categories, &a.IconURL, &a.Private)
 		} else {
-			dest = append(dest, &a.ID, &a.PublisherID, &a.Name, &a.Description, &a.HourlyRate, &a.Deployment,
-				&a.Inputs, &a.CreatedAt, &a.UpdatedAt, &a.RetiredAt, &a.Version, &a.Private)
+			dest = append(append(dest, appFields(&a)...), &a.Private)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
@@ -332,6 +332,13 @@ func privateUser(check catalogCheck, arg func(any) string) string {
 // personalAnswer is the total and the page of a caller who sees private applications: the public
 // catalog's answer merged with them by catalog_private_page, computed for this caller, never kept.
 func personalAnswer(user int64, f marketplace.AppFilter, offset int, cols string, arg func(any) string, generation catalogGeneration) (total, page string) {
+	if !f.Browse.IsZero() {
+		// A browsed page in its own order (catalogBrowse), computed for this caller from the live catalog.
+		total = `SELECT b.total AS n, b.ids` + generation.column() + ` FROM ` + catalogBrowse(f, offset, arg, &user) + ` AS b`
+		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() +
+			` ORDER BY array_position(total.ids, id)`
+		return total, page
+	}
 	total = `SELECT p.total AS n, p.ids` + generation.column() + ` FROM catalog_private_page(` + arg(user) + `, ` + arg(f.Query) + `, ` +
 		arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `) p`
 	page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() + ` ORDER BY id`
@@ -346,8 +353,11 @@ func personalAnswer(user int64, f marketplace.AppFilter, offset int, cols string
 // and at 100,000 applications `deploymentType=vm` was planned as a bitmap scan of its 50,000 rows and a
 // sort, 390 ms, instead of the first 20 in the index (issue #23). catalog_page walks the index in order
 // whatever the statistics (migration 00071).
+//
+// A browsed page (a category, a publisher's name, an order: marketplace.Browse) is kept likewise, and
+// computed by catalogBrowse.
 func isKept(f marketplace.AppFilter) bool {
-	return f.Query != "" || f.PublisherID != 0 || f.DeploymentType != "" || (f.Page-1)*f.Limit >= blockSize
+	return f.Query != "" || f.PublisherID != 0 || f.DeploymentType != "" || !f.Browse.IsZero() || (f.Page-1)*f.Limit >= blockSize
 }
 
 // searchSlots is how many answers catalog_searches keeps at most (migration 00070).
@@ -355,7 +365,11 @@ const searchSlots = 4096
 
 // keptKey is what a search or a deep page is kept under: the words, the filters and the page.
 func keptKey(f marketplace.AppFilter) string {
-	return fmt.Sprintf("%d %s %d %d %s", f.PublisherID, f.DeploymentType, f.Limit, (f.Page-1)*f.Limit, f.Query)
+	key := fmt.Sprintf("%d %s %d %d %s", f.PublisherID, f.DeploymentType, f.Limit, (f.Page-1)*f.Limit, f.Query)
+	if !f.Browse.IsZero() {
+		key = fmt.Sprintf("%q %q %s ", f.Category, f.PublisherName, f.Sort) + key
+	}
+	return key
 }
 
 // keptHash is keptKey's hash: its slot in catalog_searches and its advisory lock (computeKept).
@@ -388,7 +402,9 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
 )`}
 	if compute {
 		var computing string
-		if f.Query != "" {
+		if !f.Browse.IsZero() {
+			computing = catalogBrowse(f, offset, arg, nil)
+		} else if f.Query != "" {
 			computing = `catalog_search(` + arg(f.Query) + `, ` + arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` +
 				arg(f.Limit) + `, ` + arg(offset) + `)`
 		} else {
@@ -398,7 +414,7 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
   SELECT c.total, c.ids, l.listings,
     catalog_search_keep(`+slot+`, `+search+`, (SELECT n FROM catalog_generation), c.total, c.ids, l.listings) AS kept
   FROM `+computing+` c,
-    LATERAL (SELECT string_agg(a.listing, ',' ORDER BY a.id) AS listings FROM applications a
+    LATERAL (SELECT string_agg(a.listing, ',' ORDER BY array_position(c.ids, a.id)) AS listings FROM applications a
              WHERE a.id = ANY (c.ids) AND a.deleted_at IS NULL) l
   WHERE NOT EXISTS (SELECT FROM cached)`+callerExists+`
 )`, `answer AS (SELECT total, ids, listings FROM cached UNION ALL SELECT total, ids, listings FROM computed)`)
@@ -418,7 +434,9 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
 		// again by id.
 		page = `SELECT total.listings AS listing WHERE total.listings IS NOT NULL`
 	} else {
-		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() + ` ORDER BY id`
+		// In the page's order (by id, or a browsed page's: catalogBrowse).
+		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() +
+			` ORDER BY array_position(total.ids, id)`
 	}
 	return ctes, total, page
 }

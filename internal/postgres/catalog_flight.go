@@ -41,7 +41,9 @@ func (db *DB) computeKept(ctx context.Context, check catalogCheck, f marketplace
 	}
 	defer done()
 	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, int32(keptLockSpace), int32(keptHash(key))); err != nil {
+		// JIT off for the statement that computes: a browsed page, planned without statistics, may be
+		// estimated past jit_above_cost (migration 00071 says why that costs seconds).
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2), set_config('jit', 'off', true)`, int32(keptLockSpace), int32(keptHash(key))); err != nil {
 			return fmt.Errorf("find applications: %w", err)
 		}
 		sql, args := catalogStatement(check, f, cols, true)

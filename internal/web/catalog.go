@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"errors"
-	"html"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -20,10 +19,15 @@ const catalogPageSize = 20
 
 type catalogView struct {
 	Query, Type, Publisher string
-	Apps                   template.HTML
-	Count                  int
-	Total, Page, Pages     int
-	PrevURL, NextURL       string
+	// Browse is the category, publisher name and order asked for (browse.go).
+	marketplace.Browse
+	// Categories are the catalog's most listed categories, for the filter (with the one asked for).
+	Categories         []marketplace.CategoryCount
+	Sorts              []sortOption
+	Apps               template.HTML
+	Count              int
+	Total, Page, Pages int
+	PrevURL, NextURL   string
 }
 
 // catalog lists a page of the catalog, searched and filtered in the store. It is the busiest page, so
@@ -47,7 +51,13 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	v := catalogView{Query: strings.TrimSpace(q.Get("q")), Type: q.Get("type"), Publisher: strings.TrimSpace(q.Get("publisher")), Page: 1}
-	f := marketplace.AppFilter{Query: v.Query, Limit: catalogPageSize}
+	browse, err := marketplace.CleanBrowse(marketplace.Browse{Category: q.Get("category"), PublisherName: q.Get("publisherName"), Sort: q.Get("sort")})
+	if err != nil {
+		fail(http.StatusBadRequest, browseMessage(err))
+		return
+	}
+	v.Browse = browse
+	f := marketplace.AppFilter{Query: v.Query, Browse: browse, Limit: catalogPageSize}
 	switch v.Type {
 	case "", marketplace.TypeK8s, marketplace.TypeVM:
 		f.DeploymentType = v.Type
@@ -76,7 +86,7 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Page = v.Page
-	key := catalogKey{query: v.Query, typ: v.Type, publisher: v.Publisher, page: v.Page}
+	key := catalogKey{query: v.Query, typ: v.Type, publisher: v.Publisher, browse: v.Browse, page: v.Page}
 	have, _ := s.catalogPages.get(key)
 	found, err := s.Store.FindAppsInSession(r.Context(), idHash, f, have.generation)
 	if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED || err == nil && !s.live(found.Session) {
@@ -88,7 +98,12 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 	}
 	body := have.html // kept with a generation (not 0) only, so Unchanged only when there is one
 	if !found.Unchanged {
-		if body, err = s.catalogBody(v, found); err != nil {
+		cats, err := s.categoriesAt(r.Context(), found.Generation)
+		if err != nil {
+			s.domainError(w, r, err)
+			return
+		}
+		if body, err = s.catalogBody(v, found, cats); err != nil {
 			s.Logger.ErrorContext(r.Context(), "render page", "page", "catalog", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
@@ -117,6 +132,7 @@ func (s *server) catalog(w http.ResponseWriter, r *http.Request) {
 // page echoes it (the publisher as typed: "01" and "1" are two keys).
 type catalogKey struct {
 	query, typ, publisher string
+	browse                marketplace.Browse
 	page                  int
 }
 
@@ -126,14 +142,16 @@ type catalogPage struct {
 	html       []byte
 }
 
-// catalogView completes v with the page found.
-func (s *server) catalogView(v catalogView, found *marketplace.CatalogCards) catalogView {
+// catalogView completes v with the page found and the catalog's categories.
+func (s *server) catalogView(v catalogView, found *marketplace.CatalogCards, cats []marketplace.CategoryCount) catalogView {
+	v.Categories, v.Sorts = withCategory(cats, v.Category), sortOptions
 	v.Total = found.Total
 	v.Apps, v.Count = appCards(found.Apps, s.Currency), len(found.Apps)
 	v.Pages = max(1, (v.Total+catalogPageSize-1)/catalogPageSize)
 	link := func(page int) string {
 		u := url.Values{}
-		for k, val := range map[string]string{"q": v.Query, "type": v.Type, "publisher": v.Publisher} {
+		for k, val := range map[string]string{"q": v.Query, "type": v.Type, "publisher": v.Publisher,
+			"category": v.Category, "publisherName": v.PublisherName, "sort": v.Sort} {
 			if val != "" {
 				u.Set(k, val)
 			}
@@ -151,8 +169,8 @@ func (s *server) catalogView(v catalogView, found *marketplace.CatalogCards) cat
 }
 
 // catalogBody renders the content of the page found for v (what the layout shows below the heading).
-func (s *server) catalogBody(v catalogView, found *marketplace.CatalogCards) ([]byte, error) {
-	v = s.catalogView(v, found)
+func (s *server) catalogBody(v catalogView, found *marketplace.CatalogCards, cats []marketplace.CategoryCount) ([]byte, error) {
+	v = s.catalogView(v, found, cats)
 	var b bytes.Buffer
 	b.Grow(v.Count*400 + 2048)
 	if err := s.views.pages["catalog"].ExecuteTemplate(&b, "catalog-body", v); err != nil {
@@ -269,35 +287,4 @@ func (s *server) pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 		return 0, false
 	}
 	return id, true
-}
-
-// appCards writes the applications of a catalog page as HTML list items, escaped here rather than by
-// the template: the catalog is the busiest page, and html/template calls an escaper by reflection for
-// every value it prints, which made a page of 20 cards several times slower than the JSON of the same
-// page. The markup is the same a template would write; every text goes through html.EscapeString.
-func appCards(apps []*marketplace.Application, currency string) template.HTML {
-	var b strings.Builder
-	b.Grow(len(apps) * 400)
-	for _, a := range apps {
-		kind := "Kubernetes"
-		if a.Deployment.Type == marketplace.TypeVM {
-			kind = "VM"
-		}
-		id := strconv.FormatInt(a.ID, 10)
-		b.WriteString(`<li class="card"><h2><a href="/apps/`)
-		b.WriteString(id)
-		b.WriteString(`">`)
-		b.WriteString(html.EscapeString(a.Name))
-		b.WriteString(`</a></h2><p>`)
-		b.WriteString(html.EscapeString(shorten(160, a.Description)))
-		b.WriteString(`</p><p class="meta"><span class="tag">`)
-		b.WriteString(kind)
-		b.WriteString(`</span> `)
-		if a.Private {
-			b.WriteString(`<span class="tag private" data-testid="private" title="private: only its owner and the organizations it is shared with see it">private</span> `)
-		}
-		b.WriteString(html.EscapeString(formatMoney(a.HourlyRate) + " " + currency + "/hour · publisher " + strconv.FormatInt(a.PublisherID, 10)))
-		b.WriteString("</p></li>\n")
-	}
-	return template.HTML(b.String())
 }

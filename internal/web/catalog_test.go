@@ -26,6 +26,15 @@ type catalogStore struct {
 	apps       []*marketplace.Application
 	generation int64
 	known      []int64 // the generation each request said it knew
+	cats       []marketplace.CategoryCount
+	catsRead   int // how many times the categories were read
+}
+
+func (c *catalogStore) FindCategories(_ context.Context, limit int) ([]marketplace.CategoryCount, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.catsRead++
+	return c.cats[:min(limit, len(c.cats))], nil
 }
 
 func (c *catalogStore) FindAppsInSession(_ context.Context, _ []byte, f marketplace.AppFilter, known int64) (*marketplace.CatalogCards, error) {
@@ -80,8 +89,8 @@ func sha(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 // escaped; each session gets its own layout; a new generation shows the new catalog at once; an ended
 // session gets no page, kept or not.
 func TestCatalogPageKept(t *testing.T) {
-	store := &catalogStore{}
 	hostile := `"'><script>alert(1)</script>&`
+	store := &catalogStore{cats: []marketplace.CategoryCount{{Name: "database", Count: 3}, {Name: "web" + hostile, Count: 1}}}
 	user := &marketplace.Session{UserID: 5, CSRFToken: "csrf" + hostile}
 	store.set(catalogApps(45, "App "+hostile), 7, user)
 	h, err := New(Deps{Store: store, HashToken: sha, OperatorToken: "operator-token", API: http.NotFoundHandler(),
@@ -112,7 +121,7 @@ func TestCatalogPageKept(t *testing.T) {
 		t.Helper()
 		s := &server{Deps: Deps{Currency: "USD"}}
 		p := page{Title: "Catalog", Path: "/", Currency: "USD", Asset: assets.url, SignedIn: true, CSRF: sess.CSRFToken,
-			Caller: callerOf(sess), Body: s.catalogView(v, &marketplace.CatalogCards{Apps: apps, Total: total})}
+			Caller: callerOf(sess), Body: s.catalogView(v, &marketplace.CatalogCards{Apps: apps, Total: total}, store.cats)}
 		var b bytes.Buffer
 		if err := whole.ExecuteTemplate(&b, "layout.html", p); err != nil {
 			t.Fatal(err)
@@ -140,6 +149,15 @@ func TestCatalogPageKept(t *testing.T) {
 	// Kept: the store only checks the session, at the generation of the page kept.
 	if again := get(target); again.Code != http.StatusOK || store.knownLast() != 7 || again.Body.String() != first.Body.String() {
 		t.Fatalf("page again: %d, generation %d known, same page %v", again.Code, store.knownLast(), again.Body.String() == first.Body.String())
+	}
+	// Another page at the same generation: the categories read for the first one.
+	if w := get("/?category=database&sort=-price&publisherName=" + strings.ReplaceAll(hostile, "&", "%26")); w.Code != http.StatusOK || store.catsRead != 1 ||
+		!strings.Contains(w.Body.String(), `<option value="database" selected>database (3)</option>`) ||
+		!strings.Contains(w.Body.String(), `<option value="-price" selected>`) || strings.Contains(w.Body.String(), "<script>") {
+		t.Fatalf("a browsed page: %d, categories read %d times:\n%s", w.Code, store.catsRead, w.Body.String())
+	}
+	if w := get("/?sort=cheapest"); w.Code != http.StatusBadRequest && w.Code != http.StatusSeeOther {
+		t.Fatalf("a bad order: %d", w.Code)
 	}
 	// The kept page in the operator's session: the operator's layout.
 	operator := &marketplace.Session{OperatorTokenHash: sha("operator-token"), CSRFToken: "operator-csrf"}

@@ -33,6 +33,7 @@ type Store interface {
 	marketplace.OrganizationService
 	marketplace.OrganizationLedgerService
 	marketplace.WebhookService
+	marketplace.CategoryService
 }
 
 // URLChecker refuses a URL the marketplace would not send to: one whose host is an internal address the
@@ -109,7 +110,8 @@ func New(d Deps) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{Deps: d, views: views, assets: assets, isOperator: operatorCheck(d.OperatorToken, d.HashToken), markdown: chartmeta.NewMarkdown(),
-		catalogPages: newKept[catalogKey, catalogPage](catalogPagesKept), layouts: newKept[layoutKey, layout](layoutsKept)}
+		catalogPages: newKept[catalogKey, catalogPage](catalogPagesKept), layouts: newKept[layoutKey, layout](layoutsKept),
+		categories: &keptCategories{}}
 	return s.routes(), nil
 }
 
@@ -123,6 +125,7 @@ type server struct {
 	// the catalog page's layout rendered for a session (catalog.go).
 	catalogPages *kept[catalogKey, catalogPage]
 	layouts      *kept[layoutKey, layout]
+	categories   *keptCategories
 	// markdown sanitises READMEs again as they are shown.
 	markdown *chartmeta.Markdown
 }

@@ -294,6 +294,30 @@ func (e ListAppsParamsDeploymentType) Valid() bool {
 	}
 }
 
+// Defines values for ListAppsParamsSort.
+const (
+	ListAppsParamsSortMinusPrice ListAppsParamsSort = "-price"
+	ListAppsParamsSortName       ListAppsParamsSort = "name"
+	ListAppsParamsSortNewest     ListAppsParamsSort = "newest"
+	ListAppsParamsSortPrice      ListAppsParamsSort = "price"
+)
+
+// Valid indicates whether the value is a known member of the ListAppsParamsSort enum.
+func (e ListAppsParamsSort) Valid() bool {
+	switch e {
+	case ListAppsParamsSortMinusPrice:
+		return true
+	case ListAppsParamsSortName:
+		return true
+	case ListAppsParamsSortNewest:
+		return true
+	case ListAppsParamsSortPrice:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListVersionsParamsOrder.
 const (
 	ListVersionsParamsOrderNewest ListVersionsParamsOrder = "newest"
@@ -705,25 +729,37 @@ type AppVersion struct {
 
 // Application defines model for Application.
 type Application struct {
-	About       *About         `json:"about,omitempty"`
+	About *About `json:"about,omitempty"`
+
+	// AppVersion the version of the software its latest version installs (a chart's appVersion)
+	AppVersion *string `json:"app_version,omitempty"`
+
+	// Categories its latest version's package keywords (a chart's keywords), lower case, sorted
+	Categories  *[]string      `json:"categories,omitempty"`
 	CreatedAt   time.Time      `json:"created_at"`
 	Deployment  DeploymentSpec `json:"deployment"`
 	Description string         `json:"description"`
 
 	// HourlyRate an exact decimal amount, written as a JSON number with all its digits; read it as a decimal, not a float
-	HourlyRate     decimal.Decimal `json:"hourly_rate"`
-	Id             int64           `json:"id"`
-	Inputs         *[]Input        `json:"inputs"`
-	Name           string          `json:"name"`
-	OrganizationId *int64          `json:"organization_id,omitempty"`
+	HourlyRate decimal.Decimal `json:"hourly_rate"`
+
+	// IconUrl its icon's path on this marketplace, /icons/<sha256>.png
+	IconUrl        *string  `json:"icon_url,omitempty"`
+	Id             int64    `json:"id"`
+	Inputs         *[]Input `json:"inputs"`
+	Name           string   `json:"name"`
+	OrganizationId *int64   `json:"organization_id,omitempty"`
 
 	// Private set when the application is private: only its owner and the organizations it is shared with see it
-	Private     *bool           `json:"private,omitempty"`
-	PublisherId int64           `json:"publisher_id"`
-	RetiredAt   *time.Time      `json:"retired_at,omitempty"`
-	Signature   *ChartSignature `json:"signature,omitempty"`
-	UpdatedAt   time.Time       `json:"updated_at"`
-	Version     int64           `json:"version"`
+	Private     *bool `json:"private,omitempty"`
+	PublisherId int64 `json:"publisher_id"`
+
+	// PublisherName its publisher's name: the organization's when it is published in an organization's name
+	PublisherName string          `json:"publisher_name"`
+	RetiredAt     *time.Time      `json:"retired_at,omitempty"`
+	Signature     *ChartSignature `json:"signature,omitempty"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+	Version       int64           `json:"version"`
 }
 
 // AuditEvent defines model for AuditEvent.
@@ -1468,10 +1504,22 @@ type ListAppsParams struct {
 
 	// Q search: only applications whose name or description has every word of it, each word as the start of a word (kube finds Kubernetes), case-insensitive; at most 200 characters, with a letter or digit; the order stays the catalog's (by id) and total_items counts the matches
 	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Category only applications listing this category (a keyword of their package, as categories shows them), any case
+	Category *string `form:"category,omitempty" json:"category,omitempty"`
+
+	// PublisherName only applications of the publishers of this name (publisher_name), any case
+	PublisherName *string `form:"publisherName,omitempty" json:"publisherName,omitempty"`
+
+	// Sort the order: name (A to Z), newest (latest published first), price (cheapest first), -price (dearest first); by id when absent. total_items counts the filtered set whatever the order
+	Sort *ListAppsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
 }
 
 // ListAppsParamsDeploymentType defines parameters for ListApps.
 type ListAppsParamsDeploymentType string
+
+// ListAppsParamsSort defines parameters for ListApps.
+type ListAppsParamsSort string
 
 // ListVersionsParams defines parameters for ListVersions.
 type ListVersionsParams struct {
@@ -1940,7 +1988,7 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// ListApps The catalog, paginated, optionally searched (q)
+	// ListApps The catalog, paginated, optionally searched (q), filtered (publisher, deploymentType, category, publisherName) and sorted (sort)
 	//
 	// Corresponds with GET /api/apps (the `ListApps` operationId).
 	ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2384,7 +2432,7 @@ type ClientInterface interface {
 	Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// ListApps The catalog, paginated, optionally searched (q)
+// ListApps The catalog, paginated, optionally searched (q), filtered (publisher, deploymentType, category, publisherName) and sorted (sort)
 //
 // Corresponds with GET /api/apps (the `ListApps` operationId).
 func (c *Client) ListApps(ctx context.Context, params *ListAppsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3676,6 +3724,42 @@ func NewListAppsRequest(server string, params *ListAppsParams) (*http.Request, e
 		if params.Q != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PublisherName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "publisherName", *params.PublisherName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7432,7 +7516,7 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// ListAppsWithResponse The catalog, paginated, optionally searched (q)
+	// ListAppsWithResponse The catalog, paginated, optionally searched (q), filtered (publisher, deploymentType, category, publisherName) and sorted (sort)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13407,7 +13491,7 @@ func (r ReadyResponse) ContentType() string {
 	return ""
 }
 
-// ListAppsWithResponse The catalog, paginated, optionally searched (q)
+// ListAppsWithResponse The catalog, paginated, optionally searched (q), filtered (publisher, deploymentType, category, publisherName) and sorted (sort)
 //
 // Returns a wrapper object for the known response body format(s).
 //
