@@ -132,6 +132,7 @@ type Config struct {
 	WebhookMaxBackoff   time.Duration `env:"WEBHOOK_MAX_BACKOFF" envDefault:"1h"`
 	WebhookPoll         time.Duration `env:"WEBHOOK_POLL_INTERVAL" envDefault:"1s"`
 	VMNetworks
+	SSO
 }
 
 // loadConfig reads Config through getenv.
@@ -316,15 +317,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		about := chartmeta.New(chartmeta.Config{Store: db, Inspectors: inspectors, Fetch: guard, Logger: log})
 		g.Go(func() error { return about.Run(ctx) })
 		store := publishingStore{DB: db, about: about}
+		sso, err := newSSO(ctx, cfg.SSO, db, log)
+		if err != nil {
+			return err
+		}
+		var accessTokens httpapi.AccessTokenVerifier
+		var signIn web.SSO
+		if sso != nil {
+			accessTokens, signIn = sso, sso
+		}
 		handler := httpapi.NewHandler(httpapi.Deps{
-			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
+			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic, AccessTokens: accessTokens,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
 		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Queues: queueMetrics, OperatorToken: cfg.AdminToken,
-			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
+			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log,
+			SSO: signIn, NoTokenSignIn: !cfg.TokenSignIn}); err != nil {
 			return err
 		}
 		g.Go(func() error { return serveHTTP(ctx, cfg, handler, log) })

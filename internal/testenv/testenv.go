@@ -51,6 +51,8 @@ type Env struct {
 	// guests are reachable from (scripts/vmhost.sh).
 	VMDir   string
 	VMNetNS string
+	// Hydra is a real OpenID provider (Options.Hydra).
+	Hydra *Hydra
 
 	cleanup []func()
 }
@@ -60,6 +62,7 @@ type Options struct {
 	Cluster  bool // needs the Kubernetes cluster and the chart repository
 	Registry bool // needs an OCI registry holding the bundled charts
 	VMHost   bool // needs the local VM host (libvirtd + QEMU, the test guest image)
+	Hydra    bool // needs an OpenID provider (Ory Hydra, scripts/hydra.sh)
 }
 
 // Main starts the environment, runs the tests and tears it down; use it from TestMain:
@@ -134,6 +137,11 @@ func start(opts Options) (*Env, error) {
 	}
 	if opts.Registry {
 		if err := e.startRegistry(); err != nil {
+			return e, err
+		}
+	}
+	if opts.Hydra {
+		if err := e.startHydra(); err != nil {
 			return e, err
 		}
 	}
@@ -256,6 +264,20 @@ func (e *Env) Database(tb testing.TB) string {
 		tb.Fatalf("give the test database an instance id of its own: %v", err)
 	}
 	return e.url(name)
+}
+
+// createDatabase creates an empty database (for a program of its own, such as Hydra).
+func (e *Env) createDatabase(name string) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.url("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
 }
 
 func (e *Env) dropDatabase(name string) {
