@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	if code, ok := renderChild(os.Args); ok {
 		os.Exit(code)
 	}
-	os.Exit(testenv.Main(m, &tenv, testenv.Options{Cluster: true, Registry: true, VMHost: true, Hydra: true}))
+	os.Exit(testenv.Main(m, &tenv, testenv.Options{Cluster: true, Registry: true, VMHost: true}))
 }
 
 // instance is one marketplace started in process by run(), with the database and Redis of its test.

@@ -22,8 +22,8 @@ func ssoMarketplace(t *testing.T, extra map[string]string) (mp *instance, client
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	clientID, secret = tenv.Hydra.Client(t, []string{"http://" + addr + "/signin/oidc/callback", cliRedirect}, "marketplace-api")
-	env := map[string]string{"MARKETPLACE_ADDR": addr, "OIDC_ISSUER": tenv.Hydra.Issuer, "OIDC_CLIENT_ID": clientID,
+	clientID, secret = tenv.Hydra(t).Client(t, []string{"http://" + addr + "/signin/oidc/callback", cliRedirect}, "marketplace-api")
+	env := map[string]string{"MARKETPLACE_ADDR": addr, "OIDC_ISSUER": tenv.Hydra(t).Issuer, "OIDC_CLIENT_ID": clientID,
 		"OIDC_CLIENT_SECRET": secret, "OIDC_AUDIENCE": "marketplace-api", "OIDC_PROVIDER_NAME": "Test provider"}
 	for k, v := range extra {
 		env[k] = v
@@ -81,22 +81,22 @@ func TestSingleSignOn(t *testing.T) {
 	tools := num(t, mp.must(t, 201, "POST", "/api/orgs/new", founder, map[string]any{"name": "tools"}).JSON(t)["id"])
 
 	subject := testenv.Name("alice-")
-	tenv.Hydra.SetGroups(subject, "platform-admins", "devs", "unrelated")
+	tenv.Hydra(t).SetGroups(subject, "platform-admins", "devs", "unrelated")
 	ssoSignIn(t, mp, subject)
 	var user int64
-	query(t, mp.DatabaseURL, `SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2`, []any{tenv.Hydra.Issuer, subject}, &user)
+	query(t, mp.DatabaseURL, `SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2`, []any{tenv.Hydra(t).Issuer, subject}, &user)
 	if got := roles(t, mp, founder, user, platform, tools); got[platform] != "admin" || got[tools] != "publisher" {
 		t.Fatalf("after the first sign-in: roles %v, want admin of platform (its first grant) and publisher of tools", got)
 	}
 
 	// An admin makes the user a viewer of tools by hand: sign-ins leave that role alone from now on.
 	mp.must(t, 200, "PUT", fmt.Sprintf("/api/orgs/%d/members/%d", tools, user), founder, map[string]any{"role": "viewer"})
-	tenv.Hydra.SetGroups(subject, "devs")
+	tenv.Hydra(t).SetGroups(subject, "devs")
 	ssoSignIn(t, mp, subject)
 	if got := roles(t, mp, founder, user, platform, tools); got[platform] != "deployer" || got[tools] != "viewer" {
 		t.Fatalf("after platform-admins was removed: roles %v, want deployer of platform, viewer of tools (by hand)", got)
 	}
-	tenv.Hydra.SetGroups(subject)
+	tenv.Hydra(t).SetGroups(subject)
 	ssoSignIn(t, mp, subject)
 	if got := roles(t, mp, founder, user, platform, tools); len(got) != 1 || got[tools] != "viewer" {
 		t.Fatalf("after every group was removed: roles %v, want only viewer of tools (by hand)", got)
@@ -114,13 +114,13 @@ func TestSingleSignOn(t *testing.T) {
 			signins = append(signins, e["detail"].(map[string]any))
 		}
 	}
-	if len(signins) != 3 || signins[0]["how"] != "oidc" || signins[0]["issuer"] != tenv.Hydra.Issuer || signins[0]["subject"] != subject ||
+	if len(signins) != 3 || signins[0]["how"] != "oidc" || signins[0]["issuer"] != tenv.Hydra(t).Issuer || signins[0]["subject"] != subject ||
 		fmt.Sprint(signins[2]["removed"]) != "[platform:deployer]" {
-		t.Fatalf("sign-ins in the audit trail: %v, want 3 through %s, the last removing platform:deployer", signins, tenv.Hydra.Issuer)
+		t.Fatalf("sign-ins in the audit trail: %v, want 3 through %s, the last removing platform:deployer", signins, tenv.Hydra(t).Issuer)
 	}
 
 	// The provider's access token is a bearer token of the API for the same user.
-	tok := tenv.Hydra.Tokens(t, clientID, secret, cliRedirect, subject, "marketplace-api")
+	tok := tenv.Hydra(t).Tokens(t, clientID, secret, cliRedirect, subject, "marketplace-api")
 	access := tok["access_token"].(string)
 	orgs := mp.must(t, 200, "GET", "/api/orgs", access, nil).List(t)
 	if len(orgs) != 1 || num(t, orgs[0]["id"]) != tools {
@@ -131,8 +131,8 @@ func TestSingleSignOn(t *testing.T) {
 	sig := []byte(parts[2])
 	sig[len(sig)/2] ^= 'A' ^ 'B'
 	forged := parts[0] + "." + parts[1] + "." + string(sig)
-	otherID, otherSecret := tenv.Hydra.Client(t, []string{cliRedirect}, "other-api")
-	other := tenv.Hydra.Tokens(t, otherID, otherSecret, cliRedirect, subject, "other-api")["access_token"].(string)
+	otherID, otherSecret := tenv.Hydra(t).Client(t, []string{cliRedirect}, "other-api")
+	other := tenv.Hydra(t).Tokens(t, otherID, otherSecret, cliRedirect, subject, "other-api")["access_token"].(string)
 	for what, bad := range map[string]string{"a forged signature": forged, "an ID token": tok["id_token"].(string),
 		"another audience's access token": other, "three dots": "a.b.c"} {
 		if r := mp.call(t, "GET", "/api/orgs", bad, nil); r.Status != http.StatusUnauthorized {
@@ -152,7 +152,7 @@ func TestSingleSignOnStateMismatch(t *testing.T) {
 	}
 	resp.Body.Close()
 	to, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(to.String(), tenv.Hydra.Issuer) ||
+	if err != nil || resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(to.String(), tenv.Hydra(t).Issuer) ||
 		to.Query().Get("code_challenge_method") != "S256" || to.Query().Get("nonce") == "" || to.Query().Get("state") == "" {
 		t.Fatalf("GET /signin/oidc: %d to %s, want a redirect to the provider with state, nonce and an S256 PKCE challenge", resp.StatusCode, to)
 	}

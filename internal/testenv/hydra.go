@@ -51,15 +51,15 @@ func (h *Hydra) groupsOf(subject string) []string {
 
 // startHydra migrates a database of its own and starts `hydra serve all` on free loopback ports, with
 // JWT access tokens.
-func (e *Env) startHydra() error {
+func (e *Env) startHydra() (*Hydra, error) {
 	bin := filepath.Join(getenv("MARKETPLACE_CACHE", filepath.Join(os.Getenv("HOME"), ".cache", "marketplace")), "bin", "hydra")
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("no Ory Hydra binary (%v): run `bash scripts/hydra.sh` or `make test`", err)
+		return nil, fmt.Errorf("no Ory Hydra binary (%v): run `bash scripts/hydra.sh` or `make test`", err)
 	}
 	h := &Hydra{groups: map[string][]string{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	loginURL := "http://" + ln.Addr().String()
 	h.login = &http.Server{Handler: h.pages()}
@@ -68,16 +68,16 @@ func (e *Env) startHydra() error {
 
 	name := fmt.Sprintf("hydra_%d_%s", os.Getpid(), randHex(3))
 	if err := e.createDatabase(name); err != nil {
-		return err
+		return nil, err
 	}
 	e.cleanup = append(e.cleanup, func() { e.dropDatabase(name) })
 	public, err := FreePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	admin, err := FreePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", public)
 	env := append(os.Environ(),
@@ -91,17 +91,17 @@ func (e *Env) startHydra() error {
 	migrate := exec.Command(bin, "migrate", "sql", "up", "-e", "--yes")
 	migrate.Env, migrate.Stdout, migrate.Stderr = env, &out, &out
 	if err := migrate.Run(); err != nil {
-		return fmt.Errorf("hydra migrate sql: %v: %s", err, out.String())
+		return nil, fmt.Errorf("hydra migrate sql: %v: %s", err, out.String())
 	}
 	logf, err := os.CreateTemp("", "mp-hydra-*.log")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h.cmd = exec.Command(bin, "serve", "all", "--dev")
 	h.cmd.Env, h.cmd.Stdout, h.cmd.Stderr = env, logf, logf
 	if err := h.cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("start hydra: %w", err)
+		return nil, fmt.Errorf("start hydra: %w", err)
 	}
 	e.cleanup = append(e.cleanup, func() {
 		h.cmd.Process.Kill()
@@ -123,12 +123,11 @@ func (e *Env) startHydra() error {
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("hydra did not answer in 90s: %s", log)
+			return nil, fmt.Errorf("hydra did not answer in 90s: %s", log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	e.Hydra = h
-	return nil
+	return h, nil
 }
 
 func getJSON(u string, v any) error {

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,8 +52,12 @@ type Env struct {
 	// guests are reachable from (scripts/vmhost.sh).
 	VMDir   string
 	VMNetNS string
-	// Hydra is a real OpenID provider (Options.Hydra).
-	Hydra *Hydra
+	// hydra is a real OpenID provider, started by the first test that asks for it (Env.Hydra).
+	hydra struct {
+		once sync.Once
+		h    *Hydra
+		err  error
+	}
 
 	cleanup []func()
 }
@@ -62,7 +67,6 @@ type Options struct {
 	Cluster  bool // needs the Kubernetes cluster and the chart repository
 	Registry bool // needs an OCI registry holding the bundled charts
 	VMHost   bool // needs the local VM host (libvirtd + QEMU, the test guest image)
-	Hydra    bool // needs an OpenID provider (Ory Hydra, scripts/hydra.sh)
 }
 
 // Main starts the environment, runs the tests and tears it down; use it from TestMain:
@@ -137,11 +141,6 @@ func start(opts Options) (*Env, error) {
 	}
 	if opts.Registry {
 		if err := e.startRegistry(); err != nil {
-			return e, err
-		}
-	}
-	if opts.Hydra {
-		if err := e.startHydra(); err != nil {
 			return e, err
 		}
 	}
@@ -228,6 +227,17 @@ func (e *Env) startRegistry() error {
 	}
 	e.OCIRepo = "oci://" + host + "/charts"
 	return nil
+}
+
+// Hydra returns the binary's OpenID provider, started once by the first test that asks for it and
+// stopped when the binary's tests end.
+func (e *Env) Hydra(tb testing.TB) *Hydra {
+	tb.Helper()
+	e.hydra.once.Do(func() { e.hydra.h, e.hydra.err = e.startHydra() })
+	if e.hydra.err != nil {
+		tb.Fatal(e.hydra.err)
+	}
+	return e.hydra.h
 }
 
 func (e *Env) close() {
