@@ -122,8 +122,8 @@ func TestSingleSignOn(t *testing.T) {
 	// The provider's access token is a bearer token of the API for the same user.
 	tok := tenv.Hydra(t).Tokens(t, clientID, secret, cliRedirect, subject, "marketplace-api")
 	access := tok["access_token"].(string)
-	orgs := mp.must(t, 200, "GET", "/api/orgs", access, nil).List(t)
-	if len(orgs) != 1 || num(t, orgs[0]["id"]) != tools {
+	orgs := mp.must(t, 200, "GET", "/api/orgs", access, nil).JSON(t)["organizations"].([]any)
+	if len(orgs) != 1 || num(t, orgs[0].(map[string]any)["id"]) != tools {
 		t.Fatalf("GET /api/orgs with the provider's access token: %v, want tools only", orgs)
 	}
 	// Refused: a signature not the provider's, an ID token, another audience's access token, garbage.
