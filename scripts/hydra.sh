@@ -18,6 +18,6 @@ if [ ! -x "$BIN/hydra" ] || [ ! -f "$stamp" ]; then
   src="$WORK/hydra-$HYDRA_VERSION"
   rm -rf "$src"; cp -r "$dir" "$src"; chmod -R u+w "$src"
   sed -i '/^replace github.com\/ory\/hydra-client-go/d' "$src/go.mod"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$BIN/hydra" .) >"$WORK/build-hydra.log" 2>&1 || { tail -20 "$WORK/build-hydra.log"; exit 1; }
+  (cd "$src" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$BIN/hydra" .) >"$WORK/build-hydra.log" 2>&1 || { tail -20 "$WORK/build-hydra.log"; exit 1; }
   touch "$stamp"
 fi
