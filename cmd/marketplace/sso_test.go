@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -40,7 +42,9 @@ func ssoSignIn(t *testing.T, mp *instance, subject string) {
 	t.Helper()
 	ctx := browserContext(t)
 	var location, signout string
-	browse(t, ctx, "sign in through the provider as "+subject,
+	step, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := chromedp.Run(step,
 		chromedp.Navigate(mp.URL+"/signin"),
 		chromedp.Click(`#sso`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#subject`, chromedp.ByQuery),
@@ -49,6 +53,13 @@ func ssoSignIn(t *testing.T, mp *instance, subject string) {
 		chromedp.WaitVisible(`form.signout`, chromedp.ByQuery),
 		chromedp.Location(&location),
 		chromedp.AttributeValue(`form.signout`, "action", &signout, nil, chromedp.ByQuery))
+	if err != nil {
+		var body string
+		look, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		chromedp.Run(look, chromedp.Location(&location), chromedp.Text(`body`, &body, chromedp.ByQuery))
+		t.Fatalf("sign in through the provider as %s: %v; the browser is at %s: %.2000s", subject, err, location, body)
+	}
 	if location != mp.URL+"/" || signout != "/signout" {
 		t.Fatalf("after signing in through the provider: at %s (sign-out form %q), want the catalog signed in", location, signout)
 	}
@@ -218,7 +229,7 @@ func TestTokenSignInTurnedOff(t *testing.T) {
 		t.Errorf("the operator's token sign-in: %d, want 303", got)
 	}
 	page := mp.must(t, 200, "GET", "/signin", "", nil)
-	if !strings.Contains(string(page.Body), `href="/signin/oidc?next=/"`) {
+	if !strings.Contains(string(page.Body), `id="sso" href="/signin/oidc?next=%2f"`) {
 		t.Errorf("the sign-in page offers no provider: %s", page.Body)
 	}
 }
