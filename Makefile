@@ -5,12 +5,12 @@ SHELL := /bin/bash
 export GOFLAGS := -buildvcs=false -tags=kustomize_disable_go_plugin_support
 KUBECONFIG_LOCAL := $(CURDIR)/.local/cluster/kubeconfig
 
-.PHONY: run test cluster cluster-down registry services vmhost vmhost-down browser build image bench clean
+.PHONY: run test cluster cluster-down registry hydra services vmhost vmhost-down browser build image bench clean
 
 run: ## everything on local defaults: PostgreSQL, Redis, the local cluster, the chart repository, serve
 	bash scripts/run.sh
 
-test: services cluster registry vmhost browser ## every test, against real PostgreSQL, Redis, the local cluster, an OCI registry and the local VM host
+test: services cluster registry hydra vmhost browser ## every test, against real PostgreSQL, Redis, the local cluster, an OCI registry, an OpenID provider and the local VM host
 	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 60m $$(go list ./... | grep -v /bench)
 	@# The benchmarks' smoke runs load both cores on purpose (wrk): after the other tests, whose leases are seconds long.
 	KUBECONFIG=$(KUBECONFIG_LOCAL) go test -count=1 -timeout 20m ./bench/...
@@ -23,6 +23,9 @@ cluster: ## build (once, cached in ~/.cache/marketplace) and start the local Kub
 
 registry: ## build (once, cached) the OCI registry the tests push charts to
 	bash scripts/registry.sh
+
+hydra: ## build (once, cached) Ory Hydra, the OpenID provider of the single sign-on tests
+	bash scripts/hydra.sh
 
 vmhost: ## install (apt) and start libvirt + QEMU in a network namespace of their own, build the test guest image
 	bash scripts/vmhost.sh up

@@ -136,6 +136,7 @@ type Config struct {
 	// and upgrade of a version published unverified (README, Signed charts).
 	RequireSignedCharts bool `env:"MARKETPLACE_REQUIRE_SIGNED_CHARTS" envDefault:"false"`
 	VMNetworks
+	SSO
 }
 
 // loadConfig reads Config through getenv.
@@ -322,8 +323,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { return about.Run(ctx) })
 		store := publishingStore{DB: db, about: about}
 		charts := &chartsign.Checker{Store: db, Inspector: inspectors[marketplace.TypeK8s], Require: cfg.RequireSignedCharts}
+		sso, err := newSSO(ctx, cfg.SSO, db, log)
+		if err != nil {
+			return err
+		}
+		var accessTokens httpapi.AccessTokenVerifier
+		var signIn web.SSO
+		if sso != nil {
+			accessTokens, signIn = sso, sso
+		}
 		handler := httpapi.NewHandler(httpapi.Deps{
-			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic,
+			Store: store, Deployer: requests, OperatorToken: cfg.AdminToken, MetricsPublic: cfg.MetricsPublic, AccessTokens: accessTokens,
 			UserCreatePerMinute: cfg.UserCreateRate, UserCreateBurst: cfg.UserCreateBurst,
 			Ready:   map[string]httpapi.Pinger{"postgres": db, "redis": queueClient},
 			Metrics: metrics, Logger: log, URLs: guard, VMLimits: limits, Consoles: consoles,
@@ -331,7 +341,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		})
 		// The storefront answers its own pages at / and hands every other path to the API.
 		if handler, err = web.New(web.Deps{Store: store, Deployer: requests, Consoles: consoles, Charts: charts, Queues: queueMetrics, URLs: guard, OperatorToken: cfg.AdminToken,
-			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log}); err != nil {
+			HashToken: httpapi.HashToken, API: handler, Currency: cfg.BillingCurrency, SecureCookies: cfg.SecureCookies, Logger: log,
+			SSO: signIn, NoTokenSignIn: !cfg.TokenSignIn}); err != nil {
 			return err
 		}
 		g.Go(func() error { return serveHTTP(ctx, cfg, handler, log) })

@@ -56,7 +56,7 @@ func tokenCheckedByStore(o huma.Operation) huma.Operation {
 
 // authenticate puts the caller in the context of every operation that declares the bearer security
 // requirement, and answers 401 to a request without a valid token.
-func authenticate(api huma.API, users marketplace.UserService, operatorToken string, log *slog.Logger) func(huma.Context, func(huma.Context)) {
+func authenticate(api huma.API, users marketplace.UserService, accessTokens AccessTokenVerifier, operatorToken string, log *slog.Logger) func(huma.Context, func(huma.Context)) {
 	isOperator := operatorCheck(operatorToken)
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if len(ctx.Operation().Security) == 0 {
@@ -72,6 +72,14 @@ func authenticate(api huma.API, users marketplace.UserService, operatorToken str
 		var caller marketplace.Caller
 		if isOperator(hash) {
 			caller.Operator = true
+		} else if accessTokens != nil && strings.Count(token, ".") == 2 {
+			// A JWT: an OpenID provider's access token.
+			id, err := accessTokens.UserOfAccessToken(ctx.Context(), token)
+			if err != nil {
+				huma.WriteErr(api, ctx, problemStatus(ctx.Context(), log, err), marketplace.ErrorMessage(err))
+				return
+			}
+			caller.UserID = id
 		} else if !wellFormedToken(token) {
 			huma.WriteErr(api, ctx, http.StatusUnauthorized, "the bearer token is not valid")
 			return

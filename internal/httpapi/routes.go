@@ -13,7 +13,7 @@ import (
 
 // addRoutes is the whole API surface, top to bottom.
 func addRoutes(router chi.Router, api huma.API, d Deps) {
-	api.UseMiddleware(authenticate(api, d.Store, d.OperatorToken, d.Logger), audited(d.Store, d.Logger))
+	api.UseMiddleware(authenticate(api, d.Store, d.AccessTokens, d.OperatorToken, d.Logger), audited(d.Store, d.Logger))
 	s, log := d.Store, d.Logger
 
 	huma.Register(api, public("health", http.MethodGet, "/healthz", "Liveness", 200), healthz())

@@ -50,6 +50,11 @@ type Deployer interface {
 	Health(ctx context.Context, d *marketplace.Deployment) *marketplace.Health
 }
 
+// AccessTokenVerifier returns the user of a provider's access token; EUNAUTHORIZED when it is not valid.
+type AccessTokenVerifier interface {
+	UserOfAccessToken(ctx context.Context, token string) (int64, error)
+}
+
 // Pinger is a dependency /readyz checks.
 type Pinger interface {
 	Ping(ctx context.Context) error
@@ -61,6 +66,9 @@ type Deps struct {
 	Deployer Deployer
 	// OperatorToken, when not empty, is a bearer token that acts as the operator.
 	OperatorToken string
+	// AccessTokens, when set, accepts an OpenID provider's JWT access tokens as bearer tokens beside the
+	// users' own (package oidc).
+	AccessTokens AccessTokenVerifier
 	// MetricsPublic lets anyone read /metrics; otherwise only the operator may.
 	MetricsPublic bool
 	// UserCreatePerMinute and UserCreateBurst limit POST /api/users/new per client address; a rate of 0

@@ -183,7 +183,7 @@ func (db *DB) SetMemberRole(ctx context.Context, m *marketplace.Member) error {
 		if err := keepAnAdmin(ctx, tx, m.OrganizationID, m.UserID, m.Role == marketplace.RoleAdmin, "demoted"); err != nil {
 			return err
 		}
-		err := tx.QueryRow(ctx, `UPDATE organization_members m SET role = $3 FROM users u
+		err := tx.QueryRow(ctx, `UPDATE organization_members m SET role = $3, source = 'manual' FROM users u
 WHERE m.organization_id = $1 AND m.user_id = $2 AND u.id = m.user_id
 RETURNING m.organization_id, m.user_id, u.name, m.role, m.added_at`, m.OrganizationID, m.UserID, m.Role).
 			Scan(&m.OrganizationID, &m.UserID, &m.Name, &m.Role, &m.AddedAt)

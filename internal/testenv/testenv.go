@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +52,12 @@ type Env struct {
 	// guests are reachable from (scripts/vmhost.sh).
 	VMDir   string
 	VMNetNS string
+	// hydra is a real OpenID provider, started by the first test that asks for it (Env.Hydra).
+	hydra struct {
+		once sync.Once
+		h    *Hydra
+		err  error
+	}
 
 	cleanup []func()
 }
@@ -222,6 +229,17 @@ func (e *Env) startRegistry() error {
 	return nil
 }
 
+// Hydra returns the binary's OpenID provider, started once by the first test that asks for it and
+// stopped when the binary's tests end.
+func (e *Env) Hydra(tb testing.TB) *Hydra {
+	tb.Helper()
+	e.hydra.once.Do(func() { e.hydra.h, e.hydra.err = e.startHydra() })
+	if e.hydra.err != nil {
+		tb.Fatal(e.hydra.err)
+	}
+	return e.hydra.h
+}
+
 func (e *Env) close() {
 	for i := len(e.cleanup) - 1; i >= 0; i-- {
 		e.cleanup[i]()
@@ -256,6 +274,20 @@ func (e *Env) Database(tb testing.TB) string {
 		tb.Fatalf("give the test database an instance id of its own: %v", err)
 	}
 	return e.url(name)
+}
+
+// createDatabase creates an empty database (for a program of its own, such as Hydra).
+func (e *Env) createDatabase(name string) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.url("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
 }
 
 func (e *Env) dropDatabase(name string) {

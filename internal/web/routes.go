@@ -17,6 +17,8 @@ func (s *server) routes() http.Handler {
 		r.Get("/icons/{name}", s.icon)
 		r.Get("/signin", s.signInPage)
 		r.Post("/signin", s.signIn)
+		r.Get("/signin/oidc", s.ssoBegin)
+		r.Get(oidcCallbackPath, s.ssoFinish)
 		r.Get("/", s.catalog) // signed in by the catalog's own statement: one round trip (catalog.go)
 
 		r.Group(func(r chi.Router) {

@@ -179,10 +179,22 @@ func (s *server) securityHeaders(next http.Handler) http.Handler {
 type signInView struct {
 	Next  string
 	Error string
+	// SSO is the provider's name when single sign-on is configured; Tokens whether users may sign in
+	// with their tokens.
+	SSO    string
+	Tokens bool
+}
+
+func (s *server) signInView(next, err string) signInView {
+	v := signInView{Next: next, Error: err, Tokens: !s.NoTokenSignIn}
+	if s.SSO != nil {
+		v.SSO = s.SSO.Name()
+	}
+	return v
 }
 
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, http.StatusOK, "signin", "Sign in", signInView{Next: safeNext(r.URL.Query().Get("next"))})
+	s.render(w, r, http.StatusOK, "signin", "Sign in", s.signInView(safeNext(r.URL.Query().Get("next")), ""))
 }
 
 // signIn exchanges a token for a session cookie. The token itself never goes into the cookie: a
@@ -191,7 +203,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	next := safeNext(r.PostFormValue("next"))
 	if token == "" || len(token) > 200 {
-		s.render(w, r, http.StatusUnprocessableEntity, "signin", "Sign in", signInView{Next: next, Error: "Paste your token: the one shown once when your user was created."})
+		s.render(w, r, http.StatusUnprocessableEntity, "signin", "Sign in", s.signInView(next, "Paste your token: the one shown once when your user was created."))
 		return
 	}
 	id := randomToken()
@@ -200,17 +212,26 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 	if hash := s.HashToken(token); s.isOperator(hash) {
 		sess.OperatorTokenHash = hash
 		err = s.Store.CreateOperatorSession(r.Context(), hashSessionID(id), sess)
+	} else if s.NoTokenSignIn {
+		s.render(w, r, http.StatusForbidden, "signin", "Sign in", s.signInView(next, "Signing in with a token is turned off here: sign in with your organization's account."))
+		return
 	} else {
 		err = s.Store.CreateSession(r.Context(), hashSessionID(id), hash, sess)
 	}
 	if err != nil {
 		if marketplace.ErrorCode(err) == marketplace.EUNAUTHORIZED {
-			s.render(w, r, http.StatusUnauthorized, "signin", "Sign in", signInView{Next: next, Error: "That token is not valid. Check that you pasted all of it, and that it was not revoked."})
+			s.render(w, r, http.StatusUnauthorized, "signin", "Sign in", s.signInView(next, "That token is not valid. Check that you pasted all of it, and that it was not revoked."))
 			return
 		}
 		s.serverError(w, r, err)
 		return
 	}
+	s.startSession(w, r, id, sess, next)
+}
+
+// startSession gives the browser the cookie of a session just opened, ends the one it had, and sends it
+// on to next.
+func (s *server) startSession(w http.ResponseWriter, r *http.Request, id string, sess *marketplace.Session, next string) {
 	// The session this browser had ends: its cookie is replaced, and a copy of it opens nothing.
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" && len(c.Value) <= 100 {
 		if err := s.Store.DeleteSession(r.Context(), hashSessionID(c.Value)); err != nil {

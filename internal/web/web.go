@@ -34,6 +34,7 @@ type Store interface {
 	marketplace.OrganizationLedgerService
 	marketplace.WebhookService
 	marketplace.CategoryService
+	CreateIdentitySession(ctx context.Context, idHash []byte, userID int64, issuer string, s *marketplace.Session) error
 }
 
 // URLChecker refuses a URL the marketplace would not send to: one whose host is an internal address the
@@ -88,6 +89,11 @@ type Deps struct {
 	// SecureCookies marks the session cookie Secure although the request came over plain HTTP: the
 	// storefront is served over HTTPS by a proxy in front of it (the marketplace itself speaks HTTP only).
 	SecureCookies bool
+	// SSO signs users in through an OpenID provider (package oidc); nil when none is configured.
+	SSO SSO
+	// NoTokenSignIn refuses the sign-in of users with their tokens (STOREFRONT_TOKEN_SIGNIN=false): they
+	// sign in through SSO. The operator's token still signs the operator in.
+	NoTokenSignIn bool
 	// Currency is the ISO 4217 code amounts are shown in.
 	Currency string
 	Logger   *slog.Logger
