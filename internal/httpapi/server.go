@@ -33,6 +33,7 @@ type Store interface {
 	marketplace.OrganizationService
 	marketplace.OrganizationLedgerService
 	marketplace.WebhookService
+	marketplace.TargetService
 	CatalogJSON
 }
 
