@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // targetsEnv is a marketplace that seals kubeconfigs and checks its targets every half second.
@@ -32,7 +35,9 @@ func targetNamed(t *testing.T, mp *instance, kind, name string) map[string]any {
 		Targets []map[string]any `json:"targets"`
 	}
 	r := mp.must(t, 200, "GET", "/api/targets", mp.Environ["MARKETPLACE_ADMIN_TOKEN"], nil)
-	if err := json.Unmarshal(r.Body, &list); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.UseNumber()
+	if err := dec.Decode(&list); err != nil {
 		t.Fatal(err)
 	}
 	for _, tg := range list.Targets {
@@ -62,10 +67,7 @@ func waitReachable(t *testing.T, mp *instance, kind, name string) map[string]any
 func TestTargetsLocalClusterTwice(t *testing.T) {
 	mp := startMarketplace(t, "serve", targetsEnv(t, nil))
 	op := mp.Environ["MARKETPLACE_ADMIN_TOKEN"]
-	kubeconfig, err := os.ReadFile(tenv.Kubecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := flatKubeconfig(t, tenv.Kubecfg)
 
 	// The default comes from KUBECONFIG; an install made now lands on it.
 	def := waitReachable(t, mp, "k8s", "default")
@@ -76,7 +78,7 @@ func TestTargetsLocalClusterTwice(t *testing.T) {
 	mp.must(t, 201, "POST", "/api/apps/new", tok, map[string]any{"name": "web", "hourly_rate": 1,
 		"deployment": map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}})
 	project := num(t, mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"}).JSON(t)["id"])
-	d := mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": project}).JSON(t)
+	d := accepted(t, mp, tok, map[string]any{"application_id": 1, "project_id": project})
 	if num(t, d["target_id"]) != num(t, def["id"]) {
 		t.Fatalf("the install landed on target %v, want the default %v", d["target_id"], def["id"])
 	}
@@ -139,6 +141,13 @@ func TestTargetsLocalClusterTwice(t *testing.T) {
 	cli.expectFailure(t, env, 2, []string{"exactly one of --kubeconfig"}, "targets", "register", "x")
 }
 
+// accepted installs and reads the deployment accepted.
+func accepted(t *testing.T, mp *instance, tok string, install map[string]any) map[string]any {
+	t.Helper()
+	id := num(t, mp.must(t, 202, "POST", "/api/deployments/install", tok, install).JSON(t)["deploymentID"])
+	return mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), tok, nil).JSON(t)
+}
+
 // credentialsOf are the secret values of a kubeconfig (tokens, keys, certificates), as they appear in it.
 func credentialsOf(t *testing.T, kubeconfig []byte) []string {
 	t.Helper()
@@ -186,7 +195,7 @@ func TestTargetsLocalVMHost(t *testing.T) {
 	}
 	// A guest accepted on the default counts there (placed), not on the other registration of the host.
 	tok := publishVM(t, mp, "test-guest.qcow2")
-	d := mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": 1, "project_id": 1}).JSON(t)
+	d := accepted(t, mp, tok, map[string]any{"application_id": 1, "project_id": 1})
 	def := targetNamed(t, mp, "vm", "default")
 	if num(t, d["target_id"]) != num(t, def["id"]) {
 		t.Fatalf("the vm install landed on %v, want the default VM host %v", d["target_id"], def["id"])
@@ -196,6 +205,22 @@ func TestTargetsLocalVMHost(t *testing.T) {
 	if num(t, placed["vcpus"]) != 1 || num(t, placed["memory_mib"]) != 256 || num(t, other["vcpus"]) != 0 {
 		t.Fatalf("placed on the default %v, on the other %v; want the guest's 1 vCPU and 256 MiB on the default only", placed, other)
 	}
-	// Not booted for nothing (publishVM's cleanup removes what is left).
-	mp.must(t, 202, "DELETE", fmt.Sprintf("/api/deployments/%d", num(t, d["id"])), tok, nil)
+}
+
+// flatKubeconfig is the kubeconfig at path with the files it names inlined (its CA, client certificate
+// and key as *-data), as a remote cluster's is handed over.
+func flatKubeconfig(t *testing.T, path string) []byte {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clientcmdapi.FlattenConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	b, err := clientcmd.Write(*cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
