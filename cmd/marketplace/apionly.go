@@ -39,4 +39,9 @@ func newLocalProviders(context.Context, Config, string, *fetch.Guard, *slog.Logg
 	return nil, errors.New(apiOnlyRefusal)
 }
 
+// newTargetChecker: the API-only build reaches no target (workers check them).
+func newTargetChecker(Config, marketplace.TargetHealthStore, *slog.Logger) func(context.Context) error {
+	return nil
+}
+
 func serveChartRepo(context.Context, Config, *slog.Logger) error { return errors.New(apiOnlyRefusal) }

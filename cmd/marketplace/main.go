@@ -135,6 +135,11 @@ type Config struct {
 	// RequireSignedCharts refuses a k8s chart without a verified signature: at publish, and at install
 	// and upgrade of a version published unverified (README, Signed charts).
 	RequireSignedCharts bool `env:"MARKETPLACE_REQUIRE_SIGNED_CHARTS" envDefault:"false"`
+	// Targets (README "Targets"): the key that seals registered clusters' kubeconfigs, the old keys that
+	// still open them during a rotation, and how often workers check every target's health.
+	SecretKey           string        `env:"MARKETPLACE_SECRET_KEY"`
+	OldSecretKeys       []string      `env:"MARKETPLACE_OLD_SECRET_KEYS"`
+	TargetCheckInterval time.Duration `env:"TARGET_CHECK_INTERVAL" envDefault:"30s"`
 	VMNetworks
 	SSO
 }
@@ -204,9 +209,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	sealer, err := secretBox(cfg)
+	if err != nil {
+		return err
+	}
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithQuotas(marketplace.Quotas{
 		Projects: cfg.QuotaProjects, Deployments: cfg.QuotaDeployments, Apps: cfg.QuotaApps, VersionsPerApp: cfg.QuotaVersions,
-		UpgradesPerHour: cfg.UpgradesPerHour}), postgres.WithBillingTerms(terms))
+		UpgradesPerHour: cfg.UpgradesPerHour}), postgres.WithBillingTerms(terms), postgres.WithSealer(sealer))
 	if err != nil {
 		return err
 	}
@@ -219,6 +228,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
+	if err := registerDefaultTargets(ctx, cfg, db); err != nil {
+		return err
+	}
 	instance, err := db.InstanceID(ctx)
 	if err != nil {
 		return err
@@ -377,6 +389,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { return sender.Run(ctx) })
 		job := billing.New(db, cfg.BillingInterval, metrics, log)
 		g.Go(func() error { return job.Run(ctx) })
+		if check := newTargetChecker(cfg, db, log); check != nil {
+			g.Go(func() error {
+				if err := check(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("could not check the targets", "err", err)
+				}
+				return every(ctx, cfg.TargetCheckInterval, "could not check the targets", log, check)
+			})
+		}
 		if local.collectImages != nil {
 			g.Go(func() error { return collectImages(ctx, cfg.VMImageGCInterval, db, local.collectImages, log) })
 		}

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/marketplace/marketplace/internal/httpapi"
 	"github.com/marketplace/marketplace/internal/marketplace"
 	"github.com/marketplace/marketplace/internal/workerrpc"
@@ -73,34 +71,9 @@ func kubeconfigServer(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("kubeconfig: %w", err)
 	}
-	var kc struct {
-		CurrentContext string `yaml:"current-context"`
-		Contexts       []struct {
-			Name    string `yaml:"name"`
-			Context struct {
-				Cluster string `yaml:"cluster"`
-			} `yaml:"context"`
-		} `yaml:"contexts"`
-		Clusters []struct {
-			Name    string `yaml:"name"`
-			Cluster struct {
-				Server string `yaml:"server"`
-			} `yaml:"cluster"`
-		} `yaml:"clusters"`
-	}
-	if err := yaml.Unmarshal(b, &kc); err != nil {
+	server, err := marketplace.KubeconfigServer(b)
+	if err != nil {
 		return "", fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	cluster := ""
-	for _, c := range kc.Contexts {
-		if c.Name == kc.CurrentContext {
-			cluster = c.Context.Cluster
-		}
-	}
-	for _, c := range kc.Clusters {
-		if (c.Name == cluster || len(kc.Clusters) == 1 && kc.CurrentContext == "") && c.Cluster.Server != "" {
-			return c.Cluster.Server, nil
-		}
-	}
-	return "", fmt.Errorf("kubeconfig %s: no API server for its current context %q", path, kc.CurrentContext)
+	return server, nil
 }

@@ -114,7 +114,7 @@ func newRoot(env Env) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: ExitUsage, err: err} })
 	root.AddCommand(
 		loginCommand(o), configCommand(o),
-		appsCommand(o), projectsCommand(o), orgsCommand(o), installCommand(o), deploymentsCommand(o), billsCommand(o), webhooksCommand(o),
+		appsCommand(o), projectsCommand(o), orgsCommand(o), installCommand(o), deploymentsCommand(o), billsCommand(o), webhooksCommand(o), targetsCommand(o),
 		&cobra.Command{Use: "exit-codes", Short: "What mpctl's exit codes mean", Long: exitCodesHelp},
 	)
 	return root

@@ -77,6 +77,11 @@ func addRoutes(router chi.Router, api huma.API, d Deps) {
 	huma.Register(api, op("delete-webhook", http.MethodDelete, "/api/webhooks/{id}", "Delete a webhook: nothing more is sent to it", 204), deleteWebhook(s, log))
 	huma.Register(api, op("list-webhook-deliveries", http.MethodGet, "/api/webhooks/{id}/deliveries", "A webhook's deliveries, newest first, with the outcome of each one's latest attempt, paginated", 200), listWebhookDeliveries(s, log))
 
+	huma.Register(api, mayConflict(op("register-target", http.MethodPost, "/api/targets", "Register a cluster (by kubeconfig, sealed and never shown) or a VM host (by libvirt URI) deployments can run on (the operator only)", 201)), registerTarget(s, log))
+	huma.Register(api, op("list-targets", http.MethodGet, "/api/targets", "The clusters and VM hosts, with their health and a VM host's capacity (the operator only)", 200), listTargets(s, log))
+	huma.Register(api, op("get-target", http.MethodGet, "/api/targets/{id}", "One target with its health and a VM host's capacity (the operator only)", 200), getTarget(s, log))
+	huma.Register(api, mayConflict(op("remove-target", http.MethodDelete, "/api/targets/{id}", "Remove a target; 409 while deployments run on it, and for a default target (the operator only)", 204)), removeTarget(s, log))
+
 	huma.Register(api, op("list-audit", http.MethodGet, "/api/audit", "The audit trail, oldest first: all of it for the operator, the events of your own resources for a user", 200), listAudit(s, log))
 	addLedgerRoutes(api, s, log)
 

@@ -35,6 +35,7 @@ type Store interface {
 	marketplace.OrganizationLedgerService
 	marketplace.WebhookService
 	marketplace.SigningKeyService
+	marketplace.TargetService
 	CatalogJSON
 }
 

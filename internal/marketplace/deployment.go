@@ -65,6 +65,8 @@ type Deployment struct {
 
 	// OrganizationID is its project's organization, which it is billed to (0: billed to its consumer).
 	OrganizationID int64 `json:"organization_id,omitempty"`
+	// TargetID is the cluster or VM host it runs on, for life (GET /api/targets/{id}, the operator's).
+	TargetID int64 `json:"target_id"`
 }
 
 // AutoUpgrade is an upgrade the reconciler requests by itself: a deployment and the version it moves to.

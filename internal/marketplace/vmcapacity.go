@@ -9,8 +9,8 @@ import (
 
 // VMSize is what virtual machines take of their host: vCPUs and memory.
 type VMSize struct {
-	VCPUs     int
-	MemoryMiB int64
+	VCPUs     int   `json:"vcpus"`
+	MemoryMiB int64 `json:"memory_mib"`
 }
 
 // Add is the size of both.

@@ -41,6 +41,8 @@ type DB struct {
 	terms marketplace.BillingTerms
 	// computing lets one request at a time compute a search or deep page nobody has kept (catalog_flight.go).
 	computing keyFlights
+	// sealer seals the targets' credentials (targets.go); nil: no cluster can be registered.
+	sealer marketplace.Sealer
 }
 
 // Option tunes a DB.
@@ -59,6 +61,12 @@ func WithClock(now func() time.Time) Option {
 // WithBillingTerms sets the currency and the marketplace's fee; without it, USD and no fee.
 func WithBillingTerms(t marketplace.BillingTerms) Option {
 	return func(db *DB) { db.terms = t }
+}
+
+// WithSealer seals the credentials of registered targets with s (MARKETPLACE_SECRET_KEY); without it a
+// cluster cannot be registered by kubeconfig.
+func WithSealer(s marketplace.Sealer) Option {
+	return func(db *DB) { db.sealer = s }
 }
 
 // clock is the billing instant, at PostgreSQL's precision (microseconds) and in UTC.

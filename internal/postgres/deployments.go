@@ -27,7 +27,7 @@ const (
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,
 ` + latestVersion + ` AS latest_version, ` + latestRate + ` AS latest_rate,
 namespace, release_name, chart_version, vm_name, ip_address, failure_reason, attempts, cleaned_up_at, created_at, updated_at,
-target_version, target_inputs, upgrade_policy, max_hourly_rate, coalesce(organization_id, 0)`
+target_version, target_inputs, upgrade_policy, max_hourly_rate, coalesce(organization_id, 0), target_id`
 
 func scanDeployment(row pgx.Row) (*marketplace.Deployment, error) { return scanDeploymentAnd(row) }
 
@@ -39,7 +39,7 @@ func scanDeploymentAnd(row pgx.Row, extra ...any) (*marketplace.Deployment, erro
 	err := row.Scan(append([]any{&d.ID, &d.ApplicationID, &d.ProjectID, &d.ConsumerID, &d.Type, &d.Status, &d.Inputs,
 		&d.HourlyRate, &d.Version, &latest, &latestRate, &d.Placement.Namespace, &d.Placement.ReleaseName, &d.Placement.ChartVersion, &d.Placement.VMName,
 		&d.Placement.IPAddress, &d.FailureReason, &d.Attempts, &d.CleanedUpAt, &d.CreatedAt, &d.UpdatedAt,
-		&target, &d.TargetInputs, &d.UpgradePolicy, &d.MaxHourlyRate, &d.OrganizationID}, extra...)...)
+		&target, &d.TargetInputs, &d.UpgradePolicy, &d.MaxHourlyRate, &d.OrganizationID, &d.TargetID}, extra...)...)
 	if target != nil {
 		d.TargetVersion = *target
 	}

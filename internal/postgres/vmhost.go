@@ -37,7 +37,7 @@ func admitVM(ctx context.Context, tx pgx.Tx, need marketplace.VMSize, except int
 	} else if err != nil {
 		return fmt.Errorf("lock the VM host's capacity: %w", err)
 	}
-	used, err := liveVMs(ctx, tx, except)
+	used, err := liveVMs(ctx, tx, except, 0)
 	if err != nil {
 		return err
 	}
@@ -46,11 +46,13 @@ func admitVM(ctx context.Context, tx pgx.Tx, need marketplace.VMSize, except int
 
 // liveVMs sums what the vm deployments that may hold a guest take: every one not uninstalled nor failed
 // with its resources removed; one upgrading takes the larger of its version's size and its target's.
-func liveVMs(ctx context.Context, tx pgx.Tx, except int64) (marketplace.VMSize, error) {
-	rows, _ := tx.Query(ctx, `SELECT v.deployment, t.deployment FROM deployments d
+// on other than 0 sums only the deployments placed on that VM host.
+func liveVMs(ctx context.Context, q querier, except, on int64) (marketplace.VMSize, error) {
+	rows, _ := q.Query(ctx, `SELECT v.deployment, t.deployment FROM deployments d
 JOIN application_versions v ON v.application_id = d.application_id AND v.version = d.version
 LEFT JOIN application_versions t ON t.application_id = d.application_id AND t.version = d.target_version
-WHERE d.type = 'vm' AND d.status <> 'uninstalled' AND (d.status <> 'failed' OR d.cleaned_up_at IS NULL) AND d.id <> $1`, except)
+WHERE d.type = 'vm' AND d.status <> 'uninstalled' AND (d.status <> 'failed' OR d.cleaned_up_at IS NULL) AND d.id <> $1
+  AND ($2::bigint = 0 OR d.target_id = $2)`, except, on)
 	var used marketplace.VMSize
 	var spec marketplace.DeploymentSpec
 	var target *marketplace.DeploymentSpec
