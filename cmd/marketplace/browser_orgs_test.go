@@ -202,6 +202,9 @@ func TestStorefrontOrganizations(t *testing.T) {
 		t.Errorf("the viewer's refused add says %q, want the store's message", refusal)
 	}
 	browse(t, vctx, "the viewer raises its own role",
+		// The members page anew: the refusal above must not be read as this one's.
+		chromedp.Navigate(inst.URL+"/orgs/1/members"),
+		chromedp.WaitVisible(fmt.Sprintf(`#role-of-%d`, viewerID), chromedp.ByID),
 		chromedp.SetValue(fmt.Sprintf(`#role-of-%d`, viewerID), "admin", chromedp.ByID),
 		chromedp.Click(fmt.Sprintf(`#set-role-%d`, viewerID), chromedp.ByID),
 		chromedp.WaitVisible(`[data-testid=refusal]`, chromedp.ByQuery),

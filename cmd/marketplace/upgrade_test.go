@@ -237,3 +237,30 @@ func TestAutomaticUpgrade(t *testing.T) {
 		t.Errorf("after its consumer upgraded it: version %v, update %v", d["version"], d["update_available"])
 	}
 }
+
+// TestAutomaticUpgradeNeedsSight: a consumer's automatic upgrades of a private application stop when it
+// no longer sees the application (its organization unshared): the new version does not reach the running
+// deployment, which keeps running the version it has.
+func TestAutomaticUpgradeNeedsSight(t *testing.T) {
+	mp := startMarketplace(t, "serve", nil)
+	_, pub := mp.user(t, "publisher")
+	_, admin := mp.user(t, "org admin")
+	member, tok := mp.user(t, "org member")
+	org := num(t, mp.must(t, 201, "POST", "/api/orgs/new", admin, map[string]any{"name": "sharing"}).JSON(t)["id"])
+	mp.must(t, 201, "POST", fmt.Sprintf("/api/orgs/%d/members", org), admin, map[string]any{"user_id": member, "role": "deployer"})
+	spec := map[string]any{"type": "k8s", "repoURL": tenv.ChartRepo, "chartName": "hello-web"}
+	app := num(t, mp.must(t, 201, "POST", "/api/apps/new", pub, map[string]any{"name": "internal", "hourly_rate": 1, "deployment": spec,
+		"visibility": "private", "shared_with": []int64{org}}).JSON(t)["id"])
+	project := num(t, mp.must(t, 201, "POST", "/api/user/project/new", tok, map[string]any{"name": "p"}).JSON(t)["id"])
+	id := num(t, mp.must(t, 202, "POST", "/api/deployments/install", tok, map[string]any{"application_id": app, "project_id": project,
+		"upgrade_policy": "auto"}).JSON(t)["deploymentID"])
+	mp.waitForStatus(t, tok, id, "installed", 2*time.Minute)
+
+	mp.must(t, 200, "PUT", fmt.Sprintf("/api/apps/%d/visibility", app), pub, map[string]any{"visibility": "private", "shared_with": []int64{}})
+	mp.must(t, 201, "POST", fmt.Sprintf("/api/apps/%d/versions", app), pub, map[string]any{"hourly_rate": 1, "deployment": spec,
+		"changelog": "for those who still see it"})
+	time.Sleep(3 * time.Second) // several reconciler passes (every 500 ms here)
+	if d := mp.must(t, 200, "GET", fmt.Sprintf("/api/deployments/%d", id), tok, nil).JSON(t); d["status"] != "installed" || num(t, d["version"]) != 1 {
+		t.Fatalf("the deployment of a consumer who no longer sees the application: status %v, version %v; want installed at v1", d["status"], d["version"])
+	}
+}

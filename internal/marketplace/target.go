@@ -112,6 +112,9 @@ func (in TargetInput) Validate() (string, error) {
 		if err != nil {
 			return "", Errorf(EINVALID, "kubeconfig: %v", err)
 		}
+		if err := kubeconfigSelfContained(in.Kubeconfig); err != nil {
+			return "", Errorf(EINVALID, "kubeconfig: %v", err)
+		}
 		return server, nil
 	case TypeVM:
 		if len(in.Kubeconfig) != 0 {
@@ -166,6 +169,47 @@ func KubeconfigServer(b []byte) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no API server for its current context %q", kc.CurrentContext)
+}
+
+// kubeconfigOutside are the kubeconfig fields that make a worker reach outside the kubeconfig itself:
+// run a program (exec, auth-provider), read a file of the worker's (its service account's token, its
+// keys), or send the cluster's traffic through another host. A registered kubeconfig is read by every
+// worker, so it carries its credentials inline (token, client-certificate-data, ...) or is refused.
+var kubeconfigOutside = map[string][]string{
+	"users":    {"exec", "auth-provider", "tokenFile", "client-certificate", "client-key"},
+	"clusters": {"certificate-authority", "proxy-url"},
+}
+
+// kubeconfigSelfContained refuses a kubeconfig with any of kubeconfigOutside's fields, naming the entry.
+func kubeconfigSelfContained(b []byte) error {
+	var kc struct {
+		Users []struct {
+			Name string         `yaml:"name"`
+			User map[string]any `yaml:"user"`
+		} `yaml:"users"`
+		Clusters []struct {
+			Name    string         `yaml:"name"`
+			Cluster map[string]any `yaml:"cluster"`
+		} `yaml:"clusters"`
+	}
+	if err := yaml.Unmarshal(b, &kc); err != nil {
+		return fmt.Errorf("not a kubeconfig: %w", err)
+	}
+	for _, u := range kc.Users {
+		for _, f := range kubeconfigOutside["users"] {
+			if _, ok := u.User[f]; ok {
+				return fmt.Errorf("user %q has %s: a registered kubeconfig carries its credentials inline (token, client-certificate-data, client-key-data), since every worker reads it", u.Name, f)
+			}
+		}
+	}
+	for _, c := range kc.Clusters {
+		for _, f := range kubeconfigOutside["clusters"] {
+			if _, ok := c.Cluster[f]; ok {
+				return fmt.Errorf("cluster %q has %s: a registered kubeconfig carries its CA inline (certificate-authority-data) and reaches its API server directly", c.Name, f)
+			}
+		}
+	}
+	return nil
 }
 
 // TargetService is the operator's registry of targets: anyone else finds none (ENOTFOUND).

@@ -16,12 +16,16 @@ import (
 const lastEventOf = `(SELECT max(e.id) FROM audit_events e WHERE e.resource = 'deployment:' || $1::bigint)`
 
 // latestVersion is the newest version of a deployment's application open to installs, and latestRate its
-// hourly rate.
+// hourly rate: none while the deployment's consumer does not see the application (a private one no longer
+// shared with it, app_visible), so no new version, rate or changelog of it is shown to, nor installed
+// automatically for, a consumer who lost sight of it; what runs keeps running.
 const (
 	latestVersion = `(SELECT max(v.version) FROM application_versions v
- WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL)`
+ WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL AND ` + consumerSees + `)`
 	latestRate = `(SELECT v.hourly_rate FROM application_versions v
- WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL ORDER BY v.version DESC LIMIT 1)`
+ WHERE v.application_id = deployments.application_id AND v.deprecated_at IS NULL AND ` + consumerSees + ` ORDER BY v.version DESC LIMIT 1)`
+	consumerSees = `EXISTS (SELECT FROM applications a WHERE a.id = deployments.application_id
+   AND app_visible(deployments.consumer_id, a.id, a.private, a.publisher_id, a.organization_id))`
 )
 
 const deploymentColumns = `id, application_id, project_id, consumer_id, type, status, inputs, hourly_rate, version,

@@ -61,6 +61,7 @@ func (db *DB) SignInIdentity(ctx context.Context, id marketplace.Identity, grant
 			name, role string
 		}
 		wanted := map[int64]want{}
+		unresolved := map[string]bool{} // names of no organization, or of several: none of theirs is touched
 		for _, g := range grants {
 			if err := marketplace.ValidateRole(g.Role); err != nil {
 				return err
@@ -72,6 +73,7 @@ func (db *DB) SignInIdentity(ctx context.Context, id marketplace.Identity, grant
 			}
 			if len(ids) != 1 {
 				in.Unknown = append(in.Unknown, g.Organization)
+				unresolved[g.Organization] = true
 				continue
 			}
 			if _, ok := wanted[ids[0]]; !ok {
@@ -105,7 +107,9 @@ ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role`, org,
 			}
 		}
 		for org, h := range had {
-			if _, ok := wanted[org]; ok || h.source != "oidc" {
+			// A grant whose name became ambiguous (anyone may create an organization of the same
+			// name) keeps what it granted: a stranger's namesake must not strip the real one's members.
+			if _, ok := wanted[org]; ok || h.source != "oidc" || unresolved[h.name] {
 				continue
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, org, in.UserID); err != nil {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/marketplace/marketplace/internal/marketplace"
@@ -91,5 +92,34 @@ func TestSignInIdentity(t *testing.T) {
 	}
 	if got, err := db.FindSession(op, []byte("session")); err != nil || got.UserID != user {
 		t.Fatalf("FindSession: %+v %v", got, err)
+	}
+
+	// A membership the groups gave cannot be removed by hand (it would come back at the next sign-in).
+	if _, err := db.SignInIdentity(op, id, []marketplace.RoleGrant{g("platform", "deployer")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RemoveMember(asFounder, platform.ID, user); marketplace.ErrorCode(err) != marketplace.ECONFLICT ||
+		!strings.Contains(marketplace.ErrorMessage(err), "identity provider") {
+		t.Fatalf("removing a member the groups made: %v, want a conflict naming the identity provider", err)
+	}
+	if roles(user) != "platform:deployer tools:viewer " {
+		t.Fatalf("after the refused removal: roles %q", roles(user))
+	}
+	// A stranger's organization of the same name makes the grant ambiguous: it grants nothing, and the
+	// real organization's membership stays.
+	stranger := &marketplace.User{Name: "stranger"}
+	if err := db.CreateUser(op, stranger, []byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateOrganization(marketplace.WithCaller(context.Background(), marketplace.Caller{UserID: stranger.ID}),
+		&marketplace.Organization{Name: "platform"}); err != nil {
+		t.Fatal(err)
+	}
+	in, err = db.SignInIdentity(op, id, []marketplace.RoleGrant{g("platform", "deployer")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roles(user) != "platform:deployer tools:viewer " || fmt.Sprint(in.Unknown) != "[platform]" || len(in.Removed) != 0 {
+		t.Fatalf("sign-in with a namesake organization: %+v, roles %q", in, roles(user))
 	}
 }

@@ -211,6 +211,16 @@ func (db *DB) RemoveMember(ctx context.Context, orgID, userID int64) error {
 		if err := keepAnAdmin(ctx, tx, orgID, userID, false, "removed"); err != nil {
 			return err
 		}
+		// A membership the identity provider's groups gave (OIDC_GROUP_ROLES) would come back at the
+		// user's next sign-in: removing it here would only look done.
+		var source string
+		err := tx.QueryRow(ctx, `SELECT source FROM organization_members WHERE organization_id = $1 AND user_id = $2`, orgID, userID).Scan(&source)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("read member %d of organization %d: %w", userID, orgID, err)
+		}
+		if source == "oidc" {
+			return marketplace.Errorf(marketplace.ECONFLICT, "user %d is a member through the identity provider's groups (single sign-on): remove the user from the group at the provider, and the membership goes at its next sign-in", userID)
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2`, orgID, userID)
 		if err != nil {
 			return fmt.Errorf("remove member %d of organization %d: %w", userID, orgID, err)
