@@ -108,11 +108,15 @@ func (in TargetInput) Validate() (string, error) {
 		if len(in.Kubeconfig) == 0 || len(in.Kubeconfig) > MaxKubeconfigBytes {
 			return "", Errorf(EINVALID, "kubeconfig: the cluster's kubeconfig, 1 byte to %d KiB", MaxKubeconfigBytes>>10)
 		}
-		server, err := KubeconfigServer(in.Kubeconfig)
-		if err != nil {
-			return "", Errorf(EINVALID, "kubeconfig: %v", err)
+		var server string
+		kc, err := parseKubeconfig(in.Kubeconfig)
+		if err == nil {
+			server, err = kc.server()
 		}
-		if err := kubeconfigSelfContained(in.Kubeconfig); err != nil {
+		if err == nil {
+			err = kc.selfContained()
+		}
+		if err != nil {
 			return "", Errorf(EINVALID, "kubeconfig: %v", err)
 		}
 		return server, nil
@@ -139,24 +143,43 @@ func (in TargetInput) Validate() (string, error) {
 // KubeconfigServer is the API server of a kubeconfig's current context (of its only cluster when it
 // names no context): only that field is read.
 func KubeconfigServer(b []byte) (string, error) {
-	var kc struct {
-		CurrentContext string `yaml:"current-context"`
-		Contexts       []struct {
-			Name    string `yaml:"name"`
-			Context struct {
-				Cluster string `yaml:"cluster"`
-			} `yaml:"context"`
-		} `yaml:"contexts"`
-		Clusters []struct {
-			Name    string `yaml:"name"`
-			Cluster struct {
-				Server string `yaml:"server"`
-			} `yaml:"cluster"`
-		} `yaml:"clusters"`
+	kc, err := parseKubeconfig(b)
+	if err != nil {
+		return "", err
 	}
+	return kc.server()
+}
+
+// kubeconfig is what the marketplace reads of a kubeconfig: its current context's API server, and its
+// users' and clusters' fields (kubeconfigOutside).
+type kubeconfig struct {
+	CurrentContext string `yaml:"current-context"`
+	Contexts       []struct {
+		Name    string `yaml:"name"`
+		Context struct {
+			Cluster string `yaml:"cluster"`
+		} `yaml:"context"`
+	} `yaml:"contexts"`
+	Clusters []struct {
+		Name    string         `yaml:"name"`
+		Cluster map[string]any `yaml:"cluster"`
+	} `yaml:"clusters"`
+	Users []struct {
+		Name string         `yaml:"name"`
+		User map[string]any `yaml:"user"`
+	} `yaml:"users"`
+}
+
+func parseKubeconfig(b []byte) (*kubeconfig, error) {
+	var kc kubeconfig
 	if err := yaml.Unmarshal(b, &kc); err != nil {
-		return "", fmt.Errorf("not a kubeconfig: %w", err)
+		return nil, fmt.Errorf("not a kubeconfig: %w", err)
 	}
+	return &kc, nil
+}
+
+// server is the API server of the current context's cluster (of the only cluster, without a context).
+func (kc *kubeconfig) server() (string, error) {
 	cluster := ""
 	for _, c := range kc.Contexts {
 		if c.Name == kc.CurrentContext {
@@ -164,8 +187,9 @@ func KubeconfigServer(b []byte) (string, error) {
 		}
 	}
 	for _, c := range kc.Clusters {
-		if (c.Name == cluster || len(kc.Clusters) == 1 && kc.CurrentContext == "") && c.Cluster.Server != "" {
-			return c.Cluster.Server, nil
+		server, _ := c.Cluster["server"].(string)
+		if (c.Name == cluster || len(kc.Clusters) == 1 && kc.CurrentContext == "") && server != "" {
+			return server, nil
 		}
 	}
 	return "", fmt.Errorf("no API server for its current context %q", kc.CurrentContext)
@@ -180,21 +204,8 @@ var kubeconfigOutside = map[string][]string{
 	"clusters": {"certificate-authority", "proxy-url"},
 }
 
-// kubeconfigSelfContained refuses a kubeconfig with any of kubeconfigOutside's fields, naming the entry.
-func kubeconfigSelfContained(b []byte) error {
-	var kc struct {
-		Users []struct {
-			Name string         `yaml:"name"`
-			User map[string]any `yaml:"user"`
-		} `yaml:"users"`
-		Clusters []struct {
-			Name    string         `yaml:"name"`
-			Cluster map[string]any `yaml:"cluster"`
-		} `yaml:"clusters"`
-	}
-	if err := yaml.Unmarshal(b, &kc); err != nil {
-		return fmt.Errorf("not a kubeconfig: %w", err)
-	}
+// selfContained refuses a kubeconfig with any of kubeconfigOutside's fields, naming the entry.
+func (kc *kubeconfig) selfContained() error {
 	for _, u := range kc.Users {
 		for _, f := range kubeconfigOutside["users"] {
 			if _, ok := u.User[f]; ok {

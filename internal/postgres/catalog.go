@@ -335,14 +335,18 @@ func personalAnswer(user int64, f marketplace.AppFilter, offset int, cols string
 	if !f.Browse.IsZero() {
 		// A browsed page in its own order (catalogBrowse), computed for this caller from the live catalog.
 		total = `SELECT b.total AS n, b.ids` + generation.column() + ` FROM ` + catalogBrowse(f, offset, arg, &user) + ` AS b`
-		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() +
-			` ORDER BY array_position(total.ids, id)`
-		return total, page
+	} else {
+		total = `SELECT p.total AS n, p.ids` + generation.column() + ` FROM catalog_private_page(` + arg(user) + `, ` + arg(f.Query) + `, ` +
+			arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `) p`
 	}
-	total = `SELECT p.total AS n, p.ids` + generation.column() + ` FROM catalog_private_page(` + arg(user) + `, ` + arg(f.Query) + `, ` +
-		arg(f.PublisherID) + `, ` + arg(f.DeploymentType) + `, ` + arg(f.Limit) + `, ` + arg(offset) + `) p`
-	page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() + ` ORDER BY id`
-	return total, page
+	return total, pageOfIDs(cols, generation)
+}
+
+// pageOfIDs reads the applications of a page whose ids the total's subquery answers (total.ids), in
+// their order there: by id, or a browsed page's (catalogBrowse).
+func pageOfIDs(cols string, generation catalogGeneration) string {
+	return `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() +
+		` ORDER BY array_position(total.ids, id)`
 }
 
 // isKept tells a search, a filtered page or a page deeper than the first block, whose answers are kept
@@ -434,9 +438,7 @@ func keptAnswer(f marketplace.AppFilter, offset int, cols string, arg func(any) 
 		// again by id.
 		page = `SELECT total.listings AS listing WHERE total.listings IS NOT NULL`
 	} else {
-		// In the page's order (by id, or a browsed page's: catalogBrowse).
-		page = `SELECT ` + cols + ` FROM applications WHERE id = ANY (total.ids) AND deleted_at IS NULL` + generation.unknown() +
-			` ORDER BY array_position(total.ids, id)`
+		page = pageOfIDs(cols, generation)
 	}
 	return ctes, total, page
 }
